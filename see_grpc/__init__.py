@@ -1,0 +1,8 @@
+"""SEE, the Strategy Execution Engine."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("see-grpc")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"

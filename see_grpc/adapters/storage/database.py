@@ -1,0 +1,152 @@
+"""SqlDatabase: the engine, start-up migrations, health check and units of work for SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from see_grpc.adapters.storage.repositories import SqlBacktestRepository, SqlStrategyRepository
+from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
+from see_grpc.service.ports import BacktestRepository, StrategyRepository
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x5EE_0001  # any fixed bigint: every replica must take the same advisory lock
+_CONNECT_TIMEOUT_SECONDS = 10.0
+# Errors that mean "the database does not answer", as opposed to a bug in a query.
+_UNAVAILABLE = (OSError, TimeoutError, OperationalError, InterfaceError)
+
+
+class SqlUnitOfWork:
+    """One session, one transaction; leaving the block rolls back whatever was not committed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.strategies: StrategyRepository = SqlStrategyRepository(session)
+        self.backtests: BacktestRepository = SqlBacktestRepository(session)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._session.close()  # rolls back an open transaction
+        if isinstance(exc, _UNAVAILABLE):
+            raise DependencyUnavailableError(f"the database does not answer: {type(exc).__name__}") from exc
+
+    async def commit(self) -> None:
+        await self._session.commit()
+
+
+class SqlDatabase:
+    """The Database port over SQLAlchemy; url is DATABASE_URL (sqlite:///path or postgresql://user:pw@host/db).
+
+    schema (PostgreSQL only) puts SEE's tables in that existing schema, via search_path.
+    """
+
+    def __init__(self, url: str, *, schema: str = "", ping_timeout: float = 2.0) -> None:
+        self._url = async_url(url)
+        self.kind = "sqlite" if self._url.get_backend_name() == "sqlite" else "postgresql"
+        if schema and self.kind == "sqlite":
+            raise InvalidArgumentError("a schema is only supported on PostgreSQL")
+        self._ping_timeout = ping_timeout
+        self._engine = create_async_engine(self._url, **_engine_options(self.kind, schema))
+        if self.kind == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _on_sqlite_connect)
+            event.listen(self._engine.sync_engine, "begin", _on_sqlite_begin)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    async def start(self) -> None:
+        """Connect and migrate to the newest revision; DependencyUnavailableError when the database is unreachable."""
+        self._make_sqlite_folder()
+        try:
+            async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS * 3), self._engine.begin() as conn:
+                if self.kind == "postgresql":
+                    # Replicas starting together queue here; the ones after the first find nothing left to do.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                await conn.run_sync(_upgrade)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions())
+
+    async def ping(self) -> None:
+        try:
+            async with asyncio.timeout(self._ping_timeout), self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def _make_sqlite_folder(self) -> None:
+        path = self._url.database
+        if self.kind == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def _unavailable(self, exc: BaseException) -> DependencyUnavailableError:
+        if self.kind == "sqlite":
+            where = f"SQLite database {self._url.database}"
+        else:
+            where = f"PostgreSQL database {self._url.database} at {self._url.host}:{self._url.port or 5432}"
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        reason = (str(cause).splitlines() or [""])[0] or type(cause).__name__
+        if self._url.password:
+            reason = reason.replace(self._url.password, "***")
+        return DependencyUnavailableError(f"{where} is unavailable: {reason}")
+
+
+def async_url(url: str) -> URL:
+    """DATABASE_URL with the async driver SEE ships (aiosqlite, asyncpg) whatever driver it named."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidArgumentError("DATABASE_URL is not a database URL such as postgresql://host/db") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise InvalidArgumentError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, not {backend}://")
+
+
+def _engine_options(kind: str, schema: str) -> dict[str, Any]:
+    if kind == "sqlite":
+        return {}
+    connect_args: dict[str, Any] = {"timeout": _CONNECT_TIMEOUT_SECONDS}
+    if schema:
+        connect_args["server_settings"] = {"search_path": schema}
+    # pre-ping: connections left over from a database restart are replaced instead of failing a request.
+    return {"pool_pre_ping": True, "connect_args": connect_args}
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Stop the driver from issuing its own BEGIN (see _on_sqlite_begin), which breaks SAVEPOINT and DDL.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")  # wait for a concurrent writer instead of failing at once
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -1,0 +1,198 @@
+"""Repositories over one AsyncSession: they map rows to the records of see_grpc.service.ports and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.exc import FlushError
+
+from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
+from see_grpc.adapters.storage.tables import BacktestRow, StrategyRow, as_utc
+from see_grpc.errors import AlreadyExistsError, NotFoundError
+from see_grpc.service.ports import BacktestRecord, Page, StrategyRecord
+
+# IntegrityError from the database, FlushError when the session already holds a row with that key.
+_DUPLICATE = (IntegrityError, FlushError)
+
+
+class SqlStrategyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, strategy: StrategyRecord) -> None:
+        try:
+            # A savepoint, so a duplicate rolls back only this insert and the unit of work stays usable.
+            async with self._session.begin_nested():
+                self._session.add(_strategy_row(strategy, StrategyRow()))
+        except _DUPLICATE as exc:
+            raise await self._duplicate(strategy) from exc
+
+    async def get(self, strategy_id: str) -> StrategyRecord | None:
+        row = await self._session.get(StrategyRow, strategy_id)
+        return None if row is None else _strategy_record(row)
+
+    async def get_by_name(self, name: str) -> StrategyRecord | None:
+        row = await self._session.scalar(select(StrategyRow).where(StrategyRow.name == name))
+        return None if row is None else _strategy_record(row)
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", type: str = "", status: str = ""
+    ) -> Page[StrategyRecord]:
+        stmt = select(StrategyRow)
+        if type:
+            stmt = stmt.where(StrategyRow.type == type)
+        if status:
+            stmt = stmt.where(StrategyRow.status == status)
+        stmt = keyset(stmt, StrategyRow.create_time, StrategyRow.id, page_size=page_size, page_token=page_token)
+        rows = list(await self._session.scalars(stmt))
+        items = [_strategy_record(row) for row in rows[: clamp(page_size)]]
+        return Page(items, encode_token(items[-1].create_time, items[-1].id) if len(rows) > len(items) else "")
+
+    async def update(self, strategy: StrategyRecord) -> None:
+        """Overwrite every field; NotFoundError for an unknown id, AlreadyExistsError when the new name is taken."""
+        row = await self._session.get(StrategyRow, strategy.id)
+        if row is None:
+            raise NotFoundError(f'strategy "{strategy.id}" does not exist')
+        try:
+            async with self._session.begin_nested():
+                _strategy_row(strategy, row)
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f'a strategy named "{strategy.name}" already exists') from exc
+
+    async def delete(self, strategy_id: str) -> bool:
+        row = await self._session.get(StrategyRow, strategy_id)
+        if row is None:
+            return False
+        await self._session.delete(row)
+        await self._session.flush()
+        return True
+
+    async def _duplicate(self, strategy: StrategyRecord) -> AlreadyExistsError:
+        if await self.get_by_name(strategy.name) is not None:
+            return AlreadyExistsError(f'a strategy named "{strategy.name}" already exists')
+        return AlreadyExistsError(f'a strategy with id "{strategy.id}" already exists')
+
+
+class SqlBacktestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, backtest: BacktestRecord) -> None:
+        try:
+            async with self._session.begin_nested():
+                self._session.add(_backtest_row(backtest))
+        except _DUPLICATE as exc:
+            raise AlreadyExistsError(f'a backtest with id "{backtest.backtest_id}" already exists') from exc
+
+    async def get(self, backtest_id: str) -> BacktestRecord | None:
+        # populate_existing: a summary row from list() in this session lacks the deferred trades and equity curve.
+        row = await self._session.get(BacktestRow, backtest_id, populate_existing=True)
+        return None if row is None else _backtest_record(row, summary=False)
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", strategy_id: str = "", instrument: str = "", status: str = ""
+    ) -> Page[BacktestRecord]:
+        stmt = select(BacktestRow).options(defer(BacktestRow.trades), defer(BacktestRow.equity_curve))
+        for column, value in (
+            (BacktestRow.strategy_id, strategy_id),
+            (BacktestRow.instrument, instrument),
+            (BacktestRow.status, status),
+        ):
+            if value:
+                stmt = stmt.where(column == value)
+        stmt = keyset(
+            stmt,
+            BacktestRow.create_time,
+            BacktestRow.backtest_id,
+            page_size=page_size,
+            page_token=page_token,
+            newest_first=True,
+        )
+        rows = list(await self._session.scalars(stmt))
+        items = [_backtest_record(row, summary=True) for row in rows[: clamp(page_size)]]
+        more = len(rows) > len(items)
+        return Page(items, encode_token(items[-1].create_time, items[-1].backtest_id) if more else "")
+
+
+def _strategy_row(record: StrategyRecord, row: StrategyRow) -> StrategyRow:
+    row.id = record.id
+    row.name = record.name
+    row.description = record.description
+    row.type = record.type
+    row.status = record.status
+    row.instruments = list(record.instruments)
+    row.timeframe = record.timeframe
+    row.parameters = dict(record.parameters)
+    row.code = record.code
+    row.builtin = record.builtin
+    row.create_time = as_utc(record.create_time)
+    row.update_time = as_utc(record.update_time)
+    return row
+
+
+def _strategy_record(row: StrategyRow) -> StrategyRecord:
+    return StrategyRecord(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        type=row.type,
+        status=row.status,
+        instruments=list(row.instruments),
+        timeframe=row.timeframe,
+        parameters=dict(row.parameters),
+        builtin=row.builtin,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        code=row.code,
+    )
+
+
+def _backtest_row(record: BacktestRecord) -> BacktestRow:
+    return BacktestRow(
+        backtest_id=record.backtest_id,
+        status=record.status,
+        strategy_id=record.strategy_id,
+        instrument=record.instrument,
+        timeframe=record.timeframe,
+        start_date=as_utc(record.start_date),
+        end_date=as_utc(record.end_date),
+        initial_capital=record.initial_capital,
+        parameters=dict(record.parameters),
+        account_currency=record.account_currency,
+        metrics=dict(record.metrics),
+        trades=list(record.trades),
+        equity_curve=[[as_utc(when).isoformat(), equity] for when, equity in record.equity_curve],
+        data_source=record.data_source,
+        synthetic_data=record.synthetic_data,
+        duration_seconds=record.duration_seconds,
+        error=record.error,
+        create_time=as_utc(record.create_time),
+    )
+
+
+def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
+    """summary: the list view, whose rows were loaded without trades and equity curve."""
+    return BacktestRecord(
+        backtest_id=row.backtest_id,
+        status=row.status,
+        strategy_id=row.strategy_id,
+        instrument=row.instrument,
+        timeframe=row.timeframe,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        initial_capital=row.initial_capital,
+        parameters=dict(row.parameters),
+        account_currency=row.account_currency,
+        create_time=row.create_time,
+        metrics=dict(row.metrics),
+        trades=[] if summary else list(row.trades),
+        equity_curve=[] if summary else [(as_utc(datetime.fromisoformat(t)), float(v)) for t, v in row.equity_curve],
+        data_source=row.data_source,
+        synthetic_data=row.synthetic_data,
+        duration_seconds=row.duration_seconds,
+        error=row.error,
+    )

@@ -1,0 +1,95 @@
+"""ORM tables of the catalogue: strategies and finished backtests.
+
+The migrations in ./migrations create the same schema by hand; tests compare the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Double, Index, MetaData, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is a bug upstream, not something to guess about."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: storage needs timezone-aware datetimes")
+    return value.astimezone(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as UTC; SQLite drops the offset, so naive values read back are UTC by construction."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so the migrations can refer to them and errors name them the same on both backends.
+    metadata = MetaData(
+        naming_convention={
+            "pk": "pk_%(table_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+        }
+    )
+
+
+class StrategyRow(Base):
+    __tablename__ = "strategies"
+    # Keyset paging walks (create_time, id).
+    __table_args__ = (Index("ix_strategies_create_time", "create_time", "id"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    description: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    instruments: Mapped[list[str]] = mapped_column(JsonType)
+    timeframe: Mapped[str] = mapped_column(String)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    code: Mapped[str | None] = mapped_column(Text)
+    builtin: Mapped[bool]
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BacktestRow(Base):
+    __tablename__ = "backtests"
+    # Newest-first keyset paging walks (create_time, backtest_id) backwards.
+    __table_args__ = (Index("ix_backtests_create_time", "create_time", "backtest_id"),)
+
+    backtest_id: Mapped[str] = mapped_column(String, primary_key=True)
+    status: Mapped[str] = mapped_column(String)
+    strategy_id: Mapped[str] = mapped_column(String, index=True)
+    instrument: Mapped[str] = mapped_column(String)
+    timeframe: Mapped[str] = mapped_column(String)
+    start_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    initial_capital: Mapped[float] = mapped_column(Double)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    account_currency: Mapped[str] = mapped_column(String)
+    metrics: Mapped[dict[str, float]] = mapped_column(JsonType)
+    trades: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    equity_curve: Mapped[list[list[Any]]] = mapped_column(JsonType)  # [[iso UTC time, equity], ...]
+    data_source: Mapped[str] = mapped_column(String)
+    synthetic_data: Mapped[bool]
+    duration_seconds: Mapped[float] = mapped_column(Double)
+    error: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)

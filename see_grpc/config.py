@@ -1,0 +1,111 @@
+"""Settings read from the environment and a .env file, validated before anything starts.
+
+Every variable of the contract is here; a malformed value stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    log_level: LogLevel = "INFO"
+    debug_mode: bool = False
+    host: str = "0.0.0.0"  # noqa: S104 - the service is meant to be reachable; HOST narrows it
+    port: int = Field(8003, ge=1, le=65535)
+    grpc_port: int = Field(50051, ge=1, le=65535)
+
+    api_key: SecretStr | None = None
+    service_api_key: SecretStr | None = None
+
+    analysis_engine_url: AnyHttpUrl | None = None
+    feature_store_url: AnyHttpUrl | None = None
+    trading_gateway_url: AnyHttpUrl | None = None
+    risk_management_url: AnyHttpUrl | None = None
+    portfolio_management_url: AnyHttpUrl | None = None
+    monitoring_service_url: AnyHttpUrl | None = None
+
+    redis_url: str | None = None
+    redis_password: SecretStr | None = None
+    database_url: SecretStr | None = None
+
+    max_concurrent_strategies: int = Field(10, ge=1, le=10_000)
+    strategies_dir: Path | None = None
+    backtest_data_dir: Path | None = None
+
+    # Not in the platform docs; SEE's own.
+    data_dir: Path = Path("data")
+    shutdown_grace_seconds: float = Field(20.0, gt=0, le=600)
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "api_key",
+        "service_api_key",
+        "redis_password",
+        "database_url",
+        "redis_url",
+        "analysis_engine_url",
+        "feature_store_url",
+        "trading_gateway_url",
+        "risk_management_url",
+        "portfolio_management_url",
+        "monitoring_service_url",
+        "otel_exporter_otlp_endpoint",
+        "strategies_dir",
+        "backtest_data_dir",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("must be a sqlite:///path or postgresql://user@host/db URL")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "see.db"
+
+    @property
+    def database_address(self) -> str:
+        if self.database_url is None:
+            return f"sqlite+aiosqlite:///{self.sqlite_path}"
+        return self.database_url.get_secret_value()
+
+
+class SettingsError(Exception):
+    """Start-up configuration is invalid; the message names every bad variable."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}" for err in exc.errors()
+        ]
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

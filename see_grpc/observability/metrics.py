@@ -1,0 +1,53 @@
+"""Prometheus metrics of the service. One registry, so tests can run several servers in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.grpc_requests = Counter(
+            "see_grpc_requests_total", "gRPC calls by method and status code", ["method", "code"], registry=self.registry
+        )
+        self.grpc_duration = Histogram(
+            "see_grpc_request_duration_seconds",
+            "gRPC call duration",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "see_http_requests_total",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "see_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backtests = Counter(
+            "see_backtests_total", "Backtests run, by strategy and outcome", ["strategy_id", "status"], registry=self.registry
+        )
+        self.backtest_duration = Histogram(
+            "see_backtest_duration_seconds",
+            "Wall time of a backtest run",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.strategies_registered = Gauge(
+            "see_strategies_registered", "Strategies in the catalogue", registry=self.registry
+        )
+        self.active_strategies = Gauge(
+            "see_active_strategies", "Strategies running live (executions not stopped)", registry=self.registry
+        )
+        self.executions = Counter(
+            "see_executions_total", "Executions started, by mode", ["mode"], registry=self.registry
+        )

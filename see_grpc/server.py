@@ -1,0 +1,123 @@
+"""One process, two ports: the grpc.aio server and the REST shim, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from see.v1 import (
+    backtest_pb2_grpc,
+    execution_pb2_grpc,
+    optimization_pb2_grpc,
+    strategy_pb2_grpc,
+    system_pb2_grpc,
+)
+from see_grpc.bootstrap import Container, build
+from see_grpc.config import Settings
+from see_grpc.transport.grpc.interceptor import CallInterceptor
+from see_grpc.transport.rest.app import RestGateway
+from see_grpc.transport.rest.openapi import build_openapi
+from see_grpc.transport.rest.routes import build_routes
+from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES
+
+logger = logging.getLogger(__name__)
+
+_ADDERS = {
+    "see.v1.StrategyService": strategy_pb2_grpc.add_StrategyServiceServicer_to_server,
+    "see.v1.BacktestService": backtest_pb2_grpc.add_BacktestServiceServicer_to_server,
+    "see.v1.ExecutionService": execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
+    "see.v1.OptimizationService": optimization_pb2_grpc.add_OptimizationServiceServicer_to_server,
+    "see.v1.SystemService": system_pb2_grpc.add_SystemServiceServicer_to_server,
+}
+
+
+class SeeServer:
+    """Start with start(), stop with stop(); ports 0 pick free ones (see grpc_port / http_port)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.grpc_port = 0
+        self.http_port = 0
+        self._container: Container | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._health = HealthServicer()
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        self._container = container = await build(self.settings)
+        self._grpc = grpc.aio.server(
+            interceptors=[CallInterceptor(container.tracker, container.metrics)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
+        for name, servicer in container.servicers.items():
+            _ADDERS[name](servicer, self._grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        reflection.enable_server_reflection(
+            [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self._grpc,
+        )
+        self.grpc_port = self._grpc.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
+        await self._grpc.start()
+        for name in ("", *container.servicers):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        gateway = RestGateway(
+            build_routes(PROTO_FILES), container.servicers, container.tracker, container.metrics, build_openapi()
+        )
+        self._http = web.AppRunner(
+            gateway.app(), access_log=None, shutdown_timeout=self.settings.shutdown_grace_seconds
+        )
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.settings.host, self.settings.port)
+        await site.start()
+        self.http_port = self._http.addresses[0][1]
+        logger.info(
+            "SEE serving gRPC on %s:%d and HTTP on %s:%d (database: %s)",
+            self.settings.host,
+            self.grpc_port,
+            self.settings.host,
+            self.http_port,
+            container.database.kind,
+        )
+
+    async def stop(self) -> None:
+        """Graceful: report NOT_SERVING, stop accepting, let in-flight calls finish within the grace period."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_seconds
+        logger.info("shutting down; in-flight calls get %.0fs to finish", grace)
+        await self._health.enter_graceful_shutdown()
+        if self._container:
+            self._container.health.shutting_down = True
+        stops = []
+        if self._grpc:
+            stops.append(self._grpc.stop(grace))
+        if self._http:
+            stops.append(self._http.cleanup())
+        await asyncio.gather(*stops)
+        if self._container:
+            await self._container.close()
+        logger.info("stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(settings: Settings) -> None:
+    server = SeeServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stopping.append(asyncio.ensure_future(server.stop())))
+    await server.wait_stopped()
+    await asyncio.gather(*stopping)

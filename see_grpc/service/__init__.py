@@ -1,0 +1,1 @@
+"""Use cases: what SEE does, written against the small interfaces in ports.py."""

@@ -1,0 +1,122 @@
+"""Interfaces the use cases own and the adapters implement (storage, clocks, event bus ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+STRATEGY_STATUSES = ("active", "paused", "archived")
+
+T = TypeVar("T")
+
+
+@dataclass
+class StrategyRecord:
+    """A strategy as the catalogue stores it."""
+
+    id: str
+    name: str
+    description: str
+    type: str
+    status: str  # one of STRATEGY_STATUSES
+    instruments: list[str]
+    timeframe: str
+    parameters: dict[str, Any]
+    builtin: bool
+    create_time: datetime
+    update_time: datetime
+    code: str | None = None
+
+
+@dataclass
+class BacktestRecord:
+    """A finished (or failed) backtest with everything needed to answer GetBacktest."""
+
+    backtest_id: str
+    status: str  # running, completed, failed, cancelled
+    strategy_id: str
+    instrument: str
+    timeframe: str
+    start_date: datetime
+    end_date: datetime
+    initial_capital: float
+    parameters: dict[str, Any]
+    account_currency: str
+    create_time: datetime
+    metrics: dict[str, float] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    equity_curve: list[tuple[datetime, float]] = field(default_factory=list)
+    data_source: str = ""
+    synthetic_data: bool = False
+    duration_seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str  # empty on the last page
+
+
+class StrategyRepository(Protocol):
+    async def add(self, strategy: StrategyRecord) -> None:
+        """Insert; raises AlreadyExistsError when the id or the name is taken."""
+
+    async def get(self, strategy_id: str) -> StrategyRecord | None: ...
+
+    async def get_by_name(self, name: str) -> StrategyRecord | None: ...
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", type: str = "", status: str = ""
+    ) -> Page[StrategyRecord]:
+        """Ordered by (create_time, id); raises InvalidArgumentError for a malformed page_token."""
+
+    async def update(self, strategy: StrategyRecord) -> None: ...
+
+    async def delete(self, strategy_id: str) -> bool:
+        """True when a row was deleted."""
+
+
+class BacktestRepository(Protocol):
+    async def add(self, backtest: BacktestRecord) -> None: ...
+
+    async def get(self, backtest_id: str) -> BacktestRecord | None: ...
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", strategy_id: str = "", instrument: str = "", status: str = ""
+    ) -> Page[BacktestRecord]:
+        """Newest first, without trades and equity curves (summary rows)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything done through it commits together or not at all."""
+
+    strategies: StrategyRepository
+    backtests: BacktestRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Rolls back whatever was not committed."""
+
+    async def commit(self) -> None: ...
+
+
+class Database(Protocol):
+    """The storage adapter as the composition root sees it."""
+
+    kind: str  # "sqlite" or "postgresql"
+
+    async def start(self) -> None:
+        """Connect and apply migrations."""
+
+    async def close(self) -> None: ...
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    async def ping(self) -> None:
+        """Raises DependencyUnavailableError when the database does not answer."""

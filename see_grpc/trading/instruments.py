@@ -1,0 +1,69 @@
+"""Currency pairs and bar timeframes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from see_grpc.errors import InvalidArgumentError
+
+# ISO 4217 codes traded as FX pairs; a closed list catches typos such as "EUR/UDS".
+KNOWN_CURRENCIES = frozenset(
+    "USD EUR JPY GBP CHF AUD NZD CAD SEK NOK DKK PLN HUF CZK TRY ZAR MXN SGD HKD CNH ILS XAU XAG".split()
+)
+
+TIMEFRAMES: Mapping[str, pd.DateOffset] = {
+    "1m": to_offset("1min"),
+    "5m": to_offset("5min"),
+    "15m": to_offset("15min"),
+    "30m": to_offset("30min"),
+    "1h": to_offset("1h"),
+    "4h": to_offset("4h"),
+    "1d": to_offset("1D"),
+}
+
+_SYMBOL = re.compile(r"^([A-Za-z]{3})[/_\-]?([A-Za-z]{3})$")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A currency pair; prices are quote currency per one unit of base."""
+
+    symbol: str  # canonical "EUR/USD"
+    base: str
+    quote: str
+    pip_size: float
+
+    @property
+    def file_stem(self) -> str:
+        """Name used for data files, e.g. EUR_USD."""
+        return f"{self.base}_{self.quote}"
+
+
+def parse_instrument(symbol: str) -> Instrument:
+    """Accept "EUR/USD", "EURUSD", "EUR_USD" (any case) and return the canonical pair."""
+    match = _SYMBOL.match(symbol.strip())
+    if match is None:
+        raise InvalidArgumentError(f"Instrument {symbol!r} is not a currency pair; write it like 'EUR/USD'.")
+    base, quote = match.group(1).upper(), match.group(2).upper()
+    unknown = [code for code in (base, quote) if code not in KNOWN_CURRENCIES]
+    if unknown:
+        raise InvalidArgumentError(
+            f"Instrument {symbol!r} uses unknown currency code {unknown[0]}; known codes: "
+            f"{', '.join(sorted(KNOWN_CURRENCIES))}."
+        )
+    if base == quote:
+        raise InvalidArgumentError(f"Instrument {symbol!r} has the same base and quote currency.")
+    pip = 0.01 if quote == "JPY" else 0.0001
+    return Instrument(symbol=f"{base}/{quote}", base=base, quote=quote, pip_size=pip)
+
+
+def timeframe_delta(timeframe: str) -> pd.Timedelta:
+    """Length of one bar; raises InvalidArgumentError for a timeframe outside TIMEFRAMES."""
+    if timeframe not in TIMEFRAMES:
+        raise InvalidArgumentError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAMES)}.")
+    return pd.Timedelta(TIMEFRAMES[timeframe])

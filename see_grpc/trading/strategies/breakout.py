@@ -1,0 +1,67 @@
+"""breakout_v1: Donchian channel breakout with an ATR trailing stop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from see_grpc.trading.indicators import atr
+from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec, float_param, int_param
+
+
+class BreakoutV1(BaseStrategy):
+    """Donchian breakout with an ATR stop, all decided on closes.
+
+    - Long when close > the highest high of the previous `channel_period` bars; short when close < their
+      lowest low (a breakout the other way reverses).
+    - On entry the stop is close -/+ `atr_multiplier` x ATR(`atr_period`); it trails with each close and never
+      loosens. A close beyond the stop goes flat until the next breakout.
+    """
+
+    id = "breakout_v1"
+    name = "Breakout (Donchian + ATR stop)"
+    type = "breakout"
+    description = "Trades closes outside the Donchian channel; exits on an ATR trailing stop."
+    parameter_specs = (
+        ParamSpec("channel_period", "int", 20, min=2, max=1000, step=1, description="Bars in the Donchian channel."),
+        ParamSpec("atr_period", "int", 14, min=1, max=1000, step=1, description="Bars averaged in the ATR."),
+        ParamSpec("atr_multiplier", "float", 2.0, min=0.1, max=20.0, step=0.1, description="Stop distance in ATRs."),
+    )
+
+    def warmup_bars(self, params: Mapping[str, object]) -> int:
+        return max(int_param(params, "channel_period"), int_param(params, "atr_period")) + 1
+
+    def target_positions(self, bars: pd.DataFrame, params: Mapping[str, object]) -> np.ndarray:
+        channel = int_param(params, "channel_period")
+        # Channel of the previous bars: the current bar must break it, not define it.
+        upper = bars["high"].rolling(channel).max().shift(1).to_numpy(np.float64)
+        lower = bars["low"].rolling(channel).min().shift(1).to_numpy(np.float64)
+        distance = float_param(params, "atr_multiplier") * atr(bars, int_param(params, "atr_period"))
+        return _breakout_positions(bars["close"].to_numpy(np.float64), upper, lower, distance)
+
+
+@njit(cache=True)
+def _breakout_positions(
+    close: np.ndarray, upper: np.ndarray, lower: np.ndarray, distance: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.zeros(close.shape[0])
+    position = 0.0
+    stop = 0.0
+    for t in range(close.shape[0]):
+        price = close[t]
+        if (position > 0 and price < stop) or (position < 0 and price > stop):
+            position = 0.0
+        if not np.isnan(distance[t]):
+            if price > upper[t] and position <= 0:
+                position, stop = 1.0, price - distance[t]
+            elif price < lower[t] and position >= 0:
+                position, stop = -1.0, price + distance[t]
+            elif position > 0:
+                stop = max(stop, price - distance[t])
+            elif position < 0:
+                stop = min(stop, price + distance[t])
+        out[t] = position
+    return out

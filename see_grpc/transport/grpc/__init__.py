@@ -1,0 +1,1 @@
+"""The gRPC entrypoint: servicers, the call interceptor and the server."""

@@ -1,0 +1,124 @@
+"""Protobuf JSON in and out of the REST shim, the way grpc-gateway does it (proto field names)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from see_grpc.errors import FieldViolation, InvalidArgumentError
+
+_INTEGER_TYPES = {
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED32,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+_FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    document = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return _integral_floats_as_ints(document)  # type: ignore[no-any-return]
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """Print 20.0 as 20, as Go's protojson (and so grpc-gateway) does for every double and Struct number."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    return value
+
+
+def parse_json_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+
+
+def _field(descriptor: Descriptor, path: str) -> FieldDescriptor:
+    current: Descriptor | None = descriptor
+    field: FieldDescriptor | None = None
+    for name in path.split("."):
+        field = current.fields_by_name.get(name) if current is not None else None
+        if field is None:
+            raise InvalidArgumentError(
+                f"unknown parameter {path!r} for {descriptor.full_name}",
+                violations=[FieldViolation(path, "no such field")],
+            )
+        current = field.message_type
+    assert field is not None
+    return field
+
+
+def _scalar(field: FieldDescriptor, path: str, text: str) -> Any:
+    try:
+        if field.type in _INTEGER_TYPES:
+            return int(text)
+        if field.type in _FLOAT_TYPES:
+            return float(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"parameter {path!r} must be a number, got {text!r}", violations=[FieldViolation(path, "not a number")]
+        ) from None
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgumentError(f"parameter {path!r} must be true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    return text
+
+
+def _assign(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for name in parents:
+        child = target.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise InvalidArgumentError(f"field {name!r} is set both as a value and as a message")
+        target = child
+    target[leaf] = value
+
+
+def build_request(
+    message_cls: type[Message],
+    *,
+    body: Any,
+    body_field: str,
+    path_params: Mapping[str, str],
+    query: Mapping[str, list[str]],
+) -> Message:
+    """A request message from the JSON body (whole or one field), then query parameters, then path variables."""
+    descriptor = message_cls.DESCRIPTOR
+    if body_field == "*":
+        if not isinstance(body, dict):
+            raise InvalidArgumentError("the JSON body must be an object")
+        document: dict[str, Any] = body
+    else:
+        document = {body_field: body} if body_field else {}
+    for path, values in query.items():
+        field = _field(descriptor, path)
+        converted = [_scalar(field, path, v) for v in values]
+        _assign(document, path, converted if field.is_repeated else converted[-1])
+    for path, value in path_params.items():
+        _assign(document, path, _scalar(_field(descriptor, path), path, value))
+    try:
+        return json_format.ParseDict(document, message_cls())
+    except json_format.ParseError as exc:
+        raise InvalidArgumentError(f"invalid request: {exc}") from None

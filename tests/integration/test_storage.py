@@ -1,0 +1,298 @@
+"""The storage adapter against real SQLite and PostgreSQL: one suite, run on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from see_grpc.adapters.storage import SqlDatabase
+from see_grpc.adapters.storage.database import async_url
+from see_grpc.adapters.storage.tables import Base
+from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
+from see_grpc.service.ports import BacktestRecord, StrategyRecord
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: str) -> AsyncIterator[SqlDatabase]:
+    if request.param == "sqlite":
+        db = SqlDatabase(f"sqlite:///{tmp_path}/nested/see.db")
+        await db.start()
+        yield db
+        await db.close()
+        return
+    # A schema of its own per test: isolated and repeatable, dropped afterwards with everything in it.
+    url = async_url(request.getfixturevalue("postgres_url"))
+    schema = f"test_{uuid.uuid4().hex}"
+    admin = create_async_engine(url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    db = SqlDatabase(url.render_as_string(hide_password=False), schema=schema)
+    try:
+        await db.start()
+        yield db
+    finally:
+        await db.close()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+def strategy(n: int = 0, **changes: object) -> StrategyRecord:
+    record = StrategyRecord(
+        id=f"s-{n}",
+        name=f"strategy {n}",
+        description="moving-average crossover",
+        type="trend" if n % 2 == 0 else "mean_reversion",
+        status="active",
+        instruments=["EUR_USD", "GBP_USD"],
+        timeframe="H1",
+        parameters={"fast": 10, "slow": 30.5, "nested": {"on": True, "levels": [1, 2]}},
+        builtin=False,
+        create_time=T0 + timedelta(minutes=n),
+        update_time=T0 + timedelta(minutes=n),
+        code="def on_bar(bar): ...",
+    )
+    record.__dict__.update(changes)
+    return record
+
+
+def backtest(n: int = 0, **changes: object) -> BacktestRecord:
+    record = BacktestRecord(
+        backtest_id=f"b-{n}",
+        status="completed",
+        strategy_id="s-0" if n % 2 == 0 else "s-1",
+        instrument="EUR_USD",
+        timeframe="H1",
+        start_date=datetime(2023, 1, 1, tzinfo=UTC),
+        end_date=datetime(2023, 6, 30, tzinfo=UTC),
+        initial_capital=10_000.0,
+        parameters={"fast": 10},
+        account_currency="USD",
+        create_time=T0 + timedelta(hours=n),
+        metrics={"sharpe": 1.25, "max_drawdown": -0.08},
+        trades=[{"side": "buy", "units": 1000, "pnl": 12.5}],
+        equity_curve=[(datetime(2023, 1, 1, tzinfo=UTC), 10_000.0), (datetime(2023, 1, 2, tzinfo=UTC), 10_012.5)],
+        data_source="sample",
+        synthetic_data=True,
+        duration_seconds=1.5,
+    )
+    record.__dict__.update(changes)
+    return record
+
+
+async def add_strategies(db: SqlDatabase, count: int) -> None:
+    async with db.unit_of_work() as uow:
+        for n in range(count):
+            await uow.strategies.add(strategy(n))
+        await uow.commit()
+
+
+async def test_strategy_round_trip(database: SqlDatabase) -> None:
+    paris = timezone(timedelta(hours=2))
+    record = strategy(create_time=datetime(2024, 3, 1, 14, 0, tzinfo=paris))
+    async with database.unit_of_work() as uow:
+        await uow.strategies.add(record)
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        by_id = await uow.strategies.get("s-0")
+        by_name = await uow.strategies.get_by_name("strategy 0")
+        missing = await uow.strategies.get("nope")
+    assert by_id == by_name == record
+    assert by_id is not None and by_id.create_time.tzinfo == UTC and by_id.update_time.tzinfo == UTC
+    assert by_id.create_time == datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    assert missing is None
+
+
+async def test_duplicate_name_leaves_the_unit_of_work_usable(database: SqlDatabase) -> None:
+    await add_strategies(database, 1)
+    async with database.unit_of_work() as uow:
+        with pytest.raises(AlreadyExistsError, match='a strategy named "strategy 0" already exists'):
+            await uow.strategies.add(strategy(9, name="strategy 0"))
+        with pytest.raises(AlreadyExistsError, match='a strategy with id "s-0" already exists'):
+            await uow.strategies.add(strategy(0, name="other"))
+        await uow.strategies.add(strategy(1))
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        page = await uow.strategies.list(page_size=10)
+    assert [s.id for s in page.items] == ["s-0", "s-1"]
+
+
+async def test_leaving_without_commit_rolls_back(database: SqlDatabase) -> None:
+    with pytest.raises(RuntimeError):
+        async with database.unit_of_work() as uow:
+            await uow.strategies.add(strategy(0))
+            await uow.backtests.add(backtest(0))
+            raise RuntimeError("boom")
+    async with database.unit_of_work() as uow:
+        assert await uow.strategies.get("s-0") is None
+        assert await uow.backtests.get("b-0") is None
+
+
+async def test_update(database: SqlDatabase) -> None:
+    await add_strategies(database, 2)
+    changed = strategy(0, status="paused", parameters={"fast": 5}, code=None, update_time=T0 + timedelta(days=1))
+    async with database.unit_of_work() as uow:
+        await uow.strategies.update(changed)
+        with pytest.raises(AlreadyExistsError, match='named "strategy 1"'):
+            await uow.strategies.update(strategy(0, name="strategy 1"))
+        with pytest.raises(NotFoundError):
+            await uow.strategies.update(strategy(7))
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        assert await uow.strategies.get("s-0") == changed
+
+
+async def test_delete(database: SqlDatabase) -> None:
+    await add_strategies(database, 1)
+    async with database.unit_of_work() as uow:
+        assert await uow.strategies.delete("s-0") is True
+        assert await uow.strategies.delete("s-0") is False
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        assert await uow.strategies.get("s-0") is None
+
+
+async def test_paging_walks_every_strategy_once_in_order(database: SqlDatabase) -> None:
+    await add_strategies(database, 7)
+    seen: list[list[str]] = []
+    token = ""
+    async with database.unit_of_work() as uow:
+        while True:
+            page = await uow.strategies.list(page_size=3, page_token=token)
+            seen.append([s.id for s in page.items])
+            token = page.next_page_token
+            if not token:
+                break
+            assert token.replace("-", "").replace("_", "").isalnum()  # url-safe, no padding
+    assert seen == [["s-0", "s-1", "s-2"], ["s-3", "s-4", "s-5"], ["s-6"]]
+
+
+async def test_paging_breaks_create_time_ties_by_id(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        for n in (3, 1, 2):
+            await uow.strategies.add(strategy(n, create_time=T0))
+        await uow.commit()
+        first = await uow.strategies.list(page_size=2)
+        second = await uow.strategies.list(page_size=2, page_token=first.next_page_token)
+    assert [s.id for s in first.items + second.items] == ["s-1", "s-2", "s-3"]
+
+
+async def test_page_size_is_clamped(database: SqlDatabase) -> None:
+    await add_strategies(database, 2)
+    async with database.unit_of_work() as uow:
+        assert len((await uow.strategies.list(page_size=0)).items) == 1
+        assert len((await uow.strategies.list(page_size=10_000)).items) == 2
+
+
+async def test_filters(database: SqlDatabase) -> None:
+    await add_strategies(database, 5)
+    async with database.unit_of_work() as uow:
+        await uow.strategies.update(strategy(2, status="archived"))
+        trend = await uow.strategies.list(page_size=10, type="trend")
+        active_trend = await uow.strategies.list(page_size=10, type="trend", status="active")
+        archived = await uow.strategies.list(page_size=10, status="archived")
+    assert [s.id for s in trend.items] == ["s-0", "s-2", "s-4"]
+    assert [s.id for s in active_trend.items] == ["s-0", "s-4"]
+    assert [s.id for s in archived.items] == ["s-2"]
+
+
+@pytest.mark.parametrize("token", ["not a token!", "e30", "WyJ4IiwgInkiXQ", "WzEsIDJd", "WyIyMDI0LTAxLTAxIiwgMV0"])
+async def test_bad_page_token(database: SqlDatabase, token: str) -> None:
+    async with database.unit_of_work() as uow:
+        with pytest.raises(InvalidArgumentError, match="page_token is not valid"):
+            await uow.strategies.list(page_size=3, page_token=token)
+        with pytest.raises(InvalidArgumentError, match="page_token is not valid"):
+            await uow.backtests.list(page_size=3, page_token=token)
+
+
+async def test_backtest_round_trip(database: SqlDatabase) -> None:
+    record = backtest(0)
+    async with database.unit_of_work() as uow:
+        await uow.backtests.add(record)
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        stored = await uow.backtests.get("b-0")
+        with pytest.raises(AlreadyExistsError, match='a backtest with id "b-0" already exists'):
+            await uow.backtests.add(backtest(0))
+        assert await uow.backtests.get("nope") is None
+    assert stored == record
+    assert stored is not None and all(when.tzinfo == UTC for when, _ in stored.equity_curve)
+
+
+async def test_backtest_list_is_newest_first_summaries(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        for n in range(5):
+            await uow.backtests.add(backtest(n))
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        first = await uow.backtests.list(page_size=2)
+        rest = await uow.backtests.list(page_size=10, page_token=first.next_page_token)
+        of_s0 = await uow.backtests.list(page_size=10, strategy_id="s-0", instrument="EUR_USD", status="completed")
+        none = await uow.backtests.list(page_size=10, status="failed")
+        full = await uow.backtests.get("b-4")  # after list() loaded it as a summary in this session
+    assert [b.backtest_id for b in first.items + rest.items] == ["b-4", "b-3", "b-2", "b-1", "b-0"]
+    assert rest.next_page_token == ""
+    assert all(b.trades == [] and b.equity_curve == [] and b.metrics for b in first.items + rest.items)
+    assert [b.backtest_id for b in of_s0.items] == ["b-4", "b-2", "b-0"]
+    assert none.items == []
+    assert full == backtest(4)
+
+
+async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatabase) -> None:
+    await database.start()
+    await database.start()
+
+    def differences(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+    async with database._engine.connect() as conn:
+        assert await conn.run_sync(differences) == []
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0001"
+
+
+async def test_ping(database: SqlDatabase) -> None:
+    await database.ping()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://see:s3cret-pw@127.0.0.1:1/see", "postgres://see:s3cret-pw@127.0.0.1:1/see"],
+)
+async def test_unreachable_database_is_reported_without_password(url: str) -> None:
+    db = SqlDatabase(url)
+    assert db.kind == "postgresql"
+    try:
+        for action in (db.start, db.ping):
+            with pytest.raises(DependencyUnavailableError) as caught:
+                await action()
+            assert "127.0.0.1:1" in caught.value.message and "see" in caught.value.message
+            assert "s3cret" not in caught.value.message
+        with pytest.raises(DependencyUnavailableError):
+            async with db.unit_of_work() as uow:
+                await uow.strategies.get("s-0")
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("sqlite:///x.db", "sqlite"), ("sqlite+aiosqlite:///x.db", "sqlite"), ("postgresql+asyncpg://h/d", "postgresql")],
+)
+def test_url_kinds(url: str, kind: str) -> None:
+    assert SqlDatabase(url).kind == kind
+
+
+def test_unsupported_url() -> None:
+    with pytest.raises(InvalidArgumentError, match="sqlite:// or postgresql://"):
+        SqlDatabase("mysql://u:pw@h/d")
