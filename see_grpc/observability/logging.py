@@ -7,8 +7,20 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+_default_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped when the record is made, inside the call's context, not when a handler formats it later.
+    record = _default_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_with_request_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +38,7 @@ class JsonFormatter(logging.Formatter):
             "process_id": record.process,
             "thread_id": record.thread,
         }
-        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        request_id = getattr(record, "request_id", "")
         if request_id:
             entry["request_id"] = request_id
         if record.exc_info:

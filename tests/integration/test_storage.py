@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from see_grpc.adapters.storage import SqlDatabase
@@ -23,29 +28,42 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a test's database lives: a SQLite file, or a PostgreSQL schema of its own."""
+
+    url: str
+    schema: str = ""
+
+    def open(self) -> SqlDatabase:
+        return SqlDatabase(self.url, schema=self.schema)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: str) -> AsyncIterator[SqlDatabase]:
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
     if request.param == "sqlite":
-        db = SqlDatabase(f"sqlite:///{tmp_path}/nested/see.db")
-        await db.start()
-        yield db
-        await db.close()
+        yield Target(f"sqlite:///{tmp_path}/nested/see.db")
         return
-    # A schema of its own per test: isolated and repeatable, dropped afterwards with everything in it.
+    # A fresh schema per test keeps tests isolated and repeatable; dropping it removes everything they made.
     url = async_url(request.getfixturevalue("postgres_url"))
     schema = f"test_{uuid.uuid4().hex}"
     admin = create_async_engine(url)
     async with admin.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = SqlDatabase(url.render_as_string(hide_password=False), schema=schema)
     try:
-        await db.start()
-        yield db
+        yield Target(url.render_as_string(hide_password=False), schema)
     finally:
-        await db.close()
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+@pytest.fixture
+async def database(target: Target) -> AsyncIterator[SqlDatabase]:
+    db = target.open()
+    await db.start()
+    yield db
+    await db.close()
 
 
 def strategy(n: int = 0, **changes: object) -> StrategyRecord:
@@ -261,6 +279,29 @@ async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatab
         assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0001"
 
 
+async def test_replicas_starting_together_migrate_once(target: Target) -> None:
+    replicas = [target.open() for _ in range(4)]
+    try:
+        await asyncio.gather(*(db.start() for db in replicas))
+        async with replicas[0].unit_of_work() as uow:
+            assert (await uow.strategies.list(page_size=1)).items == []
+    finally:
+        for db in replicas:
+            await db.close()
+
+
+async def test_concurrent_units_of_work_read_then_write(database: SqlDatabase) -> None:
+    async def create(n: int) -> None:
+        async with database.unit_of_work() as uow:
+            assert await uow.strategies.get_by_name(f"strategy {n}") is None
+            await uow.strategies.add(strategy(n))
+            await uow.commit()
+
+    await asyncio.gather(*(create(n) for n in range(6)))
+    async with database.unit_of_work() as uow:
+        assert len((await uow.strategies.list(page_size=10)).items) == 6
+
+
 async def test_ping(database: SqlDatabase) -> None:
     await database.ping()
 
@@ -296,3 +337,9 @@ def test_url_kinds(url: str, kind: str) -> None:
 def test_unsupported_url() -> None:
     with pytest.raises(InvalidArgumentError, match="sqlite:// or postgresql://"):
         SqlDatabase("mysql://u:pw@h/d")
+
+
+async def test_non_finite_json_numbers_are_refused(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        with pytest.raises(StatementError, match="Out of range float values are not JSON compliant"):
+            await uow.backtests.add(backtest(0, metrics={"profit_factor": math.inf}))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -21,8 +23,10 @@ from see_grpc.service.ports import BacktestRepository, StrategyRepository
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x5EE_0001  # any fixed bigint: every replica must take the same advisory lock
 _CONNECT_TIMEOUT_SECONDS = 10.0
-# Errors that mean "the database does not answer", as opposed to a bug in a query.
-_UNAVAILABLE = (OSError, TimeoutError, OperationalError, InterfaceError)
+_START_TIMEOUT_SECONDS = 30.0  # connect, wait for another replica's migration, migrate
+# Errors that mean "the database does not answer", as opposed to a bug in a query. OSError covers TimeoutError and
+# asyncpg's refused connections, which reach us unwrapped.
+_UNAVAILABLE = (OSError, OperationalError, InterfaceError)
 
 
 class SqlUnitOfWork:
@@ -40,6 +44,7 @@ class SqlUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._session.close()  # rolls back an open transaction
+        # The database is the only I/O a unit of work should do, so these errors are its.
         if isinstance(exc, _UNAVAILABLE):
             raise DependencyUnavailableError(f"the database does not answer: {type(exc).__name__}") from exc
 
@@ -69,7 +74,7 @@ class SqlDatabase:
         """Connect and migrate to the newest revision; DependencyUnavailableError when the database is unreachable."""
         self._make_sqlite_folder()
         try:
-            async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS * 3), self._engine.begin() as conn:
+            async with asyncio.timeout(_START_TIMEOUT_SECONDS), self._engine.begin() as conn:
                 if self.kind == "postgresql":
                     # Replicas starting together queue here; the ones after the first find nothing left to do.
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -122,13 +127,15 @@ def async_url(url: str) -> URL:
 
 
 def _engine_options(kind: str, schema: str) -> dict[str, Any]:
+    # PostgreSQL rejects NaN and Infinity in JSON; refusing them on SQLite too keeps both backends alike.
+    options: dict[str, Any] = {"json_serializer": functools.partial(json.dumps, allow_nan=False)}
     if kind == "sqlite":
-        return {}
+        return options
     connect_args: dict[str, Any] = {"timeout": _CONNECT_TIMEOUT_SECONDS}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
     # pre-ping: connections left over from a database restart are replaced instead of failing a request.
-    return {"pool_pre_ping": True, "connect_args": connect_args}
+    return options | {"pool_pre_ping": True, "connect_args": connect_args}
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,7 +149,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front: a deferred transaction that reads, then writes after another writer
+    # committed fails with "database is locked" at once, whereas this one waits its turn (busy_timeout).
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _upgrade(connection: Connection) -> None:

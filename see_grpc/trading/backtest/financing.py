@@ -21,8 +21,9 @@ def rollover_days(index: pd.DatetimeIndex, bar: pd.Timedelta) -> np.ndarray:
     rollover. Wednesday's rollover counts 3 days, Saturday's and Sunday's none.
     """
     times = index.as_unit("ns")
-    ends = times[1:].append(times[-1:] + bar)
-    return _day_weight_until(ends) - _day_weight_until(times)
+    weights = _day_weight_until(times)
+    ends = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
+    return ends - weights
 
 
 def _day_weight_until(times: pd.DatetimeIndex) -> np.ndarray:

@@ -13,6 +13,10 @@ from see_grpc.observability.metrics import Metrics
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import grpc_code_of
 
+# grpcio's own health and reflection servicers: open, and written in the context.write style this wrapper
+# does not drive, so they pass through untouched.
+UNTRACKED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
 
@@ -30,8 +34,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None or method.startswith(UNTRACKED_PREFIXES):
+            return handler
         wrapped = self._wrap(method, handler)
         self._wrapped[method] = wrapped
         return wrapped

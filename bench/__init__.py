@@ -1,0 +1,1 @@
+"""SEE benchmarks: ``python -m bench [name [options]]``; each ``bench/<name>.py`` is one, ``_*`` modules are helpers."""

@@ -1,0 +1,169 @@
+"""Bar files in BACKTEST_DATA_DIR: `<BASE>_<QUOTE>_<timeframe>.csv|.parquet`."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from see_grpc.adapters.bars.readers import read_bar_file
+from see_grpc.errors import BacktestConfigError, BacktestDataError, InvalidArgumentError
+from see_grpc.trading.bars import can_resample, resample_bars, validate_bars
+from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument
+
+SUFFIXES = (".parquet", ".csv")  # parquet first: uploads are written as parquet
+SYNTHETIC_MARKER = ".synthetic.json"
+SYNTHETIC_SOURCE = "synthetic sample (generated, not market data)"
+_CACHE_FILES = 4  # validated files kept in memory, so repeated runs (optimisation) skip parsing
+
+
+@dataclass(frozen=True)
+class LoadedBars:
+    bars: pd.DataFrame  # UTC DatetimeIndex, float open/high/low/close (+ optional volume, spread, bid_/ask_)
+    source: str  # what the caller can show: file name, resampling, synthetic or not
+    synthetic: bool
+
+
+class FileBarStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._cache: OrderedDict[tuple[str, int, int], pd.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
+        """Bars with start <= time < end; a missing timeframe is resampled from the coarsest finer file."""
+        pair = _pair(instrument)
+        if timeframe not in TIMEFRAMES:
+            raise BacktestConfigError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAMES)}.")
+        path, file_timeframe = self._locate(pair, timeframe)
+        bars = self._read(path).loc[_utc(start) : _utc(end) - pd.Timedelta(1, "ns")]
+        source = path.name
+        if file_timeframe != timeframe:
+            bars = resample_bars(bars, timeframe)
+            source = f"{path.name} resampled to {timeframe}"
+        if bars.empty:
+            raise BacktestDataError(
+                f"{source} has no {pair.symbol} bars from {start.isoformat()} to {end.isoformat()}; "
+                f"{self._coverage(path)}"
+            )
+        synthetic = path.name in self._synthetic_names()
+        return LoadedBars(bars, f"{SYNTHETIC_SOURCE}: {source}" if synthetic else source, synthetic)
+
+    def save(self, instrument: str, timeframe: str, bars: pd.DataFrame) -> Path:
+        """Merge uploaded bars into `<BASE>_<QUOTE>_<timeframe>.parquet` (new rows win), written atomically.
+
+        Rows from a synthetic file are discarded rather than mixed with real data.
+        """
+        pair = _pair(instrument)
+        validate_bars(bars, f"uploaded {pair.symbol} {timeframe} bars")
+        existing = self._existing(pair, timeframe)
+        merged = bars if existing is None else pd.concat([existing, bars])
+        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+        target = self.data_dir / f"{pair.file_stem}_{timeframe}.parquet"
+        write_parquet_atomically(merged, target)
+        self._forget_synthetic(target.name)
+        return target
+
+    def available(self) -> list[str]:
+        """Bar file names in the data folder."""
+        if not self.data_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.data_dir.iterdir() if p.suffix in SUFFIXES and p.name.count("_") == 2)
+
+    def _locate(self, pair: Instrument, timeframe: str) -> tuple[Path, str]:
+        exact = self._file(pair, timeframe)
+        if exact is not None:
+            return exact, timeframe
+        finer = [tf for tf in reversed(TIMEFRAMES) if can_resample(tf, timeframe)]
+        for candidate in finer:
+            path = self._file(pair, candidate)
+            if path is not None:
+                return path, candidate
+        present = ", ".join(self.available()) or "none"
+        finer_hint = f" (or a finer timeframe such as {pair.file_stem}_1m.csv to resample)" if finer else ""
+        raise BacktestDataError(
+            f"No {pair.symbol} {timeframe} data in {self.data_dir}: add {pair.file_stem}_{timeframe}.csv or "
+            f".parquet{finer_hint}. Files present: {present}."
+        )
+
+    def _file(self, pair: Instrument, timeframe: str) -> Path | None:
+        for suffix in SUFFIXES:
+            path = self.data_dir / f"{pair.file_stem}_{timeframe}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        bars = read_bar_file(path)
+        validate_bars(bars, path.name)
+        with self._lock:
+            self._cache[key] = bars
+            while len(self._cache) > _CACHE_FILES:
+                self._cache.popitem(last=False)
+        return bars
+
+    def _existing(self, pair: Instrument, timeframe: str) -> pd.DataFrame | None:
+        path = self._file(pair, timeframe)
+        if path is None or path.name in self._synthetic_names():
+            return None
+        return self._read(path)
+
+    def _coverage(self, path: Path) -> str:
+        bars = self._read(path)
+        return f"the file covers {bars.index[0].isoformat()} to {bars.index[-1].isoformat()}."
+
+    def _synthetic_names(self) -> set[str]:
+        return read_synthetic_names(self.data_dir)
+
+    def _forget_synthetic(self, name: str) -> None:
+        names = self._synthetic_names()
+        if name in names:
+            write_synthetic_marker(self.data_dir, names - {name})
+
+
+def write_parquet_atomically(bars: pd.DataFrame, target: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    try:
+        bars.rename_axis("time").to_parquet(temp_name)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_synthetic_names(data_dir: Path) -> set[str]:
+    """Names of the files ensure_sample_data generated (and nobody replaced since)."""
+    marker = data_dir / SYNTHETIC_MARKER
+    return set(json.loads(marker.read_text())) if marker.is_file() else set()
+
+
+def write_synthetic_marker(data_dir: Path, names: set[str]) -> None:
+    (data_dir / SYNTHETIC_MARKER).write_text(json.dumps(sorted(names), indent=1))
+
+
+def _pair(instrument: str) -> Instrument:
+    try:
+        return parse_instrument(instrument)
+    except InvalidArgumentError as exc:
+        raise BacktestConfigError(exc.message) from exc
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -1,0 +1,193 @@
+"""run_backtest: vectorised signals, compiled path simulation, then trades and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from see_grpc.errors import BacktestDataError, BacktestExecutionError, StrategyExecutionError
+from see_grpc.trading.backtest import kernel as k
+from see_grpc.trading.backtest.config import SIZING_MODES, BacktestConfig
+from see_grpc.trading.backtest.conversion import conversion_array
+from see_grpc.trading.backtest.financing import rollover_days
+from see_grpc.trading.backtest.metrics import compute_metrics
+from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
+from see_grpc.trading.instruments import Instrument, timeframe_delta
+from see_grpc.trading.strategies.base import BaseStrategy
+
+CHUNK_BARS = 250_000  # progress and cancellation are checked between chunks
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+class BacktestCancelled(BacktestExecutionError):
+    """should_stop asked the run to end early."""
+
+
+@dataclass(frozen=True)
+class _Market:
+    """Per-bar arrays the kernel reads."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    half_spread: np.ndarray
+    conv: np.ndarray
+    rollover_days: np.ndarray
+
+
+def run_backtest(
+    strategy: BaseStrategy,
+    params: Mapping[str, object],
+    bars: pd.DataFrame,
+    config: BacktestConfig,
+    *,
+    conversion: pd.Series | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> BacktestResult:
+    """Simulate `strategy` on `bars` (mid OHLC, tz-aware UTC index) and report trades, equity and metrics.
+
+    `params` are validated with the strategy's rules. `conversion` is the quote->account rate aligned to bars
+    (None when the quote is the account currency or the instrument's own close converts it, e.g. USD/JPY in USD).
+    """
+    params = strategy.validate_parameters(params)
+    _check_bars(bars, strategy.warmup_bars(params))
+    target = _targets(strategy, bars, params)
+    market = _market(bars, config, conversion)
+    state, trades, equity = _simulate(target, market, config, progress, should_stop)
+    times = bars.index.as_unit("ns").asi8.view("datetime64[ns]")  # epoch ns are UTC whatever the zone
+    records = trades[: int(state[k.S_TRADES])]
+    metrics = compute_metrics(
+        equity,
+        times,
+        config.initial_capital,
+        records[:, k.T_PNL],
+        timeframe_delta(config.timeframe),
+        exposure=float(state[k.S_BARS_IN_MARKET]) / len(bars),
+    )
+    metrics["total_commission"] = float(records[:, k.T_COMMISSION].sum())
+    metrics["total_financing"] = float(records[:, k.T_FINANCING].sum())
+    return BacktestResult(
+        metrics=metrics,
+        trades=_trade_records(records, bars.index, config.pair.symbol),
+        equity_curve_times=times,
+        equity_curve=equity,
+        bars_processed=len(bars),
+    )
+
+
+def _check_bars(bars: pd.DataFrame, warmup: int) -> None:
+    missing = [column for column in PRICE_COLUMNS if column not in bars.columns]
+    if missing:
+        raise BacktestDataError(f"Bars lack the column(s) {', '.join(missing)}; open, high, low, close are needed.")
+    if not isinstance(bars.index, pd.DatetimeIndex) or bars.index.tz is None:
+        raise BacktestDataError("Bars need a timezone-aware (UTC) DatetimeIndex.")
+    if len(bars) < warmup + 2:
+        raise BacktestDataError(
+            f"Only {len(bars)} bars in the period; the strategy needs {warmup} bars of warm-up plus at least 2 to "
+            "trade. Widen the date range or use a shorter timeframe."
+        )
+
+
+def _targets(strategy: BaseStrategy, bars: pd.DataFrame, params: Mapping[str, object]) -> np.ndarray:
+    target = np.asarray(strategy.target_positions(bars, params), dtype=np.float64)
+    if target.shape != (len(bars),) or not np.isin(target, (-1.0, 0.0, 1.0)).all():
+        raise StrategyExecutionError(
+            f"Strategy '{strategy.id}' returned invalid target positions: expected one of -1, 0, 1 for each of "
+            f"{len(bars)} bars."
+        )
+    return target
+
+
+def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.Series | None) -> _Market:
+    pair = config.pair
+    conv = conversion_array(pair, config.account_currency, bars, conversion)
+    if not np.isfinite(conv).all() or (conv <= 0).any():
+        raise BacktestDataError("The conversion rates hold missing or non-positive values.")
+    if config.financing:
+        days = rollover_days(bars.index, timeframe_delta(config.timeframe))
+    else:
+        days = np.zeros(len(bars))
+    return _Market(
+        *(bars[column].to_numpy(np.float64) for column in PRICE_COLUMNS),
+        half_spread=_half_spread(bars, config, pair),
+        conv=conv,
+        rollover_days=days,
+    )
+
+
+def _half_spread(bars: pd.DataFrame, config: BacktestConfig, pair: Instrument) -> np.ndarray:
+    if config.use_data_spread:
+        if "spread" in bars.columns:
+            return bars["spread"].to_numpy(np.float64) * pair.pip_size / 2
+        for side in ("open", "close"):
+            if f"ask_{side}" in bars.columns and f"bid_{side}" in bars.columns:
+                return ((bars[f"ask_{side}"] - bars[f"bid_{side}"]) / 2).to_numpy(np.float64)
+    return np.full(len(bars), config.spread_pips * pair.pip_size / 2)
+
+
+def _settings(config: BacktestConfig) -> np.ndarray:
+    pip = config.pair.pip_size
+    settings = np.zeros(k.N_SETTINGS)
+    settings[k.P_SLIPPAGE] = config.slippage_pips * pip
+    settings[k.P_COMMISSION] = config.commission_per_million / 1e6
+    settings[k.P_LONG_DAILY] = config.financing_long_rate / 365
+    settings[k.P_SHORT_DAILY] = config.financing_short_rate / 365
+    settings[k.P_LEVERAGE] = config.leverage
+    settings[k.P_SIZING] = SIZING_MODES.index(config.sizing)
+    settings[k.P_SIZE] = config.position_size_units if config.sizing == "fixed_units" else config.sizing_fraction
+    settings[k.P_STOP_LOSS] = (config.stop_loss_pips or 0.0) * pip
+    settings[k.P_TAKE_PROFIT] = (config.take_profit_pips or 0.0) * pip
+    settings[k.P_TRAILING] = (config.trailing_stop_pips or 0.0) * pip
+    settings[k.P_MARGIN_CALL] = config.margin_call_level
+    settings[k.P_STOP_OUT] = config.stop_out_level
+    return settings
+
+
+def _simulate(
+    target: np.ndarray,
+    market: _Market,
+    config: BacktestConfig,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = target.shape[0]
+    state = np.zeros(k.N_STATE)
+    state[k.S_CASH] = config.initial_capital
+    # Every trade starts on a change of the previous bar's target, so this bounds the trade count.
+    changes = np.count_nonzero(np.diff(target[:-1], prepend=0.0))
+    trades = np.zeros((changes + 1, k.N_TRADE_COLUMNS))
+    equity = np.empty(n)
+    settings = _settings(config)
+    for start in range(0, n, CHUNK_BARS):
+        if should_stop is not None and should_stop():
+            raise BacktestCancelled(f"Backtest cancelled after {start} of {n} bars.")
+        stop = min(start + CHUNK_BARS, n)
+        k.simulate(
+            start, stop, target, market.open, market.high, market.low, market.close, market.half_spread,
+            market.conv, market.rollover_days, settings, state, trades, equity,
+        )  # fmt: skip
+        if progress is not None:
+            progress(stop, n)
+    return state, trades, equity
+
+
+def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) -> list[TradeRecord]:
+    def times(column: int) -> list[datetime]:
+        return list(index[records[:, column].astype(np.int64)].tz_convert("UTC").to_pydatetime())
+
+    count = records.shape[0]
+    sides = ["LONG" if direction > 0 else "SHORT" for direction in records[:, k.T_DIR].tolist()]
+    reasons = [k.EXIT_REASONS[reason] for reason in records[:, k.T_REASON].astype(np.int64).tolist()]
+    columns = [records[:, column].tolist() for column in range(k.T_UNITS, k.T_FINANCING + 1)]
+    units, entry_price, exit_price, pnl, commission, financing = columns
+    rows = zip(
+        [symbol] * count, sides, units, times(k.T_ENTRY_BAR), times(k.T_EXIT_BAR),
+        entry_price, exit_price, pnl, commission, financing, reasons, strict=True,
+    )  # fmt: skip
+    return list(map(TradeRecord._make, rows))

@@ -1,0 +1,38 @@
+"""What a backtest returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+import numpy as np
+
+
+class TradeRecord(NamedTuple):
+    """One closed trade; money in the account currency. A NamedTuple: runs can hold 100,000s of trades.
+
+    pnl is net: price P&L minus commission (a positive cost) plus financing (negative when paid).
+    """
+
+    instrument: str
+    side: str  # "LONG" or "SHORT"
+    units: float
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    pnl: float
+    commission: float
+    financing: float
+    exit_reason: str  # signal, stop_loss, take_profit, trailing_stop, margin_call, end_of_data
+
+
+@dataclass
+class BacktestResult:
+    metrics: dict[str, float]
+    trades: list[TradeRecord]
+    equity_curve_times: np.ndarray  # datetime64[ns], UTC
+    equity_curve: np.ndarray  # account currency, one point per bar at its close
+    bars_processed: int
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,61 @@
+"""A real SEE server on free loopback ports, with a real gRPC channel and a real HTTP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from see_grpc.config import Settings
+from see_grpc.server import SeeServer
+
+API_KEY = "test-full-access-key"
+SERVICE_KEY = "test-service-key"
+
+
+@dataclass
+class RunningServer:
+    server: SeeServer
+    channel: grpc.aio.Channel
+    http: aiohttp.ClientSession
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.server.grpc_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.http_port}"
+
+
+def server_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "grpc_port": 0,
+        "api_key": API_KEY,
+        "service_api_key": SERVICE_KEY,
+        "data_dir": data_dir,
+        "shutdown_grace_seconds": 2.0,
+        "database_url": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    server = SeeServer(server_settings(tmp_path / "data"))
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
+    try:
+        yield RunningServer(server, channel, http)
+    finally:
+        await http.close()
+        await channel.close()
+        await server.stop()
