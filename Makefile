@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit test-integration check lint typecheck proto-lint generate check-generated bench docker-lint helm-validate clean
+.PHONY: setup run test test-unit test-integration check lint typecheck proto-lint proto-breaking generate check-generated bench docker-lint helm-validate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ typecheck: setup
 proto-lint: setup
 	$(BIN)/buf lint
 	$(BIN)/buf format -d --exit-code
+
+## Breaking-change check of the protos against the previous commit (skipped on the first commit).
+proto-breaking: setup
+	if git rev-parse --verify --quiet HEAD~1 >/dev/null; then \
+		$(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "no previous commit: nothing to compare"; fi
 
 ## Regenerate the Python stubs (.py, .pyi) and the OpenAPI document from protos/.
 generate: setup

@@ -798,7 +798,10 @@ def parse_templates(chart: Chart) -> tuple[dict[str, tuple[Node, ...]], dict[str
         if not (helpers and base.endswith(".tpl")) and base != "NOTES.txt" and not base.endswith((".yaml", ".yml")):
             raise TemplateError(f"{name}: unexpected file in templates/ (expected *.yaml, _*.tpl or NOTES.txt)")
         parser = Parser(lex(source, name))
-        nodes = parser.parse_file(helpers=helpers)
+        try:
+            nodes = parser.parse_file(helpers=helpers)
+        except TemplateError as exc:
+            raise (exc if str(exc).startswith(name) else TemplateError(f"{name}: {exc}")) from None
         for define, body in parser.defines.items():
             if define in defines:
                 raise TemplateError(f"{name}: template {define!r} is defined twice")
@@ -808,18 +811,23 @@ def parse_templates(chart: Chart) -> tuple[dict[str, tuple[Node, ...]], dict[str
     return defines, files
 
 
-def render_chart(chart: Chart, overrides: Sequence[str] = (), release: str = "see", variant: str = "") -> Rendered:
-    values = merged_values(chart, overrides)
+def render_files(chart: Chart, values: dict[str, Any], release: str = "see") -> dict[str, str]:
+    """Every template except the _*.tpl helpers, rendered as text (what `helm template` prints)."""
     defines, files = parse_templates(chart)
     root = root_context(chart, values, release)
     renderer = Renderer(defines)
-    rendered = {name: renderer.render(nodes, Scope(root, root, {})) for name, nodes in files.items()}
+    return {name: renderer.render(nodes, Scope(root, root, {})) for name, nodes in files.items()}
+
+
+def render_chart(chart: Chart, overrides: Sequence[str] = (), release: str = "see", variant: str = "") -> Rendered:
+    values = merged_values(chart, overrides)
+    files = render_files(chart, values, release)
     manifests: list[Manifest] = []
-    for name, text in rendered.items():
+    for name, text in files.items():
         if not name.endswith("NOTES.txt"):
             manifests.extend(manifests_from(text, name))
-    notes = next((text for name, text in rendered.items() if name.endswith("NOTES.txt")), "")
-    return Rendered(variant or "custom", values, rendered, manifests, notes)
+    notes = next((text for name, text in files.items() if name.endswith("NOTES.txt")), "")
+    return Rendered(variant or "custom", values, files, manifests, notes)
 
 
 def manifests_from(text: str, source: str) -> list[Manifest]:

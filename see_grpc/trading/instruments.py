@@ -8,22 +8,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import BaseOffset
 
 from see_grpc.errors import InvalidArgumentError
 
 # ISO 4217 codes traded as FX pairs; a closed list catches typos such as "EUR/UDS".
 KNOWN_CURRENCIES = frozenset(
-    "USD EUR JPY GBP CHF AUD NZD CAD SEK NOK DKK PLN HUF CZK TRY ZAR MXN SGD HKD CNH ILS XAU XAG".split()
+    {"USD", "EUR", "JPY", "GBP", "CHF", "AUD", "NZD", "CAD", "SEK", "NOK", "DKK", "PLN", "HUF", "CZK", "TRY"}
+    | {"ZAR", "MXN", "SGD", "HKD", "CNH", "ILS", "XAU", "XAG"}
 )
 
-TIMEFRAMES: Mapping[str, pd.DateOffset] = {
-    "1m": to_offset("1min"),
-    "5m": to_offset("5min"),
-    "15m": to_offset("15min"),
-    "30m": to_offset("30min"),
-    "1h": to_offset("1h"),
-    "4h": to_offset("4h"),
-    "1d": to_offset("1D"),
+_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
+TIMEFRAMES: Mapping[str, BaseOffset] = {
+    name: to_offset("1D" if minutes == 1440 else f"{minutes}min") for name, minutes in _MINUTES.items()
 }
 
 _SYMBOL = re.compile(r"^([A-Za-z]{3})[/_\-]?([A-Za-z]{3})$")
@@ -66,4 +63,4 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
     """Length of one bar; raises InvalidArgumentError for a timeframe outside TIMEFRAMES."""
     if timeframe not in TIMEFRAMES:
         raise InvalidArgumentError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAMES)}.")
-    return pd.Timedelta(TIMEFRAMES[timeframe])
+    return pd.Timedelta(minutes=_MINUTES[timeframe])

@@ -47,7 +47,8 @@ def _path(rng: np.random.Generator, bars: int, start_price: float, annual_vol: f
     prices = np.exp(log_price)
     # Each bar opens at the previous bar's close: overlapping windows of SUB_STEPS + 1 points.
     starts = np.arange(bars) * SUB_STEPS
-    return prices[starts[:, None] + np.arange(SUB_STEPS + 1)]
+    windows: np.ndarray = prices[starts[:, None] + np.arange(SUB_STEPS + 1)]
+    return windows
 
 
 def _bars(path: np.ndarray, index: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:

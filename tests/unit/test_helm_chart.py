@@ -55,7 +55,9 @@ def tiny_chart(template: str, values: dict[str, Any] | None = None) -> Any:
 
 
 def render_text(template: str, values: dict[str, Any] | None = None) -> str:
-    text: str = hc.render_chart(tiny_chart(template, values)).files["templates/t.yaml"]
+    """Render one template with the renderer alone (no YAML parsing, no manifests)."""
+    chart = tiny_chart(template, values)
+    text: str = hc.render_files(chart, chart.values)["templates/t.yaml"]
     return text
 
 
@@ -250,12 +252,12 @@ def test_trim_markers_and_functions_follow_go_and_sprig() -> None:
         "  {{- end }}\n"
         "  y:\n"
         "    {{- toYaml .Values.map | nindent 4 }}\n"
-        "  n: {{ printf \"%s-%s\" .Release.Name .Chart.Name | trunc 6 | trimSuffix \"-\" }}\n"
-        "  c: {{ contains \"b\" \"abc\" }} {{ not .Values.on }} {{ .Values.zero | default 7 }}\n"
+        '  n: {{ printf "%s-%s" .Release.Name .Chart.Name | trunc 4 | trimSuffix "-" }}\n'
+        '  c: {{ contains "b" "abc" }} {{ not .Values.on }} {{ .Values.zero | default 7 }}\n'
     )
     values = {"on": True, "map": {"b": 2, "a": "x y"}, "zero": 0}
     assert render_text(template, values) == (
-        'm:\n  on: "true"\n  a: "x y"\n  b: "2"\n  y:\n    a: x y\n    b: 2\n  n: see-t\n  c: true false 7\n'
+        'm:\n  on: "true"\n  a: "x y"\n  b: "2"\n  y:\n    a: x y\n    b: 2\n  n: see\n  c: true false 7\n'
     )
 
 
@@ -264,9 +266,8 @@ def test_include_renders_a_define_with_its_own_context() -> None:
     chart.templates["templates/_helpers.tpl"] = (
         '{{/* comment */}}\n{{- define "t.name" -}}\n{{ .Chart.Name }}-{{ .Values.suffix }}\n{{- end }}\n'
     )
-    rendered = hc.render_chart(chart)
-    assert rendered.files["templates/t.yaml"] == "name: t-web\n"
-    assert "templates/_helpers.tpl" not in rendered.files
+    files = hc.render_files(chart, chart.values)
+    assert files == {"templates/t.yaml": "name: t-web\n"}
 
 
 def test_duplicate_keys_are_refused() -> None:

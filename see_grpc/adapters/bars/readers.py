@@ -69,9 +69,9 @@ def _time_column(frame: pd.DataFrame, source: str) -> str:
 
 def _to_utc(values: pd.Series, source: str) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC")
+        return pd.Series(values.dt.tz_convert("UTC"))
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.dt.tz_localize("UTC")
+        return pd.Series(values.dt.tz_localize("UTC"))
     text = values.astype(str)
     dayfirst = bool(len(text)) and _DUKASCOPY_TIME.match(text.iloc[0]) is not None
     return _parse(text, source, DUKASCOPY_FORMAT if dayfirst else "ISO8601", utc=True)

@@ -81,7 +81,7 @@ class FileBarStore:
         exact = self._file(pair, timeframe)
         if exact is not None:
             return exact, timeframe
-        finer = [tf for tf in reversed(TIMEFRAMES) if can_resample(tf, timeframe)]
+        finer = [tf for tf in reversed(list(TIMEFRAMES)) if can_resample(tf, timeframe)]
         for candidate in finer:
             path = self._file(pair, candidate)
             if path is not None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from see_grpc.trading.backtest.config import DEFAULT_COSTS, SIZING_MODES, BacktestConfig, CostDefaults
 from see_grpc.trading.backtest.conversion import align_conversion, conversion_pairs
-from see_grpc.trading.backtest.engine import BacktestCancelled, run_backtest
+from see_grpc.trading.backtest.engine import BacktestCancelledError, run_backtest
 from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
 
 __all__ = [
     "DEFAULT_COSTS",
     "SIZING_MODES",
-    "BacktestCancelled",
+    "BacktestCancelledError",
     "BacktestConfig",
     "BacktestResult",
     "CostDefaults",

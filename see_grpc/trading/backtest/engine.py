@@ -23,7 +23,7 @@ CHUNK_BARS = 250_000  # progress and cancellation are checked between chunks
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
 
-class BacktestCancelled(BacktestExecutionError):
+class BacktestCancelledError(BacktestExecutionError):
     """should_stop asked the run to end early."""
 
 
@@ -60,21 +60,22 @@ def run_backtest(
     target = _targets(strategy, bars, params)
     market = _market(bars, config, conversion)
     state, trades, equity = _simulate(target, market, config, progress, should_stop)
-    times = bars.index.as_unit("ns").asi8.view("datetime64[ns]")  # epoch ns are UTC whatever the zone
+    index = pd.DatetimeIndex(bars.index)
+    times = index.as_unit("ns").asi8.view("datetime64[ns]")  # epoch ns are UTC whatever the zone
     records = trades[: int(state[k.S_TRADES])]
     metrics = compute_metrics(
-        equity,
-        times,
-        config.initial_capital,
-        records[:, k.T_PNL],
-        timeframe_delta(config.timeframe),
+        equity=equity,
+        times=times,
+        initial_capital=config.initial_capital,
+        trade_pnl=records[:, k.T_PNL],
+        bar=timeframe_delta(config.timeframe),
         exposure=float(state[k.S_BARS_IN_MARKET]) / len(bars),
     )
     metrics["total_commission"] = float(records[:, k.T_COMMISSION].sum())
     metrics["total_financing"] = float(records[:, k.T_FINANCING].sum())
     return BacktestResult(
         metrics=metrics,
-        trades=_trade_records(records, bars.index, config.pair.symbol),
+        trades=_trade_records(records, index, config.pair.symbol),
         equity_curve_times=times,
         equity_curve=equity,
         bars_processed=len(bars),
@@ -109,12 +110,14 @@ def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.Series | 
     conv = conversion_array(pair, config.account_currency, bars, conversion)
     if not np.isfinite(conv).all() or (conv <= 0).any():
         raise BacktestDataError("The conversion rates hold missing or non-positive values.")
-    if config.financing:
-        days = rollover_days(bars.index, timeframe_delta(config.timeframe))
-    else:
-        days = np.zeros(len(bars))
+    bar = timeframe_delta(config.timeframe)
+    days = rollover_days(pd.DatetimeIndex(bars.index), bar) if config.financing else np.zeros(len(bars))
+    open_, high, low, close = (bars[column].to_numpy(np.float64) for column in PRICE_COLUMNS)
     return _Market(
-        *(bars[column].to_numpy(np.float64) for column in PRICE_COLUMNS),
+        open_,
+        high,
+        low,
+        close,
         half_spread=_half_spread(bars, config, pair),
         conv=conv,
         rollover_days=days,
@@ -166,7 +169,7 @@ def _simulate(
     settings = _settings(config)
     for start in range(0, n, CHUNK_BARS):
         if should_stop is not None and should_stop():
-            raise BacktestCancelled(f"Backtest cancelled after {start} of {n} bars.")
+            raise BacktestCancelledError(f"Backtest cancelled after {start} of {n} bars.")
         stop = min(start + CHUNK_BARS, n)
         k.simulate(
             start, stop, target, market.open, market.high, market.low, market.close, market.half_spread,

@@ -22,7 +22,7 @@ def rollover_days(index: pd.DatetimeIndex, bar: pd.Timedelta) -> np.ndarray:
     """
     times = index.as_unit("ns")
     weights = _day_weight_until(times)
-    ends = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
+    ends: np.ndarray = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
     return ends - weights
 
 
@@ -31,4 +31,5 @@ def _day_weight_until(times: pd.DatetimeIndex) -> np.ndarray:
     wall = times.tz_convert("America/New_York").tz_localize(None) - pd.Timedelta(hours=17)
     day = (wall.asi8 // _NS_PER_DAY) + _EPOCH_WEEKDAY  # days since a Monday
     weeks, weekday = np.divmod(day, 7)
-    return np.asarray(weeks * _CUMULATIVE[-1] + _CUMULATIVE[weekday], dtype=np.float64)
+    weights: np.ndarray = (weeks * _CUMULATIVE[-1] + _CUMULATIVE[weekday]).astype(np.float64)
+    return weights

@@ -59,7 +59,7 @@ R_SIGNAL, R_STOP_LOSS, R_TAKE_PROFIT, R_TRAILING, R_MARGIN_CALL, R_END = range(6
 
 
 @njit(cache=True)
-def simulate(
+def simulate(  # noqa: PLR0917 - numba takes positional arguments only
     start: int,
     stop: int,
     target: np.ndarray,
@@ -119,7 +119,7 @@ def _exit_price(mid: float, half_spread: float, direction: float) -> float:  # p
 
 
 @njit(cache=True)
-def _fill_signal(
+def _fill_signal(  # noqa: PLR0917 - numba takes positional arguments only
     t: int,
     desired: float,
     mid_open: float,
@@ -156,11 +156,11 @@ def _entry_units(price: float, conv: float, settings: np.ndarray, equity: float)
     else:
         units = settings[P_SIZE] * equity / (settings[P_STOP_LOSS] * conv)
     cap = equity * settings[P_LEVERAGE] / (settings[P_MARGIN_CALL] * unit_value)
-    return np.floor(min(units, cap))
+    return float(np.floor(min(units, cap)))
 
 
 @njit(cache=True)
-def _open(
+def _open(  # noqa: PLR0917 - numba takes positional arguments only
     t: int, direction: float, price: float, conv: float, settings: np.ndarray, state: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     equity = state[S_CASH]
@@ -182,7 +182,7 @@ def _open(
 
 
 @njit(cache=True)
-def _close(
+def _close(  # noqa: PLR0917 - numba takes positional arguments only
     t: int, price: float, reason: int, conv: float, settings: np.ndarray, state: np.ndarray, trades: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     direction, units, entry = state[S_DIR], state[S_UNITS], state[S_ENTRY_PRICE]
@@ -206,7 +206,7 @@ def _close(
 
 
 @njit(cache=True)
-def _intrabar_exit(
+def _intrabar_exit(  # noqa: PLR0917 - numba takes positional arguments only
     d: float,
     mid_open: float,
     high: float,
@@ -241,7 +241,7 @@ def _intrabar_exit(
 
 
 @njit(cache=True)
-def _stop_level(
+def _stop_level(  # noqa: PLR0917 - numba takes positional arguments only
     d: float, entry: float, best: float, stop_loss: float, trailing: float, stop_out_distance: float
 ) -> tuple[float, int]:  # pragma: no cover - compiled
     """The exit-side price of the nearest protective stop (first hit as the price moves against d) and its
@@ -255,7 +255,7 @@ def _stop_level(
 
 
 @njit(cache=True)
-def _exit_fill(
+def _exit_fill(  # noqa: PLR0917 - numba takes positional arguments only
     d: float,
     at_open: float,
     adverse: float,

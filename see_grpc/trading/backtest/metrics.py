@@ -19,6 +19,7 @@ def bars_per_year(bar: pd.Timedelta) -> float:
 
 
 def compute_metrics(
+    *,
     equity: np.ndarray,
     times: np.ndarray,
     initial_capital: float,

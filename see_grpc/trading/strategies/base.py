@@ -120,7 +120,8 @@ class BaseStrategy:
         unknown = sorted(set(overrides) - set(specs))
         if unknown:
             raise StrategyConfigurationError(
-                f"Strategy '{cls.id}' has no parameter '{unknown[0]}'; its parameters are: {', '.join(specs) or 'none'}."
+                f"Strategy '{cls.id}' has no parameter '{unknown[0]}'; "
+                f"its parameters are: {', '.join(specs) or 'none'}."
             )
         params = cls.defaults()
         params.update({name: specs[name].coerce(value) for name, value in overrides.items()})
