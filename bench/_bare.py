@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
+
 from see.v1 import strategy_pb2
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import aiohttp
 import grpc
-from see.v1 import strategy_pb2, strategy_pb2_grpc
 
 from bench._common import Measurement, Request, free_port, measure, print_table, server_process
+from see.v1 import strategy_pb2, strategy_pb2_grpc
 
 API_KEY = "bench-key"
 STRATEGY_ID = "trend_following_v1"

@@ -29,6 +29,7 @@ from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import grpc
 from google.protobuf.message import Message
+
 from see.v1 import (
     backtest_pb2,
     backtest_pb2_grpc,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -29,7 +31,7 @@ from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES
 
 logger = logging.getLogger(__name__)
 
-_ADDERS = {
+_ADDERS: dict[str, Callable[[Any, grpc.aio.Server], None]] = {
     "see.v1.StrategyService": strategy_pb2_grpc.add_StrategyServiceServicer_to_server,
     "see.v1.BacktestService": backtest_pb2_grpc.add_BacktestServiceServicer_to_server,
     "see.v1.ExecutionService": execution_pb2_grpc.add_ExecutionServiceServicer_to_server,

@@ -49,7 +49,8 @@ def generate_stubs(out_dir: Path) -> None:
 
 
 def render_openapi() -> str:
-    from see_grpc.transport.rest.openapi import build_openapi
+    # Imported late: it needs the stubs this script has just written.
+    from see_grpc.transport.rest.openapi import build_openapi  # noqa: PLC0415
 
     return json.dumps(build_openapi(), indent=2, sort_keys=True) + "\n"
 

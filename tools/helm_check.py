@@ -2,9 +2,10 @@
 
 `helm template` and `helm lint` are replaced by three steps:
 
-1. Render. A small renderer of exactly the Go-template subset the chart uses (TEMPLATE_SUBSET below). Anything
-   else is refused with file and line, so a construct it does not understand can never pass silently. It is
-   stricter than Helm: a value that is not set is an error where Helm would render an empty string.
+1. Render. The values (values.yaml plus --set style overrides) are checked against values.schema.json, as Helm
+   does. A small renderer of exactly the Go-template subset the chart uses (TEMPLATE_SUBSET below) renders the
+   templates. Anything else is refused with file and line, so a construct it does not understand can never pass
+   silently. It is stricter than Helm: a value that is not set is an error where Helm would render "".
 2. Validate. Every rendered document is parsed as YAML (duplicate keys refused) and validated with
    kubernetes_validate's strict schemas (unknown fields rejected) for the pinned Kubernetes versions.
 3. Project checks: Chart.yaml, gRPC probes on the grpc port, both ports on the Service, no secret values anywhere,
@@ -82,7 +83,7 @@ CONTRACT_VARIABLES = frozenset(
 )
 SECRET_VARIABLES = frozenset({"API_KEY", "SERVICE_API_KEY", "REDIS_PASSWORD", "DATABASE_URL"})
 SECRET_LIKE_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
-URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
+URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")  # redis://:pw@host too
 TMP_DIR = "/tmp"  # noqa: S108 - only compared with the mount paths in the rendered Deployment
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")

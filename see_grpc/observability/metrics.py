@@ -11,7 +11,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.grpc_requests = Counter(
-            "see_grpc_requests_total", "gRPC calls by method and status code", ["method", "code"], registry=self.registry
+            "see_grpc_requests_total",
+            "gRPC calls by method and status code",
+            ["method", "code"],
+            registry=self.registry,
         )
         self.grpc_duration = Histogram(
             "see_grpc_request_duration_seconds",
@@ -34,7 +37,10 @@ class Metrics:
             registry=self.registry,
         )
         self.backtests = Counter(
-            "see_backtests_total", "Backtests run, by strategy and outcome", ["strategy_id", "status"], registry=self.registry
+            "see_backtests_total",
+            "Backtests run, by strategy and outcome",
+            ["strategy_id", "status"],
+            registry=self.registry,
         )
         self.backtest_duration = Histogram(
             "see_backtest_duration_seconds",

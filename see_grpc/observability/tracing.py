@@ -16,5 +16,7 @@ def configure_tracing(settings: Settings) -> None:
     if settings.otel_exporter_otlp_endpoint is None:
         return
     provider = TracerProvider(resource=Resource.create({"service.name": "see", "service.version": __version__}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=str(settings.otel_exporter_otlp_endpoint))))
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=str(settings.otel_exporter_otlp_endpoint)))
+    )
     trace.set_tracer_provider(provider)

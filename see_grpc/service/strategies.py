@@ -66,7 +66,7 @@ class StrategyCatalogue:
                     await uow.strategies.update(record)
             await uow.commit()
 
-    async def list(self, *, page_size: int, page_token: str, type: str, status: str) -> Page[StrategyRecord]:
+    async def browse(self, *, page_size: int, page_token: str, type: str, status: str) -> Page[StrategyRecord]:
         if page_size < 0:
             raise InvalidArgumentError("page_size must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -100,7 +100,14 @@ class StrategyCatalogue:
                 "uploaded code is not installed; register a built-in type (momentum, mean_reversion, breakout, "
                 "ml_enhanced) with parameters instead"
             )
-        record = _validated_record(name, description, instruments, timeframe, parameters, type)
+        record = _validated_record(
+            name=name,
+            description=description,
+            instruments=instruments,
+            timeframe=timeframe,
+            parameters=parameters,
+            type=type,
+        )
         async with self._db.unit_of_work() as uow:
             if await uow.strategies.get_by_name(record.name) is not None:
                 raise AlreadyExistsError(f"a strategy named {record.name!r} already exists")
@@ -152,7 +159,7 @@ def _builtin_record(cls: type[BaseStrategy], now: datetime, stored: StrategyReco
 
 
 def _validated_record(
-    name: str, description: str, instruments: list[str], timeframe: str, parameters: dict[str, Any], type: str
+    *, name: str, description: str, instruments: list[str], timeframe: str, parameters: dict[str, Any], type: str
 ) -> StrategyRecord:
     violations: list[FieldViolation] = []
     name = name.strip()

@@ -92,4 +92,3 @@ def internal_status(request_id: str) -> status_pb2.Status:
 
 def grpc_code_of(status: status_pb2.Status) -> grpc.StatusCode:
     return STATUS_BY_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN)
-

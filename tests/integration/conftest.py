@@ -44,7 +44,7 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
         "database_url": None,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return Settings.model_validate(values)  # the given values only: no environment, no .env file
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from see.v1 import strategy_pb2, system_pb2
 
+from see.v1 import strategy_pb2, system_pb2
 from see_grpc.client import SeeClient
 from tests.integration.conftest import API_KEY, RunningServer
 

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from see.v1 import strategy_pb2, strategy_pb2_grpc
+from see_grpc.observability.logging import JsonFormatter
 from see_grpc.server import SeeServer
 from tests.integration.conftest import API_KEY, SERVICE_KEY, RunningServer, server_settings
 
@@ -82,7 +83,7 @@ async def test_list_strategies_needs_a_key(running: RunningServer) -> None:
     async with running.http.get("/api/v1/strategies", headers=SERVICE) as response:
         assert response.status == 200
         strategies = (await response.json())["strategies"]
-    assert BUILTIN_IDS <= {s["id"] for s in strategies}
+    assert {s["id"] for s in strategies} >= BUILTIN_IDS
     trend = next(s for s in strategies if s["id"] == "trend_following_v1")
     assert trend["type"] == "momentum" and trend["status"] == "ACTIVE"
     assert trend["parameters"] == {"fast_period": 12, "slow_period": 26}
@@ -180,8 +181,6 @@ async def test_request_id_is_echoed_and_logged(running: RunningServer, caplog: p
     async with running.http.get("/api/v1/strategies/does-not-exist", headers=headers) as response:
         assert response.headers["x-request-id"] == "trace-me-42"
     assert any(getattr(r, "message", "").find("does-not-exist") >= 0 for r in caplog.records)
-    from see_grpc.observability.logging import JsonFormatter
-
     line = next(JsonFormatter().format(r) for r in caplog.records if "does-not-exist" in r.getMessage())
     assert json.loads(line)["request_id"] == "trace-me-42"
 
@@ -230,7 +229,10 @@ async def test_metrics_and_openapi(running: RunningServer) -> None:
     async with running.http.get("/metrics", headers=FULL) as response:
         text = await response.text()
     assert 'see_http_requests_total{method="GET",route="/api/v1/strategies/{strategy_id}",status="200"} 1.0' in text
-    assert 'see_http_request_duration_seconds_bucket{le="0.0005",method="GET",route="/api/v1/strategies/{strategy_id}"}' in text
+    assert (
+        'see_http_request_duration_seconds_bucket{le="0.0005",method="GET",route="/api/v1/strategies/{strategy_id}"}'
+        in text
+    )
     async with running.http.get("/openapi.json", headers=FULL) as response:
         served = await response.json()
     committed = json.loads((Path(__file__).parents[2] / "openapi" / "see.openapi.json").read_text())

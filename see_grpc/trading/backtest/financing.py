@@ -22,8 +22,9 @@ def rollover_days(index: pd.DatetimeIndex, bar: pd.Timedelta) -> np.ndarray:
     """
     times = index.as_unit("ns")
     weights = _day_weight_until(times)
-    ends: np.ndarray = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
-    return ends - weights
+    ends = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
+    days: np.ndarray = ends - weights
+    return days
 
 
 def _day_weight_until(times: pd.DatetimeIndex) -> np.ndarray:

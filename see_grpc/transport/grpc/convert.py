@@ -35,7 +35,7 @@ def from_struct(message: struct_pb2.Struct) -> dict[str, Any]:
 
 def _value(value: object) -> struct_pb2.Value:
     message = struct_pb2.Value()
-    json_format.ParseDict(value, message)
+    json_format.ParseDict(value, message)  # type: ignore[arg-type]  # any JSON value, not only objects
     return message
 
 

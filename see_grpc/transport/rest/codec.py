@@ -54,7 +54,7 @@ def parse_json_body(raw: bytes) -> Any:
         raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
 
 
-def _field(descriptor: Descriptor, path: str) -> FieldDescriptor:
+def _field(descriptor: Any, path: str) -> FieldDescriptor:
     current: Descriptor | None = descriptor
     field: FieldDescriptor | None = None
     for name in path.split("."):

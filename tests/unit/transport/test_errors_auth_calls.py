@@ -33,7 +33,9 @@ pytestmark = pytest.mark.unit
         (errors.StrategyExecutionError("x"), grpc.StatusCode.FAILED_PRECONDITION, 400),
     ],
 )
-def test_each_error_kind_has_one_status(error: errors.ForexTradingPlatformError, code: grpc.StatusCode, http: int) -> None:
+def test_each_error_kind_has_one_status(
+    error: errors.ForexTradingPlatformError, code: grpc.StatusCode, http: int
+) -> None:
     assert grpc_code_for(error) == code
     assert HTTP_STATUS[code] == http
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from google.api import http_pb2
 
@@ -32,8 +34,6 @@ def test_templates_match_like_grpc_gateway(template: str, path: str, expected: d
         assert found is None
     else:
         assert found is not None
-        from urllib.parse import unquote
-
         assert {v: unquote(g) for v, g in zip(variables, found.groups(), strict=True)} == expected
 
 
@@ -86,6 +86,7 @@ def test_request_from_body_query_and_path() -> None:
         path_params={},
         query={"page_size": ["7"], "status": ["PAUSED"], "type": ["momentum"]},
     )
+    assert isinstance(listed, strategy_pb2.ListStrategiesRequest)
     assert listed.page_size == 7 and listed.status == strategy_pb2.Strategy.PAUSED and listed.type == "momentum"
     streamed = build_request(
         backtest_pb2.StreamBacktestRequest,
@@ -94,6 +95,7 @@ def test_request_from_body_query_and_path() -> None:
         path_params={},
         query={},
     )
+    assert isinstance(streamed, backtest_pb2.StreamBacktestRequest)
     assert streamed.backtest.strategy_id == "trend_following_v1"
     assert streamed.backtest.start_date.seconds == 1735689600
 

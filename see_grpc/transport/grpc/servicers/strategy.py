@@ -14,7 +14,7 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
     async def ListStrategies(
         self, request: strategy_pb2.ListStrategiesRequest, context: grpc.aio.ServicerContext
     ) -> strategy_pb2.ListStrategiesResponse:
-        page = await self._catalogue.list(
+        page = await self._catalogue.browse(
             page_size=request.page_size,
             page_token=request.page_token,
             type=request.type,

@@ -1,0 +1,127 @@
+"""Fills, spread, slippage, commission, reversals and conversion, worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from engine_helpers import config, flat_bars, make_bars, run
+
+from see_grpc.errors import BacktestDataError
+from see_grpc.trading.backtest import align_conversion, conversion_pairs
+from see_grpc.trading.instruments import parse_instrument
+
+pytestmark = pytest.mark.unit
+
+BARS = make_bars(
+    [
+        (1.1000, 1.1010, 1.0990, 1.1000),
+        (1.1010, 1.1025, 1.1005, 1.1020),
+        (1.1030, 1.1045, 1.1025, 1.1040),
+        (1.1050, 1.1055, 1.1045, 1.1050),
+        (1.1050, 1.1060, 1.1040, 1.1055),
+    ]
+)
+
+
+def test_long_round_trip_pays_ask_gets_bid_with_slippage_and_commission() -> None:
+    cfg = config(spread_pips=2.0, slippage_pips=0.5, commission_per_million=20.0)
+    result = run([1, 1, 0, 0, 0], BARS, cfg)
+
+    (trade,) = result.trades
+    # Signal after bar 0 fills at bar 1's open 1.1010 + half spread 0.0001 + slippage 0.00005.
+    assert trade.entry_price == pytest.approx(1.10115)
+    assert trade.entry_time == BARS.index[1]
+    # Target 0 after bar 2 exits at bar 3's open 1.1050 - 0.0001 - 0.00005.
+    assert trade.exit_price == pytest.approx(1.10485)
+    assert trade.exit_time == BARS.index[3]
+    # Commission: 20 per million on 11,011.5 and on 11,048.5 USD of notional.
+    assert trade.commission == pytest.approx(0.220230 + 0.220970)
+    assert trade.pnl == pytest.approx(37.0 - 0.220230 - 0.220970)
+    assert trade.exit_reason == "signal"
+    assert result.metrics["final_equity"] == pytest.approx(10_036.5588)
+    assert result.metrics["total_commission"] == pytest.approx(0.4412)
+    # Bar 1 is marked at its bid close 1.1019: 10,000 x (1.1019 - 1.10115) = 7.5, minus the entry commission.
+    assert result.equity_curve[1] == pytest.approx(10_000 + 7.5 - 0.220230)
+    assert result.equity_curve[0] == 10_000
+
+
+def test_short_enters_at_bid_and_exits_at_ask() -> None:
+    result = run([-1, -1, 0, 0, 0], BARS, config(spread_pips=2.0, slippage_pips=0.5))
+
+    (trade,) = result.trades
+    assert trade.side == "SHORT"
+    assert trade.entry_price == pytest.approx(1.1010 - 0.00015)
+    assert trade.exit_price == pytest.approx(1.1050 + 0.00015)
+    assert trade.pnl == pytest.approx(-10_000 * (1.10515 - 1.10085))
+
+
+def test_reversal_closes_then_opens_at_the_same_open() -> None:
+    result = run([1, -1, -1, -1, -1], BARS, config(spread_pips=1.0))
+
+    long, short = result.trades
+    assert (long.side, long.entry_price, long.exit_price) == ("LONG", pytest.approx(1.10105), pytest.approx(1.10295))
+    assert (short.side, short.entry_time, short.entry_price) == ("SHORT", BARS.index[2], pytest.approx(1.10295))
+    # Still open at the end: closed at the last close plus half the spread (the ask).
+    assert short.exit_reason == "end_of_data"
+    assert short.exit_time == BARS.index[-1]
+    assert short.exit_price == pytest.approx(1.10555)
+    assert result.metrics["final_equity"] == pytest.approx(10_000 + 19.0 - 26.0)
+
+
+def test_signal_on_last_bar_is_never_filled() -> None:
+    result = run([0, 0, 0, 0, 1], BARS, config())
+    assert result.trades == []
+    assert result.metrics["num_trades"] == 0
+    assert result.metrics["final_equity"] == 10_000
+
+
+def test_usd_jpy_uses_jpy_pip_and_converts_pnl_with_its_own_close() -> None:
+    bars = make_bars(
+        [
+            (149.00, 149.50, 148.50, 149.00),
+            (150.00, 150.20, 149.80, 150.00),
+            (150.50, 150.90, 150.40, 150.80),
+            (151.00, 151.10, 149.90, 150.00),
+        ]
+    )
+    result = run([1, 1, 0, 0], bars, config("USD/JPY", spread_pips=1.0))
+
+    (trade,) = result.trades
+    assert trade.entry_price == pytest.approx(150.005)  # one pip is 0.01, half of it on the ask
+    assert trade.exit_price == pytest.approx(150.995)
+    # 10,000 x 0.99 = 9,900 JPY, converted at the exit bar's USD/JPY close of 150.
+    assert trade.pnl == pytest.approx(66.0)
+    assert result.metrics["final_equity"] == pytest.approx(10_066.0)
+
+
+def test_eur_gbp_converts_through_gbp_usd_series() -> None:
+    bars = make_bars([(0.85, 0.85, 0.85, 0.85), (0.85, 0.86, 0.85, 0.86), (0.86, 0.86, 0.86, 0.86)])
+    gbp_usd = pd.Series([1.25, 1.25, 1.30], index=bars.index)
+    result = run([1, 0, 0], bars, config("EUR/GBP"), conversion=gbp_usd)
+
+    (trade,) = result.trades
+    # 10,000 x (0.86 - 0.85) = 100 GBP at GBP/USD 1.30 on the exit bar.
+    assert trade.pnl == pytest.approx(130.0)
+    # Bar 1 close 0.86 marks 100 GBP at 1.25.
+    assert result.equity_curve[1] == pytest.approx(10_125.0)
+
+
+def test_cross_without_conversion_names_the_bars_needed() -> None:
+    with pytest.raises(BacktestDataError, match="GBP/USD"):
+        run([1, 0, 0], flat_bars(0.85, 3), config("EUR/GBP"))
+
+
+def test_conversion_pairs() -> None:
+    assert conversion_pairs(parse_instrument("EUR/USD"), "USD") == []
+    assert conversion_pairs(parse_instrument("USD/JPY"), "USD") == []
+    assert conversion_pairs(parse_instrument("EUR/GBP"), "USD") == [("GBP/USD", False), ("USD/GBP", True)]
+    assert conversion_pairs(parse_instrument("EUR/JPY"), "USD") == [("USD/JPY", True), ("JPY/USD", False)]
+    assert conversion_pairs(parse_instrument("GBP/CHF"), "EUR") == [("EUR/CHF", True), ("CHF/EUR", False)]
+
+
+def test_align_conversion_takes_last_known_close_and_inverts() -> None:
+    index = pd.date_range("2024-01-08", periods=4, freq="1h", tz="UTC")
+    usd_jpy = pd.Series([100.0, 200.0], index=index[[1, 3]])
+    rates = align_conversion(usd_jpy, pd.DatetimeIndex(index), invert=True, source="USD_JPY_1h.csv")
+    np.testing.assert_allclose(rates.to_numpy(), [0.01, 0.01, 0.01, 0.005])
