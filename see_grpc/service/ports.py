@@ -116,7 +116,8 @@ class Database(Protocol):
 
     async def close(self) -> None: ...
 
-    def unit_of_work(self) -> UnitOfWork: ...
+    def unit_of_work(self, *, readonly: bool = False) -> UnitOfWork:
+        """A transaction; readonly ones never wait for writers (and must not write)."""
 
     async def ping(self) -> None:
         """Raises DependencyUnavailableError when the database does not answer."""

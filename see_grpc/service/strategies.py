@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +51,16 @@ def parameter_specs_of(strategy: StrategyRecord) -> tuple[ParamSpec, ...]:
 
 
 class StrategyCatalogue:
-    def __init__(self, database: Database) -> None:
+    """The catalogue, with a short read-through cache: strategies are read on every call and rarely change.
+
+    Writes through this catalogue invalidate at once; a change made by another replica shows here within
+    cache_seconds at most.
+    """
+
+    def __init__(self, database: Database, *, cache_seconds: float = 2.0) -> None:
         self._db = database
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, StrategyRecord]] = {}
 
     async def seed_builtins(self) -> None:
         """Make sure every built-in exists with its current definition; keeps the status an operator set."""
@@ -65,21 +74,26 @@ class StrategyCatalogue:
                 elif stored != record:
                     await uow.strategies.update(record)
             await uow.commit()
+        self._cache.clear()
 
     async def browse(self, *, page_size: int, page_token: str, type: str, status: str) -> Page[StrategyRecord]:
         if page_size < 0:
             raise InvalidArgumentError("page_size must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        async with self._db.unit_of_work() as uow:
+        async with self._db.unit_of_work(readonly=True) as uow:
             return await uow.strategies.list(page_size=size, page_token=page_token, type=type, status=status)
 
     async def get(self, strategy_id: str) -> StrategyRecord:
         if not strategy_id:
             raise InvalidArgumentError("strategy_id is required", violations=[FieldViolation("strategy_id", "empty")])
-        async with self._db.unit_of_work() as uow:
+        cached = self._cache.get(strategy_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        async with self._db.unit_of_work(readonly=True) as uow:
             strategy = await uow.strategies.get(strategy_id)
         if strategy is None:
             raise NotFoundError(f"no strategy with id {strategy_id!r}; GET /api/v1/strategies lists them")
+        self._cache[strategy_id] = (time.monotonic(), strategy)
         return strategy
 
     async def register(
@@ -129,6 +143,7 @@ class StrategyCatalogue:
             strategy.update_time = datetime.now(UTC)
             await uow.strategies.update(strategy)
             await uow.commit()
+        self._cache.pop(strategy_id, None)
         return strategy
 
     async def delete(self, strategy_id: str) -> None:
@@ -140,6 +155,7 @@ class StrategyCatalogue:
                 raise FailedPreconditionError(f"{strategy_id!r} is built in and cannot be deleted; archive it instead")
             await uow.strategies.delete(strategy_id)
             await uow.commit()
+        self._cache.pop(strategy_id, None)
 
 
 def _builtin_record(cls: type[BaseStrategy], now: datetime, stored: StrategyRecord | None) -> StrategyRecord:

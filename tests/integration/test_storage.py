@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -343,3 +344,23 @@ async def test_non_finite_json_numbers_are_refused(database: SqlDatabase) -> Non
     async with database.unit_of_work() as uow:
         with pytest.raises(StatementError, match="Out of range float values are not JSON compliant"):
             await uow.backtests.add(backtest(0, metrics={"profit_factor": math.inf}))
+
+
+async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    db = SqlDatabase(f"sqlite:///{tmp_path}/see.db")
+    await db.start()
+    async with db.unit_of_work() as uow:
+        await uow.strategies.add(strategy(1))
+        await uow.commit()
+    writer = sqlite3.connect(tmp_path / "see.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        async with asyncio.timeout(1.0), db.unit_of_work(readonly=True) as uow:
+            assert (await uow.strategies.get("s-1")) is not None
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5), db.unit_of_work() as uow:  # a writing unit of work waits its turn
+                await uow.strategies.get("s-1")
+    finally:
+        writer.rollback()
+        writer.close()
+        await db.close()

@@ -48,11 +48,20 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     time_column = _time_column(frame, source)
     index = pd.DatetimeIndex(_to_utc(frame[time_column], source)).as_unit("ns").rename("time")
     keep = [c for c in frame.columns if c in ("open", "high", "low", "close") or _OPTIONAL.match(c)]
-    try:
-        bars = frame[keep].astype("float64")
-    except (TypeError, ValueError) as exc:
-        raise BacktestDataError(f"{source}: a price column holds text that is not a number ({exc}).") from exc
-    return bars.set_axis(index, axis=0)
+    return _numeric(frame[keep], source).set_axis(index, axis=0)
+
+
+def _numeric(columns: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Float columns; text that is not a number is an error naming its row and column (empty cells stay NaN)."""
+    numbers = columns.apply(pd.to_numeric, errors="coerce").astype("float64")
+    bad = (numbers.isna() & columns.notna()).to_numpy()
+    if bad.any():
+        row, column = (int(i[0]) for i in bad.nonzero())
+        raise BacktestDataError(
+            f"{source}: row {row + 1} column '{columns.columns[column]}' holds {columns.iat[row, column]!r}, "
+            "which is not a number."
+        )
+    return numbers
 
 
 def _time_column(frame: pd.DataFrame, source: str) -> str:

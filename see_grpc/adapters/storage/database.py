@@ -21,6 +21,7 @@ from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
 from see_grpc.service.ports import BacktestRepository, StrategyRepository
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_READONLY = "see_readonly"  # execution option: this transaction only reads
 _MIGRATION_LOCK = 0x5EE_0001  # any fixed bigint: every replica must take the same advisory lock
 _CONNECT_TIMEOUT_SECONDS = 10.0
 _START_TIMEOUT_SECONDS = 30.0  # connect, wait for another replica's migration, migrate
@@ -32,12 +33,15 @@ _UNAVAILABLE = (OSError, OperationalError, InterfaceError)
 class SqlUnitOfWork:
     """One session, one transaction; leaving the block rolls back whatever was not committed."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, readonly: bool = False) -> None:
         self._session = session
+        self._readonly = readonly
         self.strategies: StrategyRepository = SqlStrategyRepository(session)
         self.backtests: BacktestRepository = SqlBacktestRepository(session)
 
     async def __aenter__(self) -> Self:
+        if self._readonly:
+            await self._session.connection(execution_options={_READONLY: True})
         return self
 
     async def __aexit__(
@@ -85,8 +89,8 @@ class SqlDatabase:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions())
+    def unit_of_work(self, *, readonly: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions(), readonly=readonly)
 
     async def ping(self) -> None:
         try:
@@ -151,7 +155,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_sqlite_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads, then writes after another writer
     # committed fails with "database is locked" at once, whereas this one waits its turn (busy_timeout).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only units of work need no lock: in WAL mode a deferred BEGIN reads a snapshot without waiting.
+    readonly = connection.get_execution_options().get(_READONLY, False)
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _upgrade(connection: Connection) -> None:
