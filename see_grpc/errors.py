@@ -52,6 +52,10 @@ class DependencyUnavailableError(ForexTradingPlatformError):
     """A database, event bus or platform service does not answer."""
 
 
+class UnimplementedError(ForexTradingPlatformError):
+    """The operation is declared in the protos but this server does not offer it (yet)."""
+
+
 class AuthenticationError(ForexTradingPlatformError):
     """No API key, or a wrong one."""
 

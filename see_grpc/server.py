@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 from aiohttp import web
@@ -14,30 +12,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from see.v1 import (
-    backtest_pb2_grpc,
-    execution_pb2_grpc,
-    optimization_pb2_grpc,
-    strategy_pb2_grpc,
-    system_pb2_grpc,
-)
 from see_grpc.bootstrap import Container, build
 from see_grpc.config import Settings
-from see_grpc.transport.grpc.interceptor import CallInterceptor
+from see_grpc.transport.grpc.handlers import TrackedHandlers
 from see_grpc.transport.rest.app import RestGateway
 from see_grpc.transport.rest.openapi import build_openapi
 from see_grpc.transport.rest.routes import build_routes
-from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES
+from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES, service_descriptor
 
 logger = logging.getLogger(__name__)
-
-_ADDERS: dict[str, Callable[[Any, grpc.aio.Server], None]] = {
-    "see.v1.StrategyService": strategy_pb2_grpc.add_StrategyServiceServicer_to_server,
-    "see.v1.BacktestService": backtest_pb2_grpc.add_BacktestServiceServicer_to_server,
-    "see.v1.ExecutionService": execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
-    "see.v1.OptimizationService": optimization_pb2_grpc.add_OptimizationServiceServicer_to_server,
-    "see.v1.SystemService": system_pb2_grpc.add_SystemServiceServicer_to_server,
-}
 
 
 class SeeServer:
@@ -56,11 +39,11 @@ class SeeServer:
     async def start(self) -> None:
         self._container = container = await build(self.settings)
         self._grpc = grpc.aio.server(
-            interceptors=[CallInterceptor(container.tracker, container.metrics)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
+        handlers = TrackedHandlers(container.tracker, container.metrics)
         for name, servicer in container.servicers.items():
-            _ADDERS[name](servicer, self._grpc)
+            handlers.register(self._grpc, service_descriptor(name), servicer)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],

@@ -8,6 +8,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
+    """The service's metrics. observe_grpc/observe_http keep the labelled children, since labels() costs a lookup."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.grpc_requests = Counter(
@@ -57,3 +59,21 @@ class Metrics:
         self.executions = Counter(
             "see_executions_total", "Executions started, by mode", ["mode"], registry=self.registry
         )
+        self._grpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._http_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe_grpc(self, method: str, code: str, seconds: float) -> None:
+        children = self._grpc_children.get((method, code))
+        if children is None:
+            children = self.grpc_requests.labels(method, code), self.grpc_duration.labels(method)
+            self._grpc_children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_http(self, method: str, route: str, status: str, seconds: float) -> None:
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = self.http_requests.labels(method, route, status), self.http_duration.labels(method, route)
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -121,3 +121,22 @@ class Database(Protocol):
 
     async def ping(self) -> None:
         """Raises DependencyUnavailableError when the database does not answer."""
+
+
+@dataclass(frozen=True)
+class LoadedBars:
+    """Bars of one instrument and timeframe for a period, and where they came from."""
+
+    bars: Any  # pandas DataFrame: UTC DatetimeIndex, float open/high/low/close (+ volume, spread, bid_/ask_)
+    source: str  # what a person can be shown: file name, resampling, synthetic or not
+    synthetic: bool
+
+
+class BarStore(Protocol):
+    """Historical bars (BACKTEST_DATA_DIR); blocking calls, run them off the event loop."""
+
+    def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
+        """Bars with start <= time < end; BacktestDataError/BacktestConfigError when there are none or bad ones."""
+
+    def save(self, instrument: str, timeframe: str, bars: Any) -> Any:
+        """Merge uploaded bars into the store, atomically."""

@@ -21,7 +21,7 @@ CROSSES = {"EUR/GBP": ("EUR/USD", "GBP/USD")}  # built from its legs, so the thr
 def trading_hours(start: str, end: str) -> pd.DatetimeIndex:
     """Hourly UTC bar starts in [start, end), without the weekend close (Friday 22:00 to Sunday 22:00 UTC)."""
     hours = pd.date_range(start, end, freq="1h", tz="UTC", inclusive="left", unit="ns")
-    weekday, hour = hours.dayofweek, hours.hour
+    weekday, hour = hours.day_of_week, hours.hour
     closed = (weekday == 5) | ((weekday == 4) & (hour >= 22)) | ((weekday == 6) & (hour < 22))
     return hours[~closed]
 

@@ -17,6 +17,7 @@ _CODES: tuple[tuple[type[errors.ForexTradingPlatformError], grpc.StatusCode], ..
     (errors.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.DependencyUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (errors.UnimplementedError, grpc.StatusCode.UNIMPLEMENTED),
     (errors.InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.StrategyConfigurationError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.StrategyLoadError, grpc.StatusCode.INVALID_ARGUMENT),

@@ -53,7 +53,7 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _numeric(columns: pd.DataFrame, source: str) -> pd.DataFrame:
     """Float columns; text that is not a number is an error naming its row and column (empty cells stay NaN)."""
-    numbers = columns.apply(pd.to_numeric, errors="coerce").astype("float64")
+    numbers: pd.DataFrame = columns.apply(pd.to_numeric, errors="coerce").astype("float64")
     bad = (numbers.isna() & columns.notna()).to_numpy()
     if bad.any():
         row, column = (int(i[0]) for i in bad.nonzero())

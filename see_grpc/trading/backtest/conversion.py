@@ -31,7 +31,7 @@ def _rank(currency: str) -> tuple[int, str]:
     return (_PRIORITY.index(currency) if currency in _PRIORITY else len(_PRIORITY), currency)
 
 
-def align_conversion(close: pd.Series, index: pd.DatetimeIndex, invert: bool, source: str) -> pd.Series:
+def align_conversion(close: pd.Series, index: pd.Index, invert: bool, source: str) -> pd.Series:
     """Rate series on `index`: the last known close at or before each bar (the first bars take the first rate)."""
     rates = close.sort_index().reindex(index, method="ffill").bfill()
     if rates.isna().any() or (rates <= 0).any():

@@ -125,13 +125,22 @@ def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.Series | 
 
 
 def _half_spread(bars: pd.DataFrame, config: BacktestConfig, pair: Instrument) -> np.ndarray:
-    if config.use_data_spread:
-        if "spread" in bars.columns:
-            return bars["spread"].to_numpy(np.float64) * pair.pip_size / 2
-        for side in ("open", "close"):
-            if f"ask_{side}" in bars.columns and f"bid_{side}" in bars.columns:
-                return ((bars[f"ask_{side}"] - bars[f"bid_{side}"]) / 2).to_numpy(np.float64)
-    return np.full(len(bars), config.spread_pips * pair.pip_size / 2)
+    """Per-bar half spread in price; bars without a data spread fall back to config.spread_pips."""
+    fallback = config.spread_pips * pair.pip_size / 2
+    data = _data_half_spread(bars, pair.pip_size) if config.use_data_spread else None
+    if data is None:
+        return np.full(len(bars), fallback)
+    filled: np.ndarray = np.nan_to_num(data, nan=fallback)
+    return filled
+
+
+def _data_half_spread(bars: pd.DataFrame, pip: float) -> np.ndarray | None:
+    if "spread" in bars.columns:
+        return bars["spread"].to_numpy(np.float64) * pip / 2
+    for side in ("open", "close"):
+        if f"ask_{side}" in bars.columns and f"bid_{side}" in bars.columns:
+            return ((bars[f"ask_{side}"] - bars[f"bid_{side}"]) / 2).to_numpy(np.float64)
+    return None
 
 
 def _settings(config: BacktestConfig) -> np.ndarray:

@@ -99,6 +99,7 @@ def simulate(  # noqa: PLR0917 - numba takes positional arguments only
             state[S_BARS_IN_MARKET] += 1
             if rollover_days[t] != 0:
                 daily_rate = settings[P_LONG_DAILY] if d > 0 else settings[P_SHORT_DAILY]
+                # Charged on the notional at this bar's close, in account currency.
                 charge = daily_rate * rollover_days[t] * state[S_UNITS] * close[t] * conv[t]
                 state[S_CASH] -= charge
                 state[S_FINANCING] -= charge

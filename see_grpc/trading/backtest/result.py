@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -35,4 +35,3 @@ class BacktestResult:
     equity_curve_times: np.ndarray  # datetime64[ns], UTC
     equity_curve: np.ndarray  # account currency, one point per bar at its close
     bars_processed: int
-    warnings: list[str] = field(default_factory=list)

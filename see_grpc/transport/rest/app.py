@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from see_grpc.errors import InvalidArgumentError
+from see_grpc.errors import InvalidArgumentError, UnimplementedError
 from see_grpc.observability.metrics import Metrics
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
@@ -114,9 +114,7 @@ class RestGateway:
         return response
 
     def _finish(self, call: Call, method: str, label: str, code: grpc.StatusCode, http_status: int) -> None:
-        duration = self._tracker.finish(call, code)
-        self._metrics.http_requests.labels(method, label, str(http_status)).inc()
-        self._metrics.http_duration.labels(method, label).observe(duration)
+        self._metrics.observe_http(method, label, str(http_status), self._tracker.finish(call, code))
 
     def _find(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         path_known = False
@@ -149,7 +147,10 @@ class RestGateway:
         self, request: web.Request, route: Route, params: dict[str, str], call: Call
     ) -> web.StreamResponse:
         method = route.method
-        handler = getattr(self._servicers[method.containing_service.full_name], method.name)
+        servicer = self._servicers.get(method.containing_service.full_name)
+        if servicer is None:
+            raise UnimplementedError(f"{method.containing_service.name}.{method.name} is not available on this server")
+        handler = getattr(servicer, method.name)
         context = RestContext(request)
         query = {key: request.rel_url.query.getall(key) for key in request.rel_url.query}
         request_cls = _message_class(method.input_type)

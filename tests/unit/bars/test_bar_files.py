@@ -62,9 +62,11 @@ def test_parquet_with_a_datetime_index(tmp_path: Path) -> None:
 def test_range_is_start_inclusive_end_exclusive(tmp_path: Path) -> None:
     rows = "".join(f"2024-01-02 0{h}:00:00,1,1,1,1\n" for h in range(5))
     _write(tmp_path, "EUR_USD_1h.csv", "time,open,high,low,close\n" + rows)
-    bars = FileBarStore(tmp_path).load(
-        "EUR/USD", "1h", datetime(2024, 1, 2, 1, tzinfo=UTC), datetime(2024, 1, 2, 3, tzinfo=UTC)
-    ).bars
+    bars = (
+        FileBarStore(tmp_path)
+        .load("EUR/USD", "1h", datetime(2024, 1, 2, 1, tzinfo=UTC), datetime(2024, 1, 2, 3, tzinfo=UTC))
+        .bars
+    )
     assert [t.hour for t in bars.index] == [1, 2]
 
 
@@ -132,7 +134,10 @@ def test_coarsest_finer_file_is_preferred(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ("2024-01-02 01:00,1,1,1,1\n2024-01-02 00:00,1,1,1,1\n", "row 2 \\(time 2024-01-02 00:00:00\\+00:00\\) is earlier"),
+        (
+            "2024-01-02 01:00,1,1,1,1\n2024-01-02 00:00,1,1,1,1\n",
+            "row 2 \\(time 2024-01-02 00:00:00\\+00:00\\) is earlier",
+        ),
         ("2024-01-02 00:00,1,1,1,1\n2024-01-02 00:00,1,1,1,1\n", "row 2 .* repeats the time"),
         ("2024-01-02 00:00,1,1,1,1\n2024-01-02 01:00,1,0.9,1.1,1\n", "row 2 .* has high < low"),
         ("2024-01-02 00:00,1,1,1,\n", "row 1 .* missing \\(NaN\\) price"),
@@ -148,19 +153,19 @@ def test_bad_rows_are_named(tmp_path: Path, rows: str, message: str) -> None:
 
 def test_no_rows_in_range_says_what_the_file_covers(tmp_path: Path) -> None:
     _write(tmp_path, "EUR_USD_1h.csv", "time,open,high,low,close\n2023-05-01 00:00,1,1,1,1\n2023-05-02 00:00,1,1,1,1\n")
-    with pytest.raises(BacktestDataError, match="no EUR/USD bars .* covers 2023-05-01T00:00:00\\+00:00 to 2023-05-02"):
+    with pytest.raises(BacktestDataError, match=r"no EUR/USD bars .* covers 2023-05-01T00:00:00\+00:00 to 2023-05-02"):
         FileBarStore(tmp_path).load("EUR/USD", "1h", START, END)
 
 
 def test_missing_file_lists_what_exists(tmp_path: Path) -> None:
     _write(tmp_path, "GBP_USD_1h.csv", "time,open,high,low,close\n2024-01-02 00:00,1,1,1,1\n")
-    with pytest.raises(BacktestDataError, match="add EUR_USD_1h.csv or .parquet .* Files present: GBP_USD_1h.csv"):
+    with pytest.raises(BacktestDataError, match=r"add EUR_USD_1h\.csv or \.parquet .* Files present: GBP_USD_1h\.csv"):
         FileBarStore(tmp_path).load("EUR/USD", "1h", START, END)
 
 
 def test_no_time_column(tmp_path: Path) -> None:
     _write(tmp_path, "EUR_USD_1h.csv", "when,open,high,low,close\n2024-01-02 00:00,1,1,1,1\n")
-    with pytest.raises(BacktestDataError, match="EUR_USD_1h.csv: no time column"):
+    with pytest.raises(BacktestDataError, match=r"EUR_USD_1h\.csv: no time column"):
         FileBarStore(tmp_path).load("EUR/USD", "1h", START, END)
 
 

@@ -38,7 +38,7 @@ def test_save_rejects_bad_bars_and_keeps_the_file(tmp_path: Path) -> None:
     store = FileBarStore(tmp_path)
     store.save("EUR/USD", "1h", _bars([0], 1.0))
     bad = _bars([1], 1.0).assign(high=0.5)
-    with pytest.raises(BacktestDataError, match="uploaded EUR/USD 1h bars: row 1 .* high < low"):
+    with pytest.raises(BacktestDataError, match=r"uploaded EUR/USD 1h bars: row 1 .* high < low"):
         store.save("EUR/USD", "1h", bad)
     assert store.load("EUR/USD", "1h", START, END).bars["close"].tolist() == [1.0]
 
@@ -56,7 +56,7 @@ def test_sample_data_is_written_once_and_reported_as_synthetic(tmp_path: Path) -
     bars = loaded.bars
     assert bars.index[0] < pd.Timestamp("2023-01-03", tz="UTC")
     assert bars.index[-1] >= pd.Timestamp("2025-12-31", tz="UTC")
-    assert not (bars.index.dayofweek == 5).any()  # no Saturday bars
+    assert not (pd.DatetimeIndex(bars.index).day_of_week == 5).any()  # no Saturday bars
     assert 100 < bars["close"].min() < bars["close"].max() < 170  # USD/JPY-like levels
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from backtesting.test import EURUSD
-from engine_helpers import Scripted, config, flat_bars, make_bars, run
 
 from see_grpc.errors import BacktestConfigError, BacktestDataError
 from see_grpc.trading.backtest import DEFAULT_COSTS, BacktestCancelledError, BacktestConfig, run_backtest
 from see_grpc.trading.backtest import engine as engine_module
 from see_grpc.trading.backtest.metrics import bars_per_year, compute_metrics
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
+
+from .engine_helpers import Scripted, config, flat_bars, make_bars, run
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.unit
         ({"account_currency": "dollars"}, "account_currency"),
     ],
 )
-def test_bad_config_is_rejected_with_the_field_name(overrides: dict[str, object], message: str) -> None:
+def test_bad_config_is_rejected_with_the_field_name(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(BacktestConfigError, match=message):
         config(**overrides)
 
@@ -60,9 +62,17 @@ def test_too_few_bars_for_the_warm_up() -> None:
 
 
 def test_data_spread_column_is_used_when_asked() -> None:
-    bars = flat_bars(1.1, 3).assign(spread=[3.0, 3.0, 3.0])
-    (trade,) = run([1, 0, 0], bars, config(use_data_spread=True, spread_pips=1.0)).trades
-    assert trade.pnl == pytest.approx(-10_000 * 0.0003)
+    bars = flat_bars(1.1, 3).assign(spread=[3.0, 3.0, float("nan")])
+    (trade,) = run([1, 1, 0], bars, config(use_data_spread=True, spread_pips=1.0)).trades
+    # Bought at 1.1 + 1.5 pips; the last bar has no spread and falls back to 1 pip: sold at 1.1 - 0.5 pip.
+    assert trade.pnl == pytest.approx(-10_000 * 0.0002)
+
+
+def test_bid_ask_columns_give_the_spread() -> None:
+    bars = flat_bars(1.1, 3).assign(bid_open=1.0999, ask_open=1.1001)
+    (trade,) = run([1, 0, 0], bars, config(use_data_spread=True)).trades
+    assert trade.entry_price == pytest.approx(1.1001)
+    assert trade.exit_price == pytest.approx(1.0999)
 
 
 def test_progress_and_cancellation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ def _closes(values: list[float]) -> pd.DataFrame:
 
 def _targets(strategy_id: str, bars: pd.DataFrame, **params: object) -> list[float]:
     strategy = BUILTIN_STRATEGIES[strategy_id]()
-    return strategy.target_positions(bars, strategy.validate_parameters(params)).tolist()
+    return [float(x) for x in strategy.target_positions(bars, strategy.validate_parameters(params))]
 
 
 def test_catalogue_has_the_contract_ids_and_types() -> None:

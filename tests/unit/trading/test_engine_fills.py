@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from engine_helpers import config, flat_bars, make_bars, run
 
 from see_grpc.errors import BacktestDataError
 from see_grpc.trading.backtest import align_conversion, conversion_pairs
 from see_grpc.trading.instruments import parse_instrument
+
+from .engine_helpers import config, flat_bars, make_bars, run
 
 pytestmark = pytest.mark.unit
 
@@ -60,8 +61,12 @@ def test_reversal_closes_then_opens_at_the_same_open() -> None:
     result = run([1, -1, -1, -1, -1], BARS, config(spread_pips=1.0))
 
     long, short = result.trades
-    assert (long.side, long.entry_price, long.exit_price) == ("LONG", pytest.approx(1.10105), pytest.approx(1.10295))
-    assert (short.side, short.entry_time, short.entry_price) == ("SHORT", BARS.index[2], pytest.approx(1.10295))
+    assert long.side == "LONG"
+    assert long.entry_price == pytest.approx(1.10105)
+    assert long.exit_price == pytest.approx(1.10295)
+    assert short.side == "SHORT"
+    assert short.entry_time == BARS.index[2]
+    assert short.entry_price == pytest.approx(1.10295)
     # Still open at the end: closed at the last close plus half the spread (the ask).
     assert short.exit_reason == "end_of_data"
     assert short.exit_time == BARS.index[-1]

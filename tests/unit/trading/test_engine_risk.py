@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from engine_helpers import config, flat_bars, make_bars, run
 
 from see_grpc.trading.backtest.financing import rollover_days
+
+from .engine_helpers import config, flat_bars, make_bars, run
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +17,9 @@ def test_stop_loss_wins_when_stop_and_target_fit_in_one_bar() -> None:
     result = run([1, 1, 1], bars, config(stop_loss_pips=10, take_profit_pips=10))
 
     (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_time, trade.exit_price) == ("stop_loss", bars.index[1], pytest.approx(1.0990))
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_time == bars.index[1]
+    assert trade.exit_price == pytest.approx(1.0990)
     assert trade.pnl == pytest.approx(-10.0)
 
 
@@ -26,7 +29,8 @@ def test_gap_through_stop_fills_at_the_open_with_slippage() -> None:
 
     (trade,) = result.trades
     # Entry 1.1001 (slippage), stop 1.0991; bar 2 opens at 1.0980 below it: fill 1.0980 - 0.0001.
-    assert (trade.exit_reason, trade.exit_price) == ("stop_loss", pytest.approx(1.0979))
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_price == pytest.approx(1.0979)
     assert trade.pnl == pytest.approx(-22.0)
 
 
@@ -36,7 +40,8 @@ def test_short_stop_triggers_on_the_ask() -> None:
     result = run([-1, -1, -1], bars, config(spread_pips=2, stop_loss_pips=10))
 
     (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_price) == ("stop_loss", pytest.approx(1.1009))
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_price == pytest.approx(1.1009)
 
 
 def test_take_profit_gap_fills_at_the_better_open() -> None:
@@ -44,7 +49,9 @@ def test_take_profit_gap_fills_at_the_better_open() -> None:
     result = run([1, 1, 1], bars, config(take_profit_pips=10))
 
     (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_price, trade.pnl) == ("take_profit", 1.1030, pytest.approx(30.0))
+    assert trade.exit_reason == "take_profit"
+    assert trade.exit_price == 1.1030
+    assert trade.pnl == pytest.approx(30.0)
 
 
 def test_trailing_stop_follows_highs_of_completed_bars() -> None:
@@ -60,11 +67,9 @@ def test_trailing_stop_follows_highs_of_completed_bars() -> None:
     result = run([1, 1, 1, 1, 1], bars, config(trailing_stop_pips=10))
 
     (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_time, trade.exit_price) == (
-        "trailing_stop",
-        bars.index[3],
-        pytest.approx(1.1020),
-    )
+    assert trade.exit_reason == "trailing_stop"
+    assert trade.exit_time == bars.index[3]
+    assert trade.exit_price == pytest.approx(1.1020)
     assert trade.pnl == pytest.approx(20.0)
 
 
@@ -86,7 +91,9 @@ def test_margin_stop_out_closes_at_the_stop_out_price() -> None:
     result = run([1, 1, 1, 1], bars, cfg)
 
     (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_time, trade.exit_price) == ("margin_call", bars.index[2], pytest.approx(0.95))
+    assert trade.exit_reason == "margin_call"
+    assert trade.exit_time == bars.index[2]
+    assert trade.exit_price == pytest.approx(0.95)
     assert result.metrics["final_equity"] == pytest.approx(500.0)
 
 

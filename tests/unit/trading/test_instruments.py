@@ -34,6 +34,6 @@ def test_junk_is_rejected(junk: str, message: str) -> None:
 def test_timeframes() -> None:
     assert list(TIMEFRAMES) == ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
     assert timeframe_delta("4h") == pd.Timedelta(hours=4)
-    assert pd.Timedelta(TIMEFRAMES["15m"]) == pd.Timedelta(minutes=15)
+    assert TIMEFRAMES["15m"] == pd.offsets.Minute(15)
     with pytest.raises(InvalidArgumentError, match="2h"):
         timeframe_delta("2h")

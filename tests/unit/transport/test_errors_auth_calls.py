@@ -30,6 +30,7 @@ pytestmark = pytest.mark.unit
         (errors.AuthenticationError("x"), grpc.StatusCode.UNAUTHENTICATED, 401),
         (errors.PermissionDeniedError("x"), grpc.StatusCode.PERMISSION_DENIED, 403),
         (errors.FailedPreconditionError("x"), grpc.StatusCode.FAILED_PRECONDITION, 400),
+        (errors.UnimplementedError("x"), grpc.StatusCode.UNIMPLEMENTED, 501),
         (errors.StrategyExecutionError("x"), grpc.StatusCode.FAILED_PRECONDITION, 400),
     ],
 )

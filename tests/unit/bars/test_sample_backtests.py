@@ -1,0 +1,43 @@
+"""The first-start sample set is enough to run every runnable built-in with default costs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
+from see_grpc.trading.backtest import BacktestConfig, align_conversion, conversion_pairs, run_backtest
+from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.strategies import BUILTIN_STRATEGIES
+
+pytestmark = pytest.mark.unit
+
+START, END = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("strategy_id", "instrument", "timeframe"),
+    [
+        ("trend_following_v1", "EUR/USD", "1h"),
+        ("mean_reversion_v1", "USD/JPY", "4h"),
+        ("breakout_v1", "EUR/GBP", "1h"),
+    ],
+)
+def test_sample_backtest(tmp_path: Path, strategy_id: str, instrument: str, timeframe: str) -> None:
+    ensure_sample_data(tmp_path)
+    store = FileBarStore(tmp_path)
+    loaded = store.load(instrument, timeframe, START, END)
+    conversion = None
+    for symbol, invert in conversion_pairs(parse_instrument(instrument), "USD")[:1]:
+        rates = store.load(symbol, timeframe, START, END)
+        conversion = align_conversion(rates.bars["close"], loaded.bars.index, invert, rates.source)
+    config = BacktestConfig(instrument, timeframe, 10_000)
+
+    result = run_backtest(BUILTIN_STRATEGIES[strategy_id](), {}, loaded.bars, config, conversion=conversion)
+
+    assert result.bars_processed == len(loaded.bars) == len(result.equity_curve)
+    assert result.metrics["num_trades"] > 0
+    assert result.metrics["total_financing"] < 0  # default financing is a cost on both sides
+    assert sum(t.pnl for t in result.trades) == pytest.approx(result.metrics["final_equity"] - 10_000)
