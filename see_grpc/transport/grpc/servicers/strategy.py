@@ -7,7 +7,6 @@ from see_grpc.service.ports import StrategyRecord
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.transport.grpc import convert
 
-
 MESSAGE_CACHE_SIZE = 1024
 
 
