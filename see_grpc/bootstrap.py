@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
 from see_grpc.adapters.http_probe import http_health_probe
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
 from see_grpc.observability.metrics import Metrics
+from see_grpc.service.backtests import BacktestService
 from see_grpc.service.health import Dependency, HealthMonitor
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.transport.auth import ApiKeyAuthenticator
 from see_grpc.transport.calls import CallTracker
+from see_grpc.transport.grpc.servicers.backtest import BacktestServicer
 from see_grpc.transport.grpc.servicers.strategy import StrategyServicer
 from see_grpc.transport.grpc.servicers.system import SystemServicer
 
@@ -61,6 +66,17 @@ def _dependencies(settings: Settings, database: SqlDatabase) -> list[Dependency]
     return deps
 
 
+async def _bars_dir(settings: Settings) -> Path:
+    """BACKTEST_DATA_DIR, or the embedded default: a synthetic sample set made on first start (and labelled so)."""
+    if settings.backtest_data_dir is not None:
+        return settings.backtest_data_dir
+    directory = settings.data_dir / "bars"
+    written = await asyncio.to_thread(ensure_sample_data, directory)
+    if written:
+        logger.info("wrote %d synthetic sample bar files (not market data) to %s", len(written), directory)
+    return directory
+
+
 async def build(settings: Settings) -> Container:
     api_key, service_key = _api_keys(settings)
     database = SqlDatabase(settings.database_address)
@@ -71,10 +87,12 @@ async def build(settings: Settings) -> Container:
     except BaseException:
         await database.close()
         raise
+    backtests = BacktestService(database, catalogue, FileBarStore(await _bars_dir(settings)))
     metrics = Metrics()
     health = HealthMonitor(_dependencies(settings, database))
     servicers: dict[str, object] = {
         "see.v1.StrategyService": StrategyServicer(catalogue),
+        "see.v1.BacktestService": BacktestServicer(backtests),
         "see.v1.SystemService": SystemServicer(health),
     }
     tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))

@@ -84,7 +84,9 @@ class BacktestService:
             raise
         except BacktestCancelledError:
             raise asyncio.CancelledError from None
-        record = _record(request, config, params, loaded, result, time.perf_counter() - started)
+        record = _record(
+            request, config=config, params=params, loaded=loaded, result=result, seconds=time.perf_counter() - started
+        )
         async with self._db.unit_of_work() as uow:
             await uow.backtests.add(_storable(record))
             await uow.commit()
@@ -174,6 +176,7 @@ def _config(request: BacktestRequest, default_instrument: str, default_timeframe
 
 def _record(
     request: BacktestRequest,
+    *,
     config: BacktestConfig,
     params: dict[str, object],
     loaded: LoadedBars,
@@ -215,14 +218,20 @@ def _thinned(times: np.ndarray, equity: np.ndarray) -> tuple[np.ndarray, np.ndar
 # JSON storage has no Infinity or NaN (a profit factor with no losing trade is infinite): stored as strings.
 def _storable(record: BacktestRecord) -> BacktestRecord:
     metrics = {k: (v if math.isfinite(v) else str(v)) for k, v in record.metrics.items()}
-    trades = [{**t, "entry_time": t["entry_time"].isoformat(), "exit_time": t["exit_time"].isoformat()} for t in record.trades]
+    trades = [
+        {**t, "entry_time": t["entry_time"].isoformat(), "exit_time": t["exit_time"].isoformat()} for t in record.trades
+    ]
     return BacktestRecord(**{**record.__dict__, "metrics": metrics, "trades": trades})
 
 
 def _readable(record: BacktestRecord) -> BacktestRecord:
     metrics = {k: float(v) for k, v in record.metrics.items()}
     trades = [
-        {**t, "entry_time": datetime.fromisoformat(t["entry_time"]), "exit_time": datetime.fromisoformat(t["exit_time"])}
+        {
+            **t,
+            "entry_time": datetime.fromisoformat(t["entry_time"]),
+            "exit_time": datetime.fromisoformat(t["exit_time"]),
+        }
         for t in record.trades
     ]
     return BacktestRecord(**{**record.__dict__, "metrics": metrics, "trades": trades})

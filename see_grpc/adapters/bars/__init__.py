@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from see_grpc.adapters.bars.readers import read_bar_file, read_dukascopy, read_histdata
 from see_grpc.adapters.bars.samples import ensure_sample_data
-from see_grpc.adapters.bars.store import FileBarStore, LoadedBars
+from see_grpc.adapters.bars.store import FileBarStore
 
-__all__ = ["FileBarStore", "LoadedBars", "ensure_sample_data", "read_bar_file", "read_dukascopy", "read_histdata"]
+__all__ = ["FileBarStore", "ensure_sample_data", "read_bar_file", "read_dukascopy", "read_histdata"]

@@ -7,7 +7,6 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from see_grpc.adapters.bars.readers import read_bar_file
 from see_grpc.errors import BacktestConfigError, BacktestDataError, InvalidArgumentError
+from see_grpc.service.ports import LoadedBars
 from see_grpc.trading.bars import can_resample, resample_bars, validate_bars
 from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument
 
@@ -22,13 +22,6 @@ SUFFIXES = (".parquet", ".csv")  # parquet first: uploads are written as parquet
 SYNTHETIC_MARKER = ".synthetic.json"
 SYNTHETIC_SOURCE = "synthetic sample (generated, not market data)"
 _CACHE_FILES = 4  # validated files kept in memory, so repeated runs (optimisation) skip parsing
-
-
-@dataclass(frozen=True)
-class LoadedBars:
-    bars: pd.DataFrame  # UTC DatetimeIndex, float open/high/low/close (+ optional volume, spread, bid_/ask_)
-    source: str  # what the caller can show: file name, resampling, synthetic or not
-    synthetic: bool
 
 
 class FileBarStore:

@@ -7,8 +7,9 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from see.v1 import strategy_pb2
-from see_grpc.service.ports import StrategyRecord
+from see.v1 import backtest_pb2, common_pb2, strategy_pb2
+from see_grpc.service.backtests import BacktestRequest
+from see_grpc.service.ports import BacktestRecord, StrategyRecord
 from see_grpc.service.strategies import parameter_specs_of
 from see_grpc.trading.strategies import ParamSpec
 
@@ -77,4 +78,79 @@ def strategy(record: StrategyRecord) -> strategy_pb2.Strategy:
         has_code=record.code is not None,
         create_time=timestamp(record.create_time),
         update_time=timestamp(record.update_time),
+    )
+
+
+BACKTEST_STATUS_TO_PROTO = {
+    "running": backtest_pb2.Backtest.RUNNING,
+    "completed": backtest_pb2.Backtest.COMPLETED,
+    "failed": backtest_pb2.Backtest.FAILED,
+    "cancelled": backtest_pb2.Backtest.CANCELLED,
+}
+BACKTEST_STATUS_FROM_PROTO = {value: key for key, value in BACKTEST_STATUS_TO_PROTO.items()}
+COST_FIELDS = (
+    "spread_pips",
+    "commission_per_million",
+    "slippage_pips",
+    "financing",
+    "financing_long_rate",
+    "financing_short_rate",
+)
+
+
+def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestRequest:
+    return BacktestRequest(
+        strategy_id=message.strategy_id,
+        start=to_datetime(message.start_date) if message.HasField("start_date") else None,
+        end=to_datetime(message.end_date) if message.HasField("end_date") else None,
+        initial_capital=message.initial_capital,
+        parameters=from_struct(message.parameters),
+        instrument=message.instrument,
+        timeframe=message.timeframe,
+        position_size_units=message.position_size_units if message.HasField("position_size_units") else None,
+        leverage=message.leverage if message.HasField("leverage") else None,
+        costs={name: getattr(message.costs, name) for name in COST_FIELDS if message.costs.HasField(name)},  # type: ignore[arg-type]
+        account_currency=message.account_currency,
+    )
+
+
+def _trade(trade: dict[str, Any]) -> backtest_pb2.Trade:
+    return backtest_pb2.Trade(
+        instrument=trade["instrument"],
+        side=common_pb2.LONG if trade["side"] == "LONG" else common_pb2.SHORT,
+        units=trade["units"],
+        entry_time=timestamp(trade["entry_time"]),
+        exit_time=timestamp(trade["exit_time"]),
+        entry_price=trade["entry_price"],
+        exit_price=trade["exit_price"],
+        pnl=trade["pnl"],
+        commission=trade["commission"],
+        financing=trade["financing"],
+        exit_reason=trade["exit_reason"],
+    )
+
+
+def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
+    metrics = backtest_pb2.BacktestMetrics()
+    for name, value in record.metrics.items():
+        if name in metrics.DESCRIPTOR.fields_by_name:
+            setattr(metrics, name, int(value) if name == "num_trades" else value)
+    return backtest_pb2.Backtest(
+        backtest_id=record.backtest_id,
+        status=BACKTEST_STATUS_TO_PROTO[record.status],
+        strategy_id=record.strategy_id,
+        instrument=record.instrument,
+        timeframe=record.timeframe,
+        start_date=timestamp(record.start_date),
+        end_date=timestamp(record.end_date),
+        initial_capital=record.initial_capital,
+        parameters=struct(record.parameters),
+        account_currency=record.account_currency,
+        metrics=metrics,
+        trades=[_trade(t) for t in record.trades],
+        equity_curve=[backtest_pb2.EquityPoint(time=timestamp(t), equity=e) for t, e in record.equity_curve],
+        data_source=record.data_source,
+        synthetic_data=record.synthetic_data,
+        create_time=timestamp(record.create_time),
+        duration_seconds=record.duration_seconds,
     )
