@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 from collections.abc import AsyncIterator
@@ -52,7 +53,7 @@ async def test_rest_backtest_is_consistent_stored_and_listed(running: RunningSer
         assert trade["side"] in ("LONG", "SHORT") and trade["units"] == 10000
         assert REQUEST["start_date"] <= trade["entry_time"] <= trade["exit_time"] < REQUEST["end_date"]
     # Reversals: each trade after the first opens when the previous one closes, on the other side.
-    for before, after in zip(trades, trades[1:], strict=False):
+    for before, after in itertools.pairwise(trades):
         if after["entry_time"] == before["exit_time"]:
             assert after["side"] != before["side"]
     async with running.http.get(f"/api/v1/backtests/{result['backtest_id']}", headers=FULL) as response:
