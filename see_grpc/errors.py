@@ -48,6 +48,10 @@ class ResourceExhaustedError(ForexTradingPlatformError):
     """A limit such as MAX_CONCURRENT_STRATEGIES is reached."""
 
 
+class SubscriberTooSlowError(ResourceExhaustedError):
+    """A stream subscriber fell further behind than its buffer allows and was cut off."""
+
+
 class DependencyUnavailableError(ForexTradingPlatformError):
     """A database, event bus or platform service does not answer."""
 

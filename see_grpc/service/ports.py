@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -140,3 +141,32 @@ class BarStore(Protocol):
 
     def save(self, instrument: str, timeframe: str, bars: Any) -> Any:
         """Merge uploaded bars into the store, atomically."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event on a stream: signals and fills of live executions."""
+
+    event_id: str  # opaque to callers; ordered within its stream; pass it back as after_id to resume
+    payload: dict[str, Any]  # JSON-serialisable
+
+
+class EventBus(Protocol):
+    """Publish/subscribe with replay: in-process by default, Redis Streams across replicas."""
+
+    kind: str  # "in-process" or "redis"
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises DependencyUnavailableError when the bus does not answer."""
+
+    async def publish(self, stream: str, payload: dict[str, Any]) -> str:
+        """Append an event; returns its id once it is durable on the bus."""
+
+    def subscribe(self, stream: str, *, after_id: str = "", buffer: int = 1024) -> AsyncIterator[Event]:
+        """Every event after after_id (all retained events when it is "", none older), then live ones, in order,
+        each once. A subscriber that falls more than `buffer` events behind is cut off with
+        SubscriberTooSlowError (a ResourceExhaustedError); it never slows the publisher."""
