@@ -1,22 +1,30 @@
-"""Shared by the benchmarks: closed-loop load, percentiles, server subprocesses, CPU accounting, tables."""
+"""Shared by the benchmarks: closed-loop load, percentiles, server subprocesses, CPU accounting, tables, timing of
+in-process calls, synthetic bars and goal verdicts."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
+import numpy as np
+import pandas as pd
 
 Request = Callable[[int], Awaitable[object]]
 """One request of a load worker; the argument is the worker's index (to pick its own connection)."""
+
+T = TypeVar("T")
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _STOP_WITHIN = 30.0  # seconds from SIGTERM to SIGKILL
@@ -126,3 +134,63 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for line in (headers, ["-" * w for w in widths], *rows):
         first, *rest = (str(c) for c in line)
         print("  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of repeated calls of one function."""
+
+    runs: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def spread(self) -> str:
+        """min-max of the runs, for reporting the noise of a shared machine."""
+        return f"{min(self.runs):.3g}-{max(self.runs):.3g}"
+
+
+def timed(function: Callable[[], T], repeats: int) -> tuple[Timing, T]:
+    """Call function `repeats` times; the timings and the last result.
+
+    A full garbage collection before each call: CPython's cyclic collector runs when enough container objects
+    have survived since the last full pass, so without this one call can pay for the objects an earlier call (or
+    another engine) left behind. Collections triggered by the call's own allocations are still timed.
+    """
+    runs: list[float] = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        result = function()
+        runs.append(time.perf_counter() - start)
+    return Timing(runs), result
+
+
+def verdict(met: bool) -> str:
+    return "MET" if met else "MISSED"
+
+
+def random_walk_bars(count: int, *, freq: str, seed: int, start: float = 1.10, step_pips: float = 0.5) -> pd.DataFrame:
+    """Mid OHLC bars of a Gaussian random walk of closes (`step_pips` standard deviation per bar) on a UTC index.
+
+    Each bar opens at the previous close and its high/low reach a little beyond, so bars look like FX minutes.
+    Prices are left unrounded: rounded prices make exact SMA ties common, and a tie is decided by the last bit of
+    each engine's rolling sum rather than by the rule being compared.
+    """
+    rng = np.random.default_rng(seed)
+    pip = 1e-4
+    close = start + np.cumsum(rng.normal(0.0, step_pips * pip, count))
+    open_ = np.concatenate(([start], close[:-1]))
+    wick = np.abs(rng.normal(0.0, step_pips * pip / 2, (2, count)))
+    index = pd.date_range("2020-01-06", periods=count, freq=freq, tz="UTC")
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) + wick[0],
+            "low": np.minimum(open_, close) - wick[1],
+            "close": close,
+        },
+        index=index,
+    )

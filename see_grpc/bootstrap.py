@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
+from see_grpc.adapters.brokers.paper import PaperBroker
+from see_grpc.adapters.eventbus import build_event_bus
+from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.http_probe import http_health_probe
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
 from see_grpc.observability.metrics import Metrics
+from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
+from see_grpc.service.executions import ExecutionManager
 from see_grpc.service.health import Dependency, HealthMonitor
+from see_grpc.service.ports import EventBus
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.transport.auth import ApiKeyAuthenticator
 from see_grpc.transport.calls import CallTracker
 from see_grpc.transport.grpc.servicers.backtest import BacktestServicer
+from see_grpc.transport.grpc.servicers.execution import ExecutionServicer
 from see_grpc.transport.grpc.servicers.strategy import StrategyServicer
 from see_grpc.transport.grpc.servicers.system import SystemServicer
 
@@ -41,10 +48,20 @@ class Container:
     metrics: Metrics
     tracker: CallTracker
     health: HealthMonitor
+    executions: ExecutionManager
+    bus: EventBus
     servicers: dict[str, object]  # full proto service name -> servicer
+    sandbox: SandboxPool = field(default_factory=SandboxPool)  # worker processes that run user strategy code
+
+    async def open(self) -> None:
+        """Start background work: executions left running resume here."""
+        await self.executions.open()
 
     async def close(self) -> None:
+        await self.executions.close()
+        await self.bus.close()
         await self.database.close()
+        self.sandbox.close()
 
 
 def _api_keys(settings: Settings) -> tuple[str, str | None]:
@@ -57,8 +74,12 @@ def _api_keys(settings: Settings) -> tuple[str, str | None]:
     return key, service_key
 
 
-def _dependencies(settings: Settings, database: SqlDatabase) -> list[Dependency]:
-    deps = [Dependency("database", database.kind, database.ping), Dependency("event_bus", "in-process")]
+def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus) -> list[Dependency]:
+    deps = [
+        Dependency("database", database.kind, database.ping),
+        Dependency("event_bus", bus.kind, bus.ping if settings.redis_url else None),
+        Dependency("broker", "paper" if settings.trading_gateway_url is None else "http"),
+    ]
     for name in INTEGRATIONS:
         url = getattr(settings, f"{name}_url")
         probe = http_health_probe(str(url)) if url else None  # unset: the embedded default, nothing to reach
@@ -81,19 +102,37 @@ async def build(settings: Settings) -> Container:
     api_key, service_key = _api_keys(settings)
     database = SqlDatabase(settings.database_address)
     await database.start()
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    bus = build_event_bus(settings.redis_url, password)
     try:
-        catalogue = StrategyCatalogue(database)
+        sandbox = SandboxPool()
+        catalogue = StrategyCatalogue(database, sandbox=sandbox)
         await catalogue.seed_builtins()
+        if settings.strategies_dir is not None:
+            await catalogue.load_directory(settings.strategies_dir)
+        await bus.start()
     except BaseException:
         await database.close()
         raise
-    backtests = BacktestService(database, catalogue, FileBarStore(await _bars_dir(settings)))
+    bar_store = FileBarStore(await _bars_dir(settings))
+    backtests = BacktestService(database, catalogue, bar_store)
     metrics = Metrics()
-    health = HealthMonitor(_dependencies(settings, database))
+    executions = ExecutionManager(
+        database,
+        catalogue,
+        PaperFeed(bar_store),
+        PaperBroker(),
+        bus,
+        max_concurrent=settings.max_concurrent_strategies,
+        account_balance=settings.paper_account_balance,
+        on_change=metrics.active_strategies.set,
+    )
+    health = HealthMonitor(_dependencies(settings, database, bus))
     servicers: dict[str, object] = {
         "see.v1.StrategyService": StrategyServicer(catalogue),
         "see.v1.BacktestService": BacktestServicer(backtests),
+        "see.v1.ExecutionService": ExecutionServicer(executions, bus),
         "see.v1.SystemService": SystemServicer(health),
     }
     tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))
-    return Container(settings, database, metrics, tracker, health, servicers)
+    return Container(settings, database, metrics, tracker, health, executions, bus, servicers, sandbox)

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
 
     max_concurrent_strategies: int = Field(10, ge=1, le=10_000)
+    # SEE's own: the balance of the local paper account that capital allocations are checked against.
+    paper_account_balance: float = Field(1_000_000.0, gt=0)
     strategies_dir: Path | None = None
     backtest_data_dir: Path | None = None
 

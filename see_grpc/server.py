@@ -38,6 +38,7 @@ class SeeServer:
 
     async def start(self) -> None:
         self._container = container = await build(self.settings)
+        await container.open()
         self._grpc = grpc.aio.server(
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )

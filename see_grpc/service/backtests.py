@@ -15,9 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from see_grpc.errors import BacktestConfigError, BacktestDataError, FieldViolation, InvalidArgumentError, NotFoundError
+from see_grpc.errors import (
+    BacktestConfigError,
+    BacktestDataError,
+    BacktestError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from see_grpc.reporting import render_report
 from see_grpc.service.ports import BacktestRecord, BarStore, Database, LoadedBars, Page
-from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue, template_of
+from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
 from see_grpc.trading.backtest import (
     BacktestCancelledError,
     BacktestConfig,
@@ -61,7 +69,7 @@ class BacktestService:
         """Validate, simulate and store; a bad request raises before anything is stored."""
         _check_request(request)
         strategy = await self._catalogue.get(request.strategy_id)
-        template = template_of(strategy)
+        template = await self._catalogue.runnable(strategy)  # user code: target positions come from the sandbox
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
@@ -98,6 +106,24 @@ class BacktestService:
         if record is None:
             raise NotFoundError(f"no backtest with id {backtest_id!r}; GET /api/v1/backtests lists them")
         return _readable(record)
+
+    async def report(self, backtest_id: str) -> str:
+        """The stored backtest as one self-contained HTML page, with the prices it ran on when they still exist."""
+        record = await self.get(backtest_id)
+        # Loading bars parses files and rendering thins up to millions of prices: both stay off the event loop.
+        return await asyncio.to_thread(self._render_report, record)
+
+    def _render_report(self, record: BacktestRecord) -> str:
+        try:
+            loaded = self._bars.load(record.instrument, record.timeframe, record.start_date, record.end_date)
+        except (BacktestError, InvalidArgumentError) as exc:
+            # The report is still worth having without the price chart; the page says why it is missing.
+            note = f"No price chart: the bars this backtest ran on are no longer available ({exc.message})"
+            return render_report(record, None, note)
+        note = ""
+        if loaded.source != record.data_source:
+            note = f"Prices shown come from {loaded.source}; the backtest ran on {record.data_source}."
+        return render_report(record, loaded.bars["close"], note)
 
     async def browse(
         self, *, page_size: int, page_token: str, strategy_id: str, instrument: str, status: str

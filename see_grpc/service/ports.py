@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import builtins
+
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -96,6 +98,7 @@ class UnitOfWork(Protocol):
 
     strategies: StrategyRepository
     backtests: BacktestRepository
+    executions: ExecutionRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -170,3 +173,131 @@ class EventBus(Protocol):
         """Every event after after_id (all retained events when it is "", none older), then live ones, in order,
         each once. A subscriber that falls more than `buffer` events behind is cut off with
         SubscriberTooSlowError (a ResourceExhaustedError); it never slows the publisher."""
+
+
+@dataclass
+class ExecutionRecord:
+    """A live (paper or gateway) run of a strategy, with the state needed to resume it after a restart."""
+
+    execution_id: str
+    strategy_id: str
+    status: str  # starting, running, paused, stopped, failed
+    mode: str  # paper, live
+    capital_allocation: float
+    parameters: dict[str, Any]
+    instruments: list[str]
+    settings: dict[str, Any]  # sizing, risk limits, feed options: fixed when it starts
+    state: dict[str, Any]  # positions, last bar per instrument, equity peak, day P&L: changes as it runs
+    start_time: datetime
+    update_time: datetime
+    stop_time: datetime | None = None
+    status_message: str = ""
+    lease_owner: str = ""
+    lease_expires: datetime | None = None
+
+
+@dataclass
+class OrderRecord:
+    order_id: str
+    client_order_id: str  # idempotency key: one fill at most per client order id, across retries and restarts
+    execution_id: str
+    instrument: str
+    side: str  # LONG (buy) or SHORT (sell)
+    units: float
+    status: str  # pending, filled, rejected, cancelled
+    create_time: datetime
+    reject_reason: str = ""
+
+
+@dataclass
+class FillRecord:
+    fill_id: str
+    order_id: str
+    client_order_id: str
+    execution_id: str
+    strategy_id: str
+    instrument: str
+    side: str
+    units: float
+    price: float
+    commission: float
+    time: datetime
+
+
+class ExecutionRepository(Protocol):
+    async def add(self, execution: ExecutionRecord) -> None: ...
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    async def update(self, execution: ExecutionRecord) -> None: ...
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", strategy_id: str = "", status: str = ""
+    ) -> Page[ExecutionRecord]:
+        """Newest first."""
+
+    async def count_active(self) -> int:
+        """Executions starting, running or paused."""
+
+    async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
+        """Active executions whose lease is free, expired or already this owner's."""
+
+    async def try_lease(self, execution_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the lease atomically; False when another owner holds a lease that has not expired."""
+
+    async def add_order(self, order: OrderRecord) -> bool:
+        """False (and nothing written) when an order with that client_order_id exists already."""
+
+    async def update_order(self, order: OrderRecord) -> None: ...
+
+    async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None: ...
+
+    async def add_fill(self, fill: FillRecord) -> bool:
+        """False (and nothing written) when the client order is filled already."""
+
+    async def orders(self, execution_id: str) -> builtins.list[OrderRecord]: ...
+
+    async def fills(self, execution_id: str) -> builtins.list[FillRecord]: ...
+
+
+@dataclass(frozen=True)
+class LiveBar:
+    """A finished bar from a market feed, mid prices in the quote currency."""
+
+    instrument: str
+    time: datetime  # the bar's open time, UTC
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class MarketFeed(Protocol):
+    """Bars of live trading: the paper feed replays stored bars; the Trading Gateway streams real ones."""
+
+    kind: str
+
+    def history(self, instrument: str, timeframe: str, settings: dict[str, Any], until: datetime) -> list[LiveBar]:
+        """Bars the feed already delivered up to `until` (inclusive), oldest first: the strategy's warm-up after a
+        restart. Blocking: run it off the event loop."""
+
+    def bars(
+        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+    ) -> AsyncIterator[LiveBar]:
+        """Bars strictly after `after`, in order, each once; ends when the feed has no more (a finished replay)."""
+
+
+@dataclass(frozen=True)
+class BrokerFill:
+    price: float
+    commission: float
+    time: datetime
+
+
+class Broker(Protocol):
+    """Where orders go. submit is idempotent on the order's client_order_id."""
+
+    kind: str
+
+    async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
+        """Fill a market order at the bar's open (the next bar after the signal)."""

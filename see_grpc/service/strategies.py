@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import importlib.util
+import logging
 import re
+import sys
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from see_grpc.errors import (
@@ -16,6 +23,7 @@ from see_grpc.errors import (
     NotFoundError,
     StrategyConfigurationError,
 )
+from see_grpc.sandbox.pool import SandboxPool, StrategyInfo, sandboxed_class
 from see_grpc.service.access import require_full_access
 from see_grpc.service.ports import STRATEGY_STATUSES, Database, Page, StrategyRecord
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
@@ -29,21 +37,34 @@ TEMPLATE_FOR_TYPE: dict[str, str] = {
     "ml_enhanced": "ml_enhanced_v1",
 }
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
+CODE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+OPERATOR_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_DESCRIPTION = 2000
 
 
+logger = logging.getLogger(__name__)
+
+# Process-wide, because the transport converts records without a catalogue at hand: the trusted classes loaded from
+# STRATEGIES_DIR, and the parameter specs the sandbox reported for each piece of user code (keyed by its hash).
+_operator_classes: dict[str, type[BaseStrategy]] = {}
+_code_specs: dict[str, tuple[ParamSpec, ...]] = {}
+
+
 def template_of(strategy: StrategyRecord) -> type[BaseStrategy]:
-    """The class that trades a catalogue entry: a built-in itself, or the built-in its type configures."""
+    """The class that trades a catalogue entry: a built-in (or STRATEGIES_DIR) class, or the built-in its type
+    configures. User code is never a template: StrategyCatalogue.runnable runs it in the sandbox."""
     template_id = strategy.id if strategy.builtin else TEMPLATE_FOR_TYPE.get(strategy.type, "")
-    try:
-        return BUILTIN_STRATEGIES[template_id]
-    except KeyError:
-        raise FailedPreconditionError(f"strategy {strategy.id!r} of type {strategy.type!r} cannot be run") from None
+    cls = BUILTIN_STRATEGIES.get(template_id) or _operator_classes.get(template_id)
+    if cls is None or strategy.code is not None:
+        raise FailedPreconditionError(f"strategy {strategy.id!r} of type {strategy.type!r} cannot be run")
+    return cls
 
 
 def parameter_specs_of(strategy: StrategyRecord) -> tuple[ParamSpec, ...]:
+    if strategy.code is not None:
+        return _code_specs.get(_code_key(strategy.code), ())
     try:
         return template_of(strategy).parameter_specs
     except FailedPreconditionError:
@@ -57,16 +78,37 @@ class StrategyCatalogue:
     cache_seconds at most.
     """
 
-    def __init__(self, database: Database, *, cache_seconds: float = 2.0) -> None:
+    def __init__(self, database: Database, *, cache_seconds: float = 2.0, sandbox: SandboxPool | None = None) -> None:
         self._db = database
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, StrategyRecord]] = {}
+        self._sandbox = sandbox
 
     async def seed_builtins(self) -> None:
         """Make sure every built-in exists with its current definition; keeps the status an operator set."""
+        await self._seed(BUILTIN_STRATEGIES.values())
+
+    async def load_directory(self, directory: Path) -> list[str]:
+        """Add the strategies of STRATEGIES_DIR (trusted operator files) to the catalogue; returns their ids.
+
+        A file that fails to import or defines no usable strategy is logged and skipped: start-up goes on.
+        """
+        classes = await asyncio.to_thread(_import_directory, directory)
+        await self._seed(classes)
+        _operator_classes.update({cls.id: cls for cls in classes})
+        return [cls.id for cls in classes]
+
+    async def runnable(self, strategy: StrategyRecord) -> type[BaseStrategy]:
+        """The class a backtest runs: template_of's, or for user code one whose calls go to the sandbox."""
+        if strategy.code is None:
+            return template_of(strategy)
+        info = await self._load_code(strategy.code, {}, trial=False)
+        return sandboxed_class(self._require_sandbox(), strategy.code, strategy.id, info)
+
+    async def _seed(self, classes: Iterable[type[BaseStrategy]]) -> None:
         now = datetime.now(UTC)
         async with self._db.unit_of_work() as uow:
-            for cls in BUILTIN_STRATEGIES.values():
+            for cls in classes:
                 stored = await uow.strategies.get(cls.id)
                 record = _builtin_record(cls, now, stored)
                 if stored is None:
@@ -109,11 +151,11 @@ class StrategyCatalogue:
     ) -> StrategyRecord:
         if code is not None:
             require_full_access("registering strategy code")
-            raise FailedPreconditionError(
-                "registering strategy code is not enabled on this server yet: the sandbox that checks and runs "
-                "uploaded code is not installed; register a built-in type (momentum, mean_reversion, breakout, "
-                "ml_enhanced) with parameters instead"
-            )
+            # Unset fields come from what the class declares; the sandbox checked its parameters.
+            info = await self._load_code(code, parameters, trial=True)
+            name, description = name or info.name, description or info.description
+            instruments, timeframe = instruments or list(info.instruments), timeframe or info.timeframe
+            parameters, type = info.parameters, type or info.type or "custom"
         record = _validated_record(
             name=name,
             description=description,
@@ -121,6 +163,7 @@ class StrategyCatalogue:
             timeframe=timeframe,
             parameters=parameters,
             type=type,
+            code=code,
         )
         async with self._db.unit_of_work() as uow:
             if await uow.strategies.get_by_name(record.name) is not None:
@@ -157,6 +200,73 @@ class StrategyCatalogue:
             await uow.commit()
         self._cache.pop(strategy_id, None)
 
+    async def _load_code(self, code: str, parameters: dict[str, Any], *, trial: bool) -> StrategyInfo:
+        """Check and load user code in the sandbox (never in this process); remembers its parameter specs."""
+        info = await asyncio.to_thread(self._require_sandbox().load, code, parameters, trial=trial)
+        _code_specs[_code_key(code)] = info.parameter_specs
+        return info
+
+    def _require_sandbox(self) -> SandboxPool:
+        if self._sandbox is None:
+            raise FailedPreconditionError("this server runs no strategy sandbox, so it cannot load strategy code")
+        return self._sandbox
+
+
+def _code_key(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _import_directory(directory: Path) -> list[type[BaseStrategy]]:
+    classes: dict[str, type[BaseStrategy]] = {}
+    for path in sorted(directory.glob("*.py")):
+        try:
+            for cls in _import_strategy_file(path):
+                if cls.id in classes:
+                    raise StrategyConfigurationError(f"id {cls.id!r} is already defined by another file")
+                classes[cls.id] = cls
+        except Exception:
+            logger.warning("STRATEGIES_DIR: skipping %s", path, exc_info=True)
+    if classes:
+        logger.info("STRATEGIES_DIR: loaded %s from %s", ", ".join(sorted(classes)), directory)
+    return list(classes.values())
+
+
+def _import_strategy_file(path: Path) -> list[type[BaseStrategy]]:
+    """Import one trusted file and return the BaseStrategy subclasses it defines."""
+    module_name = f"see_operator_strategies.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise StrategyConfigurationError(f"{path} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look classes up by module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, BaseStrategy) and value.__module__ == module_name
+    ]
+    if not found:
+        raise StrategyConfigurationError(f"{path} defines no subclass of BaseStrategy")
+    for cls in found:
+        _check_operator_class(cls)
+    return found
+
+
+def _check_operator_class(cls: type[BaseStrategy]) -> None:
+    strategy_id = vars(cls).get("id")
+    if not isinstance(strategy_id, str) or not OPERATOR_ID_PATTERN.match(strategy_id):
+        raise StrategyConfigurationError(f"{cls.__name__}.id must be lower_snake_case, e.g. 'my_breakout_v1'")
+    if strategy_id in BUILTIN_STRATEGIES:
+        raise StrategyConfigurationError(f"{cls.__name__}.id {strategy_id!r} is the id of a built-in strategy")
+    for attribute in ("name", "type", "description"):
+        if not isinstance(getattr(cls, attribute, None), str):
+            raise StrategyConfigurationError(f"{cls.__name__}.{attribute} must be a string")
+    cls.validate_parameters({})  # its defaults must be valid
+
 
 def _builtin_record(cls: type[BaseStrategy], now: datetime, stored: StrategyRecord | None) -> StrategyRecord:
     return StrategyRecord(
@@ -175,7 +285,14 @@ def _builtin_record(cls: type[BaseStrategy], now: datetime, stored: StrategyReco
 
 
 def _validated_record(
-    *, name: str, description: str, instruments: list[str], timeframe: str, parameters: dict[str, Any], type: str
+    *,
+    name: str,
+    description: str,
+    instruments: list[str],
+    timeframe: str,
+    parameters: dict[str, Any],
+    type: str,
+    code: str | None,
 ) -> StrategyRecord:
     violations: list[FieldViolation] = []
     name = name.strip()
@@ -183,8 +300,10 @@ def _validated_record(
         violations.append(FieldViolation("name", "1-100 letters, digits, spaces, '_', '-' or '.', starting alnum"))
     if len(description) > MAX_DESCRIPTION:
         violations.append(FieldViolation("description", f"at most {MAX_DESCRIPTION} characters"))
-    if type not in TEMPLATE_FOR_TYPE:
+    if code is None and type not in TEMPLATE_FOR_TYPE:
         violations.append(FieldViolation("type", f"one of {', '.join(TEMPLATE_FOR_TYPE)} (or send code)"))
+    if code is not None and not CODE_TYPE_PATTERN.match(type):
+        violations.append(FieldViolation("type", "lower_snake_case, at most 50 characters (default: custom)"))
     if timeframe not in TIMEFRAMES:
         violations.append(FieldViolation("timeframe", f"one of {', '.join(TIMEFRAMES)}"))
     symbols: list[str] = []
@@ -198,10 +317,7 @@ def _validated_record(
     if violations:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
         raise InvalidArgumentError(f"invalid strategy: {summary}", violations=violations)
-    try:
-        validated = BUILTIN_STRATEGIES[TEMPLATE_FOR_TYPE[type]].validate_parameters(parameters)
-    except StrategyConfigurationError as exc:
-        raise StrategyConfigurationError(f"invalid parameters for a {type} strategy: {exc.message}") from None
+    validated = parameters if code is not None else _template_parameters(type, parameters)  # code: sandbox-checked
     now = datetime.now(UTC)
     return StrategyRecord(
         id=uuid.uuid4().hex,
@@ -215,4 +331,12 @@ def _validated_record(
         builtin=False,
         create_time=now,
         update_time=now,
+        code=code,
     )
+
+
+def _template_parameters(type: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return BUILTIN_STRATEGIES[TEMPLATE_FOR_TYPE[type]].validate_parameters(parameters)
+    except StrategyConfigurationError as exc:
+        raise StrategyConfigurationError(f"invalid parameters for a {type} strategy: {exc.message}") from None

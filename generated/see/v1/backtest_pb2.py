@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from see.v1 import common_pb2 as see_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/backtest.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13see/v1/common.proto\"\xc3\x02\n\rBacktestCosts\x12\x18\n\x0bspread_pips\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x63ommission_per_million\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rslippage_pips\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\tfinancing\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13\x66inancing_long_rate\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12!\n\x14\x66inancing_short_rate\x18\x06 \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_spread_pipsB\x19\n\x17_commission_per_millionB\x10\n\x0e_slippage_pipsB\x0c\n\n_financingB\x16\n\x14_financing_long_rateB\x17\n\x15_financing_short_rate\"\x92\x03\n\x12RunBacktestRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12.\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x04 \x01(\x01\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninstrument\x18\x06 \x01(\t\x12\x11\n\ttimeframe\x18\x07 \x01(\t\x12 \n\x13position_size_units\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08leverage\x18\t \x01(\x01H\x01\x88\x01\x01\x12$\n\x05\x63osts\x18\n \x01(\x0b\x32\x15.see.v1.BacktestCosts\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x0b \x01(\tB\x16\n\x14_position_size_unitsB\x0b\n\t_leverage\"\x8e\x03\n\x0f\x42\x61\x63ktestMetrics\x12\x14\n\x0c\x66inal_equity\x18\x01 \x01(\x01\x12\x14\n\x0ctotal_return\x18\x02 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x03 \x01(\x01\x12\x14\n\x0csharpe_ratio\x18\x04 \x01(\x01\x12\x15\n\rsortino_ratio\x18\x05 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x06 \x01(\x01\x12\"\n\x1amax_drawdown_duration_days\x18\x07 \x01(\x01\x12\x14\n\x0c\x63\x61lmar_ratio\x18\x08 \x01(\x01\x12\x12\n\nnum_trades\x18\t \x01(\x05\x12\x10\n\x08win_rate\x18\n \x01(\x01\x12\x15\n\rprofit_factor\x18\x0b \x01(\x01\x12\x12\n\nexpectancy\x18\x0c \x01(\x01\x12\x0f\n\x07\x61vg_win\x18\r \x01(\x01\x12\x10\n\x08\x61vg_loss\x18\x0e \x01(\x01\x12\x10\n\x08\x65xposure\x18\x0f \x01(\x01\x12\x0b\n\x03sqn\x18\x10 \x01(\x01\x12\x18\n\x10total_commission\x18\x11 \x01(\x01\x12\x17\n\x0ftotal_financing\x18\x12 \x01(\x01\"\x97\x02\n\x05Trade\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x1a\n\x04side\x18\x02 \x01(\x0e\x32\x0c.see.v1.Side\x12\r\n\x05units\x18\x03 \x01(\x01\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\x01\x12\x12\n\nexit_price\x18\x07 \x01(\x01\x12\x0b\n\x03pnl\x18\x08 \x01(\x01\x12\x12\n\ncommission\x18\t \x01(\x01\x12\x11\n\tfinancing\x18\n \x01(\x01\x12\x13\n\x0b\x65xit_reason\x18\x0b \x01(\t\"G\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\"\x87\x05\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Backtest.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12.\n\nstart_date\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x08 \x01(\x01\x12+\n\nparameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x61\x63\x63ount_currency\x18\n \x01(\t\x12(\n\x07metrics\x18\x0b \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1d\n\x06trades\x18\x0c \x03(\x0b\x32\r.see.v1.Trade\x12)\n\x0c\x65quity_curve\x18\r \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x13\n\x0b\x64\x61ta_source\x18\x0e \x01(\t\x12\x16\n\x0esynthetic_data\x18\x0f \x01(\x08\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x11 \x01(\x01\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"9\n\x13RunBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"E\n\x15StreamBacktestRequest\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequest\"P\n\x10\x42\x61\x63ktestProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x16\n\x0e\x62\x61rs_processed\x18\x02 \x01(\x03\x12\x12\n\nbars_total\x18\x03 \x01(\x03\"u\n\x16StreamBacktestResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.see.v1.BacktestProgressH\x00\x12$\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x10.see.v1.BacktestH\x00\x42\x07\n\x05\x65vent\")\n\x12GetBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"9\n\x13GetBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"\x8f\x01\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Backtest.Status\"U\n\x15ListBacktestsResponse\x12#\n\tbacktests\x18\x01 \x03(\x0b\x32\x10.see.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x11ImportBarsRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x19\n\x04\x62\x61rs\x18\x03 \x03(\x0b\x32\x0b.see.v1.Bar\"\xb1\x01\n\x12ImportBarsResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x15\n\rbars_imported\x18\x03 \x01(\x03\x12.\n\nfirst_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc9\x04\n\x0f\x42\x61\x63ktestService\x12m\n\x0bRunBacktest\x12\x1a.see.v1.RunBacktestRequest\x1a\x1b.see.v1.RunBacktestResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x10/api/v1/backtest:\x01*b\x08\x62\x61\x63ktest\x12|\n\x0eStreamBacktest\x12\x1d.see.v1.StreamBacktestRequest\x1a\x1e.see.v1.StreamBacktestResponse\")\x82\xd3\xe4\x93\x02#\"\x17/api/v1/backtest:stream:\x08\x62\x61\x63ktest0\x01\x12y\n\x0bGetBacktest\x12\x1a.see.v1.GetBacktestRequest\x1a\x1b.see.v1.GetBacktestResponse\"1\x82\xd3\xe4\x93\x02+\x12\x1f/api/v1/backtests/{backtest_id}b\x08\x62\x61\x63ktest\x12g\n\rListBacktests\x12\x1c.see.v1.ListBacktestsRequest\x1a\x1d.see.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x65\n\nImportBars\x12\x19.see.v1.ImportBarsRequest\x1a\x1a.see.v1.ImportBarsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/bars:import:\x01*(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/backtest.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13see/v1/common.proto\"\xc3\x02\n\rBacktestCosts\x12\x18\n\x0bspread_pips\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x63ommission_per_million\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rslippage_pips\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\tfinancing\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13\x66inancing_long_rate\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12!\n\x14\x66inancing_short_rate\x18\x06 \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_spread_pipsB\x19\n\x17_commission_per_millionB\x10\n\x0e_slippage_pipsB\x0c\n\n_financingB\x16\n\x14_financing_long_rateB\x17\n\x15_financing_short_rate\"\x92\x03\n\x12RunBacktestRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12.\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x04 \x01(\x01\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninstrument\x18\x06 \x01(\t\x12\x11\n\ttimeframe\x18\x07 \x01(\t\x12 \n\x13position_size_units\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08leverage\x18\t \x01(\x01H\x01\x88\x01\x01\x12$\n\x05\x63osts\x18\n \x01(\x0b\x32\x15.see.v1.BacktestCosts\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x0b \x01(\tB\x16\n\x14_position_size_unitsB\x0b\n\t_leverage\"\x8e\x03\n\x0f\x42\x61\x63ktestMetrics\x12\x14\n\x0c\x66inal_equity\x18\x01 \x01(\x01\x12\x14\n\x0ctotal_return\x18\x02 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x03 \x01(\x01\x12\x14\n\x0csharpe_ratio\x18\x04 \x01(\x01\x12\x15\n\rsortino_ratio\x18\x05 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x06 \x01(\x01\x12\"\n\x1amax_drawdown_duration_days\x18\x07 \x01(\x01\x12\x14\n\x0c\x63\x61lmar_ratio\x18\x08 \x01(\x01\x12\x12\n\nnum_trades\x18\t \x01(\x05\x12\x10\n\x08win_rate\x18\n \x01(\x01\x12\x15\n\rprofit_factor\x18\x0b \x01(\x01\x12\x12\n\nexpectancy\x18\x0c \x01(\x01\x12\x0f\n\x07\x61vg_win\x18\r \x01(\x01\x12\x10\n\x08\x61vg_loss\x18\x0e \x01(\x01\x12\x10\n\x08\x65xposure\x18\x0f \x01(\x01\x12\x0b\n\x03sqn\x18\x10 \x01(\x01\x12\x18\n\x10total_commission\x18\x11 \x01(\x01\x12\x17\n\x0ftotal_financing\x18\x12 \x01(\x01\"\x97\x02\n\x05Trade\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x1a\n\x04side\x18\x02 \x01(\x0e\x32\x0c.see.v1.Side\x12\r\n\x05units\x18\x03 \x01(\x01\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\x01\x12\x12\n\nexit_price\x18\x07 \x01(\x01\x12\x0b\n\x03pnl\x18\x08 \x01(\x01\x12\x12\n\ncommission\x18\t \x01(\x01\x12\x11\n\tfinancing\x18\n \x01(\x01\x12\x13\n\x0b\x65xit_reason\x18\x0b \x01(\t\"G\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\"\x87\x05\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Backtest.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12.\n\nstart_date\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x08 \x01(\x01\x12+\n\nparameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x61\x63\x63ount_currency\x18\n \x01(\t\x12(\n\x07metrics\x18\x0b \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1d\n\x06trades\x18\x0c \x03(\x0b\x32\r.see.v1.Trade\x12)\n\x0c\x65quity_curve\x18\r \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x13\n\x0b\x64\x61ta_source\x18\x0e \x01(\t\x12\x16\n\x0esynthetic_data\x18\x0f \x01(\x08\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x11 \x01(\x01\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"9\n\x13RunBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"E\n\x15StreamBacktestRequest\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequest\"P\n\x10\x42\x61\x63ktestProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x16\n\x0e\x62\x61rs_processed\x18\x02 \x01(\x03\x12\x12\n\nbars_total\x18\x03 \x01(\x03\"u\n\x16StreamBacktestResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.see.v1.BacktestProgressH\x00\x12$\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x10.see.v1.BacktestH\x00\x42\x07\n\x05\x65vent\")\n\x12GetBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"9\n\x13GetBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"/\n\x18GetBacktestReportRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"\x8f\x01\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Backtest.Status\"U\n\x15ListBacktestsResponse\x12#\n\tbacktests\x18\x01 \x03(\x0b\x32\x10.see.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x11ImportBarsRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x19\n\x04\x62\x61rs\x18\x03 \x03(\x0b\x32\x0b.see.v1.Bar\"\xb1\x01\n\x12ImportBarsResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x15\n\rbars_imported\x18\x03 \x01(\x03\x12.\n\nfirst_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc6\x05\n\x0f\x42\x61\x63ktestService\x12m\n\x0bRunBacktest\x12\x1a.see.v1.RunBacktestRequest\x1a\x1b.see.v1.RunBacktestResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x10/api/v1/backtest:\x01*b\x08\x62\x61\x63ktest\x12|\n\x0eStreamBacktest\x12\x1d.see.v1.StreamBacktestRequest\x1a\x1e.see.v1.StreamBacktestResponse\")\x82\xd3\xe4\x93\x02#\"\x17/api/v1/backtest:stream:\x08\x62\x61\x63ktest0\x01\x12y\n\x0bGetBacktest\x12\x1a.see.v1.GetBacktestRequest\x1a\x1b.see.v1.GetBacktestResponse\"1\x82\xd3\xe4\x93\x02+\x12\x1f/api/v1/backtests/{backtest_id}b\x08\x62\x61\x63ktest\x12{\n\x11GetBacktestReport\x12 .see.v1.GetBacktestReportRequest\x1a\x14.google.api.HttpBody\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/backtests/{backtest_id}/report\x12g\n\rListBacktests\x12\x1c.see.v1.ListBacktestsRequest\x1a\x1d.see.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x65\n\nImportBars\x12\x19.see.v1.ImportBarsRequest\x1a\x1a.see.v1.ImportBarsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/bars:import:\x01*(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,44 +42,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['StreamBacktest']._serialized_options = b'\202\323\344\223\002#\"\027/api/v1/backtest:stream:\010backtest'
   _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktest']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktest']._serialized_options = b'\202\323\344\223\002+\022\037/api/v1/backtests/{backtest_id}b\010backtest'
+  _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktestReport']._loaded_options = None
+  _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktestReport']._serialized_options = b'\202\323\344\223\002(\022&/api/v1/backtests/{backtest_id}/report'
   _globals['_BACKTESTSERVICE'].methods_by_name['ListBacktests']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['ListBacktests']._serialized_options = b'\202\323\344\223\002\023\022\021/api/v1/backtests'
   _globals['_BACKTESTSERVICE'].methods_by_name['ImportBars']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['ImportBars']._serialized_options = b'\202\323\344\223\002\030\"\023/api/v1/bars:import:\001*'
-  _globals['_BACKTESTCOSTS']._serialized_start=148
-  _globals['_BACKTESTCOSTS']._serialized_end=471
-  _globals['_RUNBACKTESTREQUEST']._serialized_start=474
-  _globals['_RUNBACKTESTREQUEST']._serialized_end=876
-  _globals['_BACKTESTMETRICS']._serialized_start=879
-  _globals['_BACKTESTMETRICS']._serialized_end=1277
-  _globals['_TRADE']._serialized_start=1280
-  _globals['_TRADE']._serialized_end=1559
-  _globals['_EQUITYPOINT']._serialized_start=1561
-  _globals['_EQUITYPOINT']._serialized_end=1632
-  _globals['_BACKTEST']._serialized_start=1635
-  _globals['_BACKTEST']._serialized_end=2282
-  _globals['_BACKTEST_STATUS']._serialized_start=2195
-  _globals['_BACKTEST_STATUS']._serialized_end=2282
-  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2284
-  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2341
-  _globals['_STREAMBACKTESTREQUEST']._serialized_start=2343
-  _globals['_STREAMBACKTESTREQUEST']._serialized_end=2412
-  _globals['_BACKTESTPROGRESS']._serialized_start=2414
-  _globals['_BACKTESTPROGRESS']._serialized_end=2494
-  _globals['_STREAMBACKTESTRESPONSE']._serialized_start=2496
-  _globals['_STREAMBACKTESTRESPONSE']._serialized_end=2613
-  _globals['_GETBACKTESTREQUEST']._serialized_start=2615
-  _globals['_GETBACKTESTREQUEST']._serialized_end=2656
-  _globals['_GETBACKTESTRESPONSE']._serialized_start=2658
-  _globals['_GETBACKTESTRESPONSE']._serialized_end=2715
-  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2718
-  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2861
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2863
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=2948
-  _globals['_IMPORTBARSREQUEST']._serialized_start=2950
-  _globals['_IMPORTBARSREQUEST']._serialized_end=3035
-  _globals['_IMPORTBARSRESPONSE']._serialized_start=3038
-  _globals['_IMPORTBARSRESPONSE']._serialized_end=3215
-  _globals['_BACKTESTSERVICE']._serialized_start=3218
-  _globals['_BACKTESTSERVICE']._serialized_end=3803
+  _globals['_BACKTESTCOSTS']._serialized_start=175
+  _globals['_BACKTESTCOSTS']._serialized_end=498
+  _globals['_RUNBACKTESTREQUEST']._serialized_start=501
+  _globals['_RUNBACKTESTREQUEST']._serialized_end=903
+  _globals['_BACKTESTMETRICS']._serialized_start=906
+  _globals['_BACKTESTMETRICS']._serialized_end=1304
+  _globals['_TRADE']._serialized_start=1307
+  _globals['_TRADE']._serialized_end=1586
+  _globals['_EQUITYPOINT']._serialized_start=1588
+  _globals['_EQUITYPOINT']._serialized_end=1659
+  _globals['_BACKTEST']._serialized_start=1662
+  _globals['_BACKTEST']._serialized_end=2309
+  _globals['_BACKTEST_STATUS']._serialized_start=2222
+  _globals['_BACKTEST_STATUS']._serialized_end=2309
+  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2311
+  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2368
+  _globals['_STREAMBACKTESTREQUEST']._serialized_start=2370
+  _globals['_STREAMBACKTESTREQUEST']._serialized_end=2439
+  _globals['_BACKTESTPROGRESS']._serialized_start=2441
+  _globals['_BACKTESTPROGRESS']._serialized_end=2521
+  _globals['_STREAMBACKTESTRESPONSE']._serialized_start=2523
+  _globals['_STREAMBACKTESTRESPONSE']._serialized_end=2640
+  _globals['_GETBACKTESTREQUEST']._serialized_start=2642
+  _globals['_GETBACKTESTREQUEST']._serialized_end=2683
+  _globals['_GETBACKTESTRESPONSE']._serialized_start=2685
+  _globals['_GETBACKTESTRESPONSE']._serialized_end=2742
+  _globals['_GETBACKTESTREPORTREQUEST']._serialized_start=2744
+  _globals['_GETBACKTESTREPORTREQUEST']._serialized_end=2791
+  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2794
+  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2937
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2939
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=3024
+  _globals['_IMPORTBARSREQUEST']._serialized_start=3026
+  _globals['_IMPORTBARSREQUEST']._serialized_end=3111
+  _globals['_IMPORTBARSRESPONSE']._serialized_start=3114
+  _globals['_IMPORTBARSRESPONSE']._serialized_end=3291
+  _globals['_BACKTESTSERVICE']._serialized_start=3294
+  _globals['_BACKTESTSERVICE']._serialized_end=4004
 # @@protoc_insertion_point(module_scope)

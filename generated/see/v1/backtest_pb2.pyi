@@ -527,6 +527,25 @@ class GetBacktestResponse(_message.Message):
 Global___GetBacktestResponse: _TypeAlias = GetBacktestResponse  # noqa: Y015
 
 @_typing.final
+class GetBacktestReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKTEST_ID_FIELD_NUMBER: _builtins.int
+    backtest_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        backtest_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest_id", b"backtest_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacktestReportRequest: _TypeAlias = GetBacktestReportRequest  # noqa: Y015
+
+@_typing.final
 class ListBacktestsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from see.v1 import backtest_pb2 as see_dot_v1_dot_backtest__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -50,6 +51,11 @@ class BacktestServiceStub:
                 request_serializer=see_dot_v1_dot_backtest__pb2.GetBacktestRequest.SerializeToString,
                 response_deserializer=see_dot_v1_dot_backtest__pb2.GetBacktestResponse.FromString,
                 _registered_method=True)
+        self.GetBacktestReport = channel.unary_unary(
+                '/see.v1.BacktestService/GetBacktestReport',
+                request_serializer=see_dot_v1_dot_backtest__pb2.GetBacktestReportRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.ListBacktests = channel.unary_unary(
                 '/see.v1.BacktestService/ListBacktests',
                 request_serializer=see_dot_v1_dot_backtest__pb2.ListBacktestsRequest.SerializeToString,
@@ -87,6 +93,15 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBacktestReport(self, request, context):
+        """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListBacktests(self, request, context):
         """Lists stored backtests (without trades and equity curves), newest first.
         """
@@ -118,6 +133,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.GetBacktest,
                     request_deserializer=see_dot_v1_dot_backtest__pb2.GetBacktestRequest.FromString,
                     response_serializer=see_dot_v1_dot_backtest__pb2.GetBacktestResponse.SerializeToString,
+            ),
+            'GetBacktestReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBacktestReport,
+                    request_deserializer=see_dot_v1_dot_backtest__pb2.GetBacktestReportRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'ListBacktests': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBacktests,
@@ -212,6 +232,33 @@ class BacktestService:
             '/see.v1.BacktestService/GetBacktest',
             see_dot_v1_dot_backtest__pb2.GetBacktestRequest.SerializeToString,
             see_dot_v1_dot_backtest__pb2.GetBacktestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBacktestReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/see.v1.BacktestService/GetBacktestReport',
+            see_dot_v1_dot_backtest__pb2.GetBacktestReportRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 from see.v1 import backtest_pb2 as _backtest_pb2
 import abc as _abc_1
@@ -39,6 +40,11 @@ class BacktestServiceStub:
     """Runs a backtest, streaming progress and then the finished backtest. Cancelling the call stops the run."""
     GetBacktest: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestRequest, _backtest_pb2.GetBacktestResponse]
     """Gets a stored backtest."""
+    GetBacktestReport: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]
+    """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
+    """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]
     """Lists stored backtests (without trades and equity curves), newest first."""
     ImportBars: _grpc.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]
@@ -55,6 +61,11 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     """Runs a backtest, streaming progress and then the finished backtest. Cancelling the call stops the run."""
     GetBacktest: _aio.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestRequest, _backtest_pb2.GetBacktestResponse]  # type: ignore[assignment]
     """Gets a stored backtest."""
+    GetBacktestReport: _aio.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
+    """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests (without trades and equity curves), newest first."""
     ImportBars: _aio.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]  # type: ignore[assignment]
@@ -86,6 +97,17 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_pb2.GetBacktestResponse, _abc.Awaitable[_backtest_pb2.GetBacktestResponse]]:
         """Gets a stored backtest."""
+
+    @_abc_1.abstractmethod
+    def GetBacktestReport(
+        self,
+        request: _backtest_pb2.GetBacktestReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
+        """
 
     @_abc_1.abstractmethod
     def ListBacktests(

@@ -270,6 +270,9 @@ class Execution(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     STOP_TIME_FIELD_NUMBER: _builtins.int
     STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
+    RISK_FIELD_NUMBER: _builtins.int
+    POSITION_SIZE_UNITS_FIELD_NUMBER: _builtins.int
+    TIMEFRAME_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     strategy_id: _builtins.str
     status: Global___Execution.Status.ValueType
@@ -279,6 +282,8 @@ class Execution(_message.Message):
     unrealized_pnl: _builtins.float
     equity: _builtins.float
     status_message: _builtins.str
+    position_size_units: _builtins.float
+    timeframe: _builtins.str
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -295,6 +300,8 @@ class Execution(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def stop_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def risk(self) -> Global___RiskLimits: ...
     def __init__(
         self,
         *,
@@ -315,10 +322,13 @@ class Execution(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         stop_time: _timestamp_pb2.Timestamp | None = ...,
         status_message: _builtins.str = ...,
+        risk: Global___RiskLimits | None = ...,
+        position_size_units: _builtins.float = ...,
+        timeframe: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "start_time", b"start_time", "stop_time", b"stop_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "risk", b"risk", "start_time", b"start_time", "stop_time", b"stop_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "mode", b"mode", "orders", b"orders", "parameters", b"parameters", "positions", b"positions", "realized_pnl", b"realized_pnl", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "mode", b"mode", "orders", b"orders", "parameters", b"parameters", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "timeframe", b"timeframe", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,14 +343,23 @@ class StartExecutionRequest(_message.Message):
     PARAMETERS_FIELD_NUMBER: _builtins.int
     INSTRUMENTS_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    POSITION_SIZE_UNITS_FIELD_NUMBER: _builtins.int
+    RISK_FIELD_NUMBER: _builtins.int
+    PAPER_FEED_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     capital_allocation: _builtins.float
     mode: Global___Execution.Mode.ValueType
     """PAPER when unset."""
+    position_size_units: _builtins.float
+    """Units per position (default 10,000)."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
     def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def risk(self) -> Global___RiskLimits: ...
+    @_builtins.property
+    def paper_feed(self) -> Global___PaperFeedOptions: ...
     def __init__(
         self,
         *,
@@ -349,14 +368,109 @@ class StartExecutionRequest(_message.Message):
         parameters: _struct_pb2.Struct | None = ...,
         instruments: _abc.Iterable[_builtins.str] | None = ...,
         mode: Global___Execution.Mode.ValueType = ...,
+        position_size_units: _builtins.float | None = ...,
+        risk: Global___RiskLimits | None = ...,
+        paper_feed: Global___PaperFeedOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capital_allocation", b"capital_allocation", "instruments", b"instruments", "mode", b"mode", "parameters", b"parameters", "strategy_id", b"strategy_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "capital_allocation", b"capital_allocation", "instruments", b"instruments", "mode", b"mode", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "strategy_id", b"strategy_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
+    _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__position_size_units) -> _WhichOneofReturnType__position_size_units | None: ...
 
 Global___StartExecutionRequest: _TypeAlias = StartExecutionRequest  # noqa: Y015
+
+@_typing.final
+class RiskLimits(_message.Message):
+    """Pre-trade risk limits of an execution. Unset fields take defaults from the allocation: 10x the position size,
+    the allocation x 50 leverage of gross exposure, 5 % daily loss, 20 % drawdown.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_POSITION_UNITS_FIELD_NUMBER: _builtins.int
+    MAX_GROSS_EXPOSURE_FIELD_NUMBER: _builtins.int
+    MAX_DAILY_LOSS_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_FIELD_NUMBER: _builtins.int
+    max_position_units: _builtins.float
+    max_gross_exposure: _builtins.float
+    """Sum of |notional| over instruments, in the account currency."""
+    max_daily_loss: _builtins.float
+    """Loss since 17:00 New York after which only exits are allowed, in the account currency."""
+    max_drawdown: _builtins.float
+    """Fraction of peak equity; breaching it flattens every position and stops the execution (kill switch)."""
+    def __init__(
+        self,
+        *,
+        max_position_units: _builtins.float | None = ...,
+        max_gross_exposure: _builtins.float | None = ...,
+        max_daily_loss: _builtins.float | None = ...,
+        max_drawdown: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_daily_loss", b"_max_daily_loss", "_max_drawdown", b"_max_drawdown", "_max_gross_exposure", b"_max_gross_exposure", "_max_position_units", b"_max_position_units", "max_daily_loss", b"max_daily_loss", "max_drawdown", b"max_drawdown", "max_gross_exposure", b"max_gross_exposure", "max_position_units", b"max_position_units"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_daily_loss", b"_max_daily_loss", "_max_drawdown", b"_max_drawdown", "_max_gross_exposure", b"_max_gross_exposure", "_max_position_units", b"_max_position_units", "max_daily_loss", b"max_daily_loss", "max_drawdown", b"max_drawdown", "max_gross_exposure", b"max_gross_exposure", "max_position_units", b"max_position_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_daily_loss: _TypeAlias = _typing.Literal["max_daily_loss"]  # noqa: Y015
+    _WhichOneofArgType__max_daily_loss: _TypeAlias = _typing.Literal["_max_daily_loss", b"_max_daily_loss"]  # noqa: Y015
+    _WhichOneofReturnType__max_drawdown: _TypeAlias = _typing.Literal["max_drawdown"]  # noqa: Y015
+    _WhichOneofArgType__max_drawdown: _TypeAlias = _typing.Literal["_max_drawdown", b"_max_drawdown"]  # noqa: Y015
+    _WhichOneofReturnType__max_gross_exposure: _TypeAlias = _typing.Literal["max_gross_exposure"]  # noqa: Y015
+    _WhichOneofArgType__max_gross_exposure: _TypeAlias = _typing.Literal["_max_gross_exposure", b"_max_gross_exposure"]  # noqa: Y015
+    _WhichOneofReturnType__max_position_units: _TypeAlias = _typing.Literal["max_position_units"]  # noqa: Y015
+    _WhichOneofArgType__max_position_units: _TypeAlias = _typing.Literal["_max_position_units", b"_max_position_units"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_daily_loss) -> _WhichOneofReturnType__max_daily_loss | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_drawdown) -> _WhichOneofReturnType__max_drawdown | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_gross_exposure) -> _WhichOneofReturnType__max_gross_exposure | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_position_units) -> _WhichOneofReturnType__max_position_units | None: ...
+
+Global___RiskLimits: _TypeAlias = RiskLimits  # noqa: Y015
+
+@_typing.final
+class PaperFeedOptions(_message.Message):
+    """What the paper feed replays: stored bars of BACKTEST_DATA_DIR, as if they arrived live."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLAY_FROM_FIELD_NUMBER: _builtins.int
+    REPLAY_TO_FIELD_NUMBER: _builtins.int
+    BARS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    TIMEFRAME_FIELD_NUMBER: _builtins.int
+    bars_per_second: _builtins.float
+    """Pace of the replay; unset: 1 bar a second; 0: as fast as possible."""
+    timeframe: _builtins.str
+    """Unset: the strategy's timeframe."""
+    @_builtins.property
+    def replay_from(self) -> _timestamp_pb2.Timestamp:
+        """Unset: the last 500 stored bars before replay_to."""
+
+    @_builtins.property
+    def replay_to(self) -> _timestamp_pb2.Timestamp:
+        """Unset: the start time."""
+
+    def __init__(
+        self,
+        *,
+        replay_from: _timestamp_pb2.Timestamp | None = ...,
+        replay_to: _timestamp_pb2.Timestamp | None = ...,
+        bars_per_second: _builtins.float | None = ...,
+        timeframe: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second", "bars_per_second", b"bars_per_second", "replay_from", b"replay_from", "replay_to", b"replay_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second", "bars_per_second", b"bars_per_second", "replay_from", b"replay_from", "replay_to", b"replay_to", "timeframe", b"timeframe"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bars_per_second: _TypeAlias = _typing.Literal["bars_per_second"]  # noqa: Y015
+    _WhichOneofArgType__bars_per_second: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bars_per_second) -> _WhichOneofReturnType__bars_per_second | None: ...
+
+Global___PaperFeedOptions: _TypeAlias = PaperFeedOptions  # noqa: Y015
 
 @_typing.final
 class StartExecutionResponse(_message.Message):

@@ -16,9 +16,10 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from see_grpc.adapters.storage.executions import SqlExecutionRepository
 from see_grpc.adapters.storage.repositories import SqlBacktestRepository, SqlStrategyRepository
 from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
-from see_grpc.service.ports import BacktestRepository, StrategyRepository
+from see_grpc.service.ports import BacktestRepository, ExecutionRepository, StrategyRepository
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _READONLY = "see_readonly"  # execution option: this transaction only reads
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         self._readonly = readonly
         self.strategies: StrategyRepository = SqlStrategyRepository(session)
         self.backtests: BacktestRepository = SqlBacktestRepository(session)
+        self.executions: ExecutionRepository = SqlExecutionRepository(session)
 
     async def __aenter__(self) -> Self:
         if self._readonly:
@@ -147,6 +149,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    # In WAL mode NORMAL still survives a process crash (SIGKILL); only a power cut may lose the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")  # wait for a concurrent writer instead of failing at once
     cursor.close()

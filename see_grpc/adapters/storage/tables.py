@@ -93,3 +93,55 @@ class BacktestRow(Base):
     duration_seconds: Mapped[float] = mapped_column(Double)
     error: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_start_time", "start_time", "execution_id"),)
+
+    execution_id: Mapped[str] = mapped_column(String, primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String, index=True)
+    status: Mapped[str] = mapped_column(String, index=True)
+    mode: Mapped[str] = mapped_column(String)
+    capital_allocation: Mapped[float] = mapped_column(Double)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    instruments: Mapped[list[str]] = mapped_column(JsonType)
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    stop_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status_message: Mapped[str] = mapped_column(Text)
+    lease_owner: Mapped[str] = mapped_column(String)
+    lease_expires: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    order_id: Mapped[str] = mapped_column(String, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String, unique=True)
+    execution_id: Mapped[str] = mapped_column(String, index=True)
+    instrument: Mapped[str] = mapped_column(String)
+    side: Mapped[str] = mapped_column(String)
+    units: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String)
+    reject_reason: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+
+    fill_id: Mapped[str] = mapped_column(String, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String)
+    # Unique: the database itself refuses a second fill of one client order, whatever retried.
+    client_order_id: Mapped[str] = mapped_column(String, unique=True)
+    execution_id: Mapped[str] = mapped_column(String, index=True)
+    strategy_id: Mapped[str] = mapped_column(String)
+    instrument: Mapped[str] = mapped_column(String)
+    side: Mapped[str] = mapped_column(String)
+    units: Mapped[float] = mapped_column(Double)
+    price: Mapped[float] = mapped_column(Double)
+    commission: Mapped[float] = mapped_column(Double)
+    time: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -190,16 +190,17 @@ def _simulate(
 
 
 def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) -> list[TradeRecord]:
-    def times(column: int) -> list[datetime]:
-        return list(index[records[:, column].astype(np.int64)].tz_convert("UTC").to_pydatetime())
-
-    count = records.shape[0]
-    sides = ["LONG" if direction > 0 else "SHORT" for direction in records[:, k.T_DIR].tolist()]
-    reasons = [k.EXIT_REASONS[reason] for reason in records[:, k.T_REASON].astype(np.int64).tolist()]
-    columns = [records[:, column].tolist() for column in range(k.T_UNITS, k.T_FINANCING + 1)]
-    units, entry_price, exit_price, pnl, commission, financing = columns
+    # Runs can close 100,000s of trades, so this avoids per-record Python work: a reversal's exit bar is the next
+    # entry bar, so each distinct bar becomes a datetime once and both columns share the objects.
+    bars, positions = np.unique(records[:, [k.T_ENTRY_BAR, k.T_EXIT_BAR]].astype(np.int64), return_inverse=True)
+    stamps = index[bars].tz_convert("UTC").to_pydatetime()
+    entry_times, exit_times = (stamps[column].tolist() for column in positions.reshape(-1, 2).T)
+    sides = np.where(records[:, k.T_DIR] > 0, "LONG", "SHORT").tolist()
+    reasons = np.array(k.EXIT_REASONS, dtype=object)[records[:, k.T_REASON].astype(np.int64)].tolist()
+    units, entry_price, exit_price, pnl, commission, financing = records[:, k.T_UNITS : k.T_FINANCING + 1].T.tolist()
     rows = zip(
-        [symbol] * count, sides, units, times(k.T_ENTRY_BAR), times(k.T_EXIT_BAR),
+        [symbol] * len(sides), sides, units, entry_times, exit_times,
         entry_price, exit_price, pnl, commission, financing, reasons, strict=True,
     )  # fmt: skip
-    return list(map(TradeRecord._make, rows))
+    # tuple.__new__ is what TradeRecord._make calls, minus a Python frame per record.
+    return list(map(tuple.__new__, repeat(TradeRecord), rows))

@@ -1,10 +1,11 @@
-"""Strategy contract: declared parameters, their validation, and vectorised target positions."""
+"""Strategy contract: declared parameters, their validation, vectorised target positions and the live path."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -138,3 +139,57 @@ class BaseStrategy:
 
     def target_positions(self, bars: pd.DataFrame, params: Mapping[str, object]) -> np.ndarray:
         raise NotImplementedError
+
+    def live_signal(self, params: Mapping[str, object]) -> LiveSignal:
+        """The incremental path: an object fed one closed bar at a time that answers the target position.
+
+        Fed the bars of a history in order, it must answer exactly what `target_positions` gives for each bar.
+        This default recomputes `target_positions` over the last `warmup_bars + 1` bars, which is exact for
+        strategies whose decision depends on that window only; path-dependent strategies (a held position, a
+        trailing stop) override it with a true incremental state, as the built-ins do.
+        """
+        return WindowedSignal(self, params, self.warmup_bars(params) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed bar as the live path receives it (mid prices)."""
+
+    time: pd.Timestamp
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+class LiveSignal(Protocol):
+    def on_bar(self, bar: Bar) -> float:
+        """The target position (-1, 0 or +1) decided at this bar's close."""
+        ...
+
+
+class WindowedSignal:
+    """Default live path: the vectorised rule over a rolling window of the most recent bars."""
+
+    def __init__(self, strategy: BaseStrategy, params: Mapping[str, object], window: int) -> None:
+        self._strategy = strategy
+        self._params = params
+        self._bars: deque[Bar] = deque(maxlen=window)
+
+    def on_bar(self, bar: Bar) -> float:
+        self._bars.append(bar)
+        frame = pd.DataFrame(
+            [(b.open, b.high, b.low, b.close, b.volume) for b in self._bars],
+            columns=["open", "high", "low", "close", "volume"],
+            index=pd.DatetimeIndex([b.time for b in self._bars]),
+        )
+        return float(self._strategy.target_positions(frame, self._params)[-1])
+
+
+def replay_live(strategy: BaseStrategy, bars: pd.DataFrame, params: Mapping[str, object]) -> np.ndarray:
+    """Feed a history bar by bar through the live path; element t is the answer after bar t."""
+    signal = strategy.live_signal(params)
+    volume = bars["volume"] if "volume" in bars else pd.Series(0.0, index=bars.index)
+    rows = zip(bars.index, bars["open"], bars["high"], bars["low"], bars["close"], volume, strict=True)
+    return np.array([signal.on_bar(Bar(*row)) for row in rows], dtype=np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -9,7 +10,8 @@ import pandas as pd
 from numba import njit
 
 from see_grpc.trading.indicators import atr
-from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec, float_param, int_param
+from see_grpc.trading.strategies.base import Bar, BaseStrategy, ParamSpec, float_param, int_param
+from see_grpc.trading.strategies.streaming import RollingExtreme, RollingMean
 
 
 class BreakoutV1(BaseStrategy):
@@ -41,6 +43,52 @@ class BreakoutV1(BaseStrategy):
         lower = bars["low"].rolling(channel).min().shift(1).to_numpy(np.float64)
         distance = float_param(params, "atr_multiplier") * atr(bars, int_param(params, "atr_period"))
         return _breakout_positions(bars["close"].to_numpy(np.float64), upper, lower, distance)
+
+    def live_signal(self, params: Mapping[str, object]) -> BreakoutSignal:
+        channel, atr_period = int_param(params, "channel_period"), int_param(params, "atr_period")
+        return BreakoutSignal(channel, atr_period, float_param(params, "atr_multiplier"))
+
+
+class BreakoutSignal:
+    """breakout_v1 bar by bar: monotonic-deque channel, running ATR and the trailing stop, O(1) amortised."""
+
+    def __init__(self, channel: int, atr_period: int, multiplier: float) -> None:
+        self._highest = RollingExtreme(channel, largest=True)
+        self._lowest = RollingExtreme(channel, largest=False)
+        self._atr = RollingMean(atr_period)
+        self._multiplier = multiplier
+        self._channel = (math.nan, math.nan)  # of the previous bars: the current bar must break it
+        self._prev_close = math.nan
+        self._position = 0.0
+        self._stop = 0.0
+
+    def on_bar(self, bar: Bar) -> float:
+        upper, lower = self._channel
+        self._channel = (self._highest.update(bar.high), self._lowest.update(bar.low))
+        distance = self._multiplier * self._atr.update(self._true_range(bar))
+        self._prev_close = bar.close
+        self._step(bar.close, upper, lower, distance)
+        return self._position
+
+    def _true_range(self, bar: Bar) -> float:
+        if math.isnan(self._prev_close):
+            return math.nan  # the first bar has no previous close (pandas max with skipna=False)
+        return max(bar.high - bar.low, abs(bar.high - self._prev_close), abs(bar.low - self._prev_close))
+
+    def _step(self, price: float, upper: float, lower: float, distance: float) -> None:
+        """One iteration of _breakout_positions."""
+        if (self._position > 0 and price < self._stop) or (self._position < 0 and price > self._stop):
+            self._position = 0.0
+        if math.isnan(distance):
+            return
+        if price > upper and self._position <= 0:
+            self._position, self._stop = 1.0, price - distance
+        elif price < lower and self._position >= 0:
+            self._position, self._stop = -1.0, price + distance
+        elif self._position > 0:
+            self._stop = max(self._stop, price - distance)
+        elif self._position < 0:
+            self._stop = min(self._stop, price + distance)
 
 
 @njit(cache=True)

@@ -9,7 +9,8 @@ import pandas as pd
 
 from see_grpc.errors import StrategyConfigurationError
 from see_grpc.trading.indicators import hold_signals, rolling_std, sma
-from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec, float_param, int_param
+from see_grpc.trading.strategies.base import Bar, BaseStrategy, ParamSpec, float_param, int_param
+from see_grpc.trading.strategies.streaming import RollingMean, RollingVariance, ieee_divide, std_of_variance
 
 
 class MeanReversionV1(BaseStrategy):
@@ -50,3 +51,30 @@ class MeanReversionV1(BaseStrategy):
         signals[z < -entry] = 1.0
         signals[np.abs(z) < exit_] = 0.0
         return hold_signals(signals)
+
+    def live_signal(self, params: Mapping[str, object]) -> ZScoreSignal:
+        lookback = int_param(params, "lookback_period")
+        return ZScoreSignal(lookback, float_param(params, "entry_threshold"), float_param(params, "exit_threshold"))
+
+
+class ZScoreSignal:
+    """mean_reversion_v1 bar by bar: running mean and population variance of close, O(1) per bar."""
+
+    def __init__(self, lookback: int, entry: float, exit_: float) -> None:
+        self._mean = RollingMean(lookback)
+        self._variance = RollingVariance(lookback, ddof=0)
+        self._entry = entry
+        self._exit = exit_
+        self._position = 0.0
+
+    def on_bar(self, bar: Bar) -> float:
+        mean, variance = self._mean.update(bar.close), self._variance.update(bar.close)
+        z = ieee_divide(bar.close - mean, std_of_variance(variance))
+        # Same precedence as the vectorised rule: the exit band is applied last and wins.
+        if abs(z) < self._exit:
+            self._position = 0.0
+        elif z < -self._entry:
+            self._position = 1.0
+        elif z > self._entry:
+            self._position = -1.0
+        return self._position

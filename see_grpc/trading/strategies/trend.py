@@ -9,7 +9,8 @@ import pandas as pd
 
 from see_grpc.errors import StrategyConfigurationError
 from see_grpc.trading.indicators import hold_signals, sma
-from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec, int_param
+from see_grpc.trading.strategies.base import Bar, BaseStrategy, ParamSpec, int_param
+from see_grpc.trading.strategies.streaming import RollingMean
 
 
 class TrendFollowingV1(BaseStrategy):
@@ -49,3 +50,27 @@ class TrendFollowingV1(BaseStrategy):
         signals[1:][was_not_above & above_now] = 1.0
         signals[1:][was_not_below & below_now] = -1.0
         return hold_signals(signals)
+
+    def live_signal(self, params: Mapping[str, object]) -> CrossoverSignal:
+        return CrossoverSignal(int_param(params, "fast_period"), int_param(params, "slow_period"))
+
+
+class CrossoverSignal:
+    """trend_following_v1 bar by bar: two running SMAs and the previous bar's pair, O(1) per bar."""
+
+    def __init__(self, fast_period: int, slow_period: int) -> None:
+        self._fast = RollingMean(fast_period)
+        self._slow = RollingMean(slow_period)
+        self._previous = (float("nan"), float("nan"))
+        self._position = 0.0
+
+    def on_bar(self, bar: Bar) -> float:
+        fast, slow = self._fast.update(bar.close), self._slow.update(bar.close)
+        was_fast, was_slow = self._previous
+        # NaN compares False both ways, exactly as in the vectorised rule: no cross until both SMAs exist.
+        if was_fast <= was_slow and fast > slow:
+            self._position = 1.0
+        elif was_fast >= was_slow and fast < slow:
+            self._position = -1.0
+        self._previous = (fast, slow)
+        return self._position

@@ -7,10 +7,12 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from see.v1 import backtest_pb2, common_pb2, strategy_pb2
+from see.v1 import backtest_pb2, common_pb2, execution_pb2, strategy_pb2
 from see_grpc.service.backtests import BacktestRequest
-from see_grpc.service.ports import BacktestRecord, StrategyRecord
+from see_grpc.service.executions import ExecutionView
+from see_grpc.service.ports import BacktestRecord, ExecutionRecord, StrategyRecord
 from see_grpc.service.strategies import parameter_specs_of
+from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.strategies import ParamSpec
 
 
@@ -153,4 +155,112 @@ def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
         synthetic_data=record.synthetic_data,
         create_time=timestamp(record.create_time),
         duration_seconds=record.duration_seconds,
+    )
+
+
+EXECUTION_STATUS_TO_PROTO = {
+    "starting": execution_pb2.Execution.STARTING,
+    "running": execution_pb2.Execution.RUNNING,
+    "paused": execution_pb2.Execution.PAUSED,
+    "stopped": execution_pb2.Execution.STOPPED,
+    "failed": execution_pb2.Execution.FAILED,
+}
+EXECUTION_STATUS_FROM_PROTO = {value: key for key, value in EXECUTION_STATUS_TO_PROTO.items()}
+ORDER_STATUS_TO_PROTO = {
+    "pending": execution_pb2.Order.PENDING,
+    "filled": execution_pb2.Order.FILLED,
+    "rejected": execution_pb2.Order.REJECTED,
+    "cancelled": execution_pb2.Order.CANCELLED,
+}
+
+
+def _side(side: str) -> common_pb2.Side.ValueType:
+    return common_pb2.LONG if side == "LONG" else common_pb2.SHORT
+
+
+def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
+    state = record.state
+    positions = [
+        execution_pb2.Position(
+            instrument=name,
+            units=data["units"],
+            average_price=data["average_price"],
+            realized_pnl=data["realized_pnl"],
+            unrealized_pnl=PositionState(**data).unrealized_pnl(
+                state["last_close"].get(name, 0.0), state["last_close"].get(name, 0.0)
+            ),
+        )
+        for name, data in state.get("positions", {}).items()
+    ]
+    realized = sum(p.realized_pnl for p in positions)
+    message = execution_pb2.Execution(
+        execution_id=record.execution_id,
+        strategy_id=record.strategy_id,
+        status=EXECUTION_STATUS_TO_PROTO[record.status],
+        mode=execution_pb2.Execution.LIVE if record.mode == "live" else execution_pb2.Execution.PAPER,
+        capital_allocation=record.capital_allocation,
+        parameters=struct(record.parameters),
+        instruments=record.instruments,
+        positions=positions,
+        realized_pnl=realized,
+        unrealized_pnl=sum(p.unrealized_pnl for p in positions),
+        equity=state.get("equity", record.capital_allocation),
+        start_time=timestamp(record.start_time),
+        update_time=timestamp(record.update_time),
+        status_message=record.status_message,
+        risk=execution_pb2.RiskLimits(**record.settings["risk"]),
+        position_size_units=record.settings["position_size_units"],
+        timeframe=record.settings["timeframe"],
+    )
+    if record.stop_time is not None:
+        message.stop_time.CopyFrom(timestamp(record.stop_time))
+    return message
+
+
+def execution(view: ExecutionView) -> execution_pb2.Execution:
+    message = execution_summary(view.record)
+    message.orders.extend(
+        execution_pb2.Order(
+            order_id=o.order_id,
+            client_order_id=o.client_order_id,
+            execution_id=o.execution_id,
+            instrument=o.instrument,
+            side=_side(o.side),
+            units=o.units,
+            status=ORDER_STATUS_TO_PROTO[o.status],
+            reject_reason=o.reject_reason,
+            create_time=timestamp(o.create_time),
+        )
+        for o in view.orders
+    )
+    message.fills.extend(fill(f.__dict__) for f in view.fills)
+    return message
+
+
+def fill(payload: dict[str, Any]) -> execution_pb2.Fill:
+    when = payload["time"]
+    return execution_pb2.Fill(
+        fill_id=payload["fill_id"],
+        order_id=payload["order_id"],
+        client_order_id=payload["client_order_id"],
+        execution_id=payload["execution_id"],
+        strategy_id=payload["strategy_id"],
+        instrument=payload["instrument"],
+        side=_side(payload["side"]),
+        units=payload["units"],
+        price=payload["price"],
+        commission=payload["commission"],
+        time=timestamp(when if isinstance(when, datetime) else datetime.fromisoformat(when)),
+    )
+
+
+def signal(payload: dict[str, Any]) -> execution_pb2.Signal:
+    return execution_pb2.Signal(
+        execution_id=payload["execution_id"],
+        strategy_id=payload["strategy_id"],
+        instrument=payload["instrument"],
+        time=timestamp(datetime.fromisoformat(payload["time"])),
+        target_units=payload["target_units"],
+        price=payload["price"],
+        reason=payload["reason"],
     )

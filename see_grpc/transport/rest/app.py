@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from google.api import httpbody_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
@@ -61,6 +62,13 @@ def _json_response(payload: object, status: int, request_id: str) -> web.Respons
     return web.Response(
         body=json.dumps(payload).encode(), status=status, content_type=JSON, headers={"x-request-id": request_id}
     )
+
+
+def _raw_response(body: httpbody_pb2.HttpBody, request_id: str) -> web.Response:
+    """grpc-gateway serves an HttpBody as it is: its content type and its bytes, no JSON around them."""
+    # Set as a header, not content_type=: aiohttp rejects a charset parameter there ("text/html; charset=utf-8").
+    content_type = body.content_type or "application/octet-stream"
+    return web.Response(body=body.data, headers={"Content-Type": content_type, "x-request-id": request_id})
 
 
 class RestGateway:
@@ -165,6 +173,8 @@ class RestGateway:
 
     def _unary_response(self, route: Route, response: Message, call: Call) -> web.Response:
         payload = getattr(response, route.response_body) if route.response_body else response
+        if isinstance(payload, httpbody_pb2.HttpBody):
+            return _raw_response(payload, call.request_id)
         return _json_response(to_json(payload), 200, call.request_id)
 
     async def _stream_response(

@@ -31,6 +31,7 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Value": {},
     "google.protobuf.Any": {"type": "object", "additionalProperties": True},
 }
+HTTP_BODY = "google.api.HttpBody"
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {
@@ -104,22 +105,31 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             for f in method.input_type.fields
             if f.name not in path_fields and f.message_type is None
         ]
-    output = method.output_type
-    response_schema = (
-        schemas.field(output.fields_by_name[route.response_body]) if route.response_body else schemas.ref(output)
-    )
-    if method.server_streaming:
-        response_schema = {"type": "object", "properties": {"result": response_schema, "error": schemas.ref_status()}}
-        description = "A stream of newline-delimited JSON objects"
-    else:
-        description = "OK"
     operation["responses"] = {
-        "200": {"description": description, "content": {"application/json": {"schema": response_schema}}},
+        "200": _success(route, schemas),
         "default": {"description": "An error", "content": {"application/json": {"schema": schemas.ref_status()}}},
     }
     if is_open_method(route.grpc_method):
         operation["security"] = []
     return operation
+
+
+def _success(route: Route, schemas: _Schemas) -> dict[str, Any]:
+    method = route.method
+    output = method.output_type
+    answered = output.fields_by_name[route.response_body].message_type if route.response_body else output
+    if answered is not None and answered.full_name == HTTP_BODY:
+        # Served raw by the REST shim: the bytes in the content type the server picks (e.g. text/html), no JSON.
+        return {"description": "OK", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+    schema = schemas.field(output.fields_by_name[route.response_body]) if route.response_body else schemas.ref(output)
+    if method.server_streaming:
+        schema = {"type": "object", "properties": {"result": schema, "error": schemas.ref_status()}}
+        return {"description": "A stream of newline-delimited JSON objects", "content": _json_content(schema)}
+    return {"description": "OK", "content": _json_content(schema)}
+
+
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def build_openapi() -> dict[str, Any]:

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from backtesting.test import EURUSD
 
-from see_grpc.errors import StrategyExecutionError
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
 
 pytestmark = pytest.mark.unit
@@ -78,12 +77,13 @@ def test_breakout_enters_on_channel_break_and_exits_on_atr_stop() -> None:
 
 
 @pytest.mark.parametrize("strategy_id", ["causal_enhanced_v2", "ml_enhanced_v1"])
-def test_ml_strategies_are_declared_but_refuse_to_run(strategy_id: str) -> None:
+def test_ml_strategies_document_their_parameters_and_stay_flat_in_warm_up(strategy_id: str) -> None:
+    # Their rules, look-ahead and backtests are tested in test_causal_strategy.py and test_ml_strategy.py.
     cls = BUILTIN_STRATEGIES[strategy_id]
     params = cls.validate_parameters({})
     assert params and all(spec.description for spec in cls.parameter_specs)
-    with pytest.raises(StrategyExecutionError, match="not runnable yet"):
-        cls().target_positions(_closes([1.0] * 5), params)
+    bars = _closes([1.0 + 0.001 * (i % 7) for i in range(50)]).assign(cause_close=1.2)
+    assert not cls().target_positions(bars, params).any()
 
 
 @pytest.mark.parametrize("strategy_id", ["trend_following_v1", "mean_reversion_v1", "breakout_v1"])

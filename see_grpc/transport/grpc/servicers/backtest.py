@@ -6,6 +6,7 @@ from contextlib import suppress
 
 import grpc
 import pandas as pd
+from google.api import httpbody_pb2
 
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import InvalidArgumentError
@@ -58,6 +59,12 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         return backtest_pb2.GetBacktestResponse(
             backtest=convert.backtest(await self._backtests.get(request.backtest_id))
         )
+
+    async def GetBacktestReport(
+        self, request: backtest_pb2.GetBacktestReportRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        page = await self._backtests.report(request.backtest_id)
+        return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=page.encode())
 
     async def ListBacktests(
         self, request: backtest_pb2.ListBacktestsRequest, context: grpc.aio.ServicerContext

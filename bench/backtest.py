@@ -1,0 +1,296 @@
+"""Backtest engine benchmark: trend_following_v1 (SMA 12/26) on 2,000,000 synthetic one-minute bars.
+
+Zero costs, 10,000 units fixed, fills at the next bar's open, the last position marked at the last close. SEE's
+run_backtest is measured side by side with backtesting.py, vectorbt and a bare vectorised numpy implementation of
+the same rule (the floor), after checking all four produce the same trades and P&L. SEE's peak memory is measured
+in a fresh subprocess (``--memory-probe``) so the other engines' allocations do not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import vectorbt as vbt
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+
+from bench._common import Timing, print_table, random_walk_bars, timed, verdict
+from see_grpc.trading.backtest import BacktestConfig, run_backtest
+from see_grpc.trading.strategies import BUILTIN_STRATEGIES
+
+BARS = 2_000_000
+SEED = 20240601
+FAST, SLOW = 12, 26
+UNITS = 10_000
+CASH = 10_000_000.0  # large enough that no engine ever refuses an order for margin or cash
+LEVERAGE = 50
+REPEATS = 5
+WARMUP_BARS = 5_000
+BT_SLICE = 200_000  # backtesting.py runs Python per bar: measured on a slice when the full run would be too slow
+BT_FULL_LIMIT = 90.0  # seconds; over this (extrapolated from the slice) the full run is skipped and scaled
+GOAL_VS_BACKTESTING_PY = 10.0  # at least this many times faster
+GOAL_VS_FLOOR = 3.0  # at most this many times slower than bare numpy
+GOAL_MEMORY_MB = 1024.0
+PNL_TOLERANCE = 1e-6  # USD; the engines sum the same ~10^5 trade results in different orders
+REPOSITORY = str(Path(__file__).resolve().parents[1])
+CONFIG = BacktestConfig(
+    "EUR/USD", "1m", CASH, position_size_units=UNITS, leverage=LEVERAGE, spread_pips=0.0, financing=False
+)
+PARAMS = {"fast_period": FAST, "slow_period": SLOW}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    trades: int  # the position still open at the end counts as one
+    pnl: float  # final equity minus initial cash, open position marked at the last close
+
+
+@dataclass(frozen=True)
+class Measured:
+    engine: str
+    timing: Timing  # on `bars` bars
+    bars: int
+    outcome: Outcome
+
+    @property
+    def full_seconds(self) -> float:
+        """Median seconds for BARS bars, scaled linearly when measured on a slice."""
+        return self.timing.median * BARS / self.bars
+
+
+def see(bars: pd.DataFrame) -> Outcome:
+    result = run_backtest(BUILTIN_STRATEGIES["trend_following_v1"](), PARAMS, bars, CONFIG)
+    return Outcome(len(result.trades), result.metrics["final_equity"] - CASH)
+
+
+def numpy_floor(bars: pd.DataFrame) -> Outcome:
+    """The rule with nothing else: no validation, stops, margin, costs, trade list or metrics."""
+    open_, close = bars["open"].to_numpy(), bars["close"].to_numpy()
+    gap = _sma(close, FAST) - _sma(close, SLOW)  # > 0 exactly when fast > slow; NaN compares False
+    signal = np.zeros(close.size)
+    signal[1:][(gap[:-1] <= 0) & (gap[1:] > 0)] = 1.0
+    signal[1:][(gap[:-1] >= 0) & (gap[1:] < 0)] = -1.0
+    # Forward-fill the last signal: index of the latest non-zero signal so far (signal[0] is always 0 = flat).
+    position = signal[np.maximum.accumulate(np.where(signal != 0, np.arange(close.size), 0))]
+    # position[t] is held from open[t + 1] to the next open; the last one never fills, the end marks at close.
+    held = position[:-1]
+    marks = np.append(open_[1:], close[-1])
+    entries = np.count_nonzero((held != np.concatenate(([0.0], held[:-1]))) & (held != 0))
+    return Outcome(int(entries), UNITS * float(held @ np.diff(marks)))
+
+
+def _sma(values: np.ndarray, window: int) -> np.ndarray:
+    # Cumulative sum of deviations from the first price: sums stay small, so rounding stays near pandas' rolling.
+    sums = np.cumsum(values - values[0])
+    out = np.full(values.size, np.nan)
+    out[window - 1 :] = (sums[window - 1 :] - np.concatenate(([0.0], sums[:-window]))) / window + values[0]
+    return out
+
+
+def vectorbt(bars: pd.DataFrame) -> Outcome:
+    """On tz-naive bars: with a tz-aware index vectorbt 1.2 under pandas 3 turns it into Timestamp objects on every
+    wrap, about 35 s of its 40 s on 2M bars, which would measure that interaction rather than the engine."""
+    close = bars["close"]
+    fast, slow = vbt.MA.run(close, FAST), vbt.MA.run(close, SLOW)
+    # Signals on bar t's close trade at bar t+1's open: shift them one bar and fill at the open.
+    up = _next_bar(fast.ma_crossed_above(slow).to_numpy())
+    down = _next_bar(fast.ma_crossed_below(slow).to_numpy())
+    portfolio = vbt.Portfolio.from_signals(
+        close, entries=up, exits=down, short_entries=down, short_exits=up, price=bars["open"],
+        size=UNITS, size_type="amount", fees=0.0, init_cash=CASH, freq="1min",
+    )  # fmt: skip
+    return Outcome(int(portfolio.trades.count()), float(portfolio.final_value()) - CASH)
+
+
+def _next_bar(signal: np.ndarray) -> np.ndarray:
+    return np.concatenate(([False], signal[:-1]))
+
+
+def _sma_indicator(values: np.ndarray, window: int) -> np.ndarray:
+    return pd.Series(values).rolling(window).mean().to_numpy()
+
+
+class _Crossover(Strategy):  # type: ignore[misc]
+    """backtesting.lib.crossover is "was <, is now >"; the contract's "was <=" differs only on exact SMA ties, which
+    unrounded random-walk prices do not produce (the agreement check below would show it)."""
+
+    def init(self) -> None:
+        self.fast = self.I(_sma_indicator, self.data.Close, FAST)
+        self.slow = self.I(_sma_indicator, self.data.Close, SLOW)
+
+    def next(self) -> None:
+        if crossover(self.fast, self.slow):
+            self.buy(size=UNITS)
+        elif crossover(self.slow, self.fast):
+            self.sell(size=UNITS)
+
+
+def backtesting_py(bars: pd.DataFrame) -> Outcome:
+    """On tz-naive bars with its column names (Open, High, ...)."""
+    test = Backtest(
+        bars, _Crossover, cash=CASH, spread=0.0, commission=0.0, margin=1 / LEVERAGE,
+        trade_on_close=False, exclusive_orders=True, finalize_trades=False,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its notice about the trade left open on purpose, pandas deprecations
+        stats = test.run()
+    still_open = 1 if stats["_strategy"].position else 0
+    return Outcome(len(stats["_trades"]) + still_open, float(stats["Equity Final [$]"]) - CASH)
+
+
+def measure(engine: str, run: Callable[[pd.DataFrame], Outcome], bars: pd.DataFrame, repeats: int) -> Measured:
+    run(bars.iloc[:WARMUP_BARS])  # numba compilation or cache loading, lazy imports: not what is compared
+    timing, outcome = timed(lambda: run(bars), repeats)
+    return Measured(engine, timing, len(bars), outcome)
+
+
+def measure_backtesting_py(bars: pd.DataFrame, repeats: int) -> Measured:
+    bars = bars.rename(columns=str.capitalize)
+    sliced = measure("backtesting.py", backtesting_py, bars.iloc[:BT_SLICE], repeats)
+    if sliced.full_seconds <= BT_FULL_LIMIT:
+        return measure("backtesting.py", backtesting_py, bars, repeats)
+    print(
+        f"backtesting.py: {sliced.timing.median:.1f} s on the first {BT_SLICE:,} bars, about "
+        f"{sliced.full_seconds:.0f} s for {BARS:,}: measured on that slice and SCALED LINEARLY to {BARS:,} bars"
+    )
+    return sliced
+
+
+def agreement(reference: Outcome, measured: Measured, bars: pd.DataFrame) -> str:
+    """One line comparing an engine with SEE on the bars it ran on; a mismatch says where it comes from."""
+    same_trades = measured.outcome.trades == reference.trades
+    same_pnl = math.isclose(measured.outcome.pnl, reference.pnl, rel_tol=0.0, abs_tol=PNL_TOLERANCE)
+    line = (
+        f"{measured.engine:>15}: {measured.outcome.trades:,} trades, P&L {measured.outcome.pnl:,.6f} vs SEE "
+        f"{reference.trades:,}, {reference.pnl:,.6f} on {measured.bars:,} bars: "
+    )
+    if same_trades and same_pnl:
+        return line + f"AGREE (P&L within {PNL_TOLERANCE} USD)"
+    return line + f"DISAGREE; {_near_ties(bars)} bars have |SMA{FAST} - SMA{SLOW}| < 1e-9, where rolling-sum rounding " \
+        "can decide a cross differently"
+
+
+def _near_ties(bars: pd.DataFrame) -> int:
+    close = bars["close"].to_numpy()
+    return int(np.count_nonzero(np.abs(_sma_indicator(close, FAST) - _sma_indicator(close, SLOW)) < 1e-9))
+
+
+def memory_probe() -> None:
+    """Run in a fresh process: RSS before SEE's run, the peak RSS during it, and the run's own peak allocation."""
+    bars = random_walk_bars(BARS, freq="1min", seed=SEED)
+    see(bars.iloc[:WARMUP_BARS])  # load the compiled kernel, so the measured run is a warm one
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    peak = _peak_rss_during(lambda: see(bars))
+    tracemalloc.start()  # a second run: tracemalloc's own bookkeeping would inflate the RSS of the first
+    see(bars)
+    _, run_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(json.dumps({"rss_before": before, "peak_rss": peak, "run_peak": run_peak}))
+
+
+def _peak_rss_during(function: Callable[[], object]) -> int:
+    """Largest RSS sampled every millisecond while function runs (the process's lifetime peak, ru_maxrss, would
+    include generating the bars)."""
+    process, done, peak = psutil.Process(), threading.Event(), [0]
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        function()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], process.memory_info().rss)
+
+
+def see_memory() -> dict[str, float]:
+    probe = subprocess.run(
+        [sys.executable, "-m", "bench", "backtest", "--memory-probe"],
+        cwd=REPOSITORY, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {name: value / 2**20 for name, value in json.loads(probe.stdout.splitlines()[-1]).items()}
+
+
+def report(results: list[Measured], cold: float, memory: dict[str, float]) -> None:
+    by_engine = {m.engine: m for m in results}
+    see_seconds = by_engine["SEE"].full_seconds
+    rows = [
+        [
+            m.engine + (" (scaled)" if m.bars < BARS else ""),
+            f"{m.full_seconds:.3f}",
+            m.timing.spread + ("" if m.bars == BARS else f" on {m.bars:,}"),
+            f"{BARS / m.full_seconds:,.0f}",
+            f"{m.full_seconds / see_seconds:.2f}",
+        ]
+        for m in results
+    ]
+    print_table(["engine", "seconds (median)", "runs min-max", "bars/s", "x SEE"], rows)
+    print(f"SEE cold (first call in the process, numba kernel loaded or compiled): {cold:.3f} s")
+    print(
+        f"SEE memory: peak process RSS during the run {memory['peak_rss']:.0f} MB (interpreter, libraries and the "
+        f"2M bars included), RSS before the run {memory['rss_before']:.0f} MB, run_backtest's own peak allocation "
+        f"{memory['run_peak']:.0f} MB (tracemalloc)"
+    )
+    goals = [
+        ("vs backtesting.py", by_engine["backtesting.py"].full_seconds / see_seconds, GOAL_VS_BACKTESTING_PY, "x faster"),
+        ("vs vectorbt", by_engine["vectorbt"].full_seconds / see_seconds, 1.0, "x faster"),
+        ("vs numpy floor", see_seconds / by_engine["numpy floor"].full_seconds, GOAL_VS_FLOOR, "x slower"),
+        ("peak memory", memory["peak_rss"], GOAL_MEMORY_MB, "MB"),
+    ]
+    goal_rows = [[name, f"{value:.2f} {unit}", _goal_text(unit, goal), verdict(_met(unit, value, goal))]
+                 for name, value, goal, unit in goals]  # fmt: skip
+    print_table(["goal", "measured", "target", ""], goal_rows)
+
+
+def _met(unit: str, value: float, goal: float) -> bool:
+    return value >= goal if unit == "x faster" else value <= goal
+
+
+def _goal_text(unit: str, goal: float) -> str:
+    return f">= {goal:g} {unit}" if unit == "x faster" else f"<= {goal:g} {unit}"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench backtest", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per engine (median reported)")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        memory_probe()
+        return
+    bars = random_walk_bars(BARS, freq="1min", seed=SEED)
+    print(f"trend_following_v1 {FAST}/{SLOW}, {BARS:,} one-minute bars (seed {SEED}), zero costs, {UNITS:,} units")
+    cold, _ = timed(lambda: see(bars), 1)
+    naive = bars.tz_localize(None)
+    results = [
+        measure("SEE", see, bars, args.repeats),
+        measure("vectorbt", vectorbt, naive, args.repeats),
+        measure("numpy floor", numpy_floor, bars, args.repeats),
+        measure_backtesting_py(naive, max(1, args.repeats // 2)),
+    ]
+    reference = results[0].outcome
+    for measured in results[1:]:
+        on_slice = measured.bars < BARS
+        print(agreement(see(bars.iloc[: measured.bars]) if on_slice else reference, measured, bars.iloc[: measured.bars]))
+    report(results, cold.median, see_memory())

@@ -1,0 +1,235 @@
+"""Event bus benchmark: publish-to-subscriber latency and throughput with 1, 100 and 1,000 subscribers.
+
+Every event carries the ``time.perf_counter()`` of its publication (CLOCK_MONOTONIC on Linux, so comparable across
+processes of one machine) and each subscriber records how long it took to arrive. Per bus and subscriber count:
+events are published at a steady ``--rate`` for ``--seconds`` (latency), then in a tight-loop burst (how fast publish
+returns, and how fast the bus delivers the burst to everyone). Both buses run in this process; Redis only when it
+answers. Everything goes through a ``Route`` (publish, subscribe), so the end-to-end gRPC StreamSignals variant plugs
+in as one more route whose subscribe is a client loop over the RPC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench._common import percentile, print_table
+from see_grpc.adapters.eventbus import InProcessEventBus, RedisEventBus
+from see_grpc.adapters.eventbus.redis import KEY_PREFIX
+from see_grpc.errors import DependencyUnavailableError, SubscriberTooSlowError
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SUBSCRIBERS = (1, 100, 1000)
+GOAL_SUBSCRIBERS = 1000
+GOAL_P99_MS = 20.0
+MAX_BURST_DELIVERIES = 100_000  # bounds the burst at high subscriber counts, and so the runtime
+READY_WITHIN = 10.0
+DRAIN_WITHIN = 20.0
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A way into and out of the bus: publish one payload; subscribe yields payloads published from then on."""
+
+    publish: Callable[[Payload], Awaitable[object]]
+    subscribe: Callable[[], AbstractAsyncContextManager[AsyncIterator[Payload]]]
+
+
+RouteFactory = Callable[[], AbstractAsyncContextManager[Route]]
+"""A fresh route (a new stream) for one run; the gRPC variant would connect a channel here."""
+
+
+@dataclass
+class Tally:
+    """What the subscribers of one run saw."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, steady phase
+    ready: int = 0  # subscribers that are receiving
+    burst_done: list[float] = field(default_factory=list)  # perf_counter when each got the whole burst
+    cut_off: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    route: str
+    subscribers: int
+    latencies: list[float]  # sorted
+    publish_rate: float  # events/s the burst was accepted at
+    delivery_rate: float  # events x subscribers per second until everyone had the burst
+    cut_off: int
+
+    def goal(self) -> str:
+        if self.subscribers != GOAL_SUBSCRIBERS:
+            return "-"
+        return "MET" if self.latencies and self.p99_ms() < GOAL_P99_MS else "MISSED"
+
+    def p99_ms(self) -> float:
+        return 1000 * percentile(self.latencies, 99)
+
+    def row(self) -> list[str]:
+        if not self.latencies:
+            return [self.route, str(self.subscribers), "-", "-", "-", "-", "-", str(self.cut_off), self.goal()]
+        return [
+            self.route,
+            str(self.subscribers),
+            f"{1000 * percentile(self.latencies, 50):.2f}",
+            f"{self.p99_ms():.2f}",
+            f"{1000 * self.latencies[-1]:.2f}",
+            f"{self.publish_rate:,.0f}",
+            f"{self.delivery_rate:,.0f}",
+            str(self.cut_off),
+            self.goal(),
+        ]
+
+
+HEADERS = ["route", "subscribers", "p50 ms", "p99 ms", "max ms", "publish ev/s", "delivered ev/s", "cut off", "goal"]
+
+
+def bus_route(bus: InProcessEventBus | RedisEventBus, stream: str) -> Route:
+    @asynccontextmanager
+    async def subscribe() -> AsyncIterator[AsyncIterator[Payload]]:
+        async with aclosing(bus.subscribe(stream)) as events:
+            yield (event.payload async for event in events)
+
+    return Route(lambda payload: bus.publish(stream, payload), subscribe)
+
+
+@asynccontextmanager
+async def in_process_routes() -> AsyncIterator[RouteFactory]:
+    bus = InProcessEventBus()
+
+    @asynccontextmanager
+    async def route() -> AsyncIterator[Route]:
+        yield bus_route(bus, f"bench-{uuid.uuid4().hex}")
+
+    try:
+        yield route
+    finally:
+        await bus.close()
+
+
+@asynccontextmanager
+async def redis_routes(url: str) -> AsyncIterator[RouteFactory]:
+    bus = RedisEventBus(url)
+
+    @asynccontextmanager
+    async def route() -> AsyncIterator[Route]:
+        stream = f"bench-{uuid.uuid4().hex}"
+        try:
+            yield bus_route(bus, stream)
+        finally:
+            async with Redis.from_url(url) as redis:
+                await redis.delete(KEY_PREFIX + stream)
+
+    try:
+        await bus.start()
+        yield route
+    finally:
+        await bus.close()
+
+
+async def subscriber(route: Route, tally: Tally, burst: int) -> None:
+    got_burst = 0
+    try:
+        async with route.subscribe() as payloads:
+            async for payload in payloads:
+                kind = payload["kind"]
+                if kind == "timed":
+                    tally.latencies.append(time.perf_counter() - payload["sent"])
+                elif kind == "burst":
+                    got_burst += 1
+                    if got_burst == burst:
+                        tally.burst_done.append(time.perf_counter())
+                elif kind == "ready" and payload["n"] == 0:
+                    tally.ready += 1
+                elif kind == "end":
+                    return
+    except SubscriberTooSlowError:
+        tally.cut_off += 1
+
+
+async def wait_until_ready(route: Route, tally: Tally, subscribers: int) -> None:
+    """Publish markers until every subscriber receives (a Redis subscriber is live once its reader knows the head)."""
+    deadline = time.perf_counter() + READY_WITHIN
+    while tally.ready < subscribers:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"only {tally.ready} of {subscribers} subscribers received within {READY_WITHIN}s")
+        await route.publish({"kind": "ready", "n": 0})
+        await asyncio.sleep(0.05)
+
+
+async def steady(route: Route, rate: float, seconds: float) -> None:
+    """Publish `rate` timed events a second on a fixed schedule, so a slow delivery does not slow the next send."""
+    start = time.perf_counter()
+    for n in range(round(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+        await route.publish({"kind": "timed", "sent": time.perf_counter()})
+
+
+async def run(name: str, routes: RouteFactory, subscribers: int, rate: float, seconds: float) -> Result:
+    burst = min(1000, MAX_BURST_DELIVERIES // subscribers)
+    tally = Tally()
+    async with routes() as route:
+        tasks = [asyncio.create_task(subscriber(route, tally, burst)) for _ in range(subscribers)]
+        try:
+            await wait_until_ready(route, tally, subscribers)
+            await steady(route, rate, seconds)
+            started = time.perf_counter()
+            for _ in range(burst):
+                await route.publish({"kind": "burst"})
+            published = time.perf_counter()
+            await route.publish({"kind": "end"})
+            await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_WITHIN)
+        finally:
+            for task in tasks:
+                task.cancel()
+    delivered = max(tally.burst_done, default=published) - started
+    return Result(
+        name,
+        subscribers,
+        sorted(tally.latencies),
+        burst / (published - started),
+        burst * len(tally.burst_done) / delivered if tally.burst_done else 0.0,
+        tally.cut_off,
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    results: list[Result] = []
+    buses: list[tuple[str, Callable[[], AbstractAsyncContextManager[RouteFactory]]]] = [
+        ("in-process", in_process_routes),
+        ("redis", lambda: redis_routes(args.redis_url)),
+    ]
+    for name, open_routes in buses:
+        try:
+            async with open_routes() as routes:
+                for count in args.subscribers:
+                    results.append(await run(name, routes, count, args.rate, args.seconds))
+                    print(f"  {name}, {count} subscribers: done", flush=True)
+        except DependencyUnavailableError as exc:
+            print(f"  {name}: skipped, {exc.message}", flush=True)
+    print(
+        f"\nsteady {args.rate:g} events/s for {args.seconds:g}s, then a burst of up to 1,000 events "
+        f"({MAX_BURST_DELIVERIES:,} deliveries at most); goal: p99 < {GOAL_P99_MS:g} ms at "
+        f"{GOAL_SUBSCRIBERS:,} subscribers\n"
+    )
+    print_table(HEADERS, [result.row() for result in results])
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench streams", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="events a second in the latency phase")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the latency phase")
+    parser.add_argument("--subscribers", type=lambda text: [int(n) for n in text.split(",")], default=list(SUBSCRIBERS))
+    parser.add_argument("--redis-url", default=REDIS_URL)
+    asyncio.run(main_async(parser.parse_args(argv)))

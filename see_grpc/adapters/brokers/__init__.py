@@ -1,0 +1,1 @@
+"""Brokers behind the Broker port: the paper broker by default, the Trading Gateway when configured."""

@@ -1,0 +1,58 @@
+"""The paper feed: replays stored bars (BACKTEST_DATA_DIR) at a chosen speed, as if they arrived live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from see_grpc.service.ports import BarStore, LiveBar
+
+DEFAULT_REPLAY_BARS = 500
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PaperFeed:
+    """settings: replay_to and optional replay_from (ISO times; without it, the last DEFAULT_REPLAY_BARS bars
+    stored before replay_to), bars_per_second (0 = as fast as possible)."""
+
+    kind = "paper"
+
+    def __init__(self, bars: BarStore) -> None:
+        self._bars = bars
+
+    def history(self, instrument: str, timeframe: str, settings: dict[str, Any], until: datetime) -> list[LiveBar]:
+        frame = self._frame(instrument, timeframe, settings)
+        return _live_bars(instrument, frame.loc[: pd.Timestamp(until)])
+
+    async def bars(
+        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+    ) -> AsyncIterator[LiveBar]:
+        frame = await asyncio.to_thread(self._frame, instrument, timeframe, settings)
+        if after is not None:
+            frame = frame.loc[frame.index > pd.Timestamp(after)]
+        pause = 1.0 / settings["bars_per_second"] if settings.get("bars_per_second") else 0.0
+        for bar in _live_bars(instrument, frame):
+            yield bar
+            await asyncio.sleep(pause)  # also yields to the event loop at full speed
+
+    def _frame(self, instrument: str, timeframe: str, settings: dict[str, Any]) -> pd.DataFrame:
+        end = datetime.fromisoformat(settings["replay_to"])
+        if settings.get("replay_from"):
+            start = datetime.fromisoformat(settings["replay_from"])
+            frame: pd.DataFrame = self._bars.load(instrument, timeframe, start, end).bars
+            return frame
+        everything: pd.DataFrame = self._bars.load(instrument, timeframe, EARLIEST, end).bars
+        return everything.tail(DEFAULT_REPLAY_BARS)
+
+
+def _live_bars(instrument: str, frame: pd.DataFrame) -> list[LiveBar]:
+    return [
+        LiveBar(instrument, when.to_pydatetime(), float(o), float(h), float(lo), float(c))
+        for when, o, h, lo, c in zip(
+            frame.index, frame["open"], frame["high"], frame["low"], frame["close"], strict=True
+        )
+    ]

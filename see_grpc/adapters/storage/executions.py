@@ -1,0 +1,143 @@
+"""The repository of live executions, their orders and fills."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import FlushError
+
+from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
+from see_grpc.adapters.storage.tables import Base, ExecutionRow, FillRow, OrderRow
+from see_grpc.errors import AlreadyExistsError, NotFoundError
+from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord, Page
+
+ACTIVE_STATUSES = ("starting", "running", "paused")
+R = TypeVar("R")
+
+
+def _row(row_type: type[Base], record: object) -> Any:
+    # Records and rows share their field names: the row is the record, column by column.
+    return row_type(**dataclasses.asdict(record))  # type: ignore[call-overload]
+
+
+def _record(record_type: type[R], row: Base) -> R:
+    names = [f.name for f in dataclasses.fields(record_type)]  # type: ignore[arg-type]
+    return record_type(**{name: getattr(row, name) for name in names})
+
+
+def _copy_into(row: Base, record: object) -> None:
+    for name, value in dataclasses.asdict(record).items():  # type: ignore[call-overload]
+        setattr(row, name, value)
+
+
+class SqlExecutionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, execution: ExecutionRecord) -> None:
+        if not await self._insert(_row(ExecutionRow, execution)):
+            raise AlreadyExistsError(f'an execution with id "{execution.execution_id}" already exists')
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        row = await self._session.get(ExecutionRow, execution_id, populate_existing=True)
+        return None if row is None else _record(ExecutionRecord, row)
+
+    async def update(self, execution: ExecutionRecord) -> None:
+        row = await self._session.get(ExecutionRow, execution.execution_id)
+        if row is None:
+            raise NotFoundError(f'execution "{execution.execution_id}" does not exist')
+        _copy_into(row, execution)
+        await self._session.flush()
+
+    async def list(
+        self, *, page_size: int, page_token: str = "", strategy_id: str = "", status: str = ""
+    ) -> Page[ExecutionRecord]:
+        stmt = select(ExecutionRow)
+        if strategy_id:
+            stmt = stmt.where(ExecutionRow.strategy_id == strategy_id)
+        if status:
+            stmt = stmt.where(ExecutionRow.status == status)
+        stmt = keyset(
+            stmt,
+            ExecutionRow.start_time,
+            ExecutionRow.execution_id,
+            page_size=page_size,
+            page_token=page_token,
+            newest_first=True,
+        )
+        rows = list(await self._session.scalars(stmt))
+        items = [_record(ExecutionRecord, row) for row in rows[: clamp(page_size)]]
+        more = len(rows) > len(items)
+        return Page(items, encode_token(items[-1].start_time, items[-1].execution_id) if more else "")
+
+    async def count_active(self) -> int:
+        stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))
+        return int(await self._session.scalar(stmt) or 0)
+
+    async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
+        stmt = select(ExecutionRow).where(
+            ExecutionRow.status.in_(ACTIVE_STATUSES),
+            or_(
+                ExecutionRow.lease_owner.in_(("", owner)),
+                ExecutionRow.lease_expires.is_(None),
+                ExecutionRow.lease_expires < now,
+            ),
+        )
+        return [_record(ExecutionRecord, row) for row in await self._session.scalars(stmt)]
+
+    async def try_lease(self, execution_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        stmt = (
+            update(ExecutionRow)
+            .where(
+                ExecutionRow.execution_id == execution_id,
+                or_(
+                    ExecutionRow.lease_owner.in_(("", owner)),
+                    ExecutionRow.lease_expires.is_(None),
+                    ExecutionRow.lease_expires < now,
+                ),
+            )
+            .values(lease_owner=owner, lease_expires=until)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_order(self, order: OrderRecord) -> bool:
+        return await self._insert(_row(OrderRow, order))
+
+    async def update_order(self, order: OrderRecord) -> None:
+        row = await self._session.get(OrderRow, order.order_id)
+        if row is None:
+            raise NotFoundError(f'order "{order.order_id}" does not exist')
+        _copy_into(row, order)
+        await self._session.flush()
+
+    async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None:
+        row = await self._session.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))
+        return None if row is None else _record(OrderRecord, row)
+
+    async def add_fill(self, fill: FillRecord) -> bool:
+        return await self._insert(_row(FillRow, fill))
+
+    async def orders(self, execution_id: str) -> builtins.list[OrderRecord]:
+        stmt = select(OrderRow).where(OrderRow.execution_id == execution_id).order_by(OrderRow.create_time)
+        return [_record(OrderRecord, row) for row in await self._session.scalars(stmt)]
+
+    async def fills(self, execution_id: str) -> builtins.list[FillRecord]:
+        stmt = select(FillRow).where(FillRow.execution_id == execution_id).order_by(FillRow.time, FillRow.fill_id)
+        return [_record(FillRecord, row) for row in await self._session.scalars(stmt)]
+
+    async def _insert(self, row: Base) -> bool:
+        """Insert in a savepoint: a duplicate key rolls back only this row and reports False."""
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+        except (IntegrityError, FlushError):
+            return False
+        return True

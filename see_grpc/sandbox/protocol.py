@@ -1,0 +1,72 @@
+"""The wire format between the server and a sandbox worker: no pickle, because a worker is untrusted.
+
+A message is an 8-byte big-endian header length, a JSON header, then the raw bytes of the float64/int64 arrays the
+header lists under "arrays" (name, dtype, length), in that order. Readers bound every size before allocating.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import IO, Any
+
+import numpy as np
+
+MAX_HEADER_BYTES = 4 * 1024 * 1024
+MAX_ARRAY_LENGTH = 50_000_000
+_DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
+_LENGTH = struct.Struct(">Q")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a well-formed message, or closed the pipe."""
+
+
+def write_message(stream: IO[bytes], header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
+    arrays = arrays or {}
+    prepared = {name: np.ascontiguousarray(array, dtype=_dtype_of(array)) for name, array in arrays.items()}
+    header = {**header, "arrays": [[name, a.dtype.str, len(a)] for name, a in prepared.items()]}
+    body = json.dumps(header, allow_nan=False).encode()
+    stream.write(_LENGTH.pack(len(body)) + body)
+    for array in prepared.values():
+        stream.write(array.data)
+    stream.flush()
+
+
+def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    (size,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size))
+    if size > MAX_HEADER_BYTES:
+        raise ProtocolError(f"message header of {size} bytes is too large")
+    try:
+        header = json.loads(_read_exactly(stream, size))
+    except ValueError as exc:
+        raise ProtocolError(f"message header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
+        raise ProtocolError("message header is not an object with an 'arrays' list")
+    arrays = {}
+    for entry in header.pop("arrays"):
+        name, dtype, length = _array_entry(entry)
+        arrays[name] = np.frombuffer(_read_exactly(stream, length * dtype.itemsize), dtype=dtype)
+    return header, arrays
+
+
+def _dtype_of(array: np.ndarray) -> np.dtype[Any]:
+    return _DTYPES["<i8"] if np.issubdtype(array.dtype, np.integer) else _DTYPES["<f8"]
+
+
+def _array_entry(entry: object) -> tuple[str, np.dtype[Any], int]:
+    if not (isinstance(entry, list) and len(entry) == 3):
+        raise ProtocolError("array entry must be [name, dtype, length]")
+    name, dtype, length = entry
+    if not isinstance(name, str) or dtype not in _DTYPES or not isinstance(length, int):
+        raise ProtocolError("array entry has a bad name, dtype or length")
+    if not 0 <= length <= MAX_ARRAY_LENGTH:
+        raise ProtocolError(f"array {name!r} of {length} elements is too long")
+    return name, _DTYPES[dtype], length
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    data = stream.read(size)
+    if data is None or len(data) != size:
+        raise ProtocolError("the other side closed the pipe")
+    return data

@@ -1,0 +1,514 @@
+"""Use cases of live trading: start, stop, pause, resume executions, and run them bar by bar.
+
+Each running execution is one asyncio task on the replica that holds its lease. Per bar: the order decided on
+the previous bar's close fills at this bar's open (as in backtests), then the strategy decides on this bar's close;
+a change of target becomes a risk-checked order. Orders, fills, positions and state are stored before events are
+published, and client order ids are derived from the bar, so a restart replays nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from see_grpc.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
+from see_grpc.service.ports import (
+    Broker,
+    Database,
+    EventBus,
+    ExecutionRecord,
+    FillRecord,
+    LiveBar,
+    MarketFeed,
+    OrderRecord,
+    Page,
+)
+from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue, template_of
+from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.portfolio import PositionState
+from see_grpc.trading.risk import Exposure, RiskLimits, check_order, drawdown_breached
+from see_grpc.trading.strategies import BaseStrategy
+
+logger = logging.getLogger(__name__)
+
+SIGNALS = "signals"
+FILLS = "fills"
+LEASE_SECONDS = 15.0
+DEFAULT_UNITS = 10_000.0
+DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    strategy_id: str
+    capital_allocation: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+    instruments: list[str] = field(default_factory=list)
+    mode: str = "paper"
+    position_size_units: float | None = None
+    risk: dict[str, float] = field(default_factory=dict)  # only the limits the caller set
+    feed: dict[str, Any] = field(default_factory=dict)  # replay_from, replay_to, bars_per_second, timeframe
+
+
+@dataclass
+class ExecutionView:
+    record: ExecutionRecord
+    orders: list[OrderRecord]
+    fills: list[FillRecord]
+
+
+class ExecutionManager:
+    def __init__(
+        self,
+        database: Database,
+        catalogue: StrategyCatalogue,
+        feed: MarketFeed,
+        broker: Broker,
+        bus: EventBus,
+        *,
+        max_concurrent: int,
+        account_balance: float,
+        on_change: Callable[[int], None] = lambda running: None,
+    ) -> None:
+        self._db = database
+        self._catalogue = catalogue
+        self._feed = feed
+        self._broker = broker
+        self._bus = bus
+        self._max_concurrent = max_concurrent
+        self._account_balance = account_balance
+        self._on_change = on_change
+        self.owner = uuid.uuid4().hex
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._keeper: asyncio.Task[None] | None = None
+
+    # -- use cases ---------------------------------------------------------------------------------------------
+
+    async def start(self, request: StartRequest) -> ExecutionRecord:
+        strategy = await self._catalogue.get(request.strategy_id)
+        template = template_of(strategy)
+        params = template.validate_parameters({**strategy.parameters, **request.parameters})
+        record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
+        async with self._db.unit_of_work() as uow:
+            if await uow.executions.count_active() >= self._max_concurrent:
+                raise ResourceExhaustedError(
+                    f"{self._max_concurrent} executions are running, the most MAX_CONCURRENT_STRATEGIES allows; "
+                    "stop one first"
+                )
+            await self._check_allocation(request.capital_allocation)
+            await uow.executions.add(record)
+            await uow.commit()
+        self._launch(record)
+        return record
+
+    async def get(self, execution_id: str) -> ExecutionView:
+        async with self._db.unit_of_work(readonly=True) as uow:
+            record = await uow.executions.get(execution_id)
+            if record is None:
+                raise NotFoundError(f"no execution with id {execution_id!r}")
+            return ExecutionView(
+                record, await uow.executions.orders(execution_id), await uow.executions.fills(execution_id)
+            )
+
+    async def browse(self, *, page_size: int, page_token: str, strategy_id: str, status: str) -> Page[ExecutionRecord]:
+        if page_size < 0:
+            raise InvalidArgumentError("page_size must not be negative")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        async with self._db.unit_of_work(readonly=True) as uow:
+            return await uow.executions.list(
+                page_size=size, page_token=page_token, strategy_id=strategy_id, status=status
+            )
+
+    async def pause(self, execution_id: str) -> ExecutionRecord:
+        return await self._transition(execution_id, {"running"}, "paused", "paused by request")
+
+    async def resume(self, execution_id: str) -> ExecutionRecord:
+        return await self._transition(execution_id, {"paused"}, "running", "")
+
+    async def stop(self, execution_id: str, *, close_positions: bool) -> ExecutionRecord:
+        task = self._tasks.pop(execution_id, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        record = await self._transition(
+            execution_id, {"starting", "running", "paused"}, "stopped", "stopped by request"
+        )
+        if close_positions:
+            record = await self._flatten(record, "stopped by request; positions closed")
+        return record
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Resume executions left running (after a restart or a replica's death) and keep leases fresh."""
+        await self._claim_orphans()
+        self._keeper = asyncio.create_task(self._keep_leases())
+
+    async def close(self) -> None:
+        """Stop running tasks without changing their stored status: another start (or replica) resumes them."""
+        tasks = [*self._tasks.values(), *([self._keeper] if self._keeper else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    async def _check_allocation(self, allocation: float) -> None:
+        if not math.isfinite(allocation) or allocation <= 0:
+            raise InvalidArgumentError(
+                "capital_allocation must be a positive amount", violations=[FieldViolation("capital_allocation", "> 0")]
+            )
+        if allocation > self._account_balance:
+            raise FailedPreconditionError(
+                f"capital_allocation {allocation:,.2f} exceeds the paper account balance {self._account_balance:,.2f}"
+            )
+
+    async def _transition(self, execution_id: str, allowed: set[str], status: str, message: str) -> ExecutionRecord:
+        async with self._db.unit_of_work() as uow:
+            record = await uow.executions.get(execution_id)
+            if record is None:
+                raise NotFoundError(f"no execution with id {execution_id!r}")
+            if record.status not in allowed:
+                raise FailedPreconditionError(
+                    f"execution {execution_id} is {record.status.upper()}; this needs it to be "
+                    + " or ".join(sorted(s.upper() for s in allowed))
+                )
+            record.status = status
+            record.status_message = message
+            record.update_time = datetime.now(UTC)
+            if status == "stopped":
+                record.stop_time = record.update_time
+            await uow.executions.update(record)
+            await uow.commit()
+        self._on_change(len(self._tasks))
+        return record
+
+    def _launch(self, record: ExecutionRecord) -> None:
+        task = asyncio.create_task(self._run(record.execution_id), name=f"execution-{record.execution_id}")
+        self._tasks[record.execution_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(record.execution_id, None))
+        self._on_change(len(self._tasks))
+
+    async def _claim_orphans(self) -> None:
+        now = datetime.now(UTC)
+        async with self._db.unit_of_work() as uow:
+            candidates = await uow.executions.claimable(self.owner, now)
+        for record in candidates:
+            if record.execution_id in self._tasks:
+                continue
+            async with self._db.unit_of_work() as uow:
+                leased = await uow.executions.try_lease(
+                    record.execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
+                )
+                await uow.commit()
+            if leased:
+                logger.info("resuming execution %s", record.execution_id)
+                self._launch(record)
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            now = datetime.now(UTC)
+            for execution_id in list(self._tasks):
+                async with self._db.unit_of_work() as uow:
+                    kept = await uow.executions.try_lease(
+                        execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
+                    )
+                    await uow.commit()
+                if not kept:  # another replica took it over: never run one execution twice
+                    logger.warning("lost the lease of execution %s; stopping it here", execution_id)
+                    self._tasks[execution_id].cancel()
+            await self._claim_orphans()
+
+    async def _run(self, execution_id: str) -> None:
+        try:
+            async with self._db.unit_of_work(readonly=True) as uow:
+                record = await uow.executions.get(execution_id)
+            if record is None:
+                return
+            strategy = await self._catalogue.get(record.strategy_id)
+            runner = _Runner(self, record, template_of(strategy)())
+            await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
+            await self._finish(execution_id, "stopped", "the paper feed has no more bars")
+        except asyncio.CancelledError:
+            raise
+        except _KillSwitchError as exc:
+            await self._finish(execution_id, "stopped", str(exc))
+        except Exception as exc:
+            logger.exception("execution %s failed", execution_id)
+            await self._finish(execution_id, "failed", getattr(exc, "message", type(exc).__name__))
+
+    async def _finish(self, execution_id: str, status: str, message: str) -> None:
+        with contextlib.suppress(FailedPreconditionError):
+            await self._transition(execution_id, {"starting", "running", "paused"}, status, message)
+
+    async def _flatten(self, record: ExecutionRecord, message: str) -> ExecutionRecord:
+        """Close every position at its last known price (the last bar's close)."""
+        for instrument, position in record.state.get("positions", {}).items():
+            units = position["units"]
+            if abs(units) < 1e-9:
+                continue
+            last = record.state["last_close"][instrument]
+            bar = LiveBar(instrument, datetime.now(UTC), last, last, last, last)
+            order = _order(
+                record, instrument, -units, f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
+            )
+            await self.execute_order(record, order, bar)
+        record.status_message = message
+        async with self._db.unit_of_work() as uow:
+            await uow.executions.update(record)
+            await uow.commit()
+        return record
+
+    async def execute_order(self, record: ExecutionRecord, order: OrderRecord, bar: LiveBar) -> None:
+        """Fill a stored order at the bar's open; store fill, order status and positions in one transaction."""
+        fill = await self._broker.submit(order, bar)
+        signed = order.units if order.side == "LONG" else -order.units
+        position = _position(record, order.instrument)
+        position.apply_fill(signed, fill.price)
+        record.state.setdefault("positions", {})[order.instrument] = position.__dict__
+        order.status = "filled"
+        fill_record = FillRecord(
+            fill_id=uuid.uuid4().hex,
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            execution_id=record.execution_id,
+            strategy_id=record.strategy_id,
+            instrument=order.instrument,
+            side=order.side,
+            units=order.units,
+            price=fill.price,
+            commission=fill.commission,
+            time=fill.time,
+        )
+        async with self._db.unit_of_work() as uow:
+            fresh = await uow.executions.add_fill(fill_record)
+            await uow.executions.add_order(order)  # a no-op when stored already (flatten orders are new)
+            await uow.executions.update_order(order)
+            record.update_time = datetime.now(UTC)
+            await uow.executions.update(record)
+            await uow.commit()
+        if fresh:
+            await self._bus.publish(FILLS, _fill_event(fill_record))
+
+    async def publish_signal(
+        self, record: ExecutionRecord, instrument: str, bar: LiveBar, target: float, why: str
+    ) -> None:
+        await self._bus.publish(
+            SIGNALS,
+            {
+                "execution_id": record.execution_id,
+                "strategy_id": record.strategy_id,
+                "instrument": instrument,
+                "time": bar.time.isoformat(),
+                "target_units": target,
+                "price": bar.close,
+                "reason": why,
+            },
+        )
+
+
+class _KillSwitchError(Exception):
+    """The drawdown limit was breached: positions are flat and the execution stops."""
+
+
+class _Runner:
+    """Trades one execution: for each instrument, bar by bar."""
+
+    def __init__(self, manager: ExecutionManager, record: ExecutionRecord, strategy: BaseStrategy) -> None:
+        self._manager = manager
+        self._record = record
+        self._strategy = strategy
+        self._params = strategy.validate_parameters(record.parameters)
+        self._units = float(record.settings["position_size_units"])
+        self._limits = RiskLimits(**record.settings["risk"])
+
+    async def trade(self, instrument: str) -> None:
+        record = self._record
+        timeframe = record.settings["timeframe"]
+        feed = record.settings["feed"]
+        last = record.state.get("last_bar", {}).get(instrument)
+        after = datetime.fromisoformat(last) if last else None
+        history = (
+            await asyncio.to_thread(self._manager._feed.history, instrument, timeframe, feed, after) if after else []
+        )
+        async for bar in self._manager._feed.bars(instrument, timeframe, feed, after):
+            history.append(bar)
+            await self._on_bar(instrument, bar, history)
+
+    async def _on_bar(self, instrument: str, bar: LiveBar, history: list[LiveBar]) -> None:
+        record = self._record
+        pending = record.state.get("pending", {}).pop(instrument, None)
+        if pending is not None:
+            order = await self._stored_order(pending)
+            if order is not None and order.status == "pending":
+                await self._manager.execute_order(record, order, bar)
+        record.state.setdefault("last_bar", {})[instrument] = bar.time.isoformat()
+        record.state.setdefault("last_close", {})[instrument] = bar.close
+        self._mark(bar)
+        if record.status == "running":
+            await self._decide(instrument, bar, history)
+        await self._save()
+        if record.status in ("stopped", "failed"):  # stopped through another replica
+            raise asyncio.CancelledError
+        if drawdown_breached(self._limits, record.state["equity"], record.state["peak_equity"]):
+            reason = (
+                f"kill switch: equity {record.state['equity']:,.2f} is more than "
+                f"{self._limits.max_drawdown:.0%} below its peak {record.state['peak_equity']:,.2f}"
+            )
+            await self._manager._flatten(record, reason)
+            raise _KillSwitchError(reason)
+
+    async def _decide(self, instrument: str, bar: LiveBar, history: list[LiveBar]) -> None:
+        if len(history) <= self._strategy.warmup_bars(self._params):
+            return
+        frame = pd.DataFrame(
+            {
+                "open": [b.open for b in history],
+                "high": [b.high for b in history],
+                "low": [b.low for b in history],
+                "close": [b.close for b in history],
+            },
+            index=pd.DatetimeIndex([b.time for b in history]),
+        )
+        target = float(np.asarray(self._strategy.target_positions(frame, self._params))[-1]) * self._units
+        current = _position(self._record, instrument).units
+        if math.isclose(target, current, abs_tol=1e-9):
+            return
+        delta = target - current
+        key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
+        order = _order(self._record, instrument, delta, key)
+        reason = check_order(self._limits, self._exposure(instrument), delta, bar.close)
+        if reason:
+            order.status, order.reject_reason = "rejected", reason
+        async with self._manager._db.unit_of_work() as uow:
+            stored = await uow.executions.add_order(order)
+            if not stored:  # this bar was decided before a crash: carry on with that order, never a second one
+                order = await uow.executions.order_by_client_id(key) or order
+            await uow.commit()
+        if order.status == "pending":
+            self._record.state.setdefault("pending", {})[instrument] = key
+        if stored and not reason:
+            await self._manager.publish_signal(self._record, instrument, bar, target, "target changed")
+
+    def _exposure(self, instrument: str) -> Exposure:
+        positions = self._record.state.get("positions", {})
+        closes = self._record.state.get("last_close", {})
+        gross = sum(abs(p["units"]) * closes.get(name, p["average_price"]) for name, p in positions.items())
+        day_pnl = self._record.state.get("equity", 0.0) - self._record.state.get("day_start_equity", 0.0)
+        return Exposure(_position(self._record, instrument).units, gross, day_pnl)
+
+    def _mark(self, bar: LiveBar) -> None:
+        """Equity at the last closes (quote currency treated as the account currency for paper accounts)."""
+        state = self._record.state
+        equity = self._record.capital_allocation
+        for name, data in state.get("positions", {}).items():
+            position = PositionState(**data)
+            close = state["last_close"].get(name, position.average_price)
+            equity += position.realized_pnl + position.unrealized_pnl(close, close)
+        state["equity"] = equity
+        state["peak_equity"] = max(state.get("peak_equity", equity), equity)
+        day = (bar.time - timedelta(hours=21)).date().isoformat()  # the FX day turns at 17:00 New York
+        if state.get("day") != day:
+            state["day"], state["day_start_equity"] = day, equity
+
+    async def _stored_order(self, client_order_id: str) -> OrderRecord | None:
+        async with self._manager._db.unit_of_work(readonly=True) as uow:
+            return await uow.executions.order_by_client_id(client_order_id)
+
+    async def _save(self) -> None:
+        self._record.update_time = datetime.now(UTC)
+        async with self._manager._db.unit_of_work() as uow:
+            stored = await uow.executions.get(self._record.execution_id)
+            if stored is not None:
+                self._record.status = stored.status  # pause/resume/stop arrive through the database
+                self._record.status_message = stored.status_message
+            await uow.executions.update(self._record)
+            await uow.commit()
+
+
+def _position(record: ExecutionRecord, instrument: str) -> PositionState:
+    data = record.state.get("positions", {}).get(instrument)
+    return PositionState(**data) if data else PositionState()
+
+
+def _order(record: ExecutionRecord, instrument: str, signed_units: float, client_order_id: str) -> OrderRecord:
+    return OrderRecord(
+        order_id=uuid.uuid4().hex,
+        client_order_id=client_order_id,
+        execution_id=record.execution_id,
+        instrument=instrument,
+        side="LONG" if signed_units > 0 else "SHORT",
+        units=abs(signed_units),
+        status="pending",
+        create_time=datetime.now(UTC),
+    )
+
+
+def _fill_event(fill: FillRecord) -> dict[str, Any]:
+    return {
+        "fill_id": fill.fill_id,
+        "order_id": fill.order_id,
+        "client_order_id": fill.client_order_id,
+        "execution_id": fill.execution_id,
+        "strategy_id": fill.strategy_id,
+        "instrument": fill.instrument,
+        "side": fill.side,
+        "units": fill.units,
+        "price": fill.price,
+        "commission": fill.commission,
+        "time": fill.time.isoformat(),
+    }
+
+
+def _new_record(
+    request: StartRequest, default_instruments: list[str], timeframe: str, params: dict[str, object], owner: str
+) -> ExecutionRecord:
+    if request.mode != "paper":
+        raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
+    try:
+        instruments = [parse_instrument(s).symbol for s in request.instruments or default_instruments]
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(exc.message, violations=[FieldViolation("instruments", exc.message)]) from None
+    units = request.position_size_units or DEFAULT_UNITS
+    if not math.isfinite(units) or units <= 0:
+        raise InvalidArgumentError("position_size_units must be positive")
+    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__ | request.risk
+    now = datetime.now(UTC)
+    feed = dict(request.feed)
+    feed_timeframe = feed.pop("timeframe", "") or timeframe
+    feed.setdefault("replay_to", now.isoformat())  # fixed now, so a resumed replay is the same replay
+    feed.setdefault("bars_per_second", DEFAULT_BARS_PER_SECOND)
+    return ExecutionRecord(
+        execution_id=uuid.uuid4().hex,
+        strategy_id=request.strategy_id,
+        status="running",
+        mode=request.mode,
+        capital_allocation=request.capital_allocation,
+        parameters=dict(params),
+        instruments=instruments,
+        settings={"position_size_units": units, "risk": limits, "feed": feed, "timeframe": feed_timeframe},
+        state={},
+        start_time=now,
+        update_time=now,
+        lease_owner=owner,
+        lease_expires=now + timedelta(seconds=LEASE_SECONDS),
+    )

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from see.v1 import execution_pb2, execution_pb2_grpc
+from see_grpc.errors import InvalidArgumentError
+from see_grpc.service.executions import FILLS, SIGNALS, ExecutionManager, StartRequest
+from see_grpc.service.ports import EventBus
+from see_grpc.transport.grpc import convert
+
+RISK_FIELDS = ("max_position_units", "max_gross_exposure", "max_daily_loss", "max_drawdown")
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, executions: ExecutionManager, bus: EventBus) -> None:
+        self._executions = executions
+        self._bus = bus
+
+    async def StartExecution(
+        self, request: execution_pb2.StartExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.StartExecutionResponse:
+        record = await self._executions.start(_start_request(request))
+        view = await self._executions.get(record.execution_id)
+        return execution_pb2.StartExecutionResponse(execution=convert.execution(view))
+
+    async def GetExecution(
+        self, request: execution_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.GetExecutionResponse:
+        view = await self._executions.get(request.execution_id)
+        return execution_pb2.GetExecutionResponse(execution=convert.execution(view))
+
+    async def ListExecutions(
+        self, request: execution_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ListExecutionsResponse:
+        page = await self._executions.browse(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            strategy_id=request.strategy_id,
+            status=convert.EXECUTION_STATUS_FROM_PROTO.get(request.status, ""),
+        )
+        return execution_pb2.ListExecutionsResponse(
+            executions=[convert.execution_summary(r) for r in page.items], next_page_token=page.next_page_token
+        )
+
+    async def StopExecution(
+        self, request: execution_pb2.StopExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.StopExecutionResponse:
+        await self._executions.stop(request.execution_id, close_positions=request.close_positions)
+        view = await self._executions.get(request.execution_id)
+        return execution_pb2.StopExecutionResponse(execution=convert.execution(view))
+
+    async def PauseExecution(
+        self, request: execution_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.PauseExecutionResponse:
+        await self._executions.pause(request.execution_id)
+        view = await self._executions.get(request.execution_id)
+        return execution_pb2.PauseExecutionResponse(execution=convert.execution(view))
+
+    async def ResumeExecution(
+        self, request: execution_pb2.ResumeExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ResumeExecutionResponse:
+        await self._executions.resume(request.execution_id)
+        view = await self._executions.get(request.execution_id)
+        return execution_pb2.ResumeExecutionResponse(execution=convert.execution(view))
+
+    async def StreamSignals(
+        self, request: execution_pb2.StreamSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[execution_pb2.StreamSignalsResponse]:
+        async for event_id, payload in self._events(SIGNALS, request):
+            yield execution_pb2.StreamSignalsResponse(event_id=event_id, signal=convert.signal(payload))
+
+    async def StreamFills(
+        self, request: execution_pb2.StreamFillsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[execution_pb2.StreamFillsResponse]:
+        async for event_id, payload in self._events(FILLS, request):
+            yield execution_pb2.StreamFillsResponse(event_id=event_id, fill=convert.fill(payload))
+
+    async def _events(
+        self, stream: str, request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        wanted = {
+            key: value
+            for key, value in (
+                ("execution_id", request.execution_id),
+                ("strategy_id", request.strategy_id),
+                ("instrument", request.instrument),
+            )
+            if value
+        }
+        async for event in self._bus.subscribe(stream, after_id=request.after_event_id):
+            if all(event.payload.get(key) == value for key, value in wanted.items()):
+                yield event.event_id, event.payload
+
+
+def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest:
+    feed: dict[str, Any] = {"timeframe": request.paper_feed.timeframe}
+    if request.paper_feed.HasField("replay_from"):
+        feed["replay_from"] = convert.to_datetime(request.paper_feed.replay_from).isoformat()
+    if request.paper_feed.HasField("replay_to"):
+        feed["replay_to"] = convert.to_datetime(request.paper_feed.replay_to).isoformat()
+    if request.paper_feed.HasField("bars_per_second"):
+        if request.paper_feed.bars_per_second < 0:
+            raise InvalidArgumentError("paper_feed.bars_per_second must be 0 (as fast as possible) or positive")
+        feed["bars_per_second"] = request.paper_feed.bars_per_second
+    if "replay_from" in feed and "replay_to" in feed and feed["replay_to"] <= feed["replay_from"]:
+        raise InvalidArgumentError("paper_feed.replay_to must be after replay_from")
+    return StartRequest(
+        strategy_id=request.strategy_id,
+        capital_allocation=request.capital_allocation,
+        parameters=convert.from_struct(request.parameters),
+        instruments=list(request.instruments),
+        mode="live" if request.mode == execution_pb2.Execution.LIVE else "paper",
+        position_size_units=request.position_size_units if request.HasField("position_size_units") else None,
+        risk={name: getattr(request.risk, name) for name in RISK_FIELDS if request.risk.HasField(name)},  # type: ignore[arg-type]
+        feed=feed,
+    )

@@ -1,0 +1,74 @@
+"""Crash and takeover: SIGKILL a server mid-execution; the same or another replica resumes it, losing and repeating
+no fill."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.integration.test_process import API_KEY, start_process, wait_healthy
+
+pytestmark = pytest.mark.integration
+
+HEADERS = {"X-API-Key": API_KEY}
+BODY: dict[str, Any] = {
+    "strategy_id": "trend_following_v1",
+    "capital_allocation": 100000,
+    "parameters": {"fast_period": 5, "slow_period": 15},
+    "paper_feed": {"replay_from": "2025-02-03T00:00:00Z", "replay_to": "2025-03-03T00:00:00Z", "bars_per_second": 40},
+}
+
+
+async def get_execution(session: aiohttp.ClientSession, port: int, execution_id: str) -> dict[str, Any]:
+    async with session.get(f"http://127.0.0.1:{port}/api/v1/executions/{execution_id}", headers=HEADERS) as r:
+        return dict(await r.json())
+
+
+async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp_path: Path) -> None:
+    first, first_port = await start_process(tmp_path)
+    await wait_healthy(first_port, first)
+    second, second_port = await start_process(tmp_path)  # a second replica on the same database
+    await wait_healthy(second_port, second)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://127.0.0.1:{first_port}/api/v1/execute", json=BODY, headers=HEADERS) as r:
+            assert r.status == 200, await r.text()
+            execution_id = (await r.json())["execution_id"]
+        for _ in range(200):
+            if len((await get_execution(session, first_port, execution_id))["fills"]) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        for _ in range(1200):  # the lease (15 s) expires, the second replica takes over and finishes the replay
+            execution = await get_execution(session, second_port, execution_id)
+            if execution["status"] == "STOPPED":
+                break
+            await asyncio.sleep(0.1)
+        assert execution["status"] == "STOPPED", execution["status_message"]
+        # The same replay without interruption, on the surviving replica.
+        async with session.post(
+            f"http://127.0.0.1:{second_port}/api/v1/execute",
+            json={**BODY, "paper_feed": {**BODY["paper_feed"], "bars_per_second": 0}},
+            headers=HEADERS,
+        ) as r:
+            reference_id = (await r.json())["execution_id"]
+        for _ in range(600):
+            reference = await get_execution(session, second_port, reference_id)
+            if reference["status"] == "STOPPED":
+                break
+            await asyncio.sleep(0.1)
+    second.send_signal(signal.SIGTERM)
+    await second.communicate()
+    keys = [f["client_order_id"] for f in execution["fills"]]
+    assert len(keys) == len(set(keys)), "a client order was filled twice"
+
+    def path(fills: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
+        return [(f["time"], f["side"], f["units"], f["price"]) for f in fills]
+
+    assert path(execution["fills"]) == path(reference["fills"])
+    assert execution["positions"] == reference["positions"]

@@ -1,0 +1,184 @@
+"""Live (paper) executions through the real server: parity with the backtest, streams, limits, state changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import grpc
+import pytest
+
+from see.v1 import execution_pb2, execution_pb2_grpc
+from tests.integration.conftest import API_KEY, RunningServer
+
+pytestmark = pytest.mark.integration
+
+FULL = {"X-API-Key": API_KEY}
+METADATA = (("x-api-key", API_KEY),)
+WINDOW = {"replay_from": "2025-02-03T00:00:00Z", "replay_to": "2025-03-03T00:00:00Z"}
+
+
+def execute_body(**extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "strategy_id": "trend_following_v1",
+        "capital_allocation": 100000,
+        "parameters": {"fast_period": 5, "slow_period": 15},
+        "paper_feed": {**WINDOW, "bars_per_second": 0},
+    }
+    body.update(extra)
+    return body
+
+
+async def wait_for_status(running: RunningServer, execution_id: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with running.http.get(f"/api/v1/executions/{execution_id}", headers=FULL) as response:
+            execution: dict[str, Any] = await response.json()
+        if execution["status"] == status:
+            return execution
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"execution stayed {execution['status']}: {execution['status_message']}")
+
+
+def position_path_of_backtest(trades: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """(time, position after, price) at every change, from the backtest's round trips (the final close excluded)."""
+    changes: dict[str, tuple[float, float]] = {}
+    for trade in trades:
+        signed = trade["units"] if trade["side"] == "LONG" else -trade["units"]
+        delta, _ = changes.get(trade["entry_time"], (0.0, 0.0))
+        changes[trade["entry_time"]] = (delta + signed, trade["entry_price"])
+        if trade["exit_reason"] != "end_of_data":
+            delta, price = changes.get(trade["exit_time"], (0.0, trade["exit_price"]))
+            changes[trade["exit_time"]] = (delta - signed, price)
+    path, position = [], 0.0
+    for when in sorted(changes):
+        delta, price = changes[when]
+        position += delta
+        path.append((when, position, price))
+    return path
+
+
+async def test_paper_execution_trades_like_the_backtest(running: RunningServer) -> None:
+    async with running.http.post("/api/v1/execute", json=execute_body(), headers=FULL) as response:
+        assert response.status == 200, await response.text()
+        started = await response.json()
+    assert started["status"] in ("RUNNING", "STOPPED") and started["mode"] == "PAPER"
+    execution = await wait_for_status(running, started["execution_id"], "STOPPED")
+    assert "no more bars" in execution["status_message"]
+    backtest_body = {
+        "strategy_id": "trend_following_v1",
+        "start_date": WINDOW["replay_from"],
+        "end_date": WINDOW["replay_to"],
+        "initial_capital": 100000,
+        "parameters": {"fast_period": 5, "slow_period": 15},
+        "costs": {"financing": False},
+    }
+    async with running.http.post("/api/v1/backtest", json=backtest_body, headers=FULL) as response:
+        backtest = await response.json()
+    expected = position_path_of_backtest(backtest["trades"])
+    live, position = [], 0.0
+    for fill in execution["fills"]:
+        position += fill["units"] if fill["side"] == "LONG" else -fill["units"]
+        live.append((fill["time"], position, fill["price"]))
+    assert len(live) == len(expected) > 2
+    for (t_live, p_live, px_live), (t_bt, p_bt, px_bt) in zip(live, expected, strict=True):
+        assert t_live == t_bt and p_live == p_bt
+        assert px_live == pytest.approx(px_bt, abs=1e-9)
+    assert all(order["status"] == "FILLED" for order in execution["orders"])
+    assert execution["positions"][0]["units"] == live[-1][1]
+
+
+async def test_fill_stream_delivers_each_fill_once_and_resumes(running: RunningServer) -> None:
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    started = await stub.StartExecution(
+        execution_pb2.StartExecutionRequest(
+            strategy_id="mean_reversion_v1",
+            capital_allocation=50000,
+            paper_feed=execution_pb2.PaperFeedOptions(bars_per_second=200),
+        ),
+        metadata=METADATA,
+    )
+    execution_id = started.execution.execution_id
+    stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
+    first = await stream.read()
+    assert first.fill.execution_id == execution_id
+    stream.cancel()
+    final = await wait_for_status(running, execution_id, "STOPPED")
+    # Reconnect after the first event: everything after it, once, in order.
+    rest: list[execution_pb2.StreamFillsResponse] = []
+    resumed = stub.StreamFills(
+        execution_pb2.StreamFillsRequest(execution_id=execution_id, after_event_id=first.event_id), metadata=METADATA
+    )
+    while len(rest) < len(final["fills"]) - 1:
+        rest.append(await asyncio.wait_for(resumed.read(), 10))
+    resumed.cancel()
+    streamed = [first.fill.fill_id, *(r.fill.fill_id for r in rest)]
+    assert streamed == [f["fill_id"] for f in final["fills"]]
+
+
+async def test_signals_over_rest_stream_as_ndjson(running: RunningServer) -> None:
+    async with running.http.post("/api/v1/execute", json=execute_body(), headers=FULL) as response:
+        execution_id = (await response.json())["execution_id"]
+    await wait_for_status(running, execution_id, "STOPPED")
+    lines: list[dict[str, Any]] = []
+    async with running.http.get(
+        "/api/v1/signals:stream", params={"execution_id": execution_id}, headers=FULL
+    ) as response:
+        assert response.status == 200
+        async for raw in response.content:
+            lines.append(json.loads(raw))
+            if len(lines) == 3:
+                break
+    assert all(line["result"]["signal"]["execution_id"] == execution_id for line in lines)
+    assert [line["result"]["event_id"] for line in lines] == sorted(line["result"]["event_id"] for line in lines)
+
+
+async def test_stop_pause_resume_and_limits(running: RunningServer) -> None:
+    slow = execute_body(paper_feed={"bars_per_second": 2})
+    ids = []
+    for _ in range(10):  # MAX_CONCURRENT_STRATEGIES defaults to 10
+        async with running.http.post("/api/v1/execute", json=slow, headers=FULL) as response:
+            assert response.status == 200
+            ids.append((await response.json())["execution_id"])
+    async with running.http.post("/api/v1/execute", json=slow, headers=FULL) as response:
+        assert response.status == 429
+        assert (await response.json())["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    async with running.http.post(f"/api/v1/executions/{ids[0]}:pause", json={}, headers=FULL) as response:
+        assert (await response.json())["status"] == "PAUSED"
+    async with running.http.post(f"/api/v1/executions/{ids[0]}:pause", json={}, headers=FULL) as response:
+        assert response.status == 400
+        assert "PAUSED" in (await response.json())["message"]
+    async with running.http.post(f"/api/v1/executions/{ids[0]}:resume", json={}, headers=FULL) as response:
+        assert (await response.json())["status"] == "RUNNING"
+    for execution_id in ids:
+        async with running.http.post(
+            f"/api/v1/executions/{execution_id}:stop", json={"close_positions": True}, headers=FULL
+        ) as response:
+            stopped = await response.json()
+        assert stopped["status"] == "STOPPED"
+        assert all(p["units"] == 0 for p in stopped["positions"])
+    async with running.http.post("/api/v1/execute", json=slow, headers=FULL) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (execute_body(strategy_id="nope"), 404, "nope"),
+        (execute_body(capital_allocation=0), 400, "capital_allocation"),
+        (execute_body(capital_allocation=10**9), 400, "exceeds"),
+        (execute_body(parameters={"fast_period": 50, "slow_period": 10}), 400, "fast_period"),
+        (execute_body(instruments=["NOT A PAIR"]), 400, "NOT A PAIR"),
+        (execute_body(mode="LIVE"), 400, "TRADING_GATEWAY_URL"),
+    ],
+)
+async def test_bad_executions_are_refused(
+    running: RunningServer, body: dict[str, Any], status: int, fragment: str
+) -> None:
+    async with running.http.post("/api/v1/execute", json=body, headers=FULL) as response:
+        assert response.status == status
+        assert fragment in (await response.json())["message"]
+    async with running.http.get("/api/v1/executions", headers=FULL) as response:
+        assert (await response.json())["executions"] == []
