@@ -12,6 +12,7 @@ from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.adapters.eventbus import build_event_bus
 from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.http_probe import http_health_probe
+from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
@@ -50,6 +51,7 @@ class Container:
     health: HealthMonitor
     executions: ExecutionManager
     bus: EventBus
+    inputs: StrategyDataProvider
     servicers: dict[str, object]  # full proto service name -> servicer
     sandbox: SandboxPool = field(default_factory=SandboxPool)  # worker processes that run user strategy code
 
@@ -60,6 +62,7 @@ class Container:
     async def close(self) -> None:
         await self.executions.close()
         await self.bus.close()
+        await self.inputs.close()
         await self.database.close()
         self.sandbox.close()
 
@@ -115,7 +118,8 @@ async def build(settings: Settings) -> Container:
         await database.close()
         raise
     bar_store = FileBarStore(await _bars_dir(settings))
-    backtests = BacktestService(database, catalogue, bar_store)
+    inputs = StrategyDataProvider.from_settings(settings)
+    backtests = BacktestService(database, catalogue, bar_store, inputs)
     metrics = Metrics()
     executions = ExecutionManager(
         database,
@@ -135,4 +139,4 @@ async def build(settings: Settings) -> Container:
         "see.v1.SystemService": SystemServicer(health),
     }
     tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))
-    return Container(settings, database, metrics, tracker, health, executions, bus, servicers, sandbox)
+    return Container(settings, database, metrics, tracker, health, executions, bus, inputs, servicers, sandbox)

@@ -24,7 +24,7 @@ from see_grpc.errors import (
     NotFoundError,
 )
 from see_grpc.reporting import render_report
-from see_grpc.service.ports import BacktestRecord, BarStore, Database, LoadedBars, Page
+from see_grpc.service.ports import BacktestRecord, BarStore, Database, LoadedBars, Page, StrategyDataProvider
 from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
 from see_grpc.trading.backtest import (
     BacktestCancelledError,
@@ -35,6 +35,7 @@ from see_grpc.trading.backtest import (
     run_backtest,
 )
 from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.strategies.causal import with_cause_close
 
 # The stored and returned equity curve keeps at most this many points (metrics use every bar); beyond it the curve
 # is thinned evenly, keeping the first and last bar, so a 2-million-bar run still answers in a few hundred KB.
@@ -60,10 +61,13 @@ class BacktestRequest:
 
 
 class BacktestService:
-    def __init__(self, database: Database, catalogue: StrategyCatalogue, bars: BarStore) -> None:
+    def __init__(
+        self, database: Database, catalogue: StrategyCatalogue, bars: BarStore, inputs: StrategyDataProvider
+    ) -> None:
         self._db = database
         self._catalogue = catalogue
         self._bars = bars
+        self._inputs = inputs
 
     async def run(self, request: BacktestRequest, progress: Progress | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored."""
@@ -75,6 +79,9 @@ class BacktestService:
         config = _config(request, strategy.instruments[0], strategy.timeframe)
         started = time.perf_counter()
         loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
+        loaded = await self._with_strategy_inputs(
+            template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
+        )
         stop = threading.Event()
         try:
             result = await asyncio.to_thread(
@@ -143,6 +150,31 @@ class BacktestService:
             raise InvalidArgumentError("no bars were sent")
         await asyncio.to_thread(self._bars.save, instrument, timeframe, bars)
         return bars
+
+    async def _with_strategy_inputs(
+        self,
+        template_id: str,
+        *,
+        params: dict[str, object],
+        config: BacktestConfig,
+        loaded: LoadedBars,
+        start: datetime,
+        end: datetime,
+    ) -> LoadedBars:
+        """Add the columns a strategy reads beyond OHLC: the cause pair's close, platform indicators or features."""
+        bars = loaded.bars
+        cause = params.get("cause_instrument")
+        if isinstance(cause, str):
+            if parse_instrument(cause).symbol == config.instrument:
+                raise BacktestConfigError(f"cause_instrument {cause} is the traded instrument; pick another pair")
+            cause_bars = await asyncio.to_thread(self._bars.load, cause, config.timeframe, start, end)
+            bars = with_cause_close(bars, cause_bars.bars["close"])
+        extra = await self._inputs.extra_columns(
+            template_id, params, config.instrument, config.timeframe, pd.DatetimeIndex(bars.index)
+        )
+        if len(extra.columns):
+            bars = bars.join(extra)
+        return LoadedBars(bars, loaded.source, loaded.synthetic)
 
     def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.Series | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)

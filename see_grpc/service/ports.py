@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import builtins
-
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -301,3 +300,14 @@ class Broker(Protocol):
 
     async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
         """Fill a market order at the bar's open (the next bar after the signal)."""
+
+
+class StrategyDataProvider(Protocol):
+    """Inputs some strategies take from platform services (Analysis Engine, Feature Store), as extra bar columns."""
+
+    async def extra_columns(
+        self, template_id: str, params: Mapping[str, object], instrument: str, timeframe: str, index: Any
+    ) -> Any:
+        """A DataFrame on `index` (empty when the strategy needs nothing or the service is not configured)."""
+
+    async def close(self) -> None: ...

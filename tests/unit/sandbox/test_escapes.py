@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -30,13 +29,13 @@ MODULE_LEVEL: dict[str, tuple[str, int, str]] = {
     "eval": ("eval('1 + 1')", 1, "'eval' is not allowed"),
     "exec": ("exec('x = 1')", 1, "'exec' is not allowed"),
     "compile": ("code = compile('1', 'f', 'eval')", 1, "'compile' is not allowed"),
-    "subclasses_walk": ("x = ().__class__.__bases__[0].__subclasses__()", 1, "__class__"),
+    "subclasses_walk": ("x = ().__class__.__bases__[0].__subclasses__()", 1, 'starts with "_"'),
     "getattr_dunder_globals": ("def f():\n    pass\ng = getattr(f, '__globals__')", 3, "'__globals__' is not allowed"),
     "vars": ("v = vars()", 1, "'vars' is not allowed"),
     "globals": ("g = globals()", 1, "'globals' is not allowed"),
     "locals": ("l = locals()", 1, "'locals' is not allowed"),
     "func_code": ("def f():\n    pass\nc = f.__code__", 3, "__code__"),
-    "generator_frame_back": ("g = (i for i in [1])\nf = g.gi_frame.f_back", 2, "gi_frame"),
+    "generator_frame_back": ("g = (i for i in [1])\nf = g.gi_frame.f_back", 2, "is a restricted name"),
     "generator_code": ("g = (i for i in [1])\nc = g.gi_code", 2, "gi_code"),
     "getattr_gi_frame": ("g = (i for i in [1])\nf = getattr(g, 'gi_frame')", 2, "'gi_frame' is not allowed"),
     "format_attribute_walk": ("s = '{0.__class__.__mro__}'.format(1)", 1, "'format' is not allowed"),
@@ -90,7 +89,7 @@ def test_escape_inside_target_positions_is_refused_at_registration(pool: Sandbox
     body, words = RUN_TIME[name]
     with pytest.raises(StrategyLoadError) as refused:
         pool.load(strategy_with(body), {})
-    assert re.search(r"line 14: ", refused.value.message), refused.value.message
+    assert "line 13: " in refused.value.message  # the first line of the body
     assert words in refused.value.message
 
 
@@ -118,7 +117,7 @@ def test_bad_target_positions_are_refused(pool: SandboxPool) -> None:
 
 
 def test_user_errors_name_their_line(pool: SandboxPool) -> None:
-    with pytest.raises(StrategyLoadError, match=r"line 14: ZeroDivisionError"):
+    with pytest.raises(StrategyLoadError, match=r"line 13: ZeroDivisionError"):
         pool.load(strategy_with("x = 1 / 0"), {})
     with pytest.raises(StrategyLoadError, match=r"line 3: syntax error"):
         pool.load("x = 1\n\ndef (:\n", {})
