@@ -16,7 +16,7 @@ from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
-from see_grpc.observability.metrics import Metrics
+from see_grpc.observability.metrics import ExecutionMetrics, Metrics
 from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager
@@ -129,7 +129,7 @@ async def build(settings: Settings) -> Container:
         bus,
         max_concurrent=settings.max_concurrent_strategies,
         account_balance=settings.paper_account_balance,
-        on_change=metrics.active_strategies.set,
+        observer=ExecutionMetrics(metrics),
     )
     health = HealthMonitor(_dependencies(settings, database, bus))
     servicers: dict[str, object] = {

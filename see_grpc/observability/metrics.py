@@ -59,6 +59,16 @@ class Metrics:
         self.executions = Counter(
             "see_executions_total", "Executions started, by mode", ["mode"], registry=self.registry
         )
+        self.orders = Counter(
+            "see_orders_total", "Orders of live executions, by status", ["status"], registry=self.registry
+        )
+        self.fills = Counter("see_fills_total", "Fills of live executions", ["instrument"], registry=self.registry)
+        self.execution_pnl = Gauge(
+            "see_execution_pnl",
+            "P&L of each execution in its account currency",
+            ["execution_id"],
+            registry=self.registry,
+        )
         self._grpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._http_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
@@ -77,3 +87,22 @@ class Metrics:
             self._http_children[(method, route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+
+class ExecutionMetrics:
+    """The ExecutionObserver of live trading, over the Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def running(self, count: int) -> None:
+        self._metrics.active_strategies.set(count)
+
+    def order(self, status: str) -> None:
+        self._metrics.orders.labels(status).inc()
+
+    def fill(self, instrument: str) -> None:
+        self._metrics.fills.labels(instrument).inc()
+
+    def equity(self, execution_id: str, pnl: float) -> None:
+        self._metrics.execution_pnl.labels(execution_id).set(pnl)

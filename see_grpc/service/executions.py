@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from see_grpc.service.ports import (
     Broker,
     Database,
     EventBus,
+    ExecutionObserver,
     ExecutionRecord,
     FillRecord,
     LiveBar,
@@ -84,7 +84,7 @@ class ExecutionManager:
         *,
         max_concurrent: int,
         account_balance: float,
-        on_change: Callable[[int], None] = lambda running: None,
+        observer: ExecutionObserver,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
@@ -93,7 +93,7 @@ class ExecutionManager:
         self._bus = bus
         self._max_concurrent = max_concurrent
         self._account_balance = account_balance
-        self._on_change = on_change
+        self.observer = observer
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -198,14 +198,18 @@ class ExecutionManager:
                 record.stop_time = record.update_time
             await uow.executions.update(record)
             await uow.commit()
-        self._on_change(len(self._tasks))
+        self.observer.running(len(self._tasks))
         return record
 
     def _launch(self, record: ExecutionRecord) -> None:
         task = asyncio.create_task(self._run(record.execution_id), name=f"execution-{record.execution_id}")
         self._tasks[record.execution_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(record.execution_id, None))
-        self._on_change(len(self._tasks))
+        task.add_done_callback(lambda _: self._forget(record.execution_id))
+        self.observer.running(len(self._tasks))
+
+    def _forget(self, execution_id: str) -> None:
+        self._tasks.pop(execution_id, None)
+        self.observer.running(len(self._tasks))
 
     async def _claim_orphans(self) -> None:
         now = datetime.now(UTC)
@@ -307,6 +311,8 @@ class ExecutionManager:
             await uow.executions.update(record)
             await uow.commit()
         if fresh:
+            self.observer.fill(order.instrument)
+            self.observer.order("filled")
             await self._bus.publish(FILLS, _fill_event(fill_record))
 
     async def publish_signal(
@@ -404,6 +410,8 @@ class _Runner:
             if not stored:  # this bar was decided before a crash: carry on with that order, never a second one
                 order = await uow.executions.order_by_client_id(key) or order
             await uow.commit()
+        if stored:
+            self._manager.observer.order(order.status)
         if order.status == "pending":
             self._record.state.setdefault("pending", {})[instrument] = key
         if stored and not reason:
@@ -425,6 +433,7 @@ class _Runner:
             close = state["last_close"].get(name, position.average_price)
             equity += position.realized_pnl + position.unrealized_pnl(close, close)
         state["equity"] = equity
+        self._manager.observer.equity(self._record.execution_id, equity - self._record.capital_allocation)
         state["peak_equity"] = max(state.get("peak_equity", equity), equity)
         day = (bar.time - timedelta(hours=21)).date().isoformat()  # the FX day turns at 17:00 New York
         if state.get("day") != day:

@@ -311,3 +311,40 @@ class StrategyDataProvider(Protocol):
         """A DataFrame on `index` (empty when the strategy needs nothing or the service is not configured)."""
 
     async def close(self) -> None: ...
+
+
+class RiskGate(Protocol):
+    """Pre-trade risk check: local rules by default, the Risk Management service when RISK_MANAGEMENT_URL is set."""
+
+    async def check(self, order: OrderRecord, context: dict[str, Any]) -> str:
+        """The reason to reject the order, or "" to let it go. context: limits, position_units, gross_exposure,
+        daily_pnl, price, strategy_id. Raises DependencyUnavailableError when the remote service cannot answer
+        (the order is then rejected: no trading on unknown risk)."""
+
+
+class CapitalGate(Protocol):
+    """Where capital allocations are checked: a local paper account, or Portfolio Management."""
+
+    async def check_allocation(self, strategy_id: str, amount: float) -> None:
+        """Raises FailedPreconditionError (not enough capital) or DependencyUnavailableError."""
+
+
+class Monitor(Protocol):
+    """Operational events (kill switch fired, gateway down ...): logs by default, the Monitoring service when set."""
+
+    async def alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
+        """Never raises: monitoring must not stop trading."""
+
+
+class ExecutionObserver(Protocol):
+    """What live trading reports as it goes (Prometheus metrics in production)."""
+
+    def running(self, count: int) -> None: ...
+
+    def order(self, status: str) -> None:
+        """An order stored: pending, filled or rejected."""
+
+    def fill(self, instrument: str) -> None: ...
+
+    def equity(self, execution_id: str, pnl: float) -> None:
+        """P&L of an execution (equity minus allocation) after a bar."""

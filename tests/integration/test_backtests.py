@@ -208,13 +208,18 @@ async def test_cancelling_a_stream_stops_it(running: RunningServer) -> None:
 
 
 async def test_causal_strategy_backtests_with_its_cause_pair(running: RunningServer) -> None:
-    body = {**REQUEST, "strategy_id": "causal_enhanced_v2", "start_date": "2024-01-01T00:00:00Z", "parameters": {}}
-    body["parameters"] = {"window": 500, "reestimate_every": 100}
+    parameters: dict[str, object] = {"window": 500, "reestimate_every": 100}
+    body = {
+        **REQUEST,
+        "strategy_id": "causal_enhanced_v2",
+        "start_date": "2024-01-01T00:00:00Z",
+        "parameters": parameters,
+    }
     async with running.http.post("/api/v1/backtest", json=body, headers=FULL) as response:
         assert response.status == 200, await response.text()
         result = await response.json()
     assert result["status"] == "COMPLETED" and result["instrument"] == "EUR/USD"
-    same = {**body, "parameters": {**body["parameters"], "cause_instrument": "EUR/USD"}}
+    same = {**body, "parameters": {**parameters, "cause_instrument": "EUR/USD"}}
     async with running.http.post("/api/v1/backtest", json=same, headers=FULL) as response:
         assert response.status == 400
         assert "cause_instrument" in (await response.json())["message"]

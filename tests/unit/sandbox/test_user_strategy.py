@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +45,12 @@ def test_backtest_of_user_code_matches_the_builtin_trade_for_trade(pool: Sandbox
     assert np.array_equal(
         pool.positions(SMA_CROSS, params, bars), TrendFollowingV1().target_positions(bars, params)
     )
+
+
+def test_the_documented_example_loads_and_trades(pool: SandboxPool) -> None:
+    page = (Path(__file__).parents[3] / "docs" / "writing-strategies.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", page, re.S)[0]
+    info = pool.load(example, {"channel": 24, "ema_span": 50})
+    assert info.name == "EMA breakout" and info.warmup_bars == 50
+    positions = pool.positions(example, info.parameters, random_walk())
+    assert np.count_nonzero(np.diff(positions)) > 5
