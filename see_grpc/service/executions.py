@@ -275,15 +275,19 @@ class ExecutionManager:
             order = _order(
                 record, instrument, -units, f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
             )
-            await self.execute_order(record, order, bar)
+            await self.execute_order(record, order, bar, new_order=True)
         record.status_message = message
         async with self._db.unit_of_work() as uow:
             await uow.executions.update(record)
             await uow.commit()
         return record
 
-    async def execute_order(self, record: ExecutionRecord, order: OrderRecord, bar: LiveBar) -> None:
-        """Fill a stored order at the bar's open; store fill, order status and positions in one transaction."""
+    async def execute_order(
+        self, record: ExecutionRecord, order: OrderRecord, bar: LiveBar, *, new_order: bool = False
+    ) -> None:
+        """Fill an order at the bar's open; store fill, order and positions in one transaction.
+
+        new_order: the order is not stored yet (flattening); otherwise it was stored when it was decided."""
         fill = await self._broker.submit(order, bar)
         signed = order.units if order.side == "LONG" else -order.units
         position = _position(record, order.instrument)
@@ -305,8 +309,10 @@ class ExecutionManager:
         )
         async with self._db.unit_of_work() as uow:
             fresh = await uow.executions.add_fill(fill_record)
-            await uow.executions.add_order(order)  # a no-op when stored already (flatten orders are new)
-            await uow.executions.update_order(order)
+            if new_order:
+                await uow.executions.add_order(order)
+            else:
+                await uow.executions.update_order(order)
             record.update_time = datetime.now(UTC)
             await uow.executions.update(record)
             await uow.commit()

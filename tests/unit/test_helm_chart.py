@@ -116,7 +116,7 @@ def test_secrets_are_optional_references_and_never_values(chart: Any) -> None:
 
 def test_configmap_holds_every_non_secret_variable(chart: Any) -> None:
     data = hc.config_data(render(chart))
-    assert set(data) == hc.CONTRACT_VARIABLES - hc.SECRET_VARIABLES
+    assert set(data) == (hc.CONTRACT_VARIABLES | hc.settings_variables()) - hc.SECRET_VARIABLES
     assert all(isinstance(value, str) for value in data.values())
     assert data["DATA_DIR"] == "/var/lib/see"
     assert hc.settings_variables() <= set(data) | hc.SECRET_VARIABLES

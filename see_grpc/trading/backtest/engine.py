@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import repeat
 
 import numpy as np
@@ -22,7 +22,6 @@ from see_grpc.trading.strategies.base import BaseStrategy
 
 CHUNK_BARS = 250_000  # progress and cancellation are checked between chunks
 PRICE_COLUMNS = ("open", "high", "low", "close")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class BacktestCancelledError(BacktestExecutionError):
@@ -195,9 +194,7 @@ def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) ->
     # Runs can close 100,000s of trades, so this avoids per-record Python work: a reversal's exit bar is the next
     # entry bar, so each distinct bar becomes a datetime once and both columns share the objects.
     bars, positions = np.unique(records[:, [k.T_ENTRY_BAR, k.T_EXIT_BAR]].astype(np.int64), return_inverse=True)
-    # numpy makes timedelta objects in C; epoch + timedelta is an aware UTC datetime (3x pandas' to_pydatetime).
-    since_epoch = index.as_unit("ns").asi8[bars].astype("timedelta64[ns]").astype("timedelta64[us]").tolist()
-    stamps = np.array(list(map(_EPOCH.__add__, since_epoch)), dtype=object)
+    stamps = index[bars].tz_convert("UTC").to_pydatetime()
     entry_times, exit_times = (stamps[column].tolist() for column in positions.reshape(-1, 2).T)
     sides = np.where(records[:, k.T_DIR] > 0, "LONG", "SHORT").tolist()
     reasons = np.array(k.EXIT_REASONS, dtype=object)[records[:, k.T_REASON].astype(np.int64)].tolist()

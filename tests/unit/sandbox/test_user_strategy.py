@@ -42,9 +42,7 @@ def test_backtest_of_user_code_matches_the_builtin_trade_for_trade(pool: Sandbox
     builtin_result = run_backtest(TrendFollowingV1(), TrendFollowingV1.validate_parameters(params), bars, config)
     assert len(user_result.trades) > 10
     assert user_result.trades == builtin_result.trades
-    assert np.array_equal(
-        pool.positions(SMA_CROSS, params, bars), TrendFollowingV1().target_positions(bars, params)
-    )
+    assert np.array_equal(pool.positions(SMA_CROSS, params, bars), TrendFollowingV1().target_positions(bars, params))
 
 
 def test_the_documented_example_loads_and_trades(pool: SandboxPool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +31,7 @@ PARAMETER_SETS: dict[str, list[dict[str, object]]] = {
 
 def _eurusd() -> pd.DataFrame:
     """backtesting.py's real EUR/USD hourly sample (about 5,000 bars)."""
-    bars = EURUSD.rename(columns=str.lower)
+    bars = pd.DataFrame(EURUSD).rename(columns=str.lower)
     bars.index = pd.DatetimeIndex(bars.index).tz_localize("UTC")
     return bars
 
@@ -53,7 +55,7 @@ def _random_walk(seed: int, n: int = 5_000, decimals: int | None = None) -> pd.D
     )
 
 
-DATASETS = {
+DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "eurusd": _eurusd,
     "random_walk": lambda: _random_walk(7),
     "rounded_walk": lambda: _random_walk(11, decimals=4),
@@ -79,11 +81,12 @@ def test_default_live_path_recomputes_over_the_warmup_window() -> None:
     class LastBarUp(BaseStrategy):
         id = "last_bar_up"
 
-        def warmup_bars(self, params: object) -> int:  # type: ignore[override]
+        def warmup_bars(self, params: Mapping[str, object]) -> int:
             return 1
 
-        def target_positions(self, bars: pd.DataFrame, params: object) -> np.ndarray:  # type: ignore[override]
-            return np.sign(bars["close"].diff().fillna(0.0).to_numpy(np.float64))
+        def target_positions(self, bars: pd.DataFrame, params: Mapping[str, object]) -> np.ndarray:
+            changes: np.ndarray = bars["close"].diff().fillna(0.0).to_numpy(np.float64)
+            return np.asarray(np.sign(changes), dtype=np.float64)
 
     bars = _random_walk(3, n=300)
     strategy = LastBarUp()
