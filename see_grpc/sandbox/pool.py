@@ -63,16 +63,13 @@ class _WorkerDiedError(Exception):
 class _Worker:
     def __init__(self, limits: SandboxLimits) -> None:
         self._limits = limits
-        env = {name: os.environ[name] for name in _ENV_PASSED if name in os.environ}
-        env.update(PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OPENBLAS_NUM_THREADS="1",
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             [sys.executable, "-m", "see_grpc.sandbox.worker", str(limits.memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd="/",
-            env=env,
+            env=_worker_environment(),
         )
         self._timed_out = False
         self._exchange(None, {}, limits.startup_seconds)  # the "ready" message
@@ -115,6 +112,14 @@ class _Worker:
     def kill(self) -> None:
         self._process.kill()
         self._process.wait()
+
+
+def _worker_environment() -> dict[str, str]:
+    env = {name: os.environ[name] for name in _ENV_PASSED if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)  # import SEE as the server does
+    for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[threads] = "1"  # one request at a time per worker: BLAS thread pools only cost address space
+    return env
 
 
 class SandboxPool:

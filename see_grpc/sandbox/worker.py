@@ -65,7 +65,11 @@ def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded]) ->
         except ProtocolError:
             return  # the server closed the pipe: it is done with this worker
         reply, out = _handle(request, arrays, cache)
-        write_message(replies, reply, out)
+        try:
+            write_message(replies, reply, out)
+        except ValueError:  # raised while encoding, before anything is written: NaN or infinity in a declaration
+            reply = {"ok": False, "kind": "refused", "message": "line 1: the strategy declares NaN or infinity"}
+            write_message(replies, reply)
         if reply.get("restart"):
             return
 
@@ -118,7 +122,7 @@ def _loaded(code: str, cache: dict[str, Loaded]) -> Loaded:
         compiled = compile_strategy(code)
         guards = Guards()
         namespace = guards.globals()
-        exec(compiled, namespace)  # noqa: S102 - restricted bytecode with guarded globals, in this worker only
+        exec(compiled, namespace)  # noqa: S102 - restricted bytecode, guarded globals, in this worker only
         if guards.violations:
             raise PolicyViolation(guards.violations[0])
         cache.clear()  # one strategy at a time is plenty: requests for the same code come in runs

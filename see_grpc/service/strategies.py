@@ -102,7 +102,7 @@ class StrategyCatalogue:
         """The class a backtest runs: template_of's, or for user code one whose calls go to the sandbox."""
         if strategy.code is None:
             return template_of(strategy)
-        info = await self._load_code(strategy.code, {}, trial=False)
+        info = await self._load_code(strategy.code, strategy.parameters, trial=False)
         return sandboxed_class(self._require_sandbox(), strategy.code, strategy.id, info)
 
     async def _seed(self, classes: Iterable[type[BaseStrategy]]) -> None:

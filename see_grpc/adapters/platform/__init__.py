@@ -1,4 +1,7 @@
-"""HTTP clients of the platform services SEE reads from (Analysis Engine, Feature Store), one shape for all.
+"""HTTP clients of the platform services SEE talks to, one shape for all.
+
+Analysis Engine and Feature Store feed strategies; Risk Management, Portfolio Management and Monitoring implement
+the RiskGate, CapitalGate and Monitor ports (docs/trading-gateway.md documents their API).
 
 Each integration is a config (`PlatformClientConfig`), a client over `PlatformHttpClient` (aiohttp, per-request
 timeout, tenacity retries with exponential backoff and jitter, a circuit breaker) and the errors of errors.py.
@@ -14,7 +17,10 @@ from see_grpc.adapters.platform.client import PlatformHttpClient
 from see_grpc.adapters.platform.config import PlatformClientConfig
 from see_grpc.adapters.platform.errors import CircuitOpenError, PlatformRequestRejectedError, PlatformServiceError
 from see_grpc.adapters.platform.feature_store import FeatureStoreClient
+from see_grpc.adapters.platform.monitoring import MonitoringClient
+from see_grpc.adapters.platform.portfolio import PortfolioCapitalGate
 from see_grpc.adapters.platform.providers import StrategyDataProvider
+from see_grpc.adapters.platform.risk import RiskServiceGate
 from see_grpc.adapters.platform.series import SeriesRequest
 
 __all__ = [
@@ -23,10 +29,13 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "FeatureStoreClient",
+    "MonitoringClient",
     "PlatformClientConfig",
     "PlatformHttpClient",
     "PlatformRequestRejectedError",
     "PlatformServiceError",
+    "PortfolioCapitalGate",
+    "RiskServiceGate",
     "SeriesRequest",
     "StrategyDataProvider",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from see_grpc.adapters.platform.breaker import CircuitBreaker
 from see_grpc.adapters.platform.config import PlatformClientConfig
@@ -14,14 +16,15 @@ from see_grpc.adapters.platform.errors import PlatformRequestRejectedError, Plat
 
 JsonObject = dict[str, Any]
 MAX_ERROR_BODY = 200  # characters of a refusal's body quoted in the error
+T = TypeVar("T")
 
 
-class _TransientReplyError(Exception):
-    """A reply worth retrying (5xx or not JSON); internal to the retry loop."""
+class TransientReplyError(Exception):
+    """A reply worth retrying (5xx, not JSON, not finished yet); raised inside attempts, never out of a call."""
 
 
 # TimeoutError covers aiohttp's per-request timeouts; ClientError covers refused and dropped connections.
-_TRANSIENT = (aiohttp.ClientError, TimeoutError, _TransientReplyError)
+TRANSIENT = (aiohttp.ClientError, TimeoutError, TransientReplyError)
 
 
 class PlatformHttpClient:
@@ -30,6 +33,7 @@ class PlatformHttpClient:
     Each call passes the breaker, then makes up to `max_attempts` attempts; transient failures (5xx, timeouts,
     connection errors, non-JSON replies) are retried with backoff, 4xx are not. The whole call counts once for the
     breaker: a failure after the last attempt, or a success (a 4xx is a success: the service is up).
+    Subclasses with their own attempts (a stream, an order with a look-up before its retry) go through `guarded`.
     """
 
     def __init__(self, config: PlatformClientConfig, breaker: CircuitBreaker | None = None) -> None:
@@ -57,50 +61,66 @@ class PlatformHttpClient:
         return await self._call("POST", path, json=body)
 
     async def _call(self, method: str, path: str, **request: Any) -> JsonObject:
+        return await self.guarded(f"{method} {path}", lambda: self.request_json(method, path, request))
+
+    async def guarded(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()` through the breaker and the retry policy; `what` names the call in the error."""
+
+        async def run() -> T:  # tenacity awaits coroutine functions only, not any callable returning an awaitable
+            return await attempt()
+
         self.breaker.before_call()
         try:
-            reply: JsonObject = await self._retrying()(self._attempt, method, path, request)
-        except _TRANSIENT as exc:
+            result: T = await self._retrying()(run)
+        except TRANSIENT as exc:
             self.breaker.record_failure()
             raise PlatformServiceError(
                 f"{self.config.service} at {self.config.base_url} failed {self.config.max_attempts} attempt(s) of "
-                f"{method} {path}: {_describe(exc)}"
+                f"{what}: {describe(exc)}"
             ) from exc
         except PlatformRequestRejectedError:
             self.breaker.record_success()
             raise
         self.breaker.record_success()
-        return reply
+        return result
 
     def _retrying(self) -> AsyncRetrying:
         config = self.config
+
+        def wait(state: RetryCallState) -> float:
+            return config.backoff_seconds(state.attempt_number)
+
         return AsyncRetrying(
             stop=stop_after_attempt(config.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=config.backoff_initial_seconds,
-                max=config.backoff_max_seconds,
-                jitter=config.backoff_jitter_seconds,
-            ),
-            retry=retry_if_exception_type(_TRANSIENT),
+            wait=wait,
+            retry=retry_if_exception_type(TRANSIENT),
             reraise=True,
         )
 
-    async def _attempt(self, method: str, path: str, request: dict[str, Any]) -> JsonObject:
-        session = self._open_session()
-        async with session.request(method, self.config.url(path), **request) as response:
+    async def send(self, method: str, path: str, request: dict[str, Any]) -> aiohttp.ClientResponse:
+        """One request; the open response of a 2xx/3xx (the caller closes it). 5xx is transient, 4xx a refusal."""
+        response = await self._open_session().request(method, self.config.url(path), **request)
+        if response.status < 400:
+            return response
+        async with response:
             if response.status >= 500:
-                raise _TransientReplyError(f"HTTP {response.status}")
-            if response.status >= 400:
-                body = (await response.text())[:MAX_ERROR_BODY]
-                raise PlatformRequestRejectedError(
-                    f"{self.config.service} refused {method} {path} with HTTP {response.status}: {body}"
-                )
+                raise TransientReplyError(f"HTTP {response.status}")
+            reason = _refusal_reason(await response.text())
+        raise PlatformRequestRejectedError(
+            f"{self.config.service} refused {method} {path} with HTTP {response.status}: {reason}",
+            status=response.status,
+            reason=reason,
+        )
+
+    async def request_json(self, method: str, path: str, request: dict[str, Any]) -> JsonObject:
+        """One attempt of a JSON call: the reply object, or a transient error / refusal."""
+        async with await self.send(method, path, request) as response:
             try:
                 reply: object = await response.json()
             except (aiohttp.ContentTypeError, ValueError) as exc:
-                raise _TransientReplyError(f"reply is not JSON ({exc})") from exc
+                raise TransientReplyError(f"reply is not JSON ({exc})") from exc
         if not isinstance(reply, dict):
-            raise _TransientReplyError("reply is not a JSON object")
+            raise TransientReplyError("reply is not a JSON object")
         return reply
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -113,5 +133,18 @@ class PlatformHttpClient:
         return self._session
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
+
+
+def _refusal_reason(body: str) -> str:
+    """The service's own reason: `reason` (or `error`) of a JSON body, else the start of the body."""
+    try:
+        parsed: object = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        for key in ("reason", "error"):
+            if isinstance(parsed.get(key), str) and parsed[key]:
+                return str(parsed[key])
+    return body[:MAX_ERROR_BODY]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 
@@ -28,3 +29,9 @@ class PlatformClientConfig:
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    def backoff_seconds(self, retry: int) -> float:
+        """The pause before retry number `retry` (1 = the first): exponential, capped, plus jitter so that clients
+        failing together do not come back together."""
+        exponential: float = min(self.backoff_max_seconds, self.backoff_initial_seconds * 2.0 ** (retry - 1))
+        return exponential + random.uniform(0, self.backoff_jitter_seconds)

@@ -14,4 +14,13 @@ class CircuitOpenError(DependencyUnavailableError):
 
 
 class PlatformRequestRejectedError(FailedPreconditionError):
-    """The service answered 4xx: it is up but refuses the request (e.g. no data for the range); not retried."""
+    """The service answered 4xx: it is up but refuses the request (e.g. no data for the range); not retried.
+
+    `status` is the HTTP status and `reason` the service's own words (its JSON `reason`/`error`, or the body), so
+    callers can tell "not found" from a refusal and quote the reason in their own message.
+    """
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason

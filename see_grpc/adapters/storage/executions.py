@@ -5,12 +5,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import FlushError
 
 from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
 from see_grpc.adapters.storage.tables import Base, ExecutionRow, FillRow, OrderRow
@@ -21,19 +21,9 @@ ACTIVE_STATUSES = ("starting", "running", "paused")
 R = TypeVar("R")
 
 
-def _row(row_type: type[Base], record: object) -> Any:
-    # Records and rows share their field names: the row is the record, column by column.
-    return row_type(**dataclasses.asdict(record))  # type: ignore[call-overload]
-
-
 def _record(record_type: type[R], row: Base) -> R:
     names = [f.name for f in dataclasses.fields(record_type)]  # type: ignore[arg-type]
     return record_type(**{name: getattr(row, name) for name in names})
-
-
-def _copy_into(row: Base, record: object) -> None:
-    for name, value in dataclasses.asdict(record).items():  # type: ignore[call-overload]
-        setattr(row, name, value)
 
 
 class SqlExecutionRepository:
@@ -41,7 +31,7 @@ class SqlExecutionRepository:
         self._session = session
 
     async def add(self, execution: ExecutionRecord) -> None:
-        if not await self._insert(_row(ExecutionRow, execution)):
+        if not await self._insert_new(ExecutionRow, execution):
             raise AlreadyExistsError(f'an execution with id "{execution.execution_id}" already exists')
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
@@ -49,11 +39,13 @@ class SqlExecutionRepository:
         return None if row is None else _record(ExecutionRecord, row)
 
     async def update(self, execution: ExecutionRecord) -> None:
-        row = await self._session.get(ExecutionRow, execution.execution_id)
-        if row is None:
+        # A core UPDATE: no load into the session first, one round trip (runners save state every bar).
+        values = dataclasses.asdict(execution)
+        result = await self._session.execute(
+            update(ExecutionRow).where(ExecutionRow.execution_id == values.pop("execution_id")).values(**values)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
             raise NotFoundError(f'execution "{execution.execution_id}" does not exist')
-        _copy_into(row, execution)
-        await self._session.flush()
 
     async def list(
         self, *, page_size: int, page_token: str = "", strategy_id: str = "", status: str = ""
@@ -109,21 +101,23 @@ class SqlExecutionRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def add_order(self, order: OrderRecord) -> bool:
-        return await self._insert(_row(OrderRow, order))
+        return await self._insert_new(OrderRow, order)
 
     async def update_order(self, order: OrderRecord) -> None:
-        row = await self._session.get(OrderRow, order.order_id)
-        if row is None:
+        result = await self._session.execute(
+            update(OrderRow)
+            .where(OrderRow.order_id == order.order_id)
+            .values(status=order.status, reject_reason=order.reject_reason)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
             raise NotFoundError(f'order "{order.order_id}" does not exist')
-        _copy_into(row, order)
-        await self._session.flush()
 
     async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None:
         row = await self._session.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))
         return None if row is None else _record(OrderRecord, row)
 
     async def add_fill(self, fill: FillRecord) -> bool:
-        return await self._insert(_row(FillRow, fill))
+        return await self._insert_new(FillRow, fill)
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]:
         stmt = select(OrderRow).where(OrderRow.execution_id == execution_id).order_by(OrderRow.create_time)
@@ -133,11 +127,11 @@ class SqlExecutionRepository:
         stmt = select(FillRow).where(FillRow.execution_id == execution_id).order_by(FillRow.time, FillRow.fill_id)
         return [_record(FillRecord, row) for row in await self._session.scalars(stmt)]
 
-    async def _insert(self, row: Base) -> bool:
-        """Insert in a savepoint: a duplicate key rolls back only this row and reports False."""
-        try:
-            async with self._session.begin_nested():
-                self._session.add(row)
-        except (IntegrityError, FlushError):
-            return False
-        return True
+    async def _insert_new(self, row_type: type[Base], record: object) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING: False when a row with the same unique key exists (an idempotent
+        retry), in one round trip and without a savepoint."""
+        dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(row_type).values(**dataclasses.asdict(record)).on_conflict_do_nothing()  # type: ignore[call-overload]
+        result = await self._session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]

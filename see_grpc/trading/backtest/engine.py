@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import repeat
 
 import numpy as np
@@ -62,7 +61,23 @@ def run_backtest(
     market = _market(bars, config, conversion)
     state, trades, equity = _simulate(target, market, config, progress, should_stop)
     index = pd.DatetimeIndex(bars.index)
-    times = index.as_unit("ns").asi8.view("datetime64[ns]")  # epoch ns are UTC whatever the zone
+    times = bar_times(index)
+    return BacktestResult(
+        metrics=_metrics(state, trades, equity, times, config),
+        trades=_trade_records(trades[: int(state[k.S_TRADES])], index, config.pair.symbol),
+        equity_curve_times=times,
+        equity_curve=equity,
+        bars_processed=len(bars),
+    )
+
+
+def bar_times(index: pd.DatetimeIndex) -> np.ndarray:
+    return index.as_unit("ns").asi8.view("datetime64[ns]")  # epoch ns are UTC whatever the zone
+
+
+def _metrics(
+    state: np.ndarray, trades: np.ndarray, equity: np.ndarray, times: np.ndarray, config: BacktestConfig
+) -> dict[str, float]:
     records = trades[: int(state[k.S_TRADES])]
     metrics = compute_metrics(
         equity=equity,
@@ -70,17 +85,11 @@ def run_backtest(
         initial_capital=config.initial_capital,
         trade_pnl=records[:, k.T_PNL],
         bar=timeframe_delta(config.timeframe),
-        exposure=float(state[k.S_BARS_IN_MARKET]) / len(bars),
+        exposure=float(state[k.S_BARS_IN_MARKET]) / equity.shape[0],
     )
     metrics["total_commission"] = float(records[:, k.T_COMMISSION].sum())
     metrics["total_financing"] = float(records[:, k.T_FINANCING].sum())
-    return BacktestResult(
-        metrics=metrics,
-        trades=_trade_records(records, index, config.pair.symbol),
-        equity_curve_times=times,
-        equity_curve=equity,
-        bars_processed=len(bars),
-    )
+    return metrics
 
 
 def _check_bars(bars: pd.DataFrame, warmup: int) -> None:

@@ -1,0 +1,125 @@
+"""Fills persisted per second: the live-trading write path (broker fill -> fill, order and positions stored in one
+transaction -> fill event), on SQLite and on PostgreSQL, with 1 and 8 executions filling at once.
+
+``python -m bench fills``. Goal: at least 2,000 fills per second persisted on each database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench._common import print_table, verdict
+from see_grpc.adapters.brokers.paper import PaperBroker
+from see_grpc.adapters.eventbus import InProcessEventBus
+from see_grpc.adapters.storage import SqlDatabase
+from see_grpc.adapters.storage.database import async_url
+from see_grpc.service.executions import ExecutionManager, _order
+from see_grpc.service.ports import ExecutionRecord, LiveBar
+from see_grpc.service.strategies import StrategyCatalogue
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+FILLS_PER_EXECUTION = 1_000
+GOAL = 2_000.0
+
+
+class _NoMetrics:
+    def running(self, count: int) -> None: ...
+    def order(self, status: str) -> None: ...
+    def fill(self, instrument: str) -> None: ...
+    def equity(self, execution_id: str, pnl: float) -> None: ...
+
+
+def _record(now: datetime) -> ExecutionRecord:
+    return ExecutionRecord(
+        execution_id=uuid.uuid4().hex,
+        strategy_id="trend_following_v1",
+        status="running",
+        mode="paper",
+        capital_allocation=100_000,
+        parameters={},
+        instruments=["EUR/USD"],
+        settings={},
+        state={},
+        start_time=now,
+        update_time=now,
+    )
+
+
+async def _fill_many(manager: ExecutionManager, database: SqlDatabase, count: int) -> None:
+    now = datetime.now(UTC)
+    record = _record(now)
+    async with database.unit_of_work() as uow:
+        await uow.executions.add(record)
+        await uow.commit()
+    for i in range(count):
+        bar_time = now + timedelta(minutes=i)
+        order = _order(record, "EUR/USD", 10_000 if i % 2 == 0 else -10_000, f"{record.execution_id}:{i}")
+        async with database.unit_of_work() as uow:  # the order is stored when decided, as in live trading
+            await uow.executions.add_order(order)
+            await uow.commit()
+        await manager.execute_order(record, order, LiveBar("EUR/USD", bar_time, 1.1, 1.1, 1.1, 1.1))
+
+
+async def _measure(database: SqlDatabase, executions: int) -> float:
+    bus = InProcessEventBus()
+    await bus.start()
+    manager = ExecutionManager(
+        database, StrategyCatalogue(database), None, PaperBroker(), bus,  # type: ignore[arg-type]
+        max_concurrent=100, account_balance=1e9, observer=_NoMetrics(),
+    )
+    started = time.perf_counter()
+    await asyncio.gather(*(_fill_many(manager, database, FILLS_PER_EXECUTION) for _ in range(executions)))
+    elapsed = time.perf_counter() - started
+    await bus.close()
+    return executions * FILLS_PER_EXECUTION / elapsed
+
+
+async def _postgres_schema() -> tuple[str, str] | None:
+    try:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    await connection.execute(f'CREATE SCHEMA "{schema}"')
+    await connection.close()
+    return POSTGRES_URL, schema
+
+
+async def _drop_schema(schema: str) -> None:
+    engine = create_async_engine(async_url(POSTGRES_URL))
+    async with engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+async def _run() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        targets: list[tuple[str, SqlDatabase]] = [("SQLite", SqlDatabase(f"sqlite:///{Path(scratch) / 'see.db'}"))]
+        postgres = await _postgres_schema()
+        if postgres:
+            targets.append(("PostgreSQL", SqlDatabase(postgres[0], schema=postgres[1])))
+        else:
+            print("PostgreSQL not reachable at 127.0.0.1:5432: skipped")
+        for name, database in targets:
+            await database.start()
+            for executions in (1, 8):
+                rate = await _measure(database, executions)
+                rows.append([name, str(executions), f"{rate:,.0f}", f"{rate / GOAL:.2f}", verdict(rate >= GOAL)])
+            await database.close()
+        if postgres:
+            await _drop_schema(postgres[1])
+    print_table(["database", "executions", "fills/s", "x goal", "goal >= 2,000/s"], rows)
+
+
+def main(argv: list[str]) -> None:
+    asyncio.run(_run())
