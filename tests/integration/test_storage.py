@@ -22,7 +22,7 @@ from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
 from see_grpc.adapters.storage.tables import Base
 from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
-from see_grpc.service.ports import BacktestRecord, StrategyRecord
+from see_grpc.service.ports import BacktestRecord, ExecutionRecord, FillRecord, OrderRecord, StrategyRecord
 
 pytestmark = pytest.mark.integration
 
@@ -364,3 +364,82 @@ async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
         writer.rollback()
         writer.close()
         await db.close()
+
+
+def execution(n: int = 0, **changes: object) -> ExecutionRecord:
+    record = ExecutionRecord(
+        execution_id=f"e-{n}",
+        strategy_id="trend_following_v1",
+        status="running",
+        mode="paper",
+        capital_allocation=10_000.0,
+        parameters={"fast_period": 5},
+        instruments=["EUR/USD"],
+        settings={"position_size_units": 10_000.0},
+        state={"positions": {"EUR/USD": {"units": 10_000.0, "average_price": 1.1, "realized_pnl": 0.0}}},
+        start_time=T0 + timedelta(minutes=n),
+        update_time=T0 + timedelta(minutes=n),
+    )
+    for name, value in changes.items():
+        setattr(record, name, value)
+    return record
+
+
+def order_record(n: int, client_order_id: str) -> OrderRecord:
+    return OrderRecord(f"o-{n}", client_order_id, "e-0", "EUR/USD", "LONG", 10_000.0, "pending", T0)
+
+
+def fill_record(n: int, client_order_id: str) -> FillRecord:
+    return FillRecord(f"f-{n}", f"o-{n}", client_order_id, "e-0", "s", "EUR/USD", "LONG", 10_000.0, 1.1, 0.0, T0)
+
+
+async def test_executions_round_trip_and_count(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        for n in range(3):
+            await uow.executions.add(execution(n, status="stopped" if n == 2 else "running"))
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        stored = await uow.executions.get("e-1")
+        assert stored == execution(1)
+        assert await uow.executions.count_active() == 2
+        page = await uow.executions.list(page_size=2)
+        assert [e.execution_id for e in page.items] == ["e-2", "e-1"] and page.next_page_token
+        stored.state = {"positions": {}}
+        stored.status = "paused"
+        await uow.executions.update(stored)
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        again = await uow.executions.get("e-1")
+        assert again is not None and again.state == {"positions": {}} and again.status == "paused"
+        with pytest.raises(NotFoundError):
+            await uow.executions.update(execution(9))
+
+
+async def test_orders_and_fills_are_idempotent_on_the_client_order_id(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.executions.add(execution(0))
+        assert await uow.executions.add_order(order_record(1, "e-0:bar-1"))
+        assert not await uow.executions.add_order(order_record(2, "e-0:bar-1"))  # a retry of the same decision
+        assert await uow.executions.add_fill(fill_record(1, "e-0:bar-1"))
+        assert not await uow.executions.add_fill(fill_record(2, "e-0:bar-1"))  # never a second fill
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        assert [o.order_id for o in await uow.executions.orders("e-0")] == ["o-1"]
+        assert [f.fill_id for f in await uow.executions.fills("e-0")] == ["f-1"]
+        found = await uow.executions.order_by_client_id("e-0:bar-1")
+        assert found is not None and found.order_id == "o-1"
+
+
+async def test_one_lease_holder_at_a_time(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.executions.add(execution(0))
+        await uow.commit()
+    later = T0 + timedelta(seconds=15)
+    async with database.unit_of_work() as uow:
+        assert await uow.executions.try_lease("e-0", "replica-a", T0, later)
+        assert not await uow.executions.try_lease("e-0", "replica-b", T0 + timedelta(seconds=5), later)
+        assert await uow.executions.try_lease("e-0", "replica-a", T0 + timedelta(seconds=5), later)  # renewal
+        assert [e.execution_id for e in await uow.executions.claimable("replica-b", T0)] == []
+        # The holder died: once its lease has expired another replica takes over.
+        assert await uow.executions.try_lease("e-0", "replica-b", later + timedelta(seconds=1), later + timedelta(30))
+        await uow.commit()
