@@ -176,6 +176,15 @@ async def steady(route: Route, rate: float, seconds: float) -> None:
         await route.publish({"kind": "timed", "sent": time.perf_counter()})
 
 
+async def drained(tally: Tally, deliveries: int) -> None:
+    """Wait for the steady phase to arrive everywhere, so the burst does not delay its last events."""
+    deadline = time.perf_counter() + DRAIN_WITHIN
+    while len(tally.latencies) < deliveries and not tally.cut_off:  # a cut-off subscriber never gets them all
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"only {len(tally.latencies)} of {deliveries} deliveries within {DRAIN_WITHIN}s")
+        await asyncio.sleep(0.01)
+
+
 async def run(name: str, routes: RouteFactory, subscribers: int, rate: float, seconds: float) -> Result:
     burst = min(1000, MAX_BURST_DELIVERIES // subscribers)
     tally = Tally()
@@ -184,6 +193,7 @@ async def run(name: str, routes: RouteFactory, subscribers: int, rate: float, se
         try:
             await wait_until_ready(route, tally, subscribers)
             await steady(route, rate, seconds)
+            await drained(tally, round(rate * seconds) * subscribers)
             started = time.perf_counter()
             for _ in range(burst):
                 await route.publish({"kind": "burst"})

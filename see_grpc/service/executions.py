@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +45,7 @@ from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.risk import Exposure, RiskLimits, check_order, drawdown_breached
 from see_grpc.trading.strategies import BaseStrategy
+from see_grpc.trading.strategies.base import Bar
 
 logger = logging.getLogger(__name__)
 
@@ -359,14 +361,14 @@ class _Runner:
         feed = record.settings["feed"]
         last = record.state.get("last_bar", {}).get(instrument)
         after = datetime.fromisoformat(last) if last else None
-        history = (
-            await asyncio.to_thread(self._manager._feed.history, instrument, timeframe, feed, after) if after else []
-        )
+        decide = _decider(self._strategy, self._params)
+        if after is not None:  # resuming: replay what was already seen to rebuild the strategy's state
+            for seen in await asyncio.to_thread(self._manager._feed.history, instrument, timeframe, feed, after):
+                decide(seen)
         async for bar in self._manager._feed.bars(instrument, timeframe, feed, after):
-            history.append(bar)
-            await self._on_bar(instrument, bar, history)
+            await self._on_bar(instrument, bar, decide(bar))
 
-    async def _on_bar(self, instrument: str, bar: LiveBar, history: list[LiveBar]) -> None:
+    async def _on_bar(self, instrument: str, bar: LiveBar, direction: float) -> None:
         record = self._record
         pending = record.state.get("pending", {}).pop(instrument, None)
         if pending is not None:
@@ -377,7 +379,7 @@ class _Runner:
         record.state.setdefault("last_close", {})[instrument] = bar.close
         self._mark(bar)
         if record.status == "running":
-            await self._decide(instrument, bar, history)
+            await self._decide(instrument, bar, direction)
         await self._save()
         if record.status in ("stopped", "failed"):  # stopped through another replica
             raise asyncio.CancelledError
@@ -389,19 +391,8 @@ class _Runner:
             await self._manager._flatten(record, reason)
             raise _KillSwitchError(reason)
 
-    async def _decide(self, instrument: str, bar: LiveBar, history: list[LiveBar]) -> None:
-        if len(history) <= self._strategy.warmup_bars(self._params):
-            return
-        frame = pd.DataFrame(
-            {
-                "open": [b.open for b in history],
-                "high": [b.high for b in history],
-                "low": [b.low for b in history],
-                "close": [b.close for b in history],
-            },
-            index=pd.DatetimeIndex([b.time for b in history]),
-        )
-        target = float(np.asarray(self._strategy.target_positions(frame, self._params))[-1]) * self._units
+    async def _decide(self, instrument: str, bar: LiveBar, direction: float) -> None:
+        target = direction * self._units
         current = _position(self._record, instrument).units
         if math.isclose(target, current, abs_tol=1e-9):
             return
@@ -458,6 +449,29 @@ class _Runner:
                 self._record.status_message = stored.status_message
             await uow.executions.update(self._record)
             await uow.commit()
+
+
+def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[LiveBar], float]:
+    """Bar in, target direction out. Strategies with an incremental live path use it (O(1) a bar); the others are
+    recomputed over the whole history seen so far, which is exactly what their backtest decides."""
+    if type(strategy).live_signal is not BaseStrategy.live_signal:
+        signal = strategy.live_signal(params)
+        return lambda bar: signal.on_bar(Bar(pd.Timestamp(bar.time), bar.open, bar.high, bar.low, bar.close, 0.0))
+    history: list[LiveBar] = []
+    warmup = strategy.warmup_bars(params)
+
+    def recompute(bar: LiveBar) -> float:
+        history.append(bar)
+        if len(history) <= warmup:
+            return 0.0
+        frame = pd.DataFrame(
+            [(b.open, b.high, b.low, b.close) for b in history],
+            columns=["open", "high", "low", "close"],
+            index=pd.DatetimeIndex([b.time for b in history]),
+        )
+        return float(np.asarray(strategy.target_positions(frame, params))[-1])
+
+    return recompute
 
 
 def _position(record: ExecutionRecord, instrument: str) -> PositionState:

@@ -3,7 +3,8 @@
     async with FakeGateway(bars) as gateway:        # listens on 127.0.0.1, a free port: gateway.url
         gateway.fail_next = 2                        # then use GatewayFeed / GatewayBroker against it
 
-Sequences number each instrument's bars from 1 in time order. Orders fill at the instrument's last close (plus or
+Sequences number each instrument's bars from 1 in time order; a stream without `after` starts at the first bar (the
+fake's session begins there). Orders fill at the instrument's last close (plus or
 minus a half spread) and are kept by client_order_id: a repeat returns the original outcome, and `executions`
 counts how often each order really executed (more than 1 is a double fill).
 """

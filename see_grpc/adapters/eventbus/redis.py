@@ -87,9 +87,7 @@ class RedisEventBus:
         readers = list(self._readers.values())
         for reader in readers:
             end_all(reader.subscriptions)
-            if reader.task is not None:
-                reader.task.cancel()
-        await asyncio.gather(*(reader.task for reader in readers if reader.task), return_exceptions=True)
+        await asyncio.gather(*(_cancel(reader.task) for reader in readers if reader.task))
         await self._client.aclose()
         await self._tail_client.aclose()
 
@@ -197,6 +195,14 @@ class RedisEventBus:
             for secret in self._secrets:
                 reason = reason.replace(secret, "***")
             raise DependencyUnavailableError(f"the Redis event bus is unavailable: {reason}") from exc
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    # redis-py swallows a cancellation that lands while it sets up a connection (redis/redis-py#2028, #2551 and
+    # still in 8.1): the reader would go on to block in XREAD. Cancelling again once it blocks does end it.
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
 
 
 def _key(stream: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -71,7 +71,7 @@ class GatewayFeed(PlatformHttpClient):
 
     async def bars(
         self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
-    ) -> AsyncIterator[LiveBar]:
+    ) -> AsyncGenerator[LiveBar, None]:
         """Reconnects from the last delivered bar after a drop, a stall or a malformed line; opening the stream is a
         guarded call (5xx and timeouts retried with backoff, the breaker counts it). Gives up with
         PlatformServiceError after `max_attempts` broken connections in a row without a line."""

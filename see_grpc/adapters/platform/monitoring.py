@@ -30,6 +30,11 @@ class MonitoringClient(PlatformHttpClient):
         }
         try:
             # Times, decimals and the like as strings: a detail must never make the event unsendable.
-            await self.post_json(EVENTS_PATH, json.loads(json.dumps(event, default=str)))
+            body = json.loads(json.dumps(event, default=str))
+            await self.guarded(f"POST {EVENTS_PATH}", lambda: self._post(body))
         except Exception as exc:  # whatever went wrong, the trading code that called this goes on
             logger.warning("%s did not take the event (%s): %s", self.config.service, exc, event)
+
+    async def _post(self, body: dict[str, Any]) -> None:
+        async with await self.send("POST", EVENTS_PATH, {"json": body}):
+            pass  # any 2xx takes the event, whatever its body
