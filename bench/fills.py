@@ -18,8 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench._common import print_table, verdict
+from see_grpc.adapters.bars import FileBarStore
 from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.adapters.eventbus import InProcessEventBus
+from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
 from see_grpc.service.executions import ExecutionManager, _order
@@ -72,9 +74,16 @@ async def _fill_many(manager: ExecutionManager, database: SqlDatabase, count: in
 async def _measure(database: SqlDatabase, executions: int) -> float:
     bus = InProcessEventBus()
     await bus.start()
+    unused_feed = PaperFeed(FileBarStore(Path(tempfile.gettempdir())))  # orders are filled directly here
     manager = ExecutionManager(
-        database, StrategyCatalogue(database), None, PaperBroker(), bus,  # type: ignore[arg-type]
-        max_concurrent=100, account_balance=1e9, observer=_NoMetrics(),
+        database,
+        StrategyCatalogue(database),
+        unused_feed,
+        PaperBroker(),
+        bus,
+        max_concurrent=100,
+        account_balance=1e9,
+        observer=_NoMetrics(),
     )
     started = time.perf_counter()
     await asyncio.gather(*(_fill_many(manager, database, FILLS_PER_EXECUTION) for _ in range(executions)))

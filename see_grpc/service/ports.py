@@ -153,6 +153,16 @@ class Event:
     payload: dict[str, Any]  # JSON-serialisable
 
 
+class EventSubscription(Protocol):
+    """Events of one subscriber; aclose() unregisters it (use contextlib.aclosing)."""
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    async def __anext__(self) -> Event: ...
+
+    async def aclose(self) -> None: ...
+
+
 class EventBus(Protocol):
     """Publish/subscribe with replay: in-process by default, Redis Streams across replicas."""
 
@@ -168,7 +178,7 @@ class EventBus(Protocol):
     async def publish(self, stream: str, payload: dict[str, Any]) -> str:
         """Append an event; returns its id once it is durable on the bus."""
 
-    def subscribe(self, stream: str, *, after_id: str = "", buffer: int = 1024) -> AsyncIterator[Event]:
+    def subscribe(self, stream: str, *, after_id: str = "", buffer: int = 1024) -> EventSubscription:
         """Every event after after_id (all retained events when it is "", none older), then live ones, in order,
         each once. A subscriber that falls more than `buffer` events behind is cut off with
         SubscriberTooSlowError (a ResourceExhaustedError); it never slows the publisher."""

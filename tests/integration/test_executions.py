@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from see.v1 import execution_pb2, execution_pb2_grpc
+from see_grpc.adapters.eventbus import InProcessEventBus
 from tests.integration.conftest import API_KEY, RunningServer
 
 pytestmark = pytest.mark.integration
@@ -182,3 +183,23 @@ async def test_bad_executions_are_refused(
         assert fragment in (await response.json())["message"]
     async with running.http.get("/api/v1/executions", headers=FULL) as response:
         assert (await response.json())["executions"] == []
+
+
+async def test_a_subscriber_that_goes_away_is_unregistered(running: RunningServer) -> None:
+    container = running.server._container
+    assert container is not None
+    bus = container.bus
+    assert isinstance(bus, InProcessEventBus)
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    call = stub.StreamSignals(execution_pb2.StreamSignalsRequest(execution_id="none"), metadata=METADATA)
+    for _ in range(100):
+        if bus.subscriber_count("signals") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert bus.subscriber_count("signals") == 1
+    call.cancel()
+    for _ in range(100):
+        if bus.subscriber_count("signals") == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert bus.subscriber_count("signals") == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -90,9 +91,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             )
             if value
         }
-        async for event in self._bus.subscribe(stream, after_id=request.after_event_id):
-            if all(event.payload.get(key) == value for key, value in wanted.items()):
-                yield event.event_id, event.payload
+        # aclosing: a client that goes away unregisters its subscriber at once, not when its buffer overflows.
+        async with contextlib.aclosing(self._bus.subscribe(stream, after_id=request.after_event_id)) as events:
+            async for event in events:
+                if all(event.payload.get(key) == value for key, value in wanted.items()):
+                    yield event.event_id, event.payload
 
 
 def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest:
