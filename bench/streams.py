@@ -4,14 +4,16 @@ Every event carries the ``time.perf_counter()`` of its publication (CLOCK_MONOTO
 processes of one machine) and each subscriber records how long it took to arrive. Per bus and subscriber count:
 events are published at a steady ``--rate`` for ``--seconds`` (latency), then in a tight-loop burst (how fast publish
 returns, and how fast the bus delivers the burst to everyone). Both buses run in this process; Redis only when it
-answers. Everything goes through a ``Route`` (publish, subscribe), so the end-to-end gRPC StreamSignals variant plugs
-in as one more route whose subscribe is a client loop over the RPC.
+answers. Everything goes through a ``Route`` (publish, subscribe); the end-to-end route publishes on a real server's
+bus and subscribes through gRPC ``StreamSignals`` (server and clients in this process, on loopback).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,12 +21,16 @@ from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanage
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from redis.asyncio import Redis
 
 from bench._common import percentile, print_table
+from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.eventbus import InProcessEventBus, RedisEventBus
 from see_grpc.adapters.eventbus.redis import KEY_PREFIX
+from see_grpc.config import Settings
 from see_grpc.errors import DependencyUnavailableError, SubscriberTooSlowError
+from see_grpc.server import SeeServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SUBSCRIBERS = (1, 100, 1000)
@@ -138,6 +144,66 @@ async def redis_routes(url: str) -> AsyncIterator[RouteFactory]:
         await bus.close()
 
 
+GRPC_CHANNELS = 8  # subscribers share a few HTTP/2 connections, as processes of a real client fleet would
+BENCH_KEY = "bench-key"
+
+
+def _as_signal(execution_id: str, payload: Payload) -> Payload:
+    """A bench payload carried in the fields of a real signal, so it crosses StreamSignals unchanged."""
+    return {
+        "execution_id": execution_id,
+        "strategy_id": "bench",
+        "instrument": "EUR/USD",
+        "time": "2026-01-01T00:00:00+00:00",
+        "target_units": float(payload.get("n", 0)),
+        "price": float(payload.get("sent", 0.0)),
+        "reason": payload["kind"],
+    }
+
+
+def _from_signal(response: execution_pb2.StreamSignalsResponse) -> Payload:
+    signal = response.signal
+    return {"kind": signal.reason, "sent": signal.price, "n": int(signal.target_units)}
+
+
+@asynccontextmanager
+async def grpc_routes() -> AsyncIterator[RouteFactory]:
+    """End to end: events published on a real server's bus, received through StreamSignals over gRPC."""
+
+    @asynccontextmanager
+    async def route() -> AsyncIterator[Route]:
+        with tempfile.TemporaryDirectory() as scratch:
+            server = SeeServer(
+                Settings.model_validate(
+                    {"host": "127.0.0.1", "port": 0, "grpc_port": 0, "api_key": BENCH_KEY, "data_dir": scratch}
+                )
+            )
+            await server.start()
+            channels = [grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") for _ in range(GRPC_CHANNELS)]
+            stubs = itertools.cycle([execution_pb2_grpc.ExecutionServiceStub(c) for c in channels])
+            bus = server.event_bus
+            key = uuid.uuid4().hex
+
+            @asynccontextmanager
+            async def subscribe() -> AsyncIterator[AsyncIterator[Payload]]:
+                call = next(stubs).StreamSignals(
+                    execution_pb2.StreamSignalsRequest(execution_id=key), metadata=(("x-api-key", BENCH_KEY),)
+                )
+                try:
+                    yield (_from_signal(response) async for response in call)
+                finally:
+                    call.cancel()
+
+            try:
+                yield Route(lambda payload: bus.publish("signals", _as_signal(key, payload)), subscribe)
+            finally:
+                for channel in channels:
+                    await channel.close()
+                await server.stop()
+
+    yield route
+
+
 async def subscriber(route: Route, tally: Tally, burst: int) -> None:
     got_burst = 0
     try:
@@ -219,6 +285,7 @@ async def main_async(args: argparse.Namespace) -> None:
     buses: list[tuple[str, Callable[[], AbstractAsyncContextManager[RouteFactory]]]] = [
         ("in-process", in_process_routes),
         ("redis", lambda: redis_routes(args.redis_url)),
+        ("gRPC StreamSignals", grpc_routes),
     ]
     for name, open_routes in buses:
         try:

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from see_grpc.bootstrap import Container, build
 from see_grpc.config import Settings
+from see_grpc.service.ports import EventBus
 from see_grpc.transport.grpc.handlers import TrackedHandlers
 from see_grpc.transport.rest.app import RestGateway
 from see_grpc.transport.rest.openapi import build_openapi
@@ -93,6 +94,13 @@ class SeeServer:
         if self._container:
             await self._container.close()
         logger.info("stopped")
+
+    @property
+    def event_bus(self) -> EventBus:
+        """The bus signals and fills go through (benchmarks and tests publish on it directly)."""
+        if self._container is None:
+            raise RuntimeError("the server is not started")
+        return self._container.bus
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -203,3 +203,18 @@ async def test_a_down_gateway_opens_the_breaker_and_calls_fail_fast(gateway: Fak
         await broker.submit(_order(), BARS[5])  # the half-open trial succeeds
         assert _state(breaker) is BreakerState.CLOSED
         assert await _collect(feed) == BARS
+
+
+async def test_a_cancelled_trial_call_does_not_keep_the_breaker_open(gateway: FakeGateway) -> None:
+    breaker = CircuitBreaker("Trading Gateway", failure_threshold=1, reset_timeout=COOL_DOWN)
+    breaker.record_failure()
+    await asyncio.sleep(COOL_DOWN)
+    gateway.delay_next = 1
+    async with GatewayBroker(_config(gateway), breaker) as broker:
+        trial = asyncio.create_task(broker.submit(_order(), BARS[5]))
+        await asyncio.sleep(TIMEOUT / 3)
+        trial.cancel()  # e.g. the execution was stopped while the trial order was in flight
+        with pytest.raises(asyncio.CancelledError):
+            await trial
+        await broker.submit(_order(), BARS[5])  # admitted as the next trial
+    assert _state(breaker) is BreakerState.CLOSED

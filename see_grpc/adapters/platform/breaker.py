@@ -59,6 +59,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_in_flight = False
 
+    def abandon(self) -> None:
+        """The caller gave up (cancelled) before an answer: that proves nothing, so free the trial slot."""
+        self._trial_in_flight = False
+
     def record_failure(self) -> None:
         self._failures += 1
         if self._trial_in_flight or self._failures >= self._threshold:

@@ -81,6 +81,9 @@ class PlatformHttpClient:
         except PlatformRequestRejectedError:
             self.breaker.record_success()
             raise
+        except BaseException:  # cancelled (an execution stopped mid-call): a half-open trial must not stay taken
+            self.breaker.abandon()
+            raise
         self.breaker.record_success()
         return result
 
