@@ -22,9 +22,10 @@ from see_grpc.adapters.bars import FileBarStore
 from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.adapters.eventbus import InProcessEventBus
 from see_grpc.adapters.feeds.paper import PaperFeed
+from see_grpc.adapters.local import LocalCapitalGate, LocalRiskGate, LogMonitor
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
-from see_grpc.service.executions import ExecutionManager, _order
+from see_grpc.service.executions import ExecutionManager, TradingPorts, _order
 from see_grpc.service.ports import ExecutionRecord, LiveBar
 from see_grpc.service.strategies import StrategyCatalogue
 
@@ -75,15 +76,9 @@ async def _measure(database: SqlDatabase, executions: int) -> float:
     bus = InProcessEventBus()
     await bus.start()
     unused_feed = PaperFeed(FileBarStore(Path(tempfile.gettempdir())))  # orders are filled directly here
+    ports = TradingPorts(unused_feed, PaperBroker(), LocalRiskGate(), LocalCapitalGate(1e9), LogMonitor())
     manager = ExecutionManager(
-        database,
-        StrategyCatalogue(database),
-        unused_feed,
-        PaperBroker(),
-        bus,
-        max_concurrent=100,
-        account_balance=1e9,
-        observer=_NoMetrics(),
+        database, StrategyCatalogue(database), bus, ports, max_concurrent=100, observer=_NoMetrics()
     )
     started = time.perf_counter()
     await asyncio.gather(*(_fill_many(manager, database, FILLS_PER_EXECUTION) for _ in range(executions)))

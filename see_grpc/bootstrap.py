@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
-from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.adapters.eventbus import build_event_bus
-from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.http_probe import http_health_probe
+from see_grpc.adapters.integrations import Integrations, build_integrations
 from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
@@ -19,7 +18,7 @@ from see_grpc.config import Settings
 from see_grpc.observability.metrics import ExecutionMetrics, Metrics
 from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
-from see_grpc.service.executions import ExecutionManager
+from see_grpc.service.executions import ExecutionManager, TradingPorts
 from see_grpc.service.health import Dependency, HealthMonitor
 from see_grpc.service.ports import EventBus
 from see_grpc.service.strategies import StrategyCatalogue
@@ -52,6 +51,7 @@ class Container:
     executions: ExecutionManager
     bus: EventBus
     inputs: StrategyDataProvider
+    integrations: Integrations
     servicers: dict[str, object]  # full proto service name -> servicer
     sandbox: SandboxPool = field(default_factory=SandboxPool)  # worker processes that run user strategy code
 
@@ -61,6 +61,7 @@ class Container:
 
     async def close(self) -> None:
         await self.executions.close()
+        await self.integrations.close()
         await self.bus.close()
         await self.inputs.close()
         await self.database.close()
@@ -121,15 +122,18 @@ async def build(settings: Settings) -> Container:
     inputs = StrategyDataProvider.from_settings(settings)
     backtests = BacktestService(database, catalogue, bar_store, inputs)
     metrics = Metrics()
+    integrations = build_integrations(settings, bar_store)
+    ports = TradingPorts(
+        integrations.feed, integrations.broker, integrations.risk, integrations.capital, integrations.monitor
+    )
     executions = ExecutionManager(
         database,
         catalogue,
-        PaperFeed(bar_store),
-        PaperBroker(),
         bus,
+        ports,
         max_concurrent=settings.max_concurrent_strategies,
-        account_balance=settings.paper_account_balance,
         observer=ExecutionMetrics(metrics),
+        live_enabled=settings.trading_gateway_url is not None,
     )
     health = HealthMonitor(_dependencies(settings, database, bus))
     servicers: dict[str, object] = {
@@ -139,4 +143,6 @@ async def build(settings: Settings) -> Container:
         "see.v1.SystemService": SystemServicer(health),
     }
     tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))
-    return Container(settings, database, metrics, tracker, health, executions, bus, inputs, servicers, sandbox)
+    return Container(
+        settings, database, metrics, tracker, health, executions, bus, inputs, integrations, servicers, sandbox
+    )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from see_grpc.errors import (
+    DependencyUnavailableError,
     FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
@@ -30,6 +31,7 @@ from see_grpc.errors import (
 )
 from see_grpc.service.ports import (
     Broker,
+    CapitalGate,
     Database,
     EventBus,
     ExecutionObserver,
@@ -37,13 +39,15 @@ from see_grpc.service.ports import (
     FillRecord,
     LiveBar,
     MarketFeed,
+    Monitor,
     OrderRecord,
     Page,
+    RiskGate,
 )
 from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue, template_of
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.portfolio import PositionState
-from see_grpc.trading.risk import Exposure, RiskLimits, check_order, drawdown_breached
+from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached
 from see_grpc.trading.strategies import BaseStrategy
 from see_grpc.trading.strategies.base import Bar
 
@@ -54,6 +58,17 @@ FILLS = "fills"
 LEASE_SECONDS = 15.0
 DEFAULT_UNITS = 10_000.0
 DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
+
+
+@dataclass(frozen=True)
+class TradingPorts:
+    """Where live trading reads prices, sends orders and asks for permission (embedded defaults or remote)."""
+
+    feed: MarketFeed
+    broker: Broker
+    risk: RiskGate
+    capital: CapitalGate
+    monitor: Monitor
 
 
 @dataclass(frozen=True)
@@ -80,21 +95,23 @@ class ExecutionManager:
         self,
         database: Database,
         catalogue: StrategyCatalogue,
-        feed: MarketFeed,
-        broker: Broker,
         bus: EventBus,
+        ports: TradingPorts,
         *,
         max_concurrent: int,
-        account_balance: float,
         observer: ExecutionObserver,
+        live_enabled: bool = False,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
-        self._feed = feed
-        self._broker = broker
+        self._feed = ports.feed
+        self._broker = ports.broker
+        self._risk = ports.risk
+        self._capital = ports.capital
+        self.monitor = ports.monitor
         self._bus = bus
         self._max_concurrent = max_concurrent
-        self._account_balance = account_balance
+        self._live_enabled = live_enabled
         self.observer = observer
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -106,14 +123,17 @@ class ExecutionManager:
         strategy = await self._catalogue.get(request.strategy_id)
         template = template_of(strategy)
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
+        if request.mode == "live" and not self._live_enabled:
+            raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
+        # Before the transaction: Portfolio Management may be a remote call.
+        await self._capital.check_allocation(request.strategy_id, request.capital_allocation)
         async with self._db.unit_of_work() as uow:
             if await uow.executions.count_active() >= self._max_concurrent:
                 raise ResourceExhaustedError(
                     f"{self._max_concurrent} executions are running, the most MAX_CONCURRENT_STRATEGIES allows; "
                     "stop one first"
                 )
-            await self._check_allocation(request.capital_allocation)
             await uow.executions.add(record)
             await uow.commit()
         self._launch(record)
@@ -172,16 +192,6 @@ class ExecutionManager:
         self._tasks.clear()
 
     # -- internals ---------------------------------------------------------------------------------------------
-
-    async def _check_allocation(self, allocation: float) -> None:
-        if not math.isfinite(allocation) or allocation <= 0:
-            raise InvalidArgumentError(
-                "capital_allocation must be a positive amount", violations=[FieldViolation("capital_allocation", "> 0")]
-            )
-        if allocation > self._account_balance:
-            raise FailedPreconditionError(
-                f"capital_allocation {allocation:,.2f} exceeds the paper account balance {self._account_balance:,.2f}"
-            )
 
     async def _transition(self, execution_id: str, allowed: set[str], status: str, message: str) -> ExecutionRecord:
         async with self._db.unit_of_work() as uow:
@@ -253,14 +263,20 @@ class ExecutionManager:
             strategy = await self._catalogue.get(record.strategy_id)
             runner = _Runner(self, record, template_of(strategy)())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
-            await self._finish(execution_id, "stopped", "the paper feed has no more bars")
+            await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
         except asyncio.CancelledError:
             raise
         except _KillSwitchError as exc:
+            await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
             await self._finish(execution_id, "stopped", str(exc))
+        except DependencyUnavailableError as exc:
+            await self.monitor.alert("gateway_unavailable", exc.message, {"execution_id": execution_id})
+            await self._finish(execution_id, "failed", exc.message)
         except Exception as exc:
             logger.exception("execution %s failed", execution_id)
-            await self._finish(execution_id, "failed", getattr(exc, "message", type(exc).__name__))
+            message = getattr(exc, "message", type(exc).__name__)
+            await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
+            await self._finish(execution_id, "failed", message)
 
     async def _finish(self, execution_id: str, status: str, message: str) -> None:
         with contextlib.suppress(FailedPreconditionError):
@@ -399,7 +415,7 @@ class _Runner:
         delta = target - current
         key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
         order = _order(self._record, instrument, delta, key)
-        reason = check_order(self._limits, self._exposure(instrument), delta, bar.close)
+        reason = await self._risk_check(order, instrument, bar)
         if reason:
             order.status, order.reject_reason = "rejected", reason
         async with self._manager._db.unit_of_work() as uow:
@@ -413,6 +429,21 @@ class _Runner:
             self._record.state.setdefault("pending", {})[instrument] = key
         if stored and not reason:
             await self._manager.publish_signal(self._record, instrument, bar, target, "target changed")
+
+    async def _risk_check(self, order: OrderRecord, instrument: str, bar: LiveBar) -> str:
+        exposure = self._exposure(instrument)
+        context = {
+            "limits": self._record.settings["risk"],
+            "position_units": exposure.position_units,
+            "gross_exposure": exposure.gross_exposure,
+            "daily_pnl": exposure.daily_pnl,
+            "price": bar.close,
+            "strategy_id": self._record.strategy_id,
+        }
+        try:
+            return await self._manager._risk.check(order, context)
+        except DependencyUnavailableError as exc:  # no trading on unknown risk
+            return f"risk check unavailable: {exc.message}"
 
     def _exposure(self, instrument: str) -> Exposure:
         positions = self._record.state.get("positions", {})
@@ -511,8 +542,6 @@ def _fill_event(fill: FillRecord) -> dict[str, Any]:
 def _new_record(
     request: StartRequest, default_instruments: list[str], timeframe: str, params: dict[str, object], owner: str
 ) -> ExecutionRecord:
-    if request.mode != "paper":
-        raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
     try:
         instruments = [parse_instrument(s).symbol for s in request.instruments or default_instruments]
     except InvalidArgumentError as exc:

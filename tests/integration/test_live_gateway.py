@@ -1,0 +1,82 @@
+"""A LIVE execution end to end: SEE with TRADING_GATEWAY_URL set, against a fake Trading Gateway server on loopback
+that drops the price stream and repeats a bar on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from see.v1 import execution_pb2, execution_pb2_grpc
+from see_grpc.server import SeeServer
+from see_grpc.service.ports import LiveBar
+from tests.fakes.gateway import FakeGateway, StreamFault
+from tests.integration.conftest import API_KEY, SERVICE_KEY, server_settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+METADATA = (("x-api-key", API_KEY),)
+
+
+def wave(count: int) -> list[LiveBar]:
+    bars = []
+    for i in range(count):
+        mid = 1.1 + 0.004 * math.sin(i / 6)
+        bars.append(LiveBar("EUR/USD", T0 + timedelta(hours=i), mid, mid + 3e-4, mid - 3e-4, mid + 1e-4))
+    return bars
+
+
+async def test_live_execution_through_the_gateway_fills_each_order_once(tmp_path: Path) -> None:
+    async with FakeGateway(wave(120), api_key=SERVICE_KEY) as gateway:
+        gateway.stream_faults = [StreamFault(drop_after=40)]  # the price stream breaks once mid-way
+        gateway.duplicate = {10, 60}  # and the gateway sends some bars twice
+        settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url)
+        server = SeeServer(settings)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                stub = execution_pb2_grpc.ExecutionServiceStub(channel)
+                started = await stub.StartExecution(
+                    execution_pb2.StartExecutionRequest(
+                        strategy_id="trend_following_v1",
+                        capital_allocation=100_000,
+                        mode=execution_pb2.Execution.LIVE,
+                        parameters=_struct({"fast_period": 3, "slow_period": 8}),
+                    ),
+                    metadata=METADATA,
+                )
+                execution_id = started.execution.execution_id
+                execution = started.execution
+                for _ in range(300):
+                    reply = await stub.GetExecution(
+                        execution_pb2.GetExecutionRequest(execution_id=execution_id), metadata=METADATA
+                    )
+                    execution = reply.execution
+                    if execution.status == execution_pb2.Execution.STOPPED:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await server.stop()
+        assert execution.status == execution_pb2.Execution.STOPPED, execution.status_message
+        assert execution.mode == execution_pb2.Execution.LIVE
+        assert len(execution.fills) >= 2
+        keys = [f.client_order_id for f in execution.fills]
+        assert len(set(keys)) == len(keys)
+        # Every fill executed exactly once at the gateway, whatever the stream did.
+        assert all(gateway.executions[key] == 1 for key in keys)
+        net = sum(f.units if f.side == 1 else -f.units for f in execution.fills)
+        assert [p.units for p in execution.positions] == [net]
+        assert abs(net) in (0, 10_000)  # always flat or one position of the default size, never doubled
+
+
+def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
