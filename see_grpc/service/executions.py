@@ -29,6 +29,7 @@ from see_grpc.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from see_grpc.service.journal import FillJournal
 from see_grpc.service.ports import (
     Broker,
     CapitalGate,
@@ -115,6 +116,7 @@ class ExecutionManager:
         self.observer = observer
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._journal = FillJournal(database)
         self._keeper: asyncio.Task[None] | None = None
 
     # -- use cases ---------------------------------------------------------------------------------------------
@@ -190,6 +192,7 @@ class ExecutionManager:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._journal.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -325,15 +328,8 @@ class ExecutionManager:
             commission=fill.commission,
             time=fill.time,
         )
-        async with self._db.unit_of_work() as uow:
-            fresh = await uow.executions.add_fill(fill_record)
-            if new_order:
-                await uow.executions.add_order(order)
-            else:
-                await uow.executions.update_order(order)
-            record.update_time = datetime.now(UTC)
-            await uow.executions.update(record)
-            await uow.commit()
+        record.update_time = datetime.now(UTC)
+        fresh = await self._journal.store(fill_record, order, record, new_order=new_order)
         if fresh:
             self.observer.fill(order.instrument)
             self.observer.order("filled")

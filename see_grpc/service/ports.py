@@ -92,12 +92,45 @@ class BacktestRepository(Protocol):
         """Newest first, without trades and equity curves (summary rows)."""
 
 
+@dataclass
+class OptimizationRecord:
+    """A parameter search: its settings, progress, best trials (ranked) and diagnostics."""
+
+    optimization_id: str
+    status: str  # running, completed, failed, cancelled
+    strategy_id: str
+    method: str  # GRID, RANDOM, BAYESIAN
+    objective: str  # metric name, "-" prefixed when minimised against its natural direction
+    engine: str  # in_process, process_pool, dask
+    settings: dict[str, Any]  # the request as validated: base backtest, space, seed, constraints, walk-forward
+    trials_total: int
+    trials_done: int
+    results: list[dict[str, Any]]  # ranked trials: rank, parameters, objective_value, metrics, violations, number
+    create_time: datetime
+    update_time: datetime
+    walk_forward: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] | None = None
+    status_message: str = ""
+
+
+class OptimizationRepository(Protocol):
+    async def add(self, optimization: OptimizationRecord) -> None: ...
+
+    async def get(self, optimization_id: str) -> OptimizationRecord | None: ...
+
+    async def update(self, optimization: OptimizationRecord) -> None: ...
+
+    async def list(self, *, page_size: int, page_token: str = "", strategy_id: str = "") -> Page[OptimizationRecord]:
+        """Newest first, without results and walk-forward windows (summary rows)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything done through it commits together or not at all."""
 
     strategies: StrategyRepository
     backtests: BacktestRepository
     executions: ExecutionRepository
+    optimizations: OptimizationRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -257,12 +290,17 @@ class ExecutionRepository(Protocol):
     async def add_order(self, order: OrderRecord) -> bool:
         """False (and nothing written) when an order with that client_order_id exists already."""
 
-    async def update_order(self, order: OrderRecord) -> None: ...
+    async def update_orders(self, orders: builtins.list[OrderRecord]) -> None:
+        """Store the new status (and reject reason) of each order, in one statement."""
 
     async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None: ...
 
-    async def add_fill(self, fill: FillRecord) -> bool:
-        """False (and nothing written) when the client order is filled already."""
+    async def add_fills(self, fills: builtins.list[FillRecord]) -> set[str]:
+        """Insert in one statement; returns the client order ids actually inserted (a client order that is filled
+        already is skipped: never a second fill)."""
+
+    async def update_many(self, executions: builtins.list[ExecutionRecord]) -> None:
+        """Overwrite each execution by id, in one statement."""
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]: ...
 
@@ -358,3 +396,18 @@ class ExecutionObserver(Protocol):
 
     def equity(self, execution_id: str, pnl: float) -> None:
         """P&L of an execution (equity minus allocation) after a bar."""
+
+
+class SweepRunner(Protocol):
+    """Workers evaluating the trials of one optimization, which were sent its bars once (see_grpc.adapters.compute)."""
+
+    kind: str  # in_process, process_pool or dask
+    workers: int
+
+    async def sweep(
+        self, grid: builtins.list[dict[str, Any]], window: tuple[int, int]
+    ) -> builtins.list[dict[str, float]]:
+        """Metrics of each parameter set backtested on bars[start:stop], in order."""
+
+    async def close(self) -> None:
+        """Stop the workers; trials still queued are dropped."""

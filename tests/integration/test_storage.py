@@ -420,14 +420,20 @@ async def test_orders_and_fills_are_idempotent_on_the_client_order_id(database: 
         await uow.executions.add(execution(0))
         assert await uow.executions.add_order(order_record(1, "e-0:bar-1"))
         assert not await uow.executions.add_order(order_record(2, "e-0:bar-1"))  # a retry of the same decision
-        assert await uow.executions.add_fill(fill_record(1, "e-0:bar-1"))
-        assert not await uow.executions.add_fill(fill_record(2, "e-0:bar-1"))  # never a second fill
+        assert await uow.executions.add_fills([fill_record(1, "e-0:bar-1")]) == {"e-0:bar-1"}
+        # Never a second fill of a client order, even within one batch.
+        assert await uow.executions.add_fills([fill_record(2, "e-0:bar-1"), fill_record(3, "e-0:bar-2")]) == {
+            "e-0:bar-2"
+        }
+        stored_order = order_record(1, "e-0:bar-1")
+        stored_order.status = "filled"
+        await uow.executions.update_orders([stored_order])
         await uow.commit()
     async with database.unit_of_work(readonly=True) as uow:
         assert [o.order_id for o in await uow.executions.orders("e-0")] == ["o-1"]
-        assert [f.fill_id for f in await uow.executions.fills("e-0")] == ["f-1"]
+        assert [f.fill_id for f in await uow.executions.fills("e-0")] == ["f-1", "f-3"]
         found = await uow.executions.order_by_client_id("e-0:bar-1")
-        assert found is not None and found.order_id == "o-1"
+        assert found is not None and found.order_id == "o-1" and found.status == "filled"
 
 
 async def test_one_lease_holder_at_a_time(database: SqlDatabase) -> None:

@@ -22,6 +22,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Engine:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EngineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Engine.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENGINE_UNSPECIFIED: _Engine.ValueType  # 0
+    IN_PROCESS: _Engine.ValueType  # 1
+    """One vectorised batch in the server process (small searches)."""
+    PROCESS_POOL: _Engine.ValueType  # 2
+    """Worker processes on this machine, each sent the bars once."""
+    DASK: _Engine.ValueType  # 3
+    """A Dask cluster (DASK_SCHEDULER_ADDRESS), the bars scattered to every worker once."""
+
+class Engine(_Engine, metaclass=_EngineEnumTypeWrapper):
+    """Where the backtests of an optimization run."""
+
+ENGINE_UNSPECIFIED: Engine.ValueType  # 0
+IN_PROCESS: Engine.ValueType  # 1
+"""One vectorised batch in the server process (small searches)."""
+PROCESS_POOL: Engine.ValueType  # 2
+"""Worker processes on this machine, each sent the bars once."""
+DASK: Engine.ValueType  # 3
+"""A Dask cluster (DASK_SCHEDULER_ADDRESS), the bars scattered to every worker once."""
+Global___Engine: _TypeAlias = Engine  # noqa: Y015
+
 @_typing.final
 class ParameterRange(_message.Message):
     """The values one parameter may take: a numeric range or a list of choices."""
@@ -75,12 +101,25 @@ class OptimizationTrial(_message.Message):
     PARAMETERS_FIELD_NUMBER: _builtins.int
     OBJECTIVE_VALUE_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
+    VIOLATES_CONSTRAINTS_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    TRIAL_NUMBER_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     objective_value: _builtins.float
+    violates_constraints: _builtins.bool
+    """True when the trial breaks a constraint (min_trades, max_drawdown_limit): it is ranked after every trial that
+    keeps them all.
+    """
+    trial_number: _builtins.int
+    """Order in which the trial was proposed (0-based); ranks are by objective."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
     def metrics(self) -> _backtest_pb2.BacktestMetrics: ...
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What it breaks, e.g. "num_trades 3 < min_trades 10"."""
+
     def __init__(
         self,
         *,
@@ -88,14 +127,174 @@ class OptimizationTrial(_message.Message):
         parameters: _struct_pb2.Struct | None = ...,
         objective_value: _builtins.float = ...,
         metrics: _backtest_pb2.BacktestMetrics | None = ...,
+        violates_constraints: _builtins.bool = ...,
+        violations: _abc.Iterable[_builtins.str] | None = ...,
+        trial_number: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "parameters", b"parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "objective_value", b"objective_value", "parameters", b"parameters", "rank", b"rank"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "objective_value", b"objective_value", "parameters", b"parameters", "rank", b"rank", "trial_number", b"trial_number", "violates_constraints", b"violates_constraints", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OptimizationTrial: _TypeAlias = OptimizationTrial  # noqa: Y015
+
+@_typing.final
+class WalkForwardSettings(_message.Message):
+    """Walk-forward analysis: optimise on in_sample_bars, trade the best parameters on the next out_of_sample_bars,
+    move on by out_of_sample_bars and repeat.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IN_SAMPLE_BARS_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_BARS_FIELD_NUMBER: _builtins.int
+    ANCHORED_FIELD_NUMBER: _builtins.int
+    in_sample_bars: _builtins.int
+    out_of_sample_bars: _builtins.int
+    anchored: _builtins.bool
+    """Anchored: every in-sample window starts at the first bar and grows; rolling: it keeps its length."""
+    def __init__(
+        self,
+        *,
+        in_sample_bars: _builtins.int = ...,
+        out_of_sample_bars: _builtins.int = ...,
+        anchored: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchored", b"anchored", "in_sample_bars", b"in_sample_bars", "out_of_sample_bars", b"out_of_sample_bars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForwardSettings: _TypeAlias = WalkForwardSettings  # noqa: Y015
+
+@_typing.final
+class WalkForwardWindow(_message.Message):
+    """One in-sample/out-of-sample step of a walk-forward analysis."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_START_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_START_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_END_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_OBJECTIVE_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_OBJECTIVE_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    in_sample_objective: _builtins.float
+    out_of_sample_objective: _builtins.float
+    @_builtins.property
+    def in_sample_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def out_of_sample_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def out_of_sample_end(self) -> _timestamp_pb2.Timestamp:
+        """End of the out-of-sample part (exclusive: the next window's start)."""
+
+    @_builtins.property
+    def parameters(self) -> _struct_pb2.Struct:
+        """The best in-sample parameters, traded out of sample."""
+
+    @_builtins.property
+    def in_sample_metrics(self) -> _backtest_pb2.BacktestMetrics: ...
+    @_builtins.property
+    def out_of_sample_metrics(self) -> _backtest_pb2.BacktestMetrics: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        in_sample_start: _timestamp_pb2.Timestamp | None = ...,
+        out_of_sample_start: _timestamp_pb2.Timestamp | None = ...,
+        out_of_sample_end: _timestamp_pb2.Timestamp | None = ...,
+        parameters: _struct_pb2.Struct | None = ...,
+        in_sample_metrics: _backtest_pb2.BacktestMetrics | None = ...,
+        out_of_sample_metrics: _backtest_pb2.BacktestMetrics | None = ...,
+        in_sample_objective: _builtins.float = ...,
+        out_of_sample_objective: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["in_sample_metrics", b"in_sample_metrics", "in_sample_start", b"in_sample_start", "out_of_sample_end", b"out_of_sample_end", "out_of_sample_metrics", b"out_of_sample_metrics", "out_of_sample_start", b"out_of_sample_start", "parameters", b"parameters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sample_metrics", b"in_sample_metrics", "in_sample_objective", b"in_sample_objective", "in_sample_start", b"in_sample_start", "index", b"index", "out_of_sample_end", b"out_of_sample_end", "out_of_sample_metrics", b"out_of_sample_metrics", "out_of_sample_objective", b"out_of_sample_objective", "out_of_sample_start", b"out_of_sample_start", "parameters", b"parameters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForwardWindow: _TypeAlias = WalkForwardWindow  # noqa: Y015
+
+@_typing.final
+class WalkForwardResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOWS_FIELD_NUMBER: _builtins.int
+    EQUITY_CURVE_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    SHARPE_DEGRADATION_FIELD_NUMBER: _builtins.int
+    POSITIVE_WINDOW_FRACTION_FIELD_NUMBER: _builtins.int
+    sharpe_degradation: _builtins.float
+    """Mean out-of-sample Sharpe ratio over the mean in-sample one (1: no degradation; <= 0: nothing survived)."""
+    positive_window_fraction: _builtins.float
+    """Fraction of windows whose out-of-sample total return is positive."""
+    @_builtins.property
+    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___WalkForwardWindow]: ...
+    @_builtins.property
+    def equity_curve(self) -> _containers.RepeatedCompositeFieldContainer[_backtest_pb2.EquityPoint]:
+        """The out-of-sample parts joined: each window's P&L added to where the previous one ended."""
+
+    @_builtins.property
+    def out_of_sample_metrics(self) -> _backtest_pb2.BacktestMetrics: ...
+    def __init__(
+        self,
+        *,
+        windows: _abc.Iterable[Global___WalkForwardWindow] | None = ...,
+        equity_curve: _abc.Iterable[_backtest_pb2.EquityPoint] | None = ...,
+        out_of_sample_metrics: _backtest_pb2.BacktestMetrics | None = ...,
+        sharpe_degradation: _builtins.float = ...,
+        positive_window_fraction: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["out_of_sample_metrics", b"out_of_sample_metrics"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["equity_curve", b"equity_curve", "out_of_sample_metrics", b"out_of_sample_metrics", "positive_window_fraction", b"positive_window_fraction", "sharpe_degradation", b"sharpe_degradation", "windows", b"windows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForwardResult: _TypeAlias = WalkForwardResult  # noqa: Y015
+
+@_typing.final
+class OverfittingDiagnostics(_message.Message):
+    """Is the best trial better than luck among this many trials? See docs/optimization.md for the formulas."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFLATED_SHARPE_RATIO_FIELD_NUMBER: _builtins.int
+    BEST_SHARPE_RATIO_FIELD_NUMBER: _builtins.int
+    EXPECTED_MAX_SHARPE_RATIO_FIELD_NUMBER: _builtins.int
+    TRIALS_CONSIDERED_FIELD_NUMBER: _builtins.int
+    deflated_sharpe_ratio: _builtins.float
+    """Deflated Sharpe Ratio (Bailey & Lopez de Prado, 2014): probability that the best trial's true Sharpe ratio is
+    above the best one expected from trials_considered unskilled trials.
+    """
+    best_sharpe_ratio: _builtins.float
+    """The best trial's Sharpe ratio and the expected maximum under the null, annualised like BacktestMetrics."""
+    expected_max_sharpe_ratio: _builtins.float
+    trials_considered: _builtins.int
+    def __init__(
+        self,
+        *,
+        deflated_sharpe_ratio: _builtins.float = ...,
+        best_sharpe_ratio: _builtins.float = ...,
+        expected_max_sharpe_ratio: _builtins.float = ...,
+        trials_considered: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_sharpe_ratio", b"best_sharpe_ratio", "deflated_sharpe_ratio", b"deflated_sharpe_ratio", "expected_max_sharpe_ratio", b"expected_max_sharpe_ratio", "trials_considered", b"trials_considered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverfittingDiagnostics: _TypeAlias = OverfittingDiagnostics  # noqa: Y015
 
 @_typing.final
 class Optimization(_message.Message):
@@ -151,6 +350,13 @@ class Optimization(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    WALK_FORWARD_FIELD_NUMBER: _builtins.int
+    DIAGNOSTICS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    MIN_TRADES_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_LIMIT_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
     optimization_id: _builtins.str
     status: Global___Optimization.Status.ValueType
     strategy_id: _builtins.str
@@ -159,10 +365,20 @@ class Optimization(_message.Message):
     trials_total: _builtins.int
     trials_done: _builtins.int
     status_message: _builtins.str
+    engine: Global___Engine.ValueType
+    seed: _builtins.int
+    min_trades: _builtins.int
+    max_drawdown_limit: _builtins.float
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizationTrial]: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def walk_forward(self) -> Global___WalkForwardResult: ...
+    @_builtins.property
+    def diagnostics(self) -> Global___OverfittingDiagnostics: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -176,12 +392,21 @@ class Optimization(_message.Message):
         results: _abc.Iterable[Global___OptimizationTrial] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         status_message: _builtins.str = ...,
+        engine: Global___Engine.ValueType = ...,
+        walk_forward: Global___WalkForwardResult | None = ...,
+        diagnostics: Global___OverfittingDiagnostics | None = ...,
+        seed: _builtins.int = ...,
+        min_trades: _builtins.int = ...,
+        max_drawdown_limit: _builtins.float | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit", "create_time", b"create_time", "diagnostics", b"diagnostics", "max_drawdown_limit", b"max_drawdown_limit", "update_time", b"update_time", "walk_forward", b"walk_forward"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "method", b"method", "objective", b"objective", "optimization_id", b"optimization_id", "results", b"results", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "trials_done", b"trials_done", "trials_total", b"trials_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit", "create_time", b"create_time", "diagnostics", b"diagnostics", "engine", b"engine", "max_drawdown_limit", b"max_drawdown_limit", "method", b"method", "min_trades", b"min_trades", "objective", b"objective", "optimization_id", b"optimization_id", "results", b"results", "seed", b"seed", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "trials_done", b"trials_done", "trials_total", b"trials_total", "update_time", b"update_time", "walk_forward", b"walk_forward"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_drawdown_limit: _TypeAlias = _typing.Literal["max_drawdown_limit"]  # noqa: Y015
+    _WhichOneofArgType__max_drawdown_limit: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_drawdown_limit) -> _WhichOneofReturnType__max_drawdown_limit | None: ...
 
 Global___Optimization: _TypeAlias = Optimization  # noqa: Y015
 
@@ -196,6 +421,10 @@ class StartOptimizationRequest(_message.Message):
     OBJECTIVE_FIELD_NUMBER: _builtins.int
     MAX_TRIALS_FIELD_NUMBER: _builtins.int
     MIN_TRADES_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    WALK_FORWARD_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_LIMIT_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     method: Global___Optimization.Method.ValueType
     objective: _builtins.str
@@ -204,12 +433,24 @@ class StartOptimizationRequest(_message.Message):
     """Random and Bayesian search: number of trials."""
     min_trades: _builtins.int
     """Trials with fewer trades are ranked last."""
+    seed: _builtins.int
+    """Seed of the random and Bayesian samplers (the same seed, the same trials)."""
+    engine: Global___Engine.ValueType
+    """Unspecified: DASK when DASK_SCHEDULER_ADDRESS is set, else IN_PROCESS for small searches, PROCESS_POOL for
+    the rest.
+    """
+    max_drawdown_limit: _builtins.float
+    """Trials whose max_drawdown (a fraction) is above it are ranked last."""
     @_builtins.property
     def backtest(self) -> _backtest_pb2.RunBacktestRequest:
         """The base backtest; its parameters are overridden per trial."""
 
     @_builtins.property
     def space(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterRange]: ...
+    @_builtins.property
+    def walk_forward(self) -> Global___WalkForwardSettings:
+        """When set, the search runs once per walk-forward window; results are then the last window's trials."""
+
     def __init__(
         self,
         *,
@@ -220,12 +461,18 @@ class StartOptimizationRequest(_message.Message):
         objective: _builtins.str = ...,
         max_trials: _builtins.int = ...,
         min_trades: _builtins.int = ...,
+        seed: _builtins.int = ...,
+        walk_forward: Global___WalkForwardSettings | None = ...,
+        engine: Global___Engine.ValueType = ...,
+        max_drawdown_limit: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["backtest", b"backtest"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit", "backtest", b"backtest", "max_drawdown_limit", b"max_drawdown_limit", "walk_forward", b"walk_forward"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest", b"backtest", "max_trials", b"max_trials", "method", b"method", "min_trades", b"min_trades", "objective", b"objective", "space", b"space", "strategy_id", b"strategy_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit", "backtest", b"backtest", "engine", b"engine", "max_drawdown_limit", b"max_drawdown_limit", "max_trials", b"max_trials", "method", b"method", "min_trades", b"min_trades", "objective", b"objective", "seed", b"seed", "space", b"space", "strategy_id", b"strategy_id", "walk_forward", b"walk_forward"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_drawdown_limit: _TypeAlias = _typing.Literal["max_drawdown_limit"]  # noqa: Y015
+    _WhichOneofArgType__max_drawdown_limit: _TypeAlias = _typing.Literal["_max_drawdown_limit", b"_max_drawdown_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_drawdown_limit) -> _WhichOneofReturnType__max_drawdown_limit | None: ...
 
 Global___StartOptimizationRequest: _TypeAlias = StartOptimizationRequest  # noqa: Y015
 
@@ -326,6 +573,54 @@ class StreamOptimizationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamOptimizationResponse: _TypeAlias = StreamOptimizationResponse  # noqa: Y015
+
+@_typing.final
+class ListOptimizationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    strategy_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        strategy_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "strategy_id", b"strategy_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOptimizationsRequest: _TypeAlias = ListOptimizationsRequest  # noqa: Y015
+
+@_typing.final
+class ListOptimizationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIMIZATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def optimizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Optimization]: ...
+    def __init__(
+        self,
+        *,
+        optimizations: _abc.Iterable[Global___Optimization] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "optimizations", b"optimizations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOptimizationsResponse: _TypeAlias = ListOptimizationsResponse  # noqa: Y015
 
 @_typing.final
 class CancelOptimizationRequest(_message.Message):

@@ -50,6 +50,11 @@ class OptimizationServiceStub:
                 request_serializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
                 response_deserializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.FromString,
                 _registered_method=True)
+        self.ListOptimizations = channel.unary_unary(
+                '/see.v1.OptimizationService/ListOptimizations',
+                request_serializer=see_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.SerializeToString,
+                response_deserializer=see_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.FromString,
+                _registered_method=True)
         self.CancelOptimization = channel.unary_unary(
                 '/see.v1.OptimizationService/CancelOptimization',
                 request_serializer=see_dot_v1_dot_optimization__pb2.CancelOptimizationRequest.SerializeToString,
@@ -82,6 +87,13 @@ class OptimizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOptimizations(self, request, context):
+        """Lists stored optimizations, newest first, without their trials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelOptimization(self, request, context):
         """Cancels a running optimization; results so far are kept.
         """
@@ -106,6 +118,11 @@ def add_OptimizationServiceServicer_to_server(servicer, server):
                     servicer.StreamOptimization,
                     request_deserializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.FromString,
                     response_serializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.SerializeToString,
+            ),
+            'ListOptimizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOptimizations,
+                    request_deserializer=see_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.FromString,
+                    response_serializer=see_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.SerializeToString,
             ),
             'CancelOptimization': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOptimization,
@@ -195,6 +212,33 @@ class OptimizationService:
             '/see.v1.OptimizationService/StreamOptimization',
             see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
             see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOptimizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/see.v1.OptimizationService/ListOptimizations',
+            see_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.SerializeToString,
+            see_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

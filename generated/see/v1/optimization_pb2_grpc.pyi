@@ -39,6 +39,8 @@ class OptimizationServiceStub:
     """Gets an optimization with its ranked results so far."""
     StreamOptimization: _grpc.UnaryStreamMultiCallable[_optimization_pb2.StreamOptimizationRequest, _optimization_pb2.StreamOptimizationResponse]
     """Streams progress until the optimization ends."""
+    ListOptimizations: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]
+    """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]
     """Cancels a running optimization; results so far are kept."""
 
@@ -53,6 +55,8 @@ class OptimizationServiceAsyncStub(OptimizationServiceStub):
     """Gets an optimization with its ranked results so far."""
     StreamOptimization: _aio.UnaryStreamMultiCallable[_optimization_pb2.StreamOptimizationRequest, _optimization_pb2.StreamOptimizationResponse]  # type: ignore[assignment]
     """Streams progress until the optimization ends."""
+    ListOptimizations: _aio.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]  # type: ignore[assignment]
+    """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _aio.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]  # type: ignore[assignment]
     """Cancels a running optimization; results so far are kept."""
 
@@ -82,6 +86,14 @@ class OptimizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_optimization_pb2.StreamOptimizationResponse], _abc.AsyncIterator[_optimization_pb2.StreamOptimizationResponse]]:
         """Streams progress until the optimization ends."""
+
+    @_abc_1.abstractmethod
+    def ListOptimizations(
+        self,
+        request: _optimization_pb2.ListOptimizationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_optimization_pb2.ListOptimizationsResponse, _abc.Awaitable[_optimization_pb2.ListOptimizationsResponse]]:
+        """Lists stored optimizations, newest first, without their trials."""
 
     @_abc_1.abstractmethod
     def CancelOptimization(

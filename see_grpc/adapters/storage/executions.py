@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -103,21 +103,29 @@ class SqlExecutionRepository:
     async def add_order(self, order: OrderRecord) -> bool:
         return await self._insert_new(OrderRow, order)
 
-    async def update_order(self, order: OrderRecord) -> None:
-        result = await self._session.execute(
-            update(OrderRow)
-            .where(OrderRow.order_id == order.order_id)
-            .values(status=order.status, reject_reason=order.reject_reason)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            raise NotFoundError(f'order "{order.order_id}" does not exist')
+    async def update_orders(self, orders: builtins.list[OrderRecord]) -> None:
+        if orders:  # an ORM bulk UPDATE by primary key: one executemany
+            rows = [{"order_id": o.order_id, "status": o.status, "reject_reason": o.reject_reason} for o in orders]
+            await self._session.execute(update(OrderRow), rows)
+
+    async def update_many(self, executions: builtins.list[ExecutionRecord]) -> None:
+        if executions:
+            await self._session.execute(update(ExecutionRow), [dataclasses.asdict(e) for e in executions])
 
     async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None:
         row = await self._session.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))
         return None if row is None else _record(OrderRecord, row)
 
-    async def add_fill(self, fill: FillRecord) -> bool:
-        return await self._insert_new(FillRow, fill)
+    async def add_fills(self, fills: builtins.list[FillRecord]) -> set[str]:
+        if not fills:
+            return set()
+        stmt = (
+            self._insert_statement(FillRow)
+            .values([dataclasses.asdict(f) for f in fills])
+            .on_conflict_do_nothing()
+            .returning(FillRow.client_order_id)
+        )
+        return set(await self._session.scalars(stmt))
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]:
         stmt = select(OrderRow).where(OrderRow.execution_id == execution_id).order_by(OrderRow.create_time)
@@ -127,11 +135,14 @@ class SqlExecutionRepository:
         stmt = select(FillRow).where(FillRow.execution_id == execution_id).order_by(FillRow.time, FillRow.fill_id)
         return [_record(FillRecord, row) for row in await self._session.scalars(stmt)]
 
-    async def _insert_new(self, row_type: type[Base], record: object) -> bool:
+    async def _insert_new(self, row_type: type[Base], record: ExecutionRecord | OrderRecord) -> bool:
         """INSERT ... ON CONFLICT DO NOTHING: False when a row with the same unique key exists (an idempotent
         retry), in one round trip and without a savepoint."""
-        dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(row_type).values(**dataclasses.asdict(record)).on_conflict_do_nothing()  # type: ignore[call-overload]
+        stmt = self._insert_statement(row_type).values(**dataclasses.asdict(record)).on_conflict_do_nothing()
         result = await self._session.execute(stmt)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_statement(self, row_type: type[Base]) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL spell it alike)."""
+        dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
+        return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(row_type)

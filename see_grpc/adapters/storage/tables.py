@@ -145,3 +145,24 @@ class FillRow(Base):
     price: Mapped[float] = mapped_column(Double)
     commission: Mapped[float] = mapped_column(Double)
     time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OptimizationRow(Base):
+    __tablename__ = "optimizations"
+    __table_args__ = (Index("ix_optimizations_create_time", "create_time", "optimization_id"),)
+
+    optimization_id: Mapped[str] = mapped_column(String, primary_key=True)
+    status: Mapped[str] = mapped_column(String)
+    strategy_id: Mapped[str] = mapped_column(String, index=True)
+    method: Mapped[str] = mapped_column(String)
+    objective: Mapped[str] = mapped_column(String)
+    engine: Mapped[str] = mapped_column(String)
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    trials_total: Mapped[int]
+    trials_done: Mapped[int]
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)  # ranked trials
+    walk_forward: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    status_message: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[datetime] = mapped_column(UtcDateTime)

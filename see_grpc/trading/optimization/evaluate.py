@@ -1,0 +1,68 @@
+"""The work a worker does, wherever it runs (this process, a pool process, a Dask worker): a sweep of parameter
+sets over a window of the bars, and one parameter set traded on a later part with the history before it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from see_grpc.trading.backtest import BacktestConfig
+from see_grpc.trading.backtest import kernel as k
+from see_grpc.trading.backtest.engine import _check_bars, _market, _metrics, _simulate, _targets, bar_times
+from see_grpc.trading.backtest.sweep import run_sweep
+from see_grpc.trading.strategies.base import BaseStrategy
+
+Window = tuple[int, int]  # [start, stop) positions in the bars
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """Everything the trials of one optimization share: sent to each worker once."""
+
+    strategy: type[BaseStrategy]
+    bars: pd.DataFrame
+    config: BacktestConfig
+    conversion: pd.Series | None = None
+
+    def window(self, window: Window) -> tuple[pd.DataFrame, pd.Series | None]:
+        start, stop = window
+        conversion = None if self.conversion is None else self.conversion.iloc[start:stop]
+        return self.bars.iloc[start:stop], conversion
+
+
+def sweep_chunk(job: SweepJob, grid: Sequence[Mapping[str, object]], window: Window) -> list[dict[str, float]]:
+    """run_sweep's metrics of each parameter set on bars[start:stop], as a backtest of that period alone."""
+    bars, conversion = job.window(window)
+    return run_sweep(job.strategy(), grid, bars, job.config, conversion=conversion)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A backtest of one period: its metrics, equity at each bar's close and the net P&L of each trade."""
+
+    metrics: dict[str, float]
+    times: np.ndarray  # datetime64[ns]
+    equity: np.ndarray
+    trade_pnl: np.ndarray
+
+
+def trade_segment(job: SweepJob, params: Mapping[str, object], window: Window) -> Segment:
+    """Trade params on bars[start:stop] only, flat at start, with signals computed from the first bar on.
+
+    An out-of-sample period of a walk-forward: the strategy knows every bar before it (a crossover that happened in
+    the in-sample part is still held), but positions, equity and metrics cover the period alone.
+    """
+    strategy = job.strategy()
+    params = strategy.validate_parameters(params)
+    start, stop = window
+    history = job.bars.iloc[:stop]
+    _check_bars(history, strategy.warmup_bars(params))
+    target = _targets(strategy, history, params)[start:]
+    bars, conversion = job.window(window)
+    state, trades, equity = _simulate(target, _market(bars, job.config, conversion), job.config, None, None)
+    times = bar_times(pd.DatetimeIndex(bars.index))
+    pnl = trades[: int(state[k.S_TRADES]), k.T_PNL].copy()
+    return Segment(_metrics(state, trades, equity, times, job.config), times, equity, pnl)

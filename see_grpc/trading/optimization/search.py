@@ -1,0 +1,162 @@
+"""How the space is searched: GRID (every combination), RANDOM (seeded, without repeats) and BAYESIAN (optuna's
+TPE, seeded). Each proposes parameter sets in batches and hears back their scores.
+
+Parameter sets the strategy refuses as a whole (e.g. fast_period >= slow_period) are never proposed as trials:
+`is_valid` screens them. Stepped ranges are searched as indices into their lattice, so every proposal lies on the
+caller's steps exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import optuna
+
+from see_grpc.trading.optimization.space import Dimension, SearchSpace
+
+METHODS = ("GRID", "RANDOM", "BAYESIAN")
+# RANDOM and BAYESIAN give up after this many proposals per wanted trial that were refused or repeats: the
+# space may hold fewer valid combinations than max_trials.
+ATTEMPTS_PER_TRIAL = 50
+# BAYESIAN proposes this many trials before it hears their scores: fixed (not the worker count) so a seed gives
+# the same trials on every engine.
+BAYESIAN_BATCH = 8
+
+Validator = Callable[[dict[str, object]], bool]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    number: int
+    params: dict[str, object]
+
+
+class Search(Protocol):
+    total: int  # trials it plans (GRID: exact; RANDOM/BAYESIAN: max_trials, fewer when the space runs out)
+
+    def ask(self, count: int) -> list[Candidate]:
+        """The next batch, to be scored and told before the next ask: up to count new candidates (BAYESIAN: up
+        to BAYESIAN_BATCH whatever count is); [] when the search is over."""
+
+    def tell(self, scores: Sequence[tuple[Candidate, float | None]]) -> None:
+        """Scores of asked candidates (higher is better); None for a trial that must not guide the search
+        (it broke a constraint)."""
+
+
+class GridSearch:
+    def __init__(self, space: SearchSpace, is_valid: Validator) -> None:
+        combos = [params for params in space.grid() if is_valid(params)]
+        self.total = len(combos)
+        self._next: Iterator[Candidate] = (Candidate(i, p) for i, p in enumerate(combos))
+
+    def ask(self, count: int) -> list[Candidate]:
+        return [candidate for _, candidate in zip(range(count), self._next, strict=False)]
+
+    def tell(self, scores: Sequence[tuple[Candidate, float | None]]) -> None:
+        """The grid does not learn."""
+
+
+class _Proposer:
+    """Shared by RANDOM and BAYESIAN: numbering, the attempt budget and de-duplication."""
+
+    def __init__(self, max_trials: int, is_valid: Validator) -> None:
+        self.total = max_trials
+        self._is_valid = is_valid
+        self._seen: set[tuple[tuple[str, object], ...]] = set()
+        self._attempts_left = ATTEMPTS_PER_TRIAL * max_trials
+
+    def _accept(self, params: dict[str, object]) -> Candidate | None:
+        """The next candidate, or None when params is a repeat or refused (which spends an attempt)."""
+        self._attempts_left -= 1
+        key = tuple(sorted(params.items()))
+        if key in self._seen or not self._is_valid(params):
+            return None
+        self._seen.add(key)
+        return Candidate(len(self._seen) - 1, params)
+
+    def _open(self) -> bool:
+        if self._attempts_left <= 0 and len(self._seen) < self.total:
+            self.total = len(self._seen)  # the space ran out of new valid combinations
+        return len(self._seen) < self.total
+
+
+class RandomSearch(_Proposer):
+    def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
+        super().__init__(max_trials, is_valid)
+        self._dimensions = space.dimensions
+        self._rng = np.random.default_rng(seed)
+
+    def ask(self, count: int) -> list[Candidate]:
+        batch: list[Candidate] = []
+        while len(batch) < count and self._open():
+            params = {d.name: _random_value(d, self._rng) for d in self._dimensions}
+            candidate = self._accept(params)
+            if candidate is not None:
+                batch.append(candidate)
+        return batch
+
+    def tell(self, scores: Sequence[tuple[Candidate, float | None]]) -> None:
+        """Random search does not learn."""
+
+
+class BayesianSearch(_Proposer):
+    """optuna's TPE sampler (seeded) through its ask-and-tell interface."""
+
+    def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
+        super().__init__(max_trials, is_valid)
+        optuna.logging.set_verbosity(logging.WARNING)  # one INFO line per trial otherwise
+        self._dimensions = space.dimensions
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        self._study = optuna.create_study(direction="maximize", sampler=sampler)
+        self._pending: dict[int, optuna.trial.Trial] = {}
+
+    def ask(self, count: int) -> list[Candidate]:
+        batch: list[Candidate] = []
+        # A fixed batch, whatever the caller's count (its worker count), so a seed proposes the same trials anywhere.
+        while len(batch) < BAYESIAN_BATCH and self._open():
+            trial = self._study.ask()
+            candidate = self._accept({d.name: _suggest(trial, d) for d in self._dimensions})
+            if candidate is None:
+                self._study.tell(trial, state=optuna.trial.TrialState.FAIL)  # TPE learns only from scored trials
+                continue
+            self._pending[candidate.number] = trial
+            batch.append(candidate)
+        return batch
+
+    def tell(self, scores: Sequence[tuple[Candidate, float | None]]) -> None:
+        for candidate, score in scores:
+            trial = self._pending.pop(candidate.number)
+            if score is None or not math.isfinite(score):
+                self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self._study.tell(trial, score)
+
+
+def make_search(method: str, space: SearchSpace, *, max_trials: int, seed: int, is_valid: Validator) -> Search:
+    if method == "GRID":
+        return GridSearch(space, is_valid)
+    if method == "RANDOM":
+        return RandomSearch(space, max_trials, seed, is_valid)
+    return BayesianSearch(space, max_trials, seed, is_valid)
+
+
+def _random_value(dimension: Dimension, rng: np.random.Generator) -> object:
+    if dimension.choices:
+        return dimension.choices[int(rng.integers(len(dimension.choices)))]
+    if dimension.step is None:
+        return float(rng.uniform(dimension.low, dimension.high))
+    return dimension.value_at(int(rng.integers(int(dimension.size))))
+
+
+def _suggest(trial: optuna.trial.Trial, dimension: Dimension) -> object:
+    if dimension.choices:
+        index = trial.suggest_categorical(dimension.name, list(range(len(dimension.choices))))
+        return dimension.choices[index]
+    if dimension.step is None:
+        return trial.suggest_float(dimension.name, dimension.low, dimension.high)
+    return dimension.value_at(trial.suggest_int(dimension.name, 0, int(dimension.size) - 1))
