@@ -35,6 +35,7 @@ from see_grpc.trading.backtest import (
     run_backtest,
 )
 from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.strategies.base import BaseStrategy
 from see_grpc.trading.strategies.causal import with_cause_close
 
 # The stored and returned equity curve keeps at most this many points (metrics use every bar); beyond it the curve
@@ -60,6 +61,17 @@ class BacktestRequest:
     account_currency: str = ""
 
 
+@dataclass(frozen=True)
+class PreparedBacktest:
+    """A validated request with what a simulation needs: the strategy class, parameters, settings and bars."""
+
+    template: type[BaseStrategy]
+    params: dict[str, object]
+    config: BacktestConfig
+    loaded: LoadedBars
+    conversion: pd.Series | None
+
+
 class BacktestService:
     def __init__(
         self, database: Database, catalogue: StrategyCatalogue, bars: BarStore, inputs: StrategyDataProvider
@@ -69,19 +81,25 @@ class BacktestService:
         self._bars = bars
         self._inputs = inputs
 
-    async def run(self, request: BacktestRequest, progress: Progress | None = None) -> BacktestRecord:
-        """Validate, simulate and store; a bad request raises before anything is stored."""
+    async def prepare(self, request: BacktestRequest) -> PreparedBacktest:
+        """Validate the request and load its bars (and the strategy's other inputs); raises on a bad request."""
         _check_request(request)
         strategy = await self._catalogue.get(request.strategy_id)
         template = await self._catalogue.runnable(strategy)  # user code: target positions come from the sandbox
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
-        started = time.perf_counter()
         loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
+        return PreparedBacktest(template, params, config, loaded, conversion)
+
+    async def run(self, request: BacktestRequest, progress: Progress | None = None) -> BacktestRecord:
+        """Validate, simulate and store; a bad request raises before anything is stored."""
+        started = time.perf_counter()
+        prepared = await self.prepare(request)
+        template, params, config, loaded = prepared.template, prepared.params, prepared.config, prepared.loaded
         stop = threading.Event()
         try:
             result = await asyncio.to_thread(
@@ -90,7 +108,7 @@ class BacktestService:
                 params,
                 loaded.bars,
                 config,
-                conversion=conversion,
+                conversion=prepared.conversion,
                 progress=progress,
                 should_stop=stop.is_set,
             )

@@ -17,9 +17,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from see_grpc.adapters.storage.executions import SqlExecutionRepository
+from see_grpc.adapters.storage.optimizations import SqlOptimizationRepository
 from see_grpc.adapters.storage.repositories import SqlBacktestRepository, SqlStrategyRepository
 from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
-from see_grpc.service.ports import BacktestRepository, ExecutionRepository, StrategyRepository
+from see_grpc.service.ports import (
+    BacktestRepository,
+    ExecutionRepository,
+    OptimizationRepository,
+    StrategyRepository,
+)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _READONLY = "see_readonly"  # execution option: this transaction only reads
@@ -40,6 +46,7 @@ class SqlUnitOfWork:
         self.strategies: StrategyRepository = SqlStrategyRepository(session)
         self.backtests: BacktestRepository = SqlBacktestRepository(session)
         self.executions: ExecutionRepository = SqlExecutionRepository(session)
+        self.optimizations: OptimizationRepository = SqlOptimizationRepository(session)
 
     async def __aenter__(self) -> Self:
         if self._readonly:

@@ -55,9 +55,7 @@ class SqlOptimizationRepository:
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        items = [
-            dataclasses.replace(_summary(row)) for row in rows[: clamp(page_size)]
-        ]
+        items = [_summary(row) for row in rows[: clamp(page_size)]]
         more = len(rows) > len(items)
         return Page(items, encode_token(items[-1].create_time, items[-1].optimization_id) if more else "")
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -12,6 +13,7 @@ from see_grpc.service.executions import FILLS, SIGNALS, ExecutionManager, StartR
 from see_grpc.service.ports import EventBus
 from see_grpc.transport.grpc import convert
 
+M = TypeVar("M")
 RISK_FIELDS = ("max_position_units", "max_gross_exposure", "max_daily_loss", "max_drawdown")
 
 
@@ -19,6 +21,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, executions: ExecutionManager, bus: EventBus) -> None:
         self._executions = executions
         self._bus = bus
+        # Every subscriber of a stream gets the same events: each is converted once, not once per subscriber.
+        self._signals = _Converted(
+            lambda event_id, payload: execution_pb2.StreamSignalsResponse(
+                event_id=event_id, signal=convert.signal(payload)
+            )
+        )
+        self._fills = _Converted(
+            lambda event_id, payload: execution_pb2.StreamFillsResponse(event_id=event_id, fill=convert.fill(payload))
+        )
 
     async def StartExecution(
         self, request: execution_pb2.StartExecutionRequest, context: grpc.aio.ServicerContext
@@ -71,13 +82,13 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.StreamSignalsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamSignalsResponse]:
         async for event_id, payload in self._events(SIGNALS, request):
-            yield execution_pb2.StreamSignalsResponse(event_id=event_id, signal=convert.signal(payload))
+            yield self._signals.get(event_id, payload)
 
     async def StreamFills(
         self, request: execution_pb2.StreamFillsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamFillsResponse]:
         async for event_id, payload in self._events(FILLS, request):
-            yield execution_pb2.StreamFillsResponse(event_id=event_id, fill=convert.fill(payload))
+            yield self._fills.get(event_id, payload)
 
     async def _events(
         self, stream: str, request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest
@@ -96,6 +107,23 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             async for event in events:
                 if all(event.payload.get(key) == value for key, value in wanted.items()):
                     yield event.event_id, event.payload
+
+
+class _Converted(Generic[M]):
+    """The last few events' response messages, by event id."""
+
+    def __init__(self, build: Callable[[str, dict[str, Any]], M], size: int = 4096) -> None:
+        self._build = build
+        self._size = size
+        self._messages: OrderedDict[str, M] = OrderedDict()
+
+    def get(self, event_id: str, payload: dict[str, Any]) -> M:
+        message = self._messages.get(event_id)
+        if message is None:
+            message = self._messages[event_id] = self._build(event_id, payload)
+            if len(self._messages) > self._size:
+                self._messages.popitem(last=False)
+        return message
 
 
 def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest:
