@@ -5,6 +5,7 @@ Every variable of the contract is here; a malformed value stops start-up with a 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     shutdown_grace_seconds: float = Field(20.0, gt=0, le=600)
     otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
+    # A Dask scheduler (tcp://host:8786) to run optimizations on; unset: a local process pool.
+    dask_scheduler_address: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
         "portfolio_management_url",
         "monitoring_service_url",
         "otel_exporter_otlp_endpoint",
+        "dask_scheduler_address",
         "strategies_dir",
         "backtest_data_dir",
         mode="before",
@@ -79,6 +83,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("dask_scheduler_address")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(tcp|tls|ws|wss)://[^\s/:]+:\d{1,5}/?", value):
+            raise ValueError("must be a Dask scheduler address such as tcp://dask-scheduler:8786")
         return value
 
     @field_validator("database_url")

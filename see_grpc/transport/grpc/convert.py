@@ -132,11 +132,17 @@ def _trade(trade: dict[str, Any]) -> backtest_pb2.Trade:
     )
 
 
-def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
+def backtest_metrics(values: dict[str, Any]) -> backtest_pb2.BacktestMetrics:
+    """Known metrics only; stored non-finite values ("inf") read back as floats."""
     metrics = backtest_pb2.BacktestMetrics()
-    for name, value in record.metrics.items():
+    for name, value in values.items():
         if name in metrics.DESCRIPTOR.fields_by_name:
-            setattr(metrics, name, int(value) if name == "num_trades" else value)
+            setattr(metrics, name, int(value) if name == "num_trades" else float(value))
+    return metrics
+
+
+def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
+    metrics = backtest_metrics(record.metrics)
     return backtest_pb2.Backtest(
         backtest_id=record.backtest_id,
         status=BACKTEST_STATUS_TO_PROTO[record.status],

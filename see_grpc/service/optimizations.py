@@ -1,0 +1,520 @@
+"""Use cases of optimizations: start (validated, stored, then searched by a background task), get, list, stream,
+cancel. See docs/optimization.md."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from see_grpc.adapters.compute import ComputeEngines
+from see_grpc.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    ForexTradingPlatformError,
+    InvalidArgumentError,
+    NotFoundError,
+    StrategyConfigurationError,
+)
+from see_grpc.service.backtests import BacktestRequest, BacktestService, PreparedBacktest, _thinned
+from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner
+from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from see_grpc.trading.backtest import run_backtest
+from see_grpc.trading.backtest.metrics import bars_per_year
+from see_grpc.trading.instruments import timeframe_delta
+from see_grpc.trading.optimization.evaluate import Segment, SweepJob, Window, trade_segment
+from see_grpc.trading.optimization.objective import Constraints, Objective, Trial, evaluate_trial, ranked
+from see_grpc.trading.optimization.overfitting import deflated_sharpe
+from see_grpc.trading.optimization.search import METHODS, Candidate, Search, make_search
+from see_grpc.trading.optimization.space import MAX_COMBINATIONS, RangeRequest, SearchSpace, build_space
+from see_grpc.trading.optimization.walk_forward import WalkForwardWindow, degradation, stitch, walk_forward_windows
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRIALS = 100  # RANDOM and BAYESIAN without max_trials
+MAX_WINDOWS = 500
+KEPT_RESULTS = 1_000  # the best trials kept, stored and shown
+# Below this many trial-bars (trials x bars each) a search runs in-process: about a second of run_sweep, which is
+# what starting a process pool costs.
+SMALL_SEARCH = 5_000_000
+CHUNKS_PER_WORKER = 4  # per batch: progress and cancellation granularity, and load balance between workers
+BATCH = 1_024  # GRID and RANDOM trials asked at once
+SAVE_EVERY_SECONDS = 2.0
+STREAM_EVERY_SECONDS = 0.2  # a stream sends at most this often (each update re-ranks the trials)
+POLL_SECONDS = 1.0  # streaming an optimization that another server runs
+# Parameters that change the input data, not the rule: one value per optimization.
+DATA_PARAMETERS = frozenset({"cause_instrument"})
+
+
+@dataclass(frozen=True)
+class WalkForwardSettings:
+    in_sample_bars: int
+    out_of_sample_bars: int
+    anchored: bool = False
+
+
+@dataclass(frozen=True)
+class OptimizationRequest:
+    """An optimization as the caller asked for it; empty values mean the documented defaults."""
+
+    backtest: BacktestRequest
+    space: tuple[RangeRequest, ...] = ()
+    method: str = ""  # GRID, RANDOM, BAYESIAN; "" is GRID
+    objective: str = ""  # "" is sharpe_ratio
+    max_trials: int = 0
+    min_trades: int = 0
+    max_drawdown_limit: float | None = None
+    seed: int = 0
+    walk_forward: WalkForwardSettings | None = None
+    engine: str = ""  # in_process, process_pool, dask; "" chooses
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated request, ready to run."""
+
+    method: str
+    objective: Objective
+    constraints: Constraints
+    space: SearchSpace
+    max_trials: int
+    seed: int
+    base: dict[str, object]  # the backtest's parameters; each trial overrides the searched ones
+    windows: list[WalkForwardWindow] | None
+    job: SweepJob
+    engine: str
+    is_valid: Callable[[dict[str, object]], bool]
+
+    def search(self) -> Search:
+        return make_search(self.method, self.space, max_trials=self.max_trials, seed=self.seed, is_valid=self.is_valid)
+
+
+@dataclass
+class _Live:
+    """An optimization running in this process."""
+
+    record: OptimizationRecord
+    trials: list[Trial] = field(default_factory=list)  # of the current window
+    task: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    saved_at: float = field(default_factory=time.monotonic)
+
+    def publish(self) -> None:
+        """Wake every watcher; later ones wait on a fresh event."""
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()
+
+    def snapshot(self) -> OptimizationRecord:
+        return replace(self.record, results=_results(self.trials), update_time=datetime.now(UTC))
+
+
+class OptimizationService:
+    def __init__(self, database: Database, backtests: BacktestService, engines: ComputeEngines) -> None:
+        self._db = database
+        self._backtests = backtests
+        self._engines = engines
+        self._live: dict[str, _Live] = {}
+
+    async def start(self, request: OptimizationRequest) -> OptimizationRecord:
+        """Validate everything and store the optimization as running; the search goes on in a background task."""
+        plan, prepared = await self._plan(request)
+        search = await asyncio.to_thread(plan.search)  # a grid validates each combination: maybe 100,000 of them
+        if search.total == 0:
+            raise _invalid("space", "no combination of the space is valid for the strategy (e.g. fast >= slow)")
+        now = datetime.now(UTC)
+        record = OptimizationRecord(
+            optimization_id=uuid.uuid4().hex,
+            status="running",
+            strategy_id=request.backtest.strategy_id,
+            method=plan.method,
+            objective=plan.objective.text,
+            engine=plan.engine,
+            settings=_settings(request, plan, prepared),
+            trials_total=search.total * len(plan.windows or [None]),
+            trials_done=0,
+            results=[],
+            create_time=now,
+            update_time=now,
+        )
+        async with self._db.unit_of_work() as uow:
+            await uow.optimizations.add(record)
+            await uow.commit()
+        live = _Live(record)
+        self._live[record.optimization_id] = live
+        live.task = asyncio.create_task(
+            self._execute(live, plan, search), name=f"optimization-{record.optimization_id}"
+        )
+        return record
+
+    async def get(self, optimization_id: str) -> OptimizationRecord:
+        live = self._live.get(optimization_id)
+        if live is not None:
+            return live.snapshot()
+        async with self._db.unit_of_work(readonly=True) as uow:
+            record = await uow.optimizations.get(optimization_id)
+        if record is None:
+            raise NotFoundError(f"no optimization with id {optimization_id!r}; GET /api/v1/optimizations lists them")
+        return record
+
+    async def browse(self, *, page_size: int, page_token: str, strategy_id: str) -> Page[OptimizationRecord]:
+        if page_size < 0:
+            raise InvalidArgumentError("page_size must not be negative")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        async with self._db.unit_of_work(readonly=True) as uow:
+            return await uow.optimizations.list(page_size=size, page_token=page_token, strategy_id=strategy_id)
+
+    async def watch(self, optimization_id: str) -> AsyncGenerator[OptimizationRecord]:
+        """The optimization now, then after each change (at most every STREAM_EVERY_SECONDS) until it ends."""
+        live = self._live.get(optimization_id)
+        if live is None:
+            async for record in self._poll(optimization_id):
+                yield record
+            return
+        while True:
+            changed = live.changed
+            record = live.snapshot()
+            yield record
+            if record.status != "running":
+                return
+            await changed.wait()
+            await asyncio.sleep(STREAM_EVERY_SECONDS)
+
+    async def _poll(self, optimization_id: str) -> AsyncGenerator[OptimizationRecord]:
+        """An optimization this process does not run: finished, or running on another replica."""
+        while True:
+            record = await self.get(optimization_id)
+            yield record
+            if record.status != "running":
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def cancel(self, optimization_id: str) -> OptimizationRecord:
+        """Stop the search; the trials done so far stay, ranked, and the status is cancelled."""
+        live = self._live.get(optimization_id)
+        if live is not None and live.task is not None:
+            live.task.cancel()
+            await asyncio.wait({live.task})
+            return live.record
+        record = await self.get(optimization_id)
+        if record.status != "running":
+            raise FailedPreconditionError(f"optimization {optimization_id!r} is {record.status}, not running")
+        # Running in no live process here: its server stopped without finishing it. Record that it will not end.
+        record = replace(record, status="cancelled", status_message="cancelled; its server had stopped running it")
+        await self._save(record)
+        return record
+
+    async def close(self) -> None:
+        """On shutdown: cancel what runs here; each keeps its trials so far."""
+        tasks = [live.task for live in self._live.values() if live.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _plan(self, request: OptimizationRequest) -> tuple[_Plan, PreparedBacktest]:
+        method = _method(request.method)
+        objective = Objective.parse(request.objective)
+        constraints = _constraints(request)
+        max_trials = _max_trials(request.max_trials, method)
+        prepared = await self._backtests.prepare(request.backtest)
+        space = build_space(prepared.template.parameter_specs, request.space)
+        _check_data_parameters(space)
+        bars = len(prepared.loaded.bars)
+        windows = _windows(request.walk_forward, bars)
+        shortest = min((w.oos_start - w.is_start for w in windows), default=bars) if windows else bars
+        strategy = prepared.template()
+        base = dict(prepared.params)
+
+        def is_valid(params: dict[str, object]) -> bool:
+            try:
+                merged = prepared.template.validate_parameters({**base, **params})
+            except StrategyConfigurationError:
+                return False
+            return strategy.warmup_bars(merged) + 2 <= shortest  # every window can trade it
+
+        job = SweepJob(prepared.template, prepared.loaded.bars, prepared.config, prepared.conversion)
+        per_window = space.size if method == "GRID" else max_trials
+        work = per_window * sum(w.oos_start - w.is_start for w in windows) if windows else per_window * bars
+        engine = self._engine(request.engine, prepared, work)
+        plan = _Plan(
+            method, objective, constraints, space, max_trials, request.seed, base, windows, job, engine, is_valid
+        )
+        return plan, prepared
+
+    def _engine(self, requested: str, prepared: PreparedBacktest, work: float) -> str:
+        if requested not in ("", "in_process", "process_pool", "dask"):
+            raise _invalid("engine", f"unknown engine {requested!r}; use IN_PROCESS, PROCESS_POOL or DASK")
+        if requested == "dask" and self._engines.dask_address is None:
+            raise _invalid("engine", "DASK needs the server's DASK_SCHEDULER_ADDRESS setting")
+        if not _importable(prepared.template):
+            return "in_process"  # user code runs in the sandbox: other processes cannot reach it
+        if requested:
+            return requested
+        if self._engines.dask_address is not None:
+            return "dask"
+        return "in_process" if self._engines.workers < 2 or work <= SMALL_SEARCH else "process_pool"
+
+    async def _execute(self, live: _Live, plan: _Plan, search: Search) -> None:
+        """The background task: owns the runner, the trials and the record's final state."""
+        try:
+            runner = await self._engines.open(plan.engine, plan.job)
+            try:
+                if plan.windows is None:
+                    await self._optimize(live, plan, runner, search)
+                else:
+                    await self._walk_forward(live, plan, runner, search, plan.windows)
+            finally:
+                await runner.close()
+            self._end(live, "completed", "")
+        except asyncio.CancelledError:
+            self._end(live, "cancelled", f"cancelled after {live.record.trials_done} trials; results so far are kept")
+        except ForexTradingPlatformError as exc:
+            self._end(live, "failed", exc.message)
+        except Exception as exc:
+            logger.exception("optimization %s failed", live.record.optimization_id)
+            self._end(live, "failed", f"internal error: {type(exc).__name__}")
+        finally:
+            try:
+                await self._save(live.record)
+            finally:
+                self._live.pop(live.record.optimization_id, None)
+                live.publish()
+
+    def _end(self, live: _Live, status: str, message: str) -> None:
+        live.record = replace(live.snapshot(), status=status, status_message=message)
+
+    async def _optimize(self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search) -> None:
+        window = (0, len(plan.job.bars))
+        trials = await self._search(live, plan, runner, search, window)
+        live.record.diagnostics = await asyncio.to_thread(_diagnostics, plan.job, window, trials)
+
+    async def _walk_forward(
+        self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search, windows: list[WalkForwardWindow]
+    ) -> None:
+        done: list[tuple[WalkForwardWindow, Trial, Segment]] = []
+        for i, window in enumerate(windows):
+            if i:
+                search = await asyncio.to_thread(plan.search)  # each window searches afresh, with the same seed
+                live.trials = []
+            trials = await self._search(live, plan, runner, search, window.in_sample)
+            best = ranked(trials)[0]
+            segment = await asyncio.to_thread(trade_segment, plan.job, best.params, window.out_of_sample)
+            done.append((window, best, segment))
+            live.record.walk_forward = _walk_forward_result(plan, done, final=False)
+        live.record.walk_forward = _walk_forward_result(plan, done, final=True)
+        live.record.diagnostics = await asyncio.to_thread(_diagnostics, plan.job, windows[-1].in_sample, live.trials)
+
+    async def _search(
+        self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search, window: Window
+    ) -> list[Trial]:
+        while batch := search.ask(BATCH):
+            try:
+                async with asyncio.TaskGroup() as group:
+                    chunks = [
+                        group.create_task(self._chunk(live, plan, runner, chunk, window))
+                        for chunk in _split(batch, runner.workers * CHUNKS_PER_WORKER)
+                    ]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # the first failure says what went wrong; the rest repeat it
+            search.tell(
+                [told for chunk in chunks for told in chunk.result()]
+            )  # in proposal order, whatever ended first
+        return live.trials
+
+    async def _chunk(
+        self, live: _Live, plan: _Plan, runner: SweepRunner, chunk: list[Candidate], window: Window
+    ) -> list[tuple[Candidate, float | None]]:
+        """Run one chunk, add its trials, wake the watchers; the scores the search should hear."""
+        grid = [{**plan.base, **candidate.params} for candidate in chunk]
+        told: list[tuple[Candidate, float | None]] = []
+        for candidate, params, metrics in zip(chunk, grid, await runner.sweep(grid, window), strict=True):
+            trial = evaluate_trial(candidate.number, params, metrics, plan.objective, plan.constraints)
+            live.trials.append(trial)
+            told.append((candidate, None if trial.violations else trial.score))
+        live.record.trials_done += len(chunk)
+        live.publish()
+        if time.monotonic() - live.saved_at >= SAVE_EVERY_SECONDS:
+            live.saved_at = time.monotonic()
+            await self._save(live.snapshot())
+        return told
+
+    async def _save(self, record: OptimizationRecord) -> None:
+        async with self._db.unit_of_work() as uow:
+            await uow.optimizations.update(record)
+            await uow.commit()
+
+
+def _invalid(name: str, description: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{name}: {description}", violations=[FieldViolation(name, description)])
+
+
+def _method(method: str) -> str:
+    method = method or "GRID"
+    if method not in METHODS:
+        raise _invalid("method", f"unknown method {method!r}; use GRID, RANDOM or BAYESIAN")
+    return method
+
+
+def _constraints(request: OptimizationRequest) -> Constraints:
+    if request.min_trades < 0:
+        raise _invalid("min_trades", f"must not be negative, got {request.min_trades}")
+    limit = request.max_drawdown_limit
+    if limit is not None and not (math.isfinite(limit) and 0 <= limit <= 1):
+        raise _invalid("max_drawdown_limit", f"must be a fraction between 0 and 1 (0.2 = 20 %), got {limit}")
+    return Constraints(request.min_trades, limit)
+
+
+def _max_trials(max_trials: int, method: str) -> int:
+    if not 0 <= max_trials <= MAX_COMBINATIONS:
+        raise _invalid("max_trials", f"must be between 1 and {MAX_COMBINATIONS:,}, got {max_trials:,}")
+    if method == "GRID":
+        return 0  # the grid's size decides
+    return max_trials or DEFAULT_TRIALS
+
+
+def _check_data_parameters(space: SearchSpace) -> None:
+    for dimension in space.dimensions:
+        if dimension.name in DATA_PARAMETERS:
+            raise _invalid(
+                "space", f"{dimension.name} chooses the input data; set it in backtest.parameters, one per run"
+            )
+
+
+def _windows(settings: WalkForwardSettings | None, bars: int) -> list[WalkForwardWindow] | None:
+    if settings is None:
+        return None
+    windows = walk_forward_windows(
+        bars, settings.in_sample_bars, settings.out_of_sample_bars, anchored=settings.anchored
+    )
+    if len(windows) > MAX_WINDOWS:
+        raise _invalid(
+            "walk_forward.out_of_sample_bars",
+            f"{len(windows)} windows, more than {MAX_WINDOWS} allowed; lengthen out_of_sample_bars",
+        )
+    return windows
+
+
+def _importable(cls: type) -> bool:
+    """A class another process can import by name (built-ins, STRATEGIES_DIR files), unlike sandboxed user code."""
+    return getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls
+
+
+def _split(batch: list[Candidate], parts: int) -> list[list[Candidate]]:
+    size = math.ceil(len(batch) / max(1, parts))
+    return [batch[i : i + size] for i in range(0, len(batch), size)]
+
+
+def _number(value: float) -> float | str:
+    """JSON has no Infinity or NaN (a profit factor without a losing trade is infinite): those become strings."""
+    return value if math.isfinite(value) else str(value)
+
+
+def _metrics(metrics: dict[str, float]) -> dict[str, float | str]:
+    return {name: _number(value) for name, value in metrics.items()}
+
+
+def _results(trials: list[Trial]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rank": rank,
+            "number": trial.number,
+            "parameters": trial.params,
+            "objective_value": _number(trial.objective_value),
+            "metrics": _metrics(trial.metrics),
+            "violations": trial.violations,
+        }
+        for rank, trial in enumerate(ranked(trials)[:KEPT_RESULTS], start=1)
+    ]
+
+
+def _settings(request: OptimizationRequest, plan: _Plan, prepared: PreparedBacktest) -> dict[str, Any]:
+    backtest = request.backtest
+    assert backtest.start is not None and backtest.end is not None  # prepare() checked them
+    return {
+        "instrument": prepared.config.instrument,
+        "timeframe": prepared.config.timeframe,
+        "start_date": backtest.start.isoformat(),
+        "end_date": backtest.end.isoformat(),
+        "initial_capital": prepared.config.initial_capital,
+        "parameters": plan.base,
+        "space": [d.name for d in plan.space.dimensions],
+        "max_trials": plan.max_trials,
+        "seed": plan.seed,
+        "min_trades": plan.constraints.min_trades,
+        "max_drawdown_limit": plan.constraints.max_drawdown,
+        "walk_forward": None if request.walk_forward is None else asdict(request.walk_forward),
+        "bars": len(prepared.loaded.bars),
+    }
+
+
+def _diagnostics(job: SweepJob, window: Window, trials: list[Trial]) -> dict[str, Any] | None:
+    """The Deflated Sharpe Ratio of the best trial among all the trials of its search."""
+    if len(trials) < 2:
+        return None
+    best = ranked(trials)[0]
+    bars, conversion = job.window(window)
+    equity = run_backtest(job.strategy(), best.params, bars, job.config, conversion=conversion).equity_curve
+    curve = np.concatenate(([job.config.initial_capital], equity))
+    returns = np.diff(curve) / curve[:-1]
+    annual = math.sqrt(bars_per_year(timeframe_delta(job.config.timeframe)))
+    result = deflated_sharpe(returns, [t.metrics["sharpe_ratio"] / annual for t in trials])
+    return {
+        "deflated_sharpe_ratio": result.dsr,
+        "best_sharpe_ratio": result.sharpe * annual,
+        "expected_max_sharpe_ratio": result.expected_max * annual,
+        "trials_considered": result.trials,
+    }
+
+
+def _walk_forward_result(
+    plan: _Plan, done: Sequence[tuple[WalkForwardWindow, Trial, Segment]], *, final: bool
+) -> dict[str, Any]:
+    index = pd.DatetimeIndex(plan.job.bars.index)
+    end = plan.job.bars.index[-1] + timeframe_delta(plan.job.config.timeframe)
+
+    def time_at(position: int) -> str:
+        return (index[position] if position < len(index) else end).isoformat()
+
+    windows = [
+        {
+            "index": i,
+            "in_sample_start": time_at(w.is_start),
+            "out_of_sample_start": time_at(w.oos_start),
+            "out_of_sample_end": time_at(w.oos_stop),
+            "parameters": best.params,
+            "in_sample_metrics": _metrics(best.metrics),
+            "out_of_sample_metrics": _metrics(segment.metrics),
+            "in_sample_objective": _number(best.objective_value),
+            "out_of_sample_objective": _number(plan.objective.value(segment.metrics)),
+        }
+        for i, (w, best, segment) in enumerate(done)
+    ]
+    result: dict[str, Any] = {"windows": windows}
+    if final:
+        segments = [segment for _, _, segment in done]
+        stitched = stitch(segments, plan.job.config.initial_capital, timeframe_delta(plan.job.config.timeframe))
+        times, equity = _thinned(stitched.times, stitched.equity)
+        lost = degradation(
+            [best.metrics["sharpe_ratio"] for _, best, _ in done],
+            [s.metrics["sharpe_ratio"] for s in segments],
+            [s.metrics["total_return"] for s in segments],
+        )
+        result |= {
+            "equity_curve": [
+                [pd.Timestamp(t, tz=UTC).isoformat(), float(e)] for t, e in zip(times, equity, strict=True)
+            ],
+            "out_of_sample_metrics": _metrics(stitched.metrics),
+            "sharpe_degradation": lost.sharpe_ratio,
+            "positive_window_fraction": lost.positive_fraction,
+        }
+    return result
