@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
+from see_grpc.adapters.compute import ComputeEngines
 from see_grpc.adapters.eventbus import build_event_bus
 from see_grpc.adapters.http_probe import http_health_probe
 from see_grpc.adapters.integrations import Integrations, build_integrations
@@ -20,12 +21,14 @@ from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager, TradingPorts
 from see_grpc.service.health import Dependency, HealthMonitor
+from see_grpc.service.optimizations import OptimizationService
 from see_grpc.service.ports import EventBus
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.transport.auth import ApiKeyAuthenticator
 from see_grpc.transport.calls import CallTracker
 from see_grpc.transport.grpc.servicers.backtest import BacktestServicer
 from see_grpc.transport.grpc.servicers.execution import ExecutionServicer
+from see_grpc.transport.grpc.servicers.optimization import OptimizationServicer
 from see_grpc.transport.grpc.servicers.strategy import StrategyServicer
 from see_grpc.transport.grpc.servicers.system import SystemServicer
 
@@ -54,12 +57,15 @@ class Container:
     integrations: Integrations
     servicers: dict[str, object]  # full proto service name -> servicer
     sandbox: SandboxPool = field(default_factory=SandboxPool)  # worker processes that run user strategy code
+    optimizations: OptimizationService | None = None
 
     async def open(self) -> None:
         """Start background work: executions left running resume here."""
         await self.executions.open()
 
     async def close(self) -> None:
+        if self.optimizations is not None:
+            await self.optimizations.close()  # running searches end cancelled, their trials so far stored
         await self.executions.close()
         await self.integrations.close()
         await self.bus.close()
@@ -121,6 +127,7 @@ async def build(settings: Settings) -> Container:
     bar_store = FileBarStore(await _bars_dir(settings))
     inputs = StrategyDataProvider.from_settings(settings)
     backtests = BacktestService(database, catalogue, bar_store, inputs)
+    optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     metrics = Metrics()
     integrations = build_integrations(settings, bar_store)
     ports = TradingPorts(
@@ -139,10 +146,22 @@ async def build(settings: Settings) -> Container:
     servicers: dict[str, object] = {
         "see.v1.StrategyService": StrategyServicer(catalogue),
         "see.v1.BacktestService": BacktestServicer(backtests),
+        "see.v1.OptimizationService": OptimizationServicer(optimizations),
         "see.v1.ExecutionService": ExecutionServicer(executions, bus),
         "see.v1.SystemService": SystemServicer(health),
     }
     tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))
     return Container(
-        settings, database, metrics, tracker, health, executions, bus, inputs, integrations, servicers, sandbox
+        settings,
+        database,
+        metrics,
+        tracker,
+        health,
+        executions,
+        bus,
+        inputs,
+        integrations,
+        servicers,
+        sandbox,
+        optimizations,
     )

@@ -29,6 +29,18 @@ async def get_execution(session: aiohttp.ClientSession, port: int, execution_id:
         return dict(await r.json())
 
 
+async def wait_until_stopped(session: aiohttp.ClientSession, port: int, execution_id: str) -> dict[str, Any]:
+    """The execution once STOPPED; the lease (15 s) of a dead replica must expire first, so allow two minutes."""
+    execution: dict[str, Any] = {}
+    for _ in range(1200):
+        execution = await get_execution(session, port, execution_id)
+        if execution["status"] == "STOPPED":
+            break
+        await asyncio.sleep(0.1)
+    assert execution["status"] == "STOPPED", execution["status_message"]
+    return execution
+
+
 async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp_path: Path) -> None:
     first, first_port = await start_process(tmp_path)
     await wait_healthy(first_port, first)
@@ -44,12 +56,8 @@ async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp
             await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         await first.wait()
-        for _ in range(1200):  # the lease (15 s) expires, the second replica takes over and finishes the replay
-            execution = await get_execution(session, second_port, execution_id)
-            if execution["status"] == "STOPPED":
-                break
-            await asyncio.sleep(0.1)
-        assert execution["status"] == "STOPPED", execution["status_message"]
+        # The lease (15 s) expires, the second replica takes over and finishes the replay.
+        execution = await wait_until_stopped(session, second_port, execution_id)
         # The same replay without interruption, on the surviving replica.
         async with session.post(
             f"http://127.0.0.1:{second_port}/api/v1/execute",
@@ -57,11 +65,7 @@ async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp
             headers=HEADERS,
         ) as r:
             reference_id = (await r.json())["execution_id"]
-        for _ in range(600):
-            reference = await get_execution(session, second_port, reference_id)
-            if reference["status"] == "STOPPED":
-                break
-            await asyncio.sleep(0.1)
+        reference = await wait_until_stopped(session, second_port, reference_id)
     second.send_signal(signal.SIGTERM)
     await second.communicate()
     keys = [f["client_order_id"] for f in execution["fills"]]

@@ -8,7 +8,6 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -16,7 +15,7 @@ import grpc
 import pytest
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from tests.integration.test_execution_recovery import BODY, HEADERS, get_execution
+from tests.integration.test_execution_recovery import BODY, HEADERS, wait_until_stopped
 from tests.integration.test_process import API_KEY, free_port, start_process, wait_healthy
 
 pytestmark = pytest.mark.integration
@@ -58,15 +57,9 @@ async def test_replicas_share_executions_and_streams(tmp_path: Path, database_ur
         assert first_fill.fill.execution_id == execution_id
         first.send_signal(signal.SIGKILL)
         await first.wait()
-        execution: dict[str, Any] = {}
-        for _ in range(1200):
-            execution = await get_execution(session, second_port, execution_id)
-            if execution["status"] == "STOPPED":
-                break
-            await asyncio.sleep(0.1)
+        execution = await wait_until_stopped(session, second_port, execution_id)
     second.send_signal(signal.SIGTERM)
     await second.communicate()
-    assert execution["status"] == "STOPPED", execution["status_message"]
     keys = [f["client_order_id"] for f in execution["fills"]]
     assert len(keys) == len(set(keys)) > 1
     assert execution["fills"][0]["fill_id"] == first_fill.fill.fill_id

@@ -35,11 +35,15 @@ class WalkForwardWindow:
 
 def walk_forward_windows(bars: int, in_sample: int, out_of_sample: int, *, anchored: bool) -> list[WalkForwardWindow]:
     """Out-of-sample parts [L + k*M, L + (k+1)*M) for k = 0, 1, ... (L in-sample, M out-of-sample bars), each after
-    an in-sample part of the L bars before it (rolling) or of every bar before it (anchored). The last
-    out-of-sample part ends at the last bar and may be shorter, but has at least MIN_SEGMENT_BARS bars."""
+    an in-sample part of the L bars before it (rolling) or of every bar before it (anchored).
+
+    Every bar after the first L is out of sample once: the last part ends at the last bar, shorter than M when
+    fewer bars are left, and a single bar left over (too short to trade) joins the part before it.
+    """
     _check_lengths(bars, in_sample, out_of_sample)
-    starts = range(in_sample, bars - MIN_SEGMENT_BARS + 1, out_of_sample)
-    return [WalkForwardWindow(0 if anchored else s - in_sample, s, min(s + out_of_sample, bars)) for s in starts]
+    starts = list(range(in_sample, bars - MIN_SEGMENT_BARS + 1, out_of_sample))
+    stops = [*starts[1:], bars]
+    return [WalkForwardWindow(0 if anchored else s - in_sample, s, e) for s, e in zip(starts, stops, strict=True)]
 
 
 def _check_lengths(bars: int, in_sample: int, out_of_sample: int) -> None:

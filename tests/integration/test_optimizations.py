@@ -1,0 +1,219 @@
+"""Optimizations through the real server, over REST and gRPC, on the synthetic sample data of a fresh start.
+
+Expected rankings are brute-forced here from single backtests (POST /api/v1/backtest), never read from the
+optimizer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from see.v1 import optimization_pb2, optimization_pb2_grpc
+from tests.integration.conftest import API_KEY, RunningServer
+
+pytestmark = pytest.mark.integration
+
+FULL = {"X-API-Key": API_KEY}
+METADATA = (("x-api-key", API_KEY),)
+BACKTEST = {
+    "strategy_id": "trend_following_v1",
+    "start_date": "2025-01-01T00:00:00Z",
+    "end_date": "2025-04-01T00:00:00Z",
+    "initial_capital": 10000,
+}
+FAST, SLOW = (5, 10, 15), (30, 60)
+SPACE = [{"name": "fast_period", "choices": list(FAST)}, {"name": "slow_period", "min": 30, "max": 60, "step": 30}]
+
+
+async def post(running: RunningServer, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async with running.http.post(path, json=body, headers=FULL) as response:
+        return response.status, await response.json()
+
+
+async def get(running: RunningServer, path: str) -> dict[str, Any]:
+    async with running.http.get(path, headers=FULL) as response:
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+async def finished(running: RunningServer, optimization_id: str) -> dict[str, Any]:
+    """Stream over gRPC until the end; checks progress only grows, returns the final state via REST."""
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.StreamOptimizationRequest(optimization_id=optimization_id)
+    done = [u.optimization.trials_done async for u in stub.StreamOptimization(request, metadata=METADATA)]
+    assert done == sorted(done)
+    return await get(running, f"/api/v1/optimizations/{optimization_id}")
+
+
+async def test_grid_ranks_exactly_like_single_backtests_with_min_trades(running: RunningServer) -> None:
+    singles = {}
+    for fast, slow in itertools.product(FAST, SLOW):
+        status, backtest = await post(
+            running, "/api/v1/backtest", {**BACKTEST, "parameters": {"fast_period": fast, "slow_period": slow}}
+        )
+        assert status == 200
+        singles[(fast, slow)] = backtest["metrics"]
+    trades = sorted(m["num_trades"] for m in singles.values())
+    min_trades = trades[len(trades) // 2]  # some combinations keep it, some break it
+    # Brute force: keepers first, each group by Sharpe ratio, best first.
+    expected = sorted(singles, key=lambda k: (singles[k]["num_trades"] < min_trades, -singles[k]["sharpe_ratio"]))
+
+    status, started = await post(
+        running,
+        "/api/v1/optimize",
+        {"backtest": BACKTEST, "space": SPACE, "method": "GRID", "objective": "sharpe_ratio", "min_trades": min_trades},
+    )
+    assert status == 200, started
+    assert started["status"] == "RUNNING" and started["trials_total"] == 6
+
+    result = await finished(running, started["optimization_id"])
+
+    assert result["status"] == "COMPLETED" and result["trials_done"] == 6 and result["engine"] == "IN_PROCESS"
+    ranking = [(t["parameters"]["fast_period"], t["parameters"]["slow_period"]) for t in result["results"]]
+    assert ranking == expected
+    assert [t["rank"] for t in result["results"]] == [1, 2, 3, 4, 5, 6]
+    for trial in result["results"]:
+        single = singles[(trial["parameters"]["fast_period"], trial["parameters"]["slow_period"])]
+        assert trial["metrics"] == pytest.approx(single, rel=1e-9, abs=1e-12)
+        assert trial["objective_value"] == pytest.approx(single["sharpe_ratio"], rel=1e-12)
+        assert trial.get("violates_constraints", False) == (single["num_trades"] < min_trades)
+    assert 0 <= result["diagnostics"]["deflated_sharpe_ratio"] <= 1
+    assert result["diagnostics"]["trials_considered"] == 6
+    listed = (await get(running, "/api/v1/optimizations"))["optimizations"]
+    assert [o["optimization_id"] for o in listed] == [started["optimization_id"]]
+    assert not listed[0].get("results"), listed[0]  # summaries only
+
+
+async def test_random_and_bayesian_are_deterministic_with_a_seed_over_grpc(running: RunningServer) -> None:
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+
+    async def trials(method: int, seed: int) -> list[tuple[float, float]]:
+        request = optimization_pb2.StartOptimizationRequest(
+            strategy_id="trend_following_v1", method=method, max_trials=12, seed=seed, objective="-max_drawdown"
+        )
+        json_format.ParseDict({**BACKTEST, "strategy_id": ""}, request.backtest)
+        request.space.add(name="fast_period", min=2, max=20)
+        request.space.add(name="slow_period", min=25, max=80, step=5)
+        started = await stub.StartOptimization(request, metadata=METADATA)
+        assert started.optimization.status == optimization_pb2.Optimization.RUNNING
+        result = await finished(running, started.optimization.optimization_id)
+        assert result["status"] == "COMPLETED" and result["objective"] == "max_drawdown"  # its natural direction
+        drawdowns = [t["metrics"].get("max_drawdown", 0.0) for t in result["results"]]
+        assert drawdowns == sorted(drawdowns)  # minimised: smallest first
+        return sorted((t["parameters"]["fast_period"], t["parameters"]["slow_period"]) for t in result["results"])
+
+    for method in (optimization_pb2.Optimization.RANDOM, optimization_pb2.Optimization.BAYESIAN):
+        first = await trials(method, seed=7)
+        assert len(first) == len(set(first)) == 12
+        assert all(2 <= f <= 20 and 25 <= s <= 80 and s % 5 == 0 for f, s in first)
+        assert await trials(method, seed=7) == first
+        assert await trials(method, seed=8) != first
+
+
+async def test_cancel_keeps_results_so_far(running: RunningServer) -> None:
+    body = {
+        "backtest": {**BACKTEST, "start_date": "2023-01-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"},
+        "space": [{"name": "fast_period", "min": 2, "max": 101}, {"name": "slow_period", "min": 110, "max": 300}],
+        "engine": "IN_PROCESS",
+    }
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    optimization_id = started["optimization_id"]
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.StreamOptimizationRequest(optimization_id=optimization_id)
+    async for update in stub.StreamOptimization(request, metadata=METADATA):
+        if update.optimization.trials_done > 0:
+            break
+
+    status, cancelled = await post(running, f"/api/v1/optimizations/{optimization_id}:cancel", {})
+
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    assert 0 < cancelled["trials_done"] < cancelled["trials_total"] == 100 * 191
+    assert len(cancelled["results"]) == min(cancelled["trials_done"], 1000)
+    sharpe = [t["objective_value"] for t in cancelled["results"]]
+    assert sharpe == sorted(sharpe, reverse=True)
+    stored = await get(running, f"/api/v1/optimizations/{optimization_id}")
+    assert stored["status"] == "CANCELLED" and stored["trials_done"] == cancelled["trials_done"]
+    status, again = await post(running, f"/api/v1/optimizations/{optimization_id}:cancel", {})
+    assert status == 400 and "cancelled" in again["message"]  # FAILED_PRECONDITION
+
+
+async def test_walk_forward_picks_the_in_sample_best_and_stitches_out_of_sample(running: RunningServer) -> None:
+    backtest = {**BACKTEST, "end_date": "2025-06-01T00:00:00Z"}
+    body = {"backtest": backtest, "space": SPACE, "walk_forward": {"in_sample_bars": 1000, "out_of_sample_bars": 700}}
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+
+    result = await finished(running, started["optimization_id"])
+
+    assert result["status"] == "COMPLETED", result.get("status_message")
+    wf = result["walk_forward"]
+    windows = wf["windows"]
+    assert len(windows) >= 2 and result["trials_done"] == 6 * len(windows)
+    assert windows[0]["in_sample_start"] == "2025-01-01T00:00:00Z"  # the period's first bar (a Wednesday)
+    for before, after in itertools.pairwise(windows):
+        assert before["out_of_sample_end"] == after["out_of_sample_start"]
+        assert after["in_sample_start"] > before["in_sample_start"]  # rolling
+    assert wf["equity_curve"][0]["time"] == windows[0]["out_of_sample_start"]
+    # Each part's P&L is added to the last: the stitched end is the sum of the parts' results.
+    pnl = sum(w["out_of_sample_metrics"]["final_equity"] - 10000 for w in windows)
+    assert wf["equity_curve"][-1]["equity"] == pytest.approx(10000 + pnl, rel=1e-9)
+    assert wf["out_of_sample_metrics"]["final_equity"] == pytest.approx(10000 + pnl, rel=1e-9)
+    positive = sum(w["out_of_sample_metrics"].get("total_return", 0) > 0 for w in windows) / len(windows)
+    assert wf.get("positive_window_fraction", 0) == pytest.approx(positive)
+    # The first window's parameters are the best Sharpe of single backtests of its in-sample period.
+    first = windows[0]
+    period = {**BACKTEST, "start_date": first["in_sample_start"], "end_date": first["out_of_sample_start"]}
+    sharpe = {}
+    for fast, slow in itertools.product(FAST, SLOW):
+        params = {"fast_period": fast, "slow_period": slow}
+        _, single = await post(running, "/api/v1/backtest", {**period, "parameters": params})
+        sharpe[(fast, slow)] = single["metrics"].get("sharpe_ratio", 0.0)
+    best = max(sharpe, key=lambda k: sharpe[k])
+    assert (first["parameters"]["fast_period"], first["parameters"]["slow_period"]) == best
+    assert first["in_sample_objective"] == pytest.approx(sharpe[best], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"space": [{"name": "fast_period", "min": 20, "max": 10}]}, "space[0].min"),
+        ({"space": [{"name": "fast_period", "min": 50, "max": 60}, {"name": "slow_period", "min": 10, "max": 40}]},
+         "no combination"),
+        ({"space": []}, "997,002 combinations"),  # the declared ranges: fast 2..500 x slow 3..2000
+        ({"space": [{"name": "turbo", "min": 1, "max": 2}]}, "turbo"),
+        ({"objective": "sharpness"}, "objective"),
+        ({"method": "ANNEALING"}, "method"),
+        ({"max_trials": -1, "method": "RANDOM"}, "max_trials"),
+        ({"min_trades": -3}, "min_trades"),
+        ({"walk_forward": {"in_sample_bars": 100000, "out_of_sample_bars": 10}}, "walk_forward.in_sample_bars"),
+        ({"engine": "DASK"}, "DASK_SCHEDULER_ADDRESS"),
+        ({"backtest": {**BACKTEST, "end_date": "2024-01-01T00:00:00Z"}}, "end_date"),
+    ],
+)  # fmt: skip
+async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
+    running: RunningServer, change: dict[str, Any], fragment: str
+) -> None:
+    body = {"backtest": BACKTEST, "space": SPACE, **change}
+    status, error = await post(running, "/api/v1/optimize", body)
+    assert status == 400, error
+    assert error["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert fragment in error["message"], error
+    assert (await get(running, "/api/v1/optimizations"))["optimizations"] == []
+
+
+async def test_bad_method_number_over_grpc(running: RunningServer) -> None:
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.StartOptimizationRequest(strategy_id="trend_following_v1", method=9)  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.StartOptimization(request, metadata=METADATA)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "method" in (error.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetOptimization(optimization_pb2.GetOptimizationRequest(optimization_id="nope"), metadata=METADATA)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
