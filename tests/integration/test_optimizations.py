@@ -93,7 +93,7 @@ async def test_grid_ranks_exactly_like_single_backtests_with_min_trades(running:
 async def test_random_and_bayesian_are_deterministic_with_a_seed_over_grpc(running: RunningServer) -> None:
     stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
 
-    async def trials(method: int, seed: int) -> list[tuple[float, float]]:
+    async def trials(method: optimization_pb2.Optimization.Method.ValueType, seed: int) -> list[tuple[float, float]]:
         request = optimization_pb2.StartOptimizationRequest(
             strategy_id="trend_following_v1", method=method, max_trials=12, seed=seed, objective="-max_drawdown"
         )

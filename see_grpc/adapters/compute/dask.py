@@ -28,7 +28,8 @@ class DaskRunner:
         except OSError as exc:  # refused, unreachable, timed out
             raise DependencyUnavailableError(f"the Dask scheduler at {address} does not answer: {exc}") from exc
         try:
-            workers = max(1, len(client.scheduler_info()["workers"]))
+            # Threads across the cluster, asked now: the info cached at connection may not list every worker yet.
+            workers = max(1, sum((await client.scheduler.ncores()).values()))
             scattered = await client.scatter(job, broadcast=True)
         except BaseException:
             await client.close()
