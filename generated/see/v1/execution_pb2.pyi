@@ -715,7 +715,9 @@ class StreamSignalsRequest(_message.Message):
     strategy_id: _builtins.str
     instrument: _builtins.str
     after_event_id: _builtins.str
-    """Resume after this event id (from a previous StreamSignalsResponse)."""
+    """Resume after this event id (from a previous StreamSignalsResponse). Empty: every event the bus still keeps
+    (in-process the last 10,000, Redis about 100,000), then live ones. Too old an id replays from the oldest kept.
+    """
     def __init__(
         self,
         *,
@@ -767,6 +769,7 @@ class StreamFillsRequest(_message.Message):
     strategy_id: _builtins.str
     instrument: _builtins.str
     after_event_id: _builtins.str
+    """As in StreamSignalsRequest."""
     def __init__(
         self,
         *,
