@@ -444,18 +444,21 @@ class _Runner:
     def _exposure(self, instrument: str) -> Exposure:
         positions = self._record.state.get("positions", {})
         closes = self._record.state.get("last_close", {})
-        gross = sum(abs(p["units"]) * closes.get(name, p["average_price"]) for name, p in positions.items())
+        gross = sum(
+            in_account_currency(name, abs(p["units"]) * closes.get(name, p["average_price"]), closes.get(name, 1.0))
+            for name, p in positions.items()
+        )
         day_pnl = self._record.state.get("equity", 0.0) - self._record.state.get("day_start_equity", 0.0)
         return Exposure(_position(self._record, instrument).units, gross, day_pnl)
 
     def _mark(self, bar: LiveBar) -> None:
-        """Equity at the last closes (quote currency treated as the account currency for paper accounts)."""
+        """Equity at the last closes, in the account currency (USD)."""
         state = self._record.state
         equity = self._record.capital_allocation
         for name, data in state.get("positions", {}).items():
             position = PositionState(**data)
             close = state["last_close"].get(name, position.average_price)
-            equity += position.realized_pnl + position.unrealized_pnl(close, close)
+            equity += in_account_currency(name, position.realized_pnl + position.unrealized_pnl(close, close), close)
         state["equity"] = equity
         self._manager.observer.equity(self._record.execution_id, equity - self._record.capital_allocation)
         state["peak_equity"] = max(state.get("peak_equity", equity), equity)
@@ -499,6 +502,21 @@ def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[Liv
         return float(np.asarray(strategy.target_positions(frame, params))[-1])
 
     return recompute
+
+
+ACCOUNT_CURRENCY = "USD"
+
+
+def in_account_currency(instrument: str, amount: float, close: float) -> float:
+    """An amount in the instrument's quote currency, in USD at the instrument's own last close.
+
+    Exact for USD-quoted pairs (EUR/USD) and close to it for USD-based ones (USD/JPY: realised P&L is converted at
+    today's rate, not the rate of each fill). Crosses without USD (EUR/GBP) are left in their quote currency: the
+    execution does not subscribe to the pair that would convert them."""
+    pair = parse_instrument(instrument)
+    if pair.base == ACCOUNT_CURRENCY and close > 0:
+        return amount / close
+    return amount
 
 
 def _position(record: ExecutionRecord, instrument: str) -> PositionState:
