@@ -3,7 +3,8 @@
 Each running execution is one asyncio task on the replica that holds its lease. Per bar: the order decided on
 the previous bar's close fills at this bar's open (as in backtests), then the strategy decides on this bar's close;
 a change of target becomes a risk-checked order. Orders, fills, positions and state are stored before events are
-published, and client order ids are derived from the bar, so a restart replays nothing twice.
+published (and published again after a crash if they never made it), and client order ids are derived from the bar,
+so a restart fills nothing twice.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from see_grpc.service.ports import (
     OrderRecord,
     Page,
     RiskGate,
+    UnitOfWork,
 )
 from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue, template_of
 from see_grpc.trading.instruments import parse_instrument
@@ -117,6 +119,7 @@ class ExecutionManager:
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._journal = FillJournal(database)
+        self._unmarked: dict[str, tuple[list[str], list[str]]] = {}
         self._keeper: asyncio.Task[None] | None = None
 
     # -- use cases ---------------------------------------------------------------------------------------------
@@ -264,6 +267,7 @@ class ExecutionManager:
             if record is None:
                 return
             strategy = await self._catalogue.get(record.strategy_id)
+            await self._republish(execution_id)
             runner = _Runner(self, record, template_of(strategy)())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
@@ -300,6 +304,7 @@ class ExecutionManager:
         record.status_message = message
         async with self._db.unit_of_work() as uow:
             await uow.executions.update(record)
+            await self.mark_published(uow, record.execution_id)
             await uow.commit()
         return record
 
@@ -334,22 +339,36 @@ class ExecutionManager:
             self.observer.fill(order.instrument)
             self.observer.order("filled")
             await self._bus.publish(FILLS, _fill_event(fill_record))
+            self._published(record.execution_id)[1].append(fill_record.client_order_id)
 
-    async def publish_signal(
-        self, record: ExecutionRecord, instrument: str, bar: LiveBar, target: float, why: str
-    ) -> None:
-        await self._bus.publish(
-            SIGNALS,
-            {
-                "execution_id": record.execution_id,
-                "strategy_id": record.strategy_id,
-                "instrument": instrument,
-                "time": bar.time.isoformat(),
-                "target_units": target,
-                "price": bar.close,
-                "reason": why,
-            },
-        )
+    async def publish_signal(self, order: OrderRecord) -> None:
+        assert order.signal is not None
+        await self._bus.publish(SIGNALS, order.signal)
+        self._published(order.execution_id)[0].append(order.client_order_id)
+
+    def _published(self, execution_id: str) -> tuple[list[str], list[str]]:
+        """Client order ids whose signal / fill event is on the bus but not yet marked so in the database; the next
+        save of the execution marks them (a crash before that publishes them again: at least once, never lost)."""
+        return self._unmarked.setdefault(execution_id, ([], []))
+
+    async def mark_published(self, uow: UnitOfWork, execution_id: str) -> None:
+        signals, fills = self._unmarked.pop(execution_id, ([], []))
+        await uow.executions.mark_published(signals, fills)
+
+    async def _republish(self, execution_id: str) -> None:
+        """Events stored before a crash but never published: publish them now, in order."""
+        async with self._db.unit_of_work(readonly=True) as uow:
+            orders, fills = await uow.executions.unpublished(execution_id)
+        for order in orders:
+            await self.publish_signal(order)
+        for fill in fills:
+            await self._bus.publish(FILLS, _fill_event(fill))
+            self._published(execution_id)[1].append(fill.client_order_id)
+        if orders or fills:
+            logger.info("execution %s: published %d signals and %d fills again", execution_id, len(orders), len(fills))
+            async with self._db.unit_of_work() as uow:
+                await self.mark_published(uow, execution_id)
+                await uow.commit()
 
 
 class _KillSwitchError(Exception):
@@ -414,6 +433,16 @@ class _Runner:
         reason = await self._risk_check(order, instrument, bar)
         if reason:
             order.status, order.reject_reason = "rejected", reason
+        else:
+            order.signal = {
+                "execution_id": self._record.execution_id,
+                "strategy_id": self._record.strategy_id,
+                "instrument": instrument,
+                "time": bar.time.isoformat(),
+                "target_units": target,
+                "price": bar.close,
+                "reason": "target changed",
+            }
         async with self._manager._db.unit_of_work() as uow:
             stored = await uow.executions.add_order(order)
             if not stored:  # this bar was decided before a crash: carry on with that order, never a second one
@@ -424,7 +453,7 @@ class _Runner:
         if order.status == "pending":
             self._record.state.setdefault("pending", {})[instrument] = key
         if stored and not reason:
-            await self._manager.publish_signal(self._record, instrument, bar, target, "target changed")
+            await self._manager.publish_signal(order)
 
     async def _risk_check(self, order: OrderRecord, instrument: str, bar: LiveBar) -> str:
         exposure = self._exposure(instrument)
@@ -478,6 +507,7 @@ class _Runner:
                 self._record.status = stored.status  # pause/resume/stop arrive through the database
                 self._record.status_message = stored.status_message
             await uow.executions.update(self._record)
+            await self._manager.mark_published(uow, self._record.execution_id)
             await uow.commit()
 
 

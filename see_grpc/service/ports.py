@@ -249,6 +249,8 @@ class OrderRecord:
     status: str  # pending, filled, rejected, cancelled
     create_time: datetime
     reject_reason: str = ""
+    signal: dict[str, Any] | None = None  # the signal event this decision publishes (stored with it: an outbox)
+    signal_published: bool = False
 
 
 @dataclass
@@ -264,6 +266,7 @@ class FillRecord:
     price: float
     commission: float
     time: datetime
+    published: bool = False  # its fill event reached the bus (else it is published again on resume)
 
 
 class ExecutionRepository(Protocol):
@@ -303,6 +306,12 @@ class ExecutionRepository(Protocol):
         """Overwrite each execution by id, in one statement."""
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]: ...
+
+    async def unpublished(self, execution_id: str) -> tuple[builtins.list[OrderRecord], builtins.list[FillRecord]]:
+        """Signals and fills stored but not yet seen on the bus (a crash came between the two), oldest first."""
+
+    async def mark_published(self, signals: builtins.list[str], fills: builtins.list[str]) -> None:
+        """Record, by client order id, that these signal and fill events reached the bus."""
 
     async def fills(self, execution_id: str) -> builtins.list[FillRecord]: ...
 

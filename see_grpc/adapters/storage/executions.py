@@ -127,6 +127,33 @@ class SqlExecutionRepository:
         )
         return set(await self._session.scalars(stmt))
 
+    async def unpublished(self, execution_id: str) -> tuple[builtins.list[OrderRecord], builtins.list[FillRecord]]:
+        orders = await self._session.scalars(
+            select(OrderRow)
+            .where(
+                OrderRow.execution_id == execution_id,
+                OrderRow.signal.is_not(None),
+                OrderRow.signal_published.is_(False),
+            )
+            .order_by(OrderRow.create_time)
+        )
+        fills = await self._session.scalars(
+            select(FillRow)
+            .where(FillRow.execution_id == execution_id, FillRow.published.is_(False))
+            .order_by(FillRow.time, FillRow.fill_id)
+        )
+        return [_record(OrderRecord, r) for r in orders], [_record(FillRecord, r) for r in fills]
+
+    async def mark_published(self, signals: builtins.list[str], fills: builtins.list[str]) -> None:
+        if signals:
+            await self._session.execute(
+                update(OrderRow).where(OrderRow.client_order_id.in_(signals)).values(signal_published=True)
+            )
+        if fills:
+            await self._session.execute(
+                update(FillRow).where(FillRow.client_order_id.in_(fills)).values(published=True)
+            )
+
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]:
         stmt = select(OrderRow).where(OrderRow.execution_id == execution_id).order_by(OrderRow.create_time)
         return [_record(OrderRecord, row) for row in await self._session.scalars(stmt)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Double, Index, MetaData, String, Text
+from sqlalchemy import JSON, DateTime, Double, Index, MetaData, String, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -128,6 +128,8 @@ class OrderRow(Base):
     status: Mapped[str] = mapped_column(String)
     reject_reason: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    signal: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    signal_published: Mapped[bool] = mapped_column(server_default=false())
 
 
 class FillRow(Base):
@@ -145,6 +147,7 @@ class FillRow(Base):
     price: Mapped[float] = mapped_column(Double)
     commission: Mapped[float] = mapped_column(Double)
     time: Mapped[datetime] = mapped_column(UtcDateTime)
+    published: Mapped[bool] = mapped_column(server_default=false())
 
 
 class OptimizationRow(Base):
