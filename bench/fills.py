@@ -25,7 +25,7 @@ from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.local import LocalCapitalGate, LocalRiskGate, LogMonitor
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
-from see_grpc.service.executions import ExecutionManager, TradingPorts, _order
+from see_grpc.service.executions import ExecutionManager, TradingPorts, make_order
 from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
 from see_grpc.service.strategies import StrategyCatalogue
 
@@ -62,7 +62,8 @@ async def _orders_for(database: SqlDatabase, count: int) -> tuple[ExecutionRecor
     """An execution and its decided orders, stored before the clock starts (deciding is not filling)."""
     record = _record(datetime.now(UTC))
     orders = [
-        _order(record, "EUR/USD", 10_000 if i % 2 == 0 else -10_000, f"{record.execution_id}:{i}") for i in range(count)
+        make_order(record, "EUR/USD", 10_000 if i % 2 == 0 else -10_000, f"{record.execution_id}:{i}")
+        for i in range(count)
     ]
     async with database.unit_of_work() as uow:
         await uow.executions.add(record)

@@ -297,7 +297,7 @@ class ExecutionManager:
                 continue
             last = record.state["last_close"][instrument]
             bar = LiveBar(instrument, datetime.now(UTC), last, last, last, last)
-            order = _order(
+            order = make_order(
                 record, instrument, -units, f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
             )
             await self.execute_order(record, order, bar, new_order=True)
@@ -429,7 +429,7 @@ class _Runner:
             return
         delta = target - current
         key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
-        order = _order(self._record, instrument, delta, key)
+        order = make_order(self._record, instrument, delta, key)
         reason = await self._risk_check(order, instrument, bar)
         if reason:
             order.status, order.reject_reason = "rejected", reason
@@ -554,7 +554,7 @@ def _position(record: ExecutionRecord, instrument: str) -> PositionState:
     return PositionState(**data) if data else PositionState()
 
 
-def _order(record: ExecutionRecord, instrument: str, signed_units: float, client_order_id: str) -> OrderRecord:
+def make_order(record: ExecutionRecord, instrument: str, signed_units: float, client_order_id: str) -> OrderRecord:
     return OrderRecord(
         order_id=uuid.uuid4().hex,
         client_order_id=client_order_id,
