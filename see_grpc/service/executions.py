@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from see_grpc.service.ports import (
     RiskGate,
     UnitOfWork,
 )
-from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue, template_of
+from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached
@@ -126,7 +127,7 @@ class ExecutionManager:
 
     async def start(self, request: StartRequest) -> ExecutionRecord:
         strategy = await self._catalogue.get(request.strategy_id)
-        template = template_of(strategy)
+        template = await self._catalogue.runnable(strategy)  # user code runs in the sandbox, live as in backtests
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         if request.mode == "live" and not self._live_enabled:
             raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
@@ -246,19 +247,32 @@ class ExecutionManager:
                 self._launch(record)
 
     async def _keep_leases(self) -> None:
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
-            now = datetime.now(UTC)
-            for execution_id in list(self._tasks):
-                async with self._db.unit_of_work() as uow:
-                    kept = await uow.executions.try_lease(
-                        execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
-                    )
-                    await uow.commit()
-                if not kept:  # another replica took it over: never run one execution twice
-                    logger.warning("lost the lease of execution %s; stopping it here", execution_id)
-                    self._tasks[execution_id].cancel()
-            await self._claim_orphans()
+            try:
+                await self._renew_leases()
+                await self._claim_orphans()
+                renewed = time.monotonic()
+            except Exception:  # the database is unreachable: keep trying, but never outlive our leases
+                logger.warning("could not renew execution leases", exc_info=True)
+                if time.monotonic() - renewed > LEASE_SECONDS * 2 / 3:
+                    logger.error("leases may have expired; stopping %d executions here", len(self._tasks))
+                    for task in list(self._tasks.values()):
+                        task.cancel()
+
+    async def _renew_leases(self) -> None:
+        now = datetime.now(UTC)
+        for execution_id in list(self._tasks):
+            async with self._db.unit_of_work() as uow:
+                kept = await uow.executions.try_lease(
+                    execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
+                )
+                await uow.commit()
+            task = self._tasks.get(execution_id)
+            if not kept and task is not None:  # another replica took it over: never run one execution twice
+                logger.warning("lost the lease of execution %s; stopping it here", execution_id)
+                task.cancel()
 
     async def _run(self, execution_id: str) -> None:
         try:
@@ -268,7 +282,7 @@ class ExecutionManager:
                 return
             strategy = await self._catalogue.get(record.strategy_id)
             await self._republish(execution_id)
-            runner = _Runner(self, record, template_of(strategy)())
+            runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
         except asyncio.CancelledError:

@@ -3,6 +3,7 @@ sandbox, kept across a restart; and trusted strategies from STRATEGIES_DIR."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,27 @@ async def test_strategies_dir_loads_good_files_and_skips_broken_ones(tmp_path: P
                 assert response.status == 200
     finally:
         await server.stop()
+
+
+async def test_registered_code_runs_live_on_paper(running: RunningServer) -> None:
+    status, strategy = await _post(running.http, "/api/v1/strategies/register", {**REGISTER, "name": "live"}, API_KEY)
+    assert status == 200, strategy
+    body = {
+        "strategy_id": strategy["id"],
+        "capital_allocation": 100000,
+        "paper_feed": {
+            "replay_from": "2025-02-03T00:00:00Z",
+            "replay_to": "2025-02-20T00:00:00Z",
+            "bars_per_second": 0,
+        },
+    }
+    status, started = await _post(running.http, "/api/v1/execute", body, API_KEY)
+    assert status == 200, started
+    for _ in range(600):
+        async with running.http.get(f"/api/v1/executions/{started['execution_id']}", headers=FULL) as response:
+            execution = await response.json()
+        if execution["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    assert execution["status"] == "STOPPED", execution["status_message"]
+    assert len(execution["fills"]) > 0  # the sandboxed rule traded
