@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
+import sys
 import tempfile
 import time
 import uuid
@@ -204,6 +206,59 @@ async def grpc_routes() -> AsyncIterator[RouteFactory]:
     yield route
 
 
+SUBSCRIBERS_PER_PROCESS = 250
+REPORT_LIMIT = 64 * 1024 * 1024  # a process reports every latency it saw on one line
+
+
+async def grpc_subscriber_processes(subscribers: int, rate: float, seconds: float) -> Result:
+    """End to end as deployed: the server in this process, the subscribers in others (as other services would be),
+    so the server's fan-out is measured rather than the clients competing with it in one interpreter."""
+    with tempfile.TemporaryDirectory() as scratch:
+        server = SeeServer(
+            Settings.model_validate(
+                {"host": "127.0.0.1", "port": 0, "grpc_port": 0, "api_key": BENCH_KEY, "data_dir": scratch}
+            )
+        )
+        await server.start()
+        key = uuid.uuid4().hex
+        sizes = [
+            min(SUBSCRIBERS_PER_PROCESS, subscribers - first)
+            for first in range(0, subscribers, SUBSCRIBERS_PER_PROCESS)
+        ]
+        clients = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench._stream_client", str(server.grpc_port), BENCH_KEY, key, str(size),
+                stdout=asyncio.subprocess.PIPE, limit=REPORT_LIMIT,
+            )
+            for size in sizes
+        ]  # fmt: skip
+        try:
+
+            async def publish(payload: Payload) -> object:
+                return await server.event_bus.publish("signals", _as_signal(key, payload))
+
+            waiting = [asyncio.ensure_future(_line(client)) for client in clients]
+            while not all(w.done() for w in waiting):
+                await publish({"kind": "ready", "n": 0})
+                await asyncio.sleep(0.05)
+            await steady(publish, rate, seconds)
+            await publish({"kind": "end"})
+            reports = [json.loads(await _line(client)) for client in clients]
+        finally:
+            for client in clients:
+                if client.returncode is None:
+                    client.kill()
+                await client.wait()
+            await server.stop()
+    latencies = sorted(latency for report in reports for latency in report)
+    return Result("gRPC, clients in processes", subscribers, latencies, rate, len(latencies) / seconds, 0)
+
+
+async def _line(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    return (await asyncio.wait_for(process.stdout.readline(), READY_WITHIN + DRAIN_WITHIN)).decode()
+
+
 async def subscriber(route: Route, tally: Tally, burst: int) -> None:
     got_burst = 0
     try:
@@ -234,12 +289,12 @@ async def wait_until_ready(route: Route, tally: Tally, subscribers: int) -> None
         await asyncio.sleep(0.05)
 
 
-async def steady(route: Route, rate: float, seconds: float) -> None:
+async def steady(publish: Callable[[Payload], Awaitable[object]], rate: float, seconds: float) -> None:
     """Publish `rate` timed events a second on a fixed schedule, so a slow delivery does not slow the next send."""
     start = time.perf_counter()
     for n in range(round(rate * seconds)):
         await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
-        await route.publish({"kind": "timed", "sent": time.perf_counter()})
+        await publish({"kind": "timed", "sent": time.perf_counter()})
 
 
 async def drained(tally: Tally, deliveries: int) -> None:
@@ -258,7 +313,7 @@ async def run(name: str, routes: RouteFactory, subscribers: int, rate: float, se
         tasks = [asyncio.create_task(subscriber(route, tally, burst)) for _ in range(subscribers)]
         try:
             await wait_until_ready(route, tally, subscribers)
-            await steady(route, rate, seconds)
+            await steady(route.publish, rate, seconds)
             await drained(tally, round(rate * seconds) * subscribers)
             started = time.perf_counter()
             for _ in range(burst):
@@ -295,6 +350,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"  {name}, {count} subscribers: done", flush=True)
         except DependencyUnavailableError as exc:
             print(f"  {name}: skipped, {exc.message}", flush=True)
+    for count in args.subscribers:
+        results.append(await grpc_subscriber_processes(count, args.rate, args.seconds))
+        print(f"  gRPC with subscriber processes, {count} subscribers: done", flush=True)
     print(
         f"\nsteady {args.rate:g} events/s for {args.seconds:g}s, then a burst of up to 1,000 events "
         f"({MAX_BURST_DELIVERIES:,} deliveries at most); goal: p99 < {GOAL_P99_MS:g} ms at "
