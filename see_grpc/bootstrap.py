@@ -16,7 +16,7 @@ from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
-from see_grpc.observability.metrics import ExecutionMetrics, Metrics
+from see_grpc.observability.metrics import BacktestMetrics, ExecutionMetrics, Metrics
 from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager, TradingPorts
@@ -126,9 +126,9 @@ async def build(settings: Settings) -> Container:
         raise
     bar_store = FileBarStore(await _bars_dir(settings))
     inputs = StrategyDataProvider.from_settings(settings)
-    backtests = BacktestService(database, catalogue, bar_store, inputs)
-    optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     metrics = Metrics()
+    backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics))
+    optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     integrations = build_integrations(settings, bar_store)
     ports = TradingPorts(
         integrations.feed, integrations.broker, integrations.risk, integrations.capital, integrations.monitor

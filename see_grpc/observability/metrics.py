@@ -89,11 +89,26 @@ class Metrics:
         children[1].observe(seconds)
 
 
+class BacktestMetrics:
+    """The BacktestObserver, over the Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def backtest(self, strategy_id: str, outcome: str, seconds: float) -> None:
+        self._metrics.backtests.labels(strategy_id, outcome).inc()
+        if outcome == "completed":
+            self._metrics.backtest_duration.observe(seconds)
+
+
 class ExecutionMetrics:
     """The ExecutionObserver of live trading, over the Prometheus metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+
+    def started(self, mode: str) -> None:
+        self._metrics.executions.labels(mode).inc()
 
     def running(self, count: int) -> None:
         self._metrics.active_strategies.set(count)

@@ -19,12 +19,22 @@ from see_grpc.errors import (
     BacktestConfigError,
     BacktestDataError,
     BacktestError,
+    BacktestExecutionError,
     FieldViolation,
+    ForexTradingPlatformError,
     InvalidArgumentError,
     NotFoundError,
 )
 from see_grpc.reporting import render_report
-from see_grpc.service.ports import BacktestRecord, BarStore, Database, LoadedBars, Page, StrategyDataProvider
+from see_grpc.service.ports import (
+    BacktestObserver,
+    BacktestRecord,
+    BarStore,
+    Database,
+    LoadedBars,
+    Page,
+    StrategyDataProvider,
+)
 from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
 from see_grpc.trading.backtest import (
     BacktestCancelledError,
@@ -74,12 +84,18 @@ class PreparedBacktest:
 
 class BacktestService:
     def __init__(
-        self, database: Database, catalogue: StrategyCatalogue, bars: BarStore, inputs: StrategyDataProvider
+        self,
+        database: Database,
+        catalogue: StrategyCatalogue,
+        bars: BarStore,
+        inputs: StrategyDataProvider,
+        observer: BacktestObserver,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
         self._bars = bars
         self._inputs = inputs
+        self._observer = observer
 
     async def prepare(self, request: BacktestRequest) -> PreparedBacktest:
         """Validate the request and load its bars (and the strategy's other inputs); raises on a bad request."""
@@ -98,6 +114,21 @@ class BacktestService:
     async def run(self, request: BacktestRequest, progress: Progress | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored."""
         started = time.perf_counter()
+        outcome = "failed"
+        try:
+            record = await self._run(request, progress, started)
+            outcome = "completed"
+            return record
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except ForexTradingPlatformError as exc:
+            outcome = "failed" if isinstance(exc, BacktestExecutionError) else "rejected"
+            raise
+        finally:
+            self._observer.backtest(request.strategy_id, outcome, time.perf_counter() - started)
+
+    async def _run(self, request: BacktestRequest, progress: Progress | None, started: float) -> BacktestRecord:
         prepared = await self.prepare(request)
         template, params, config, loaded = prepared.template, prepared.params, prepared.config, prepared.loaded
         stop = threading.Event()

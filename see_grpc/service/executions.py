@@ -142,6 +142,7 @@ class ExecutionManager:
                 )
             await uow.executions.add(record)
             await uow.commit()
+        self.observer.started(record.mode)
         self._launch(record)
         return record
 

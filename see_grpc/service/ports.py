@@ -393,8 +393,17 @@ class Monitor(Protocol):
         """Never raises: monitoring must not stop trading."""
 
 
+class BacktestObserver(Protocol):
+    """What backtests report (Prometheus metrics in production)."""
+
+    def backtest(self, strategy_id: str, outcome: str, seconds: float) -> None:
+        """A run ended: completed, rejected (bad request or data), failed (a bug) or cancelled."""
+
+
 class ExecutionObserver(Protocol):
     """What live trading reports as it goes (Prometheus metrics in production)."""
+
+    def started(self, mode: str) -> None: ...
 
     def running(self, count: int) -> None: ...
 

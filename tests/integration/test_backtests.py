@@ -232,3 +232,15 @@ async def test_ml_strategy_backtests(running: RunningServer) -> None:
         result = await response.json()
     assert result["status"] == "COMPLETED"
     assert result["metrics"]["num_trades"] == len(result["trades"])
+
+
+async def test_backtests_are_counted_by_outcome(running: RunningServer) -> None:
+    async with running.http.post("/api/v1/backtest", json=REQUEST, headers=FULL) as response:
+        assert response.status == 200
+    async with running.http.post("/api/v1/backtest", json={**REQUEST, "initial_capital": -1}, headers=FULL) as response:
+        assert response.status == 400
+    async with running.http.get("/metrics", headers=FULL) as response:
+        text = await response.text()
+    assert 'see_backtests_total{status="completed",strategy_id="trend_following_v1"} 1.0' in text
+    assert 'see_backtests_total{status="rejected",strategy_id="trend_following_v1"} 1.0' in text
+    assert "see_backtest_duration_seconds_count 1.0" in text
