@@ -34,8 +34,9 @@ from see_grpc.service.ports import (
     LoadedBars,
     Page,
     StrategyDataProvider,
+    page_size_of,
 )
-from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
+from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.trading.backtest import (
     BacktestCancelledError,
     BacktestConfig,
@@ -184,9 +185,7 @@ class BacktestService:
     async def browse(
         self, *, page_size: int, page_token: str, strategy_id: str, instrument: str, status: str
     ) -> Page[BacktestRecord]:
-        if page_size < 0:
-            raise InvalidArgumentError("page_size must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size_of(page_size)
         async with self._db.unit_of_work(readonly=True) as uow:
             page = await uow.backtests.list(
                 page_size=size, page_token=page_token, strategy_id=strategy_id, instrument=instrument, status=status

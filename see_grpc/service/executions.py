@@ -47,8 +47,9 @@ from see_grpc.service.ports import (
     Page,
     RiskGate,
     UnitOfWork,
+    page_size_of,
 )
-from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StrategyCatalogue
+from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached
@@ -156,9 +157,7 @@ class ExecutionManager:
             )
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str, status: str) -> Page[ExecutionRecord]:
-        if page_size < 0:
-            raise InvalidArgumentError("page_size must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size_of(page_size)
         async with self._db.unit_of_work(readonly=True) as uow:
             return await uow.executions.list(
                 page_size=size, page_token=page_token, strategy_id=strategy_id, status=status

@@ -27,8 +27,7 @@ from see_grpc.errors import (
     StrategyConfigurationError,
 )
 from see_grpc.service.backtests import BacktestRequest, BacktestService, PreparedBacktest, _thinned
-from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner
-from see_grpc.service.strategies import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner, page_size_of
 from see_grpc.trading.backtest import run_backtest
 from see_grpc.trading.backtest.metrics import bars_per_year
 from see_grpc.trading.instruments import timeframe_delta
@@ -167,9 +166,7 @@ class OptimizationService:
         return record
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str) -> Page[OptimizationRecord]:
-        if page_size < 0:
-            raise InvalidArgumentError("page_size must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size_of(page_size)
         async with self._db.unit_of_work(readonly=True) as uow:
             return await uow.optimizations.list(page_size=size, page_token=page_token, strategy_id=strategy_id)
 

@@ -9,6 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from see_grpc.errors import InvalidArgumentError
+
 STRATEGY_STATUSES = ("active", "paused", "archived")
 
 T = TypeVar("T")
@@ -54,6 +56,17 @@ class BacktestRecord:
     synthetic_data: bool = False
     duration_seconds: float = 0.0
     error: str = ""
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def page_size_of(requested: int) -> int:
+    """The page size a List call uses: the default for 0, at most MAX_PAGE_SIZE; negative is refused."""
+    if requested < 0:
+        raise InvalidArgumentError("page_size must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from see_grpc.errors import (
 )
 from see_grpc.sandbox.pool import SandboxPool, StrategyInfo, sandboxed_class
 from see_grpc.service.access import require_full_access
-from see_grpc.service.ports import STRATEGY_STATUSES, Database, Page, StrategyRecord
+from see_grpc.service.ports import STRATEGY_STATUSES, Database, Page, StrategyRecord, page_size_of
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES, BaseStrategy, ParamSpec
 
@@ -39,8 +39,6 @@ TEMPLATE_FOR_TYPE: dict[str, str] = {
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
 CODE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 OPERATOR_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_DESCRIPTION = 2000
 
 
@@ -119,9 +117,7 @@ class StrategyCatalogue:
         self._cache.clear()
 
     async def browse(self, *, page_size: int, page_token: str, type: str, status: str) -> Page[StrategyRecord]:
-        if page_size < 0:
-            raise InvalidArgumentError("page_size must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size_of(page_size)
         async with self._db.unit_of_work(readonly=True) as uow:
             return await uow.strategies.list(page_size=size, page_token=page_token, type=type, status=status)
 

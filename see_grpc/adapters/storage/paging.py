@@ -12,8 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from see_grpc.adapters.storage.tables import as_utc
 from see_grpc.errors import FieldViolation, InvalidArgumentError
-
-MAX_PAGE_SIZE = 500
+from see_grpc.service.ports import MAX_PAGE_SIZE
 
 S = TypeVar("S", bound=Select[Any])
 
