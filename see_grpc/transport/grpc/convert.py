@@ -119,7 +119,7 @@ def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestReques
 def _trade(trade: dict[str, Any]) -> backtest_pb2.Trade:
     return backtest_pb2.Trade(
         instrument=trade["instrument"],
-        side=common_pb2.LONG if trade["side"] == "LONG" else common_pb2.SHORT,
+        side=_side(trade["side"]),
         units=trade["units"],
         entry_time=timestamp(trade["entry_time"]),
         exit_time=timestamp(trade["exit_time"]),

@@ -115,11 +115,15 @@ class RestGateway:
             status = exc.status()
             response, code = _json_response(_error_body(status), exc.http_status, call.request_id), grpc_code_of(status)
         except Exception as exc:
-            status = self._tracker.fail(call, exc)
-            code = grpc_code_of(status)
-            response = _json_response(_error_body(status), HTTP_STATUS[code], call.request_id)
+            response, code = self._failure(call, exc)
         self._finish(call, request.method, label, code, response.status)
         return response
+
+    def _failure(self, call: Call, exc: Exception) -> tuple[web.Response, grpc.StatusCode]:
+        """The grpc-gateway error response for an exception, and its gRPC code."""
+        status = self._tracker.fail(call, exc)
+        code = grpc_code_of(status)
+        return _json_response(_error_body(status), HTTP_STATUS[code], call.request_id), code
 
     def _finish(self, call: Call, method: str, label: str, code: grpc.StatusCode, http_status: int) -> None:
         self._metrics.observe_http(method, label, str(http_status), self._tracker.finish(call, code))
@@ -140,9 +144,9 @@ class RestGateway:
         try:
             self._tracker.authorize(call, request.headers.get("x-api-key"))
         except Exception as exc:
-            status = self._tracker.fail(call, exc)
-            self._finish(call, "GET", path, grpc_code_of(status), 401)
-            return _json_response(_error_body(status), HTTP_STATUS[grpc_code_of(status)], call.request_id)
+            failed, code = self._failure(call, exc)
+            self._finish(call, "GET", path, code, failed.status)
+            return failed
         if path == METRICS_PATH:
             response = web.Response(body=generate_latest(self._metrics.registry))
             response.headers["Content-Type"] = CONTENT_TYPE_LATEST
