@@ -11,6 +11,7 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset
 
 from see_grpc.errors import InvalidArgumentError
+from see_grpc.text import quoted
 
 # ISO 4217 codes traded as FX pairs; a closed list catches typos such as "EUR/UDS".
 KNOWN_CURRENCIES = frozenset(
@@ -23,7 +24,7 @@ TIMEFRAMES: Mapping[str, BaseOffset] = {
     name: to_offset("1D" if minutes == 1440 else f"{minutes}min") for name, minutes in _MINUTES.items()
 }
 
-_SYMBOL = re.compile(r"^([A-Za-z]{3})[/_\-]?([A-Za-z]{3})$")
+_SYMBOL = re.compile(r"([A-Za-z]{3})[/_\-]?([A-Za-z]{3})")
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,31 @@ class Instrument:
 
 def parse_instrument(symbol: str) -> Instrument:
     """Accept "EUR/USD", "EURUSD", "EUR_USD" (any case) and return the canonical pair."""
-    match = _SYMBOL.match(symbol.strip())
+    match = _SYMBOL.fullmatch(symbol.strip())
     if match is None:
-        raise InvalidArgumentError(f"Instrument {symbol!r} is not a currency pair; write it like 'EUR/USD'.")
+        raise InvalidArgumentError(f"Instrument {quoted(symbol)} is not a currency pair; write it like 'EUR/USD'.")
     base, quote = match.group(1).upper(), match.group(2).upper()
     unknown = [code for code in (base, quote) if code not in KNOWN_CURRENCIES]
     if unknown:
         raise InvalidArgumentError(
-            f"Instrument {symbol!r} uses unknown currency code {unknown[0]}; known codes: "
+            f"Instrument {quoted(symbol)} uses unknown currency code {unknown[0]}; known codes: "
             f"{', '.join(sorted(KNOWN_CURRENCIES))}."
         )
     if base == quote:
-        raise InvalidArgumentError(f"Instrument {symbol!r} has the same base and quote currency.")
+        raise InvalidArgumentError(f"Instrument {quoted(symbol)} has the same base and quote currency.")
     pip = 0.01 if quote == "JPY" else 0.0001
     return Instrument(symbol=f"{base}/{quote}", base=base, quote=quote, pip_size=pip)
 
 
+def parse_timeframe(timeframe: str) -> str:
+    """The timeframe if it is one of TIMEFRAMES; raises InvalidArgumentError otherwise."""
+    if timeframe not in TIMEFRAMES:
+        raise InvalidArgumentError(
+            f"Timeframe {quoted(timeframe)} is not supported; use one of {', '.join(TIMEFRAMES)}."
+        )
+    return timeframe
+
+
 def timeframe_delta(timeframe: str) -> pd.Timedelta:
     """Length of one bar; raises InvalidArgumentError for a timeframe outside TIMEFRAMES."""
-    if timeframe not in TIMEFRAMES:
-        raise InvalidArgumentError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAMES)}.")
-    return pd.Timedelta(minutes=_MINUTES[timeframe])
+    return pd.Timedelta(minutes=_MINUTES[parse_timeframe(timeframe)])

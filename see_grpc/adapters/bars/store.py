@@ -1,8 +1,14 @@
-"""Bar files in BACKTEST_DATA_DIR: `<BASE>_<QUOTE>_<timeframe>.csv|.parquet`."""
+"""Bar files in BACKTEST_DATA_DIR: `<BASE>_<QUOTE>_<timeframe>.csv|.parquet`.
+
+No request text reaches a path: instrument and timeframe are parsed into known values first, every file name is
+built from those, and every path is resolved and refused unless it stays inside the data folder (a link may not
+lead out of it). Messages name files by their base name, never by the server's folder.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -15,13 +21,16 @@ import pandas as pd
 from see_grpc.adapters.bars.readers import read_bar_file
 from see_grpc.errors import BacktestConfigError, BacktestDataError, InvalidArgumentError
 from see_grpc.service.ports import LoadedBars
+from see_grpc.text import quoted
 from see_grpc.trading.bars import can_resample, resample_bars, validate_bars
-from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument
+from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument, parse_timeframe
 
 SUFFIXES = (".parquet", ".csv")  # parquet first: uploads are written as parquet
 SYNTHETIC_MARKER = ".synthetic.json"
 SYNTHETIC_SOURCE = "synthetic sample (generated, not market data)"
 _CACHE_FILES = 4  # validated files kept in memory, so repeated runs (optimisation) skip parsing
+
+logger = logging.getLogger(__name__)
 
 
 class FileBarStore:
@@ -32,9 +41,7 @@ class FileBarStore:
 
     def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
         """Bars with start <= time < end; a missing timeframe is resampled from the coarsest finer file."""
-        pair = _pair(instrument)
-        if timeframe not in TIMEFRAMES:
-            raise BacktestConfigError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAMES)}.")
+        pair, timeframe = _parsed(instrument, timeframe)
         path, file_timeframe = self._locate(pair, timeframe)
         bars = self._read(path).loc[_utc(start) : _utc(end) - pd.Timedelta(1, "ns")]
         source = path.name
@@ -54,12 +61,13 @@ class FileBarStore:
 
         Rows from a synthetic file are discarded rather than mixed with real data.
         """
-        pair = _pair(instrument)
+        pair, timeframe = _parsed(instrument, timeframe)
         validate_bars(bars, f"uploaded {pair.symbol} {timeframe} bars")
         existing = self._existing(pair, timeframe)
         merged = bars if existing is None else pd.concat([existing, bars])
         merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-        target = self.data_dir / f"{pair.file_stem}_{timeframe}.parquet"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        target = self._inside(f"{pair.file_stem}_{timeframe}.parquet")
         write_parquet_atomically(merged, target)
         self._forget_synthetic(target.name)
         return target
@@ -82,16 +90,29 @@ class FileBarStore:
         present = ", ".join(self.available()) or "none"
         finer_hint = f" (or a finer timeframe such as {pair.file_stem}_1m.csv to resample)" if finer else ""
         raise BacktestDataError(
-            f"No {pair.symbol} {timeframe} data in {self.data_dir}: add {pair.file_stem}_{timeframe}.csv or "
-            f".parquet{finer_hint}. Files present: {present}."
+            f"No {pair.symbol} {timeframe} data in the data folder (BACKTEST_DATA_DIR): add "
+            f"{pair.file_stem}_{timeframe}.csv or .parquet{finer_hint}. Files present: {present}."
         )
 
     def _file(self, pair: Instrument, timeframe: str) -> Path | None:
         for suffix in SUFFIXES:
-            path = self.data_dir / f"{pair.file_stem}_{timeframe}{suffix}"
+            path = self._inside(f"{pair.file_stem}_{timeframe}{suffix}")
             if path.is_file():
                 return path
         return None
+
+    def _inside(self, name: str) -> Path:
+        """The data folder's file `name`, resolved; refused unless it stays inside the folder (links included)."""
+        root = self.data_dir.resolve()
+        candidate = root / name
+        if "\0" in name or candidate.parent != root:
+            raise InvalidArgumentError(f"{quoted(name)} is not a plain file name")
+        resolved = candidate.resolve()
+        if resolved == root or not resolved.is_relative_to(root):
+            raise BacktestDataError(
+                f"{name} leads outside the data folder (a link to elsewhere?); bar files must be inside it."
+            )
+        return candidate
 
     def _read(self, path: Path) -> pd.DataFrame:
         stat = path.stat()
@@ -100,7 +121,11 @@ class FileBarStore:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        bars = read_bar_file(path)
+        try:
+            bars = read_bar_file(path)
+        except (ValueError, OSError) as exc:  # parser and I/O errors name the full path: the log keeps it
+            logger.warning("bar file %s cannot be read", path, exc_info=True)
+            raise BacktestDataError(f"{path.name} cannot be read as a bar file ({type(exc).__name__}).") from exc
         validate_bars(bars, path.name)
         with self._lock:
             self._cache[key] = bars
@@ -128,8 +153,7 @@ class FileBarStore:
 
 
 def write_parquet_atomically(bars: pd.DataFrame, target: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file in the same (existing) folder, then rename: readers never see half a file."""
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     try:
@@ -150,9 +174,10 @@ def write_synthetic_marker(data_dir: Path, names: set[str]) -> None:
     (data_dir / SYNTHETIC_MARKER).write_text(json.dumps(sorted(names), indent=1))
 
 
-def _pair(instrument: str) -> Instrument:
+def _parsed(instrument: str, timeframe: str) -> tuple[Instrument, str]:
+    """The known pair and timeframe a request names, before any path is built from them."""
     try:
-        return parse_instrument(instrument)
+        return parse_instrument(instrument), parse_timeframe(timeframe)
     except InvalidArgumentError as exc:
         raise BacktestConfigError(exc.message) from exc
 
