@@ -1,37 +1,46 @@
-"""The server side of the sandbox: a small pool of worker processes, and user strategies as the engine sees them.
+"""The server side of the sandbox: worker processes for user strategies, and user strategies as the engine sees them.
 
-Workers are `python -m see_grpc.sandbox.worker` subprocesses (not multiprocessing: its pickle channel would let a
-compromised worker run code in the server when the reply is unpickled). Each handles one request at a time under
-a CPU-time limit (RLIMIT_CPU, armed by the worker per request), an address-space limit (RLIMIT_AS) and a wall-clock
-limit enforced here by killing the process. A worker that broke a rule, ran out of a limit or died is replaced by a
-fresh one on the next request; the server itself never runs the code.
+Workers are `python -m see_grpc.sandbox.launch` subprocesses (not multiprocessing: its pickle channel would let a
+compromised worker run code in the server when the reply is unpickled). They start with an empty environment and
+confine themselves (isolation.py: another user, namespaces, Landlock, seccomp) before they read any user code, then
+handle one request at a time under a CPU-time limit (RLIMIT_CPU, armed by the worker per request), an address-space
+limit (RLIMIT_AS) and a wall-clock limit enforced here by killing the process. A worker serves one strategy's code
+only, and is killed after any failure (an error, a broken rule, a limit): the server itself never runs the code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
-import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
 
-from see_grpc.errors import StrategyConfigurationError, StrategyExecutionError, StrategyLoadError
+from see_grpc.errors import (
+    FailedPreconditionError,
+    StrategyConfigurationError,
+    StrategyExecutionError,
+    StrategyLoadError,
+)
+from see_grpc.sandbox import isolation
 from see_grpc.sandbox.protocol import ProtocolError, read_message, write_message
 from see_grpc.trading.strategies.base import PARAM_TYPES, BaseStrategy, ParamSpec
 
 logger = logging.getLogger(__name__)
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
-# Only what the worker needs to import SEE: no API keys, database URLs or other secrets of the server.
-_ENV_PASSED = ("PATH", "LANG", "LC_ALL", "TZ")
+UNRESTRICTED_FOR_TESTS = "--unrestricted-for-tests"  # worker flag: plain exec with the policy off (tests only)
 
 
 @dataclass(frozen=True)
@@ -61,18 +70,27 @@ class _WorkerDiedError(Exception):
 
 
 class _Worker:
-    def __init__(self, limits: SandboxLimits) -> None:
+    def __init__(self, limits: SandboxLimits, *, unrestricted: bool = False) -> None:
         self._limits = limits
+        self._temp_dir = Path(tempfile.mkdtemp(prefix="see-sandbox-"))
+        isolation.give_to_worker(self._temp_dir)
+        flags = [UNRESTRICTED_FOR_TESTS] if unrestricted else []
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [sys.executable, "-m", "see_grpc.sandbox.worker", str(limits.memory_bytes)],
+            [sys.executable, "-m", "see_grpc.sandbox.launch", str(limits.memory_bytes), str(self._temp_dir), *flags],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd="/",
-            env=_worker_environment(),
+            env=isolation.worker_environment(),
+            start_new_session=True,  # its own process group and session: nothing it signals reaches the server
         )
         self._timed_out = False
-        self._exchange(None, {}, limits.startup_seconds)  # the "ready" message
+        try:
+            ready, _ = self._exchange(None, {}, limits.startup_seconds)
+        except _WorkerDiedError:
+            self.kill()
+            raise
+        self.layers = {str(k): str(v) for k, v in dict(ready.get("layers") or {}).items()}
 
     def call(self, request: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
         return self._exchange({**request, "cpu_seconds": self._limits.cpu_seconds}, arrays, self._limits.wall_seconds)
@@ -112,26 +130,38 @@ class _Worker:
     def kill(self) -> None:
         self._process.kill()
         self._process.wait()
-
-
-def _worker_environment() -> dict[str, str]:
-    env = {name: os.environ[name] for name in _ENV_PASSED if name in os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)  # import SEE as the server does
-    for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[threads] = "1"  # one request at a time per worker: BLAS thread pools only cost address space
-    return env
+        shutil.rmtree(self._temp_dir, ignore_errors=True)
 
 
 class SandboxPool:
-    """Runs user strategy code in worker processes; thread-safe and blocking (call it from a worker thread)."""
+    """Runs user strategy code in worker processes; thread-safe and blocking (call it from a worker thread).
 
-    def __init__(self, size: int = 2, limits: SandboxLimits | None = None) -> None:
+    `size` calls run at once; up to `idle_workers` workers stay started between calls, each for one strategy's
+    code. Without any OS isolation layer the pool refuses to run code unless `allow_unisolated` is set.
+    """
+
+    def __init__(
+        self,
+        size: int = 2,
+        limits: SandboxLimits | None = None,
+        *,
+        idle_workers: int = 4,
+        allow_unisolated: bool = False,
+    ) -> None:
         self.limits = limits or SandboxLimits()
-        self._slots: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
-        for _ in range(size):
-            self._slots.put(None)  # started on first use, so a server without user code never pays for one
+        self.allow_unisolated = allow_unisolated
+        self._running = threading.BoundedSemaphore(size)
+        self._idle_limit = idle_workers
+        self._idle: OrderedDict[_Worker, str] = OrderedDict()  # idle worker -> the code hash it serves, oldest first
         self._started: set[_Worker] = set()  # to stop them all at close, busy or not
         self._lock = threading.Lock()
+        self._report: dict[str, str] | None = None
+
+    def isolation_report(self) -> dict[str, str]:
+        """Each OS isolation layer and whether this machine allows it (probed once, in a throwaway process)."""
+        if self._report is None:
+            self._report = isolation.probe()
+        return self._report
 
     def load(self, code: str, parameters: Mapping[str, Any], *, trial: bool = True) -> StrategyInfo:
         """Check and load the code, validate parameters and (trial) run it once on synthetic bars."""
@@ -152,43 +182,70 @@ class SandboxPool:
         """Stop every worker; a request still running fails with a clear error."""
         with self._lock:
             workers, self._started = self._started, set()
+            self._idle.clear()
         for worker in workers:
             worker.kill()
 
     def _call(
         self, request: dict[str, Any], arrays: dict[str, np.ndarray], failure: type[StrategyExecutionError], what: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        worker = self._slots.get()
-        try:
-            worker = worker or self._start()
-            reply, out = worker.call(request, arrays)
-            if reply.get("restart"):  # it broke a rule and is ending itself; a fresh one starts on next use
+        key = hashlib.sha256(str(request["code"]).encode()).hexdigest()
+        with self._running:
+            worker = self._take_idle(key) or self._start()
+            try:
+                reply, out = worker.call(request, arrays)
+            except _WorkerDiedError as exc:
                 self._discard(worker)
-                worker = None
-        except _WorkerDiedError as exc:
-            self._discard(worker)
-            worker = None
-            raise failure(f"{what}: {exc}") from None
-        finally:
-            self._slots.put(worker)
-        if reply.get("ok") is True:
-            return reply, out
+                raise failure(f"{what}: {exc}") from None
+            if reply.get("ok") is True:
+                self._keep_idle(worker, key)
+                return reply, out
+            self._discard(worker)  # never reused after an error or a broken rule
         message = str(reply.get("message", "no reason given"))
         if reply.get("kind") == "config":
             raise StrategyConfigurationError(message)
         raise (StrategyLoadError if reply.get("kind") == "refused" else failure)(f"{what}: {message}")
 
+    def _take_idle(self, key: str) -> _Worker | None:
+        with self._lock:
+            for worker, served in self._idle.items():
+                if served == key:
+                    del self._idle[worker]
+                    return worker
+        return None
+
+    def _keep_idle(self, worker: _Worker, key: str) -> None:
+        with self._lock:
+            if worker not in self._started:
+                return  # the pool was closed meanwhile
+            self._idle[worker] = key
+            evicted = self._idle.popitem(last=False)[0] if len(self._idle) > self._idle_limit else None
+        if evicted is not None:
+            self._discard(evicted)
+
     def _start(self) -> _Worker:
         worker = _Worker(self.limits)
+        if not isolation.active_layers(worker.layers) and not self.allow_unisolated:
+            worker.kill()
+            raise FailedPreconditionError(unisolated_message(worker.layers))
         with self._lock:
             self._started.add(worker)
         return worker
 
-    def _discard(self, worker: _Worker | None) -> None:
-        if worker is not None:
-            worker.kill()
-            with self._lock:
-                self._started.discard(worker)
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._started.discard(worker)
+            self._idle.pop(worker, None)
+
+
+def unisolated_message(layers: Mapping[str, str]) -> str:
+    reasons = "; ".join(f"{layer}: {layers.get(layer, 'unknown')}" for layer in isolation.OS_LAYERS)
+    return (
+        "this machine allows none of the sandbox's operating-system isolation layers, so SEE will not run uploaded "
+        f"strategy code here ({reasons}). Run SEE where user namespaces, Landlock or seccomp are allowed (see "
+        "docs/security.md), or set SANDBOX_ALLOW_UNISOLATED=true to accept the Python-level policy alone"
+    )
 
 
 def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
@@ -282,3 +339,19 @@ def sandboxed_class(pool: SandboxPool, code: str, strategy_id: str, info: Strate
         "code": code,
     }
     return cast(type[BaseStrategy], type(f"Sandboxed_{strategy_id}", (SandboxedStrategy,), attributes))
+
+
+def run_unrestricted_for_tests(code: str, limits: SandboxLimits | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run plain Python, with the Python policy switched off, in a fresh confined worker: the reply and its layers.
+
+    Only the tests of the OS isolation call this; no request of the service can reach it, and a worker started
+    by the pool refuses the operation.
+    """
+    worker = _Worker(limits or SandboxLimits(), unrestricted=True)
+    try:
+        reply, _ = worker.call({"op": "exec_unrestricted", "code": code}, {})
+    except _WorkerDiedError as exc:
+        reply = {"ok": False, "kind": "died", "message": str(exc)}
+    finally:
+        worker.kill()
+    return reply, worker.layers

@@ -1,10 +1,13 @@
-"""The sandbox worker process: `python -m see_grpc.sandbox.worker MEMORY_BYTES`.
+"""The sandbox worker process, started through launch.py (which entered the namespaces first).
 
-It loads numpy and pandas, limits itself (address space, no new files or sockets, no file writes, no core dumps),
-then answers requests from the server on stdin/stdout (see protocol.py) one at a time:
+It loads numpy and pandas, confines itself (isolation.py: another user, namespaces, Landlock, then seccomp), limits
+itself (address space, no new files, sockets or processes, no file writes, no core dumps), reports the layers it got
+in its "ready" message, then answers requests from the server on stdin/stdout (see protocol.py) one at a time:
 - {"op": "load", "code", "parameters", "trial"} -> the strategy's metadata, validated parameters and warm-up, after
   (if "trial") a run of target_positions on synthetic bars;
 - {"op": "positions", "code", "parameters"} + bar arrays -> the "positions" array.
+- {"op": "exec_unrestricted", "code"} -> {"result": the JSON value of `result`}: plain exec with the Python policy
+  off, only in a worker started with --unrestricted-for-tests (the tests of the OS layers use it).
 Every request carries "cpu_seconds": the CPU-time budget armed with RLIMIT_CPU (SIGXCPU ends the process).
 A reply {"ok": false, "restart": true} means the worker is ending itself after a policy violation or memory error.
 """
@@ -16,6 +19,7 @@ import os
 import resource
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import CodeType
 from typing import IO, Any
 
@@ -24,6 +28,7 @@ import pandas as pd
 
 import see_grpc.sandbox.lean  # noqa: F401 - first: keeps the built-in strategies out of this process
 from see_grpc.errors import StrategyConfigurationError
+from see_grpc.sandbox import isolation
 from see_grpc.sandbox.policy import (
     SANDBOX_MODULE,
     SOURCE_FILENAME,
@@ -48,23 +53,32 @@ class Loaded:
     guards: Guards
 
 
-def main() -> None:
-    memory_bytes = int(sys.argv[1])
+def main(namespaces: str) -> None:
+    memory_bytes, temp_dir = int(sys.argv[1]), Path(sys.argv[2])
+    unrestricted = sys.argv[3:] == ["--unrestricted-for-tests"]
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must never corrupt the protocol stream
     _warm_up()
-    _limit_resources(memory_bytes)
-    write_message(replies, {"ok": True, "ready": True})
-    _serve(requests, replies, {})
+    address_space = _mapped_bytes() + memory_bytes
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # before the namespace processes fork
+    layers = isolation.confine(temp_dir, isolation.library_dirs(), namespaces)
+    os.environ["TMPDIR"] = str(temp_dir)
+    _limit_resources(address_space)
+    layers["seccomp"] = isolation.filter_syscalls()
+    write_message(replies, {"ok": True, "ready": True, "layers": layers})
+    _serve(requests, replies, {}, unrestricted=unrestricted)
 
 
-def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded]) -> None:
+def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded], *, unrestricted: bool) -> None:
     while True:
         try:
             request, arrays = read_message(requests)
         except ProtocolError:
             return  # the server closed the pipe: it is done with this worker
-        reply, out = _handle(request, arrays, cache)
+        if unrestricted and request.get("op") == "exec_unrestricted":
+            reply, out = _exec_unrestricted(str(request["code"])), {}  # type: Reply
+        else:
+            reply, out = _handle(request, arrays, cache)
         try:
             write_message(replies, reply, out)
         except ValueError:  # raised while encoding, before anything is written: NaN or infinity in a declaration
@@ -110,6 +124,15 @@ def _dispatch(request: dict[str, Any], arrays: dict[str, np.ndarray], loaded: Lo
     if request.get("trial"):
         _positions(strategy, _trial_bars(warmup + TRIAL_EXTRA_BARS), params)
     return {"ok": True, **_metadata(loaded.cls), "parameters": _json_values(params), "warmup_bars": warmup}, {}
+
+
+def _exec_unrestricted(code: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "unrestricted"}
+    try:
+        exec(code, namespace)  # noqa: S102 - tests only: a worker started with --unrestricted-for-tests
+    except BaseException as exc:
+        return {"ok": False, "kind": "error", "message": _describe(exc)}
+    return {"ok": True, "result": namespace.get("result")}
 
 
 def _refused(message: str) -> dict[str, Any]:
@@ -247,13 +270,16 @@ def _warm_up() -> None:
     np.random.default_rng().normal(size=3)
 
 
-def _limit_resources(memory_bytes: int) -> None:
-    # Address space: what the interpreter with numpy and pandas already maps, plus the strategy's budget.
+def _mapped_bytes() -> int:
+    """What the interpreter with numpy and pandas already maps (read before /proc is out of reach)."""
     with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # writing any file ends the process (SIGXFSZ)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _limit_resources(address_space: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # writing any byte to a file ends the process (SIGXFSZ)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new process or thread, whatever seccomp allows
     # Descriptors 0-2 are the protocol pipes and stderr; with the limit at 3 no file or socket can be opened.
     resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))
 
@@ -264,7 +290,3 @@ def _arm_cpu_limit(seconds: int) -> None:
     used = int(usage.ru_utime + usage.ru_stime) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, hard))
-
-
-if __name__ == "__main__":
-    main()
