@@ -16,6 +16,7 @@ from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
+from see_grpc.errors import FailedPreconditionError
 from see_grpc.observability.metrics import BacktestMetrics, ExecutionMetrics, Metrics
 from see_grpc.sandbox.pool import SandboxPool
 from see_grpc.service.backtests import BacktestService
@@ -84,11 +85,15 @@ def _api_keys(settings: Settings) -> tuple[str, str | None]:
     return key, service_key
 
 
-def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus) -> list[Dependency]:
+def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus, sandbox: SandboxPool) -> list[Dependency]:
+    async def sandbox_layers() -> str:
+        return await asyncio.to_thread(sandbox.isolation_summary)
+
     deps = [
         Dependency("database", database.kind, database.ping),
         Dependency("event_bus", bus.kind, bus.ping if settings.redis_url else None),
         Dependency("broker", "paper" if settings.trading_gateway_url is None else "http"),
+        Dependency("sandbox", "os-isolation", sandbox_layers, required=False),
     ]
     for name in INTEGRATIONS:
         url = getattr(settings, f"{name}_url")
@@ -108,6 +113,17 @@ async def _bars_dir(settings: Settings) -> Path:
     return directory
 
 
+async def _sandbox(settings: Settings) -> SandboxPool:
+    """The pool for user code, with the OS isolation this machine allows found once, at start, and logged."""
+    sandbox = SandboxPool(allow_unisolated=settings.sandbox_allow_unisolated)
+    try:
+        logger.info("strategy sandbox isolation %s", await asyncio.to_thread(sandbox.isolation_summary))
+    except FailedPreconditionError as exc:
+        opt_in = "SANDBOX_ALLOW_UNISOLATED is set: running it anyway" if sandbox.allow_unisolated else "refused"
+        logger.warning("strategy code: %s (%s)", exc.message, opt_in)
+    return sandbox
+
+
 async def build(settings: Settings) -> Container:
     api_key, service_key = _api_keys(settings)
     database = SqlDatabase(settings.database_address)
@@ -115,7 +131,7 @@ async def build(settings: Settings) -> Container:
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     bus = build_event_bus(settings.redis_url, password)
     try:
-        sandbox = SandboxPool()
+        sandbox = await _sandbox(settings)
         catalogue = StrategyCatalogue(database, sandbox=sandbox)
         await catalogue.seed_builtins()
         if settings.strategies_dir is not None:
@@ -142,7 +158,7 @@ async def build(settings: Settings) -> Container:
         observer=ExecutionMetrics(metrics),
         live_enabled=settings.trading_gateway_url is not None,
     )
-    health = HealthMonitor(_dependencies(settings, database, bus))
+    health = HealthMonitor(_dependencies(settings, database, bus, sandbox))
     servicers: dict[str, object] = {
         "see.v1.StrategyService": StrategyServicer(catalogue),
         "see.v1.BacktestService": BacktestServicer(backtests),

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
     # A Dask scheduler (tcp://host:8786) to run optimizations on; unset: a local process pool.
     dask_scheduler_address: str | None = None
+    # Run uploaded strategy code even where the machine allows no OS isolation layer (the Python policy alone).
+    sandbox_allow_unisolated: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod

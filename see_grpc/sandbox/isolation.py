@@ -82,7 +82,8 @@ def enter_namespaces() -> str:
     current user until `confine`, so that it can still import what only the server's user may read.
     """
     if os.geteuid() == 0:
-        os.setgroups([])  # root's supplementary groups would outlive the change of user
+        with contextlib.suppress(OSError):  # then the change of user fails too, and says so
+            os.setgroups([])  # root's supplementary groups would outlive the change of user
     outside_uid = NOBODY if os.geteuid() == 0 else os.geteuid()
     outside_gid = NOBODY if os.getegid() == 0 else os.getegid()
     unshared_r, unshared_w = os.pipe()

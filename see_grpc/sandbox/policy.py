@@ -74,6 +74,19 @@ _DENIED_ATTRIBUTES = frozenset(
         """
     )
 )
+# pandas looks up a method by name when one of these is given a string (`df.agg("eval", expr)` runs DataFrame.eval
+# without passing through the guards), so their function arguments must be callables or names from _SAFE_FUNCTIONS.
+_STRING_DISPATCH = frozenset(_names("agg aggregate apply transform pipe map applymap"))
+_SAFE_FUNCTIONS = frozenset(
+    _names(
+        """
+        sum mean std var sem min max median count first last prod size nunique skew kurt cumsum cumprod cummax
+        cummin diff pct_change rank abs any all idxmax idxmin quantile ohlc shift
+        """
+    )
+)
+_FUNCTION_KEYWORDS = ("func", "arg")
+_ENGINES = (None, "python", "cython")  # numba would compile user functions outside the guards
 _ALLOWED_TO_METHODS = frozenset({"to_numpy", "to_list", "to_dict", "to_frame"})
 _DENIED_RESULT_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
 _DENIED_NAMES = frozenset(
@@ -225,7 +238,48 @@ class Guards:
             raise
         if isinstance(value, _DENIED_RESULT_TYPES):
             raise self.refuse(f"attribute '{name}' is not allowed")
+        if callable(value) and name in _STRING_DISPATCH:
+            return self._dispatch_checked(value, name)
+        if callable(value) and name == "rolling":
+            return self._window_checked(value)
         return value
+
+    def _dispatch_checked(self, method: Callable[..., object], name: str) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            functions = [*args[:1], *(kwargs[key] for key in _FUNCTION_KEYWORDS if key in kwargs)]
+            for function in functions:
+                self._check_function_argument(function, name)
+            if kwargs.get("engine") not in _ENGINES or "engine_kwargs" in kwargs:
+                raise self.refuse(f"{name}(): only the default engine is allowed")
+            return method(*args, **kwargs)
+
+        return call
+
+    def _check_function_argument(self, function: object, name: str) -> None:
+        """A callable, an allowed function name, or lists and dicts (by column) of those."""
+        if isinstance(function, str):
+            if function not in _SAFE_FUNCTIONS:
+                allowed = ", ".join(sorted(_SAFE_FUNCTIONS))
+                raise self.refuse(f"{name}() with the name {function[:40]!r} is not allowed (names allowed: {allowed})")
+        elif isinstance(function, list | tuple):
+            for item in function:
+                self._check_function_argument(item, name)
+        elif isinstance(function, dict):
+            for item in function.values():
+                self._check_function_argument(item, name)
+        elif not callable(function):
+            raise self.refuse(f"{name}() takes a function, a function name or a list or dict of them")
+
+    def _window_checked(self, method: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            # win_type names a function that pandas looks up in scipy, which the sandbox does not load
+            if kwargs.get("win_type", args[3] if len(args) > 3 else None) is not None:
+                raise self.refuse("rolling() with a win_type is not allowed")
+            if kwargs.get("method", "single") != "single":
+                raise self.refuse("rolling(): only method='single' is allowed")  # 'table' needs numba
+            return method(*args, **kwargs)
+
+        return call
 
     def hasattr(self, obj: object, name: str) -> bool:
         try:

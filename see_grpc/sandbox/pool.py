@@ -163,6 +163,15 @@ class SandboxPool:
             self._report = isolation.probe()
         return self._report
 
+    def isolation_summary(self) -> str:
+        """For /health/detailed: the active layers and why others are not; raises when none is active."""
+        report = self.isolation_report()
+        active = isolation.active_layers(report)
+        if not active:
+            raise FailedPreconditionError(unisolated_message(report))
+        others = [f"{layer} ({report.get(layer, 'unknown')})" for layer in isolation.OS_LAYERS if layer not in active]
+        return f"active: {', '.join(active)}" + (f"; not active: {', '.join(others)}" if others else "")
+
     def load(self, code: str, parameters: Mapping[str, Any], *, trial: bool = True) -> StrategyInfo:
         """Check and load the code, validate parameters and (trial) run it once on synthetic bars."""
         request = {"op": "load", "code": code, "parameters": dict(parameters), "trial": trial}
@@ -191,7 +200,10 @@ class SandboxPool:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         key = hashlib.sha256(str(request["code"]).encode()).hexdigest()
         with self._running:
-            worker = self._take_idle(key) or self._start()
+            try:
+                worker = self._take_idle(key) or self._start()
+            except _WorkerDiedError as exc:
+                raise failure(f"{what}: the sandbox could not start ({exc})") from None
             try:
                 reply, out = worker.call(request, arrays)
             except _WorkerDiedError as exc:

@@ -23,11 +23,14 @@ class DependencyStatus:
 
 @dataclass(frozen=True)
 class Dependency:
-    """A dependency and how to probe it; probe None means an embedded default with nothing to reach."""
+    """A dependency and how to probe it; probe None means an embedded default with nothing to reach.
+
+    A probe raises when the dependency is unhealthy; what it returns, if anything, is shown as the detail.
+    """
 
     name: str
     kind: str
-    probe: Callable[[], Awaitable[None]] | None = None
+    probe: Callable[[], Awaitable[str | None]] | None = None
     required: bool = True
 
 
@@ -62,12 +65,13 @@ class HealthMonitor:
             return DependencyStatus(dep.name, "embedded", dep.kind)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(dep.probe(), PROBE_TIMEOUT_SECONDS)
+            detail = await asyncio.wait_for(dep.probe(), PROBE_TIMEOUT_SECONDS)
         except TimeoutError:
             return DependencyStatus(dep.name, "unhealthy", dep.kind, f"no answer within {PROBE_TIMEOUT_SECONDS}s")
         except Exception as exc:  # a probe failure is a reported state, not an error of this call
             return DependencyStatus(dep.name, "unhealthy", dep.kind, _safe_detail(exc))
-        return DependencyStatus(dep.name, "healthy", dep.kind, latency_ms=(time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return DependencyStatus(dep.name, "healthy", dep.kind, detail or "", latency_ms)
 
 
 def _safe_detail(exc: Exception) -> str:
