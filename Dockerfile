@@ -59,6 +59,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRPC_PORT=50051 \
     NUMBA_CACHE_DIR=/tmp/numba-cache
 
+# Uploaded strategy code runs in sandbox workers that confine themselves (docs/security.md). Run the container as
+# this non-root user with Docker's or Kubernetes' RuntimeDefault seccomp profile, no-new-privileges, a read-only root
+# filesystem (plus a writable /tmp) and every capability dropped: workers then apply Landlock and their own seccomp
+# allowlist; namespaces need a profile that allows unshare(CLONE_NEWUSER). GET /health/detailed lists what is active.
+#   docker run --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges ... see:0.1.0
 # A fixed, numeric non-root identity (10001) so Kubernetes' runAsNonRoot can verify it and fsGroup can match it.
 RUN groupadd --system --gid 10001 see \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/see --no-create-home \
