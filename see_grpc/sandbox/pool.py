@@ -127,6 +127,9 @@ class _Worker:
             return "it was killed, most likely for using too much memory"
         return f"the sandbox process ended unexpectedly (exit code {code})"
 
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
     def kill(self) -> None:
         self._process.kill()
         self._process.wait()
@@ -154,6 +157,8 @@ class SandboxPool:
         self._idle_limit = idle_workers
         self._idle: OrderedDict[_Worker, str] = OrderedDict()  # idle worker -> the code hash it serves, oldest first
         self._started: set[_Worker] = set()  # to stop them all at close, busy or not
+        self._spare: _Worker | None = None  # started ahead and bound to no code yet: a new strategy need not wait
+        self._closed = False
         self._lock = threading.Lock()
         self._report: dict[str, str] | None = None
 
@@ -192,6 +197,7 @@ class SandboxPool:
         with self._lock:
             workers, self._started = self._started, set()
             self._idle.clear()
+            self._spare, self._closed = None, True
         for worker in workers:
             worker.kill()
 
@@ -236,13 +242,30 @@ class SandboxPool:
             self._discard(evicted)
 
     def _start(self) -> _Worker:
-        worker = _Worker(self.limits)
+        with self._lock:
+            worker, self._spare = self._spare, None
+        if worker is None or not worker.alive():
+            worker = _Worker(self.limits)
         if not isolation.active_layers(worker.layers) and not self.allow_unisolated:
             worker.kill()
             raise FailedPreconditionError(unisolated_message(worker.layers))
         with self._lock:
             self._started.add(worker)
+        threading.Thread(target=self._start_spare, name="sandbox-spare", daemon=True).start()
         return worker
+
+    def _start_spare(self) -> None:
+        try:
+            spare = _Worker(self.limits)
+        except _WorkerDiedError:
+            return  # the next request starts its own worker and reports why it could not
+        with self._lock:
+            keep = not self._closed and self._spare is None
+            if keep:
+                self._spare = spare
+                self._started.add(spare)
+        if not keep:
+            spare.kill()
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
