@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     dask_scheduler_address: str | None = None
     # Run uploaded strategy code even where the machine allows no OS isolation layer (the Python policy alone).
     sandbox_allow_unisolated: bool = False
+    # Largest request accepted: an HTTP body (413 beyond), a line of an NDJSON upload, a gRPC message.
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     @field_validator("log_level", mode="before")
     @classmethod

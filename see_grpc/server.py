@@ -41,7 +41,7 @@ class SeeServer:
         self._container = container = await build(self.settings)
         await container.open()
         self._grpc = grpc.aio.server(
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", self.settings.max_request_bytes)]
         )
         handlers = TrackedHandlers(container.tracker, container.metrics)
         for name, servicer in container.servicers.items():
@@ -57,7 +57,12 @@ class SeeServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         gateway = RestGateway(
-            build_routes(PROTO_FILES), container.servicers, container.tracker, container.metrics, build_openapi()
+            build_routes(PROTO_FILES),
+            container.servicers,
+            container.tracker,
+            container.metrics,
+            build_openapi(),
+            max_body_bytes=self.settings.max_request_bytes,
         )
         self._http = web.AppRunner(
             gateway.app(), access_log=None, shutdown_timeout=self.settings.shutdown_grace_seconds

@@ -1,5 +1,8 @@
 """Regenerate everything derived from protos/: Python stubs with .pyi in generated/, and openapi/see.openapi.json.
 
+The vendored buf/validate/validate.proto gets stubs too: the see.v1 stubs import it for their validation rules
+(googleapis-common-protos already ships the google/api ones).
+
 `python tools/codegen.py` writes them; `python tools/codegen.py --check` regenerates into a scratch folder and fails
 when the committed files differ (CI runs it).
 """
@@ -22,7 +25,16 @@ PROTO_ROOT = ROOT / "protos"
 THIRD_PARTY = ROOT / "third_party"
 GENERATED = ROOT / "generated"
 OPENAPI = ROOT / "openapi" / "see.openapi.json"
-PACKAGE_MARKERS = ("see/__init__.py", "see/v1/__init__.py", "see/py.typed")
+# Vendored protos whose stubs no installed package ships.
+VENDORED = ("buf/validate/validate.proto",)
+PACKAGE_MARKERS = (
+    "see/__init__.py",
+    "see/v1/__init__.py",
+    "see/py.typed",
+    "buf/__init__.py",
+    "buf/validate/__init__.py",
+    "buf/py.typed",
+)
 
 
 def generate_stubs(out_dir: Path) -> None:
@@ -41,6 +53,7 @@ def generate_stubs(out_dir: Path) -> None:
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
         *protos,
+        *VENDORED,
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
@@ -29,13 +30,63 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from see.v1 import common_pb2 as see_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/backtest.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13see/v1/common.proto\"\xc3\x02\n\rBacktestCosts\x12\x18\n\x0bspread_pips\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x63ommission_per_million\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rslippage_pips\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\tfinancing\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13\x66inancing_long_rate\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12!\n\x14\x66inancing_short_rate\x18\x06 \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_spread_pipsB\x19\n\x17_commission_per_millionB\x10\n\x0e_slippage_pipsB\x0c\n\n_financingB\x16\n\x14_financing_long_rateB\x17\n\x15_financing_short_rate\"\x92\x03\n\x12RunBacktestRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12.\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x04 \x01(\x01\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninstrument\x18\x06 \x01(\t\x12\x11\n\ttimeframe\x18\x07 \x01(\t\x12 \n\x13position_size_units\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08leverage\x18\t \x01(\x01H\x01\x88\x01\x01\x12$\n\x05\x63osts\x18\n \x01(\x0b\x32\x15.see.v1.BacktestCosts\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x0b \x01(\tB\x16\n\x14_position_size_unitsB\x0b\n\t_leverage\"\x8e\x03\n\x0f\x42\x61\x63ktestMetrics\x12\x14\n\x0c\x66inal_equity\x18\x01 \x01(\x01\x12\x14\n\x0ctotal_return\x18\x02 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x03 \x01(\x01\x12\x14\n\x0csharpe_ratio\x18\x04 \x01(\x01\x12\x15\n\rsortino_ratio\x18\x05 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x06 \x01(\x01\x12\"\n\x1amax_drawdown_duration_days\x18\x07 \x01(\x01\x12\x14\n\x0c\x63\x61lmar_ratio\x18\x08 \x01(\x01\x12\x12\n\nnum_trades\x18\t \x01(\x05\x12\x10\n\x08win_rate\x18\n \x01(\x01\x12\x15\n\rprofit_factor\x18\x0b \x01(\x01\x12\x12\n\nexpectancy\x18\x0c \x01(\x01\x12\x0f\n\x07\x61vg_win\x18\r \x01(\x01\x12\x10\n\x08\x61vg_loss\x18\x0e \x01(\x01\x12\x10\n\x08\x65xposure\x18\x0f \x01(\x01\x12\x0b\n\x03sqn\x18\x10 \x01(\x01\x12\x18\n\x10total_commission\x18\x11 \x01(\x01\x12\x17\n\x0ftotal_financing\x18\x12 \x01(\x01\"\x97\x02\n\x05Trade\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x1a\n\x04side\x18\x02 \x01(\x0e\x32\x0c.see.v1.Side\x12\r\n\x05units\x18\x03 \x01(\x01\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\x01\x12\x12\n\nexit_price\x18\x07 \x01(\x01\x12\x0b\n\x03pnl\x18\x08 \x01(\x01\x12\x12\n\ncommission\x18\t \x01(\x01\x12\x11\n\tfinancing\x18\n \x01(\x01\x12\x13\n\x0b\x65xit_reason\x18\x0b \x01(\t\"G\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\"\x87\x05\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Backtest.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12.\n\nstart_date\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x08 \x01(\x01\x12+\n\nparameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x61\x63\x63ount_currency\x18\n \x01(\t\x12(\n\x07metrics\x18\x0b \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1d\n\x06trades\x18\x0c \x03(\x0b\x32\r.see.v1.Trade\x12)\n\x0c\x65quity_curve\x18\r \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x13\n\x0b\x64\x61ta_source\x18\x0e \x01(\t\x12\x16\n\x0esynthetic_data\x18\x0f \x01(\x08\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x11 \x01(\x01\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"9\n\x13RunBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"E\n\x15StreamBacktestRequest\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequest\"P\n\x10\x42\x61\x63ktestProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x16\n\x0e\x62\x61rs_processed\x18\x02 \x01(\x03\x12\x12\n\nbars_total\x18\x03 \x01(\x03\"u\n\x16StreamBacktestResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.see.v1.BacktestProgressH\x00\x12$\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x10.see.v1.BacktestH\x00\x42\x07\n\x05\x65vent\")\n\x12GetBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"9\n\x13GetBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"/\n\x18GetBacktestReportRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"\x8f\x01\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Backtest.Status\"U\n\x15ListBacktestsResponse\x12#\n\tbacktests\x18\x01 \x03(\x0b\x32\x10.see.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x11ImportBarsRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x19\n\x04\x62\x61rs\x18\x03 \x03(\x0b\x32\x0b.see.v1.Bar\"\xb1\x01\n\x12ImportBarsResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x15\n\rbars_imported\x18\x03 \x01(\x03\x12.\n\nfirst_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc6\x05\n\x0f\x42\x61\x63ktestService\x12m\n\x0bRunBacktest\x12\x1a.see.v1.RunBacktestRequest\x1a\x1b.see.v1.RunBacktestResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x10/api/v1/backtest:\x01*b\x08\x62\x61\x63ktest\x12|\n\x0eStreamBacktest\x12\x1d.see.v1.StreamBacktestRequest\x1a\x1e.see.v1.StreamBacktestResponse\")\x82\xd3\xe4\x93\x02#\"\x17/api/v1/backtest:stream:\x08\x62\x61\x63ktest0\x01\x12y\n\x0bGetBacktest\x12\x1a.see.v1.GetBacktestRequest\x1a\x1b.see.v1.GetBacktestResponse\"1\x82\xd3\xe4\x93\x02+\x12\x1f/api/v1/backtests/{backtest_id}b\x08\x62\x61\x63ktest\x12{\n\x11GetBacktestReport\x12 .see.v1.GetBacktestReportRequest\x1a\x14.google.api.HttpBody\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/backtests/{backtest_id}/report\x12g\n\rListBacktests\x12\x1c.see.v1.ListBacktestsRequest\x1a\x1d.see.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x65\n\nImportBars\x12\x19.see.v1.ImportBarsRequest\x1a\x1a.see.v1.ImportBarsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/bars:import:\x01*(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/backtest.proto\x12\x06see.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13see/v1/common.proto\"\xca\x03\n\rBacktestCosts\x12\x33\n\x0bspread_pips\x18\x01 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00@\x8f@)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x00\x88\x01\x01\x12>\n\x16\x63ommission_per_million\x18\x02 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00j\xf8@)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x01\x88\x01\x01\x12\x35\n\rslippage_pips\x18\x03 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00@\x8f@)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x02\x88\x01\x01\x12\x16\n\tfinancing\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12;\n\x13\x66inancing_long_rate\x18\x05 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\xf0\xbf@\x01H\x04\x88\x01\x01\x12<\n\x14\x66inancing_short_rate\x18\x06 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\xf0\xbf@\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_spread_pipsB\x19\n\x17_commission_per_millionB\x10\n\x0e_slippage_pipsB\x0c\n\n_financingB\x16\n\x14_financing_long_rateB\x17\n\x15_financing_short_rate\"\xc8\x04\n\x12RunBacktestRequest\x12\x1d\n\x0bstrategy_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12N\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1e\xbaH\x1b\xb2\x01\x15\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x0b\x08\x80\x83\xd6\xe2\xf7\xff\xff\xff\xff\x01\xc8\x01\x01\x12L\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1e\xbaH\x1b\xb2\x01\x15\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x0b\x08\x80\x83\xd6\xe2\xf7\xff\xff\xff\xff\x01\xc8\x01\x01\x12\x32\n\x0finitial_capital\x18\x04 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\xa2\x94\x1amB!\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\ninstrument\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\x12\x1a\n\ttimeframe\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18\x08\x12;\n\x13position_size_units\x18\x08 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41!\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x00\x88\x01\x01\x12\x30\n\x08leverage\x18\t \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00@\x8f@!\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x01\x88\x01\x01\x12$\n\x05\x63osts\x18\n \x01(\x0b\x32\x15.see.v1.BacktestCosts\x12!\n\x10\x61\x63\x63ount_currency\x18\x0b \x01(\tB\x07\xbaH\x04r\x02\x18\x03\x42\x16\n\x14_position_size_unitsB\x0b\n\t_leverage\"\x8e\x03\n\x0f\x42\x61\x63ktestMetrics\x12\x14\n\x0c\x66inal_equity\x18\x01 \x01(\x01\x12\x14\n\x0ctotal_return\x18\x02 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x03 \x01(\x01\x12\x14\n\x0csharpe_ratio\x18\x04 \x01(\x01\x12\x15\n\rsortino_ratio\x18\x05 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x06 \x01(\x01\x12\"\n\x1amax_drawdown_duration_days\x18\x07 \x01(\x01\x12\x14\n\x0c\x63\x61lmar_ratio\x18\x08 \x01(\x01\x12\x12\n\nnum_trades\x18\t \x01(\x05\x12\x10\n\x08win_rate\x18\n \x01(\x01\x12\x15\n\rprofit_factor\x18\x0b \x01(\x01\x12\x12\n\nexpectancy\x18\x0c \x01(\x01\x12\x0f\n\x07\x61vg_win\x18\r \x01(\x01\x12\x10\n\x08\x61vg_loss\x18\x0e \x01(\x01\x12\x10\n\x08\x65xposure\x18\x0f \x01(\x01\x12\x0b\n\x03sqn\x18\x10 \x01(\x01\x12\x18\n\x10total_commission\x18\x11 \x01(\x01\x12\x17\n\x0ftotal_financing\x18\x12 \x01(\x01\"\x97\x02\n\x05Trade\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x1a\n\x04side\x18\x02 \x01(\x0e\x32\x0c.see.v1.Side\x12\r\n\x05units\x18\x03 \x01(\x01\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\x01\x12\x12\n\nexit_price\x18\x07 \x01(\x01\x12\x0b\n\x03pnl\x18\x08 \x01(\x01\x12\x12\n\ncommission\x18\t \x01(\x01\x12\x11\n\tfinancing\x18\n \x01(\x01\x12\x13\n\x0b\x65xit_reason\x18\x0b \x01(\t\"G\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\"\x87\x05\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Backtest.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12.\n\nstart_date\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0finitial_capital\x18\x08 \x01(\x01\x12+\n\nparameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x61\x63\x63ount_currency\x18\n \x01(\t\x12(\n\x07metrics\x18\x0b \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1d\n\x06trades\x18\x0c \x03(\x0b\x32\r.see.v1.Trade\x12)\n\x0c\x65quity_curve\x18\r \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x13\n\x0b\x64\x61ta_source\x18\x0e \x01(\t\x12\x16\n\x0esynthetic_data\x18\x0f \x01(\x08\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x11 \x01(\x01\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"9\n\x13RunBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"M\n\x15StreamBacktestRequest\x12\x34\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequestB\x06\xbaH\x03\xc8\x01\x01\"P\n\x10\x42\x61\x63ktestProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x16\n\x0e\x62\x61rs_processed\x18\x02 \x01(\x03\x12\x12\n\nbars_total\x18\x03 \x01(\x03\"u\n\x16StreamBacktestResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.see.v1.BacktestProgressH\x00\x12$\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x10.see.v1.BacktestH\x00\x42\x07\n\x05\x65vent\"6\n\x12GetBacktestRequest\x12 \n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"9\n\x13GetBacktestResponse\x12\"\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x10.see.v1.Backtest\"<\n\x18GetBacktestReportRequest\x12 \n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"\xbf\x01\n\x14ListBacktestsRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bstrategy_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1b\n\ninstrument\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\x12\x31\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Backtest.StatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\"U\n\x15ListBacktestsResponse\x12#\n\tbacktests\x18\x01 \x03(\x0b\x32\x10.see.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11ImportBarsRequest\x12\x1b\n\ninstrument\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\x12\x1a\n\ttimeframe\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x08\x12$\n\x04\x62\x61rs\x18\x03 \x03(\x0b\x32\x0b.see.v1.BarB\t\xbaH\x06\x92\x01\x03\x10\x90N\"\xb1\x01\n\x12ImportBarsResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\ttimeframe\x18\x02 \x01(\t\x12\x15\n\rbars_imported\x18\x03 \x01(\x03\x12.\n\nfirst_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc6\x05\n\x0f\x42\x61\x63ktestService\x12m\n\x0bRunBacktest\x12\x1a.see.v1.RunBacktestRequest\x1a\x1b.see.v1.RunBacktestResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x10/api/v1/backtest:\x01*b\x08\x62\x61\x63ktest\x12|\n\x0eStreamBacktest\x12\x1d.see.v1.StreamBacktestRequest\x1a\x1e.see.v1.StreamBacktestResponse\")\x82\xd3\xe4\x93\x02#\"\x17/api/v1/backtest:stream:\x08\x62\x61\x63ktest0\x01\x12y\n\x0bGetBacktest\x12\x1a.see.v1.GetBacktestRequest\x1a\x1b.see.v1.GetBacktestResponse\"1\x82\xd3\xe4\x93\x02+\x12\x1f/api/v1/backtests/{backtest_id}b\x08\x62\x61\x63ktest\x12{\n\x11GetBacktestReport\x12 .see.v1.GetBacktestReportRequest\x1a\x14.google.api.HttpBody\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/backtests/{backtest_id}/report\x12g\n\rListBacktests\x12\x1c.see.v1.ListBacktestsRequest\x1a\x1d.see.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x65\n\nImportBars\x12\x19.see.v1.ImportBarsRequest\x1a\x1a.see.v1.ImportBarsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/bars:import:\x01*(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'see.v1.backtest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['spread_pips']._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['spread_pips']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000@\217@)\000\000\000\000\000\000\000\000@\001'
+  _globals['_BACKTESTCOSTS'].fields_by_name['commission_per_million']._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['commission_per_million']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000j\370@)\000\000\000\000\000\000\000\000@\001'
+  _globals['_BACKTESTCOSTS'].fields_by_name['slippage_pips']._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['slippage_pips']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000@\217@)\000\000\000\000\000\000\000\000@\001'
+  _globals['_BACKTESTCOSTS'].fields_by_name['financing_long_rate']._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['financing_long_rate']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000\000\360?)\000\000\000\000\000\000\360\277@\001'
+  _globals['_BACKTESTCOSTS'].fields_by_name['financing_short_rate']._loaded_options = None
+  _globals['_BACKTESTCOSTS'].fields_by_name['financing_short_rate']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000\000\360?)\000\000\000\000\000\000\360\277@\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['start_date']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['start_date']._serialized_options = b'\272H\033\262\001\025\032\006\010\200\262\370\204\0332\013\010\200\203\326\342\367\377\377\377\377\001\310\001\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['end_date']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['end_date']._serialized_options = b'\272H\033\262\001\025\032\006\010\200\262\370\204\0332\013\010\200\203\326\342\367\377\377\377\377\001\310\001\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['initial_capital']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['initial_capital']._serialized_options = b'\272H\026\022\024\031\000\000\000\242\224\032mB!\000\000\000\000\000\000\000\000@\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['instrument']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['instrument']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['timeframe']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['timeframe']._serialized_options = b'\272H\004r\002\030\010'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['position_size_units']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['position_size_units']._serialized_options = b'\272H\026\022\024\031\000\000\000\000e\315\315A!\000\000\000\000\000\000\000\000@\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['leverage']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['leverage']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000@\217@!\000\000\000\000\000\000\000\000@\001'
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['account_currency']._loaded_options = None
+  _globals['_RUNBACKTESTREQUEST'].fields_by_name['account_currency']._serialized_options = b'\272H\004r\002\030\003'
+  _globals['_STREAMBACKTESTREQUEST'].fields_by_name['backtest']._loaded_options = None
+  _globals['_STREAMBACKTESTREQUEST'].fields_by_name['backtest']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_GETBACKTESTREQUEST'].fields_by_name['backtest_id']._loaded_options = None
+  _globals['_GETBACKTESTREQUEST'].fields_by_name['backtest_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_GETBACKTESTREPORTREQUEST'].fields_by_name['backtest_id']._loaded_options = None
+  _globals['_GETBACKTESTREPORTREQUEST'].fields_by_name['backtest_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['instrument']._loaded_options = None
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['instrument']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_LISTBACKTESTSREQUEST'].fields_by_name['status']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['instrument']._loaded_options = None
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['instrument']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['timeframe']._loaded_options = None
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['timeframe']._serialized_options = b'\272H\004r\002\030\010'
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['bars']._loaded_options = None
+  _globals['_IMPORTBARSREQUEST'].fields_by_name['bars']._serialized_options = b'\272H\006\222\001\003\020\220N'
   _globals['_BACKTESTSERVICE'].methods_by_name['RunBacktest']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['RunBacktest']._serialized_options = b'\202\323\344\223\002\037\"\020/api/v1/backtest:\001*b\010backtest'
   _globals['_BACKTESTSERVICE'].methods_by_name['StreamBacktest']._loaded_options = None
@@ -48,42 +99,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['ListBacktests']._serialized_options = b'\202\323\344\223\002\023\022\021/api/v1/backtests'
   _globals['_BACKTESTSERVICE'].methods_by_name['ImportBars']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['ImportBars']._serialized_options = b'\202\323\344\223\002\030\"\023/api/v1/bars:import:\001*'
-  _globals['_BACKTESTCOSTS']._serialized_start=175
-  _globals['_BACKTESTCOSTS']._serialized_end=498
-  _globals['_RUNBACKTESTREQUEST']._serialized_start=501
-  _globals['_RUNBACKTESTREQUEST']._serialized_end=903
-  _globals['_BACKTESTMETRICS']._serialized_start=906
-  _globals['_BACKTESTMETRICS']._serialized_end=1304
-  _globals['_TRADE']._serialized_start=1307
-  _globals['_TRADE']._serialized_end=1586
-  _globals['_EQUITYPOINT']._serialized_start=1588
-  _globals['_EQUITYPOINT']._serialized_end=1659
-  _globals['_BACKTEST']._serialized_start=1662
-  _globals['_BACKTEST']._serialized_end=2309
-  _globals['_BACKTEST_STATUS']._serialized_start=2222
-  _globals['_BACKTEST_STATUS']._serialized_end=2309
-  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2311
-  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2368
-  _globals['_STREAMBACKTESTREQUEST']._serialized_start=2370
-  _globals['_STREAMBACKTESTREQUEST']._serialized_end=2439
-  _globals['_BACKTESTPROGRESS']._serialized_start=2441
-  _globals['_BACKTESTPROGRESS']._serialized_end=2521
-  _globals['_STREAMBACKTESTRESPONSE']._serialized_start=2523
-  _globals['_STREAMBACKTESTRESPONSE']._serialized_end=2640
-  _globals['_GETBACKTESTREQUEST']._serialized_start=2642
-  _globals['_GETBACKTESTREQUEST']._serialized_end=2683
-  _globals['_GETBACKTESTRESPONSE']._serialized_start=2685
-  _globals['_GETBACKTESTRESPONSE']._serialized_end=2742
-  _globals['_GETBACKTESTREPORTREQUEST']._serialized_start=2744
-  _globals['_GETBACKTESTREPORTREQUEST']._serialized_end=2791
-  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2794
-  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2937
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2939
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=3024
-  _globals['_IMPORTBARSREQUEST']._serialized_start=3026
-  _globals['_IMPORTBARSREQUEST']._serialized_end=3111
-  _globals['_IMPORTBARSRESPONSE']._serialized_start=3114
-  _globals['_IMPORTBARSRESPONSE']._serialized_end=3291
-  _globals['_BACKTESTSERVICE']._serialized_start=3294
-  _globals['_BACKTESTSERVICE']._serialized_end=4004
+  _globals['_BACKTESTCOSTS']._serialized_start=204
+  _globals['_BACKTESTCOSTS']._serialized_end=662
+  _globals['_RUNBACKTESTREQUEST']._serialized_start=665
+  _globals['_RUNBACKTESTREQUEST']._serialized_end=1249
+  _globals['_BACKTESTMETRICS']._serialized_start=1252
+  _globals['_BACKTESTMETRICS']._serialized_end=1650
+  _globals['_TRADE']._serialized_start=1653
+  _globals['_TRADE']._serialized_end=1932
+  _globals['_EQUITYPOINT']._serialized_start=1934
+  _globals['_EQUITYPOINT']._serialized_end=2005
+  _globals['_BACKTEST']._serialized_start=2008
+  _globals['_BACKTEST']._serialized_end=2655
+  _globals['_BACKTEST_STATUS']._serialized_start=2568
+  _globals['_BACKTEST_STATUS']._serialized_end=2655
+  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2657
+  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2714
+  _globals['_STREAMBACKTESTREQUEST']._serialized_start=2716
+  _globals['_STREAMBACKTESTREQUEST']._serialized_end=2793
+  _globals['_BACKTESTPROGRESS']._serialized_start=2795
+  _globals['_BACKTESTPROGRESS']._serialized_end=2875
+  _globals['_STREAMBACKTESTRESPONSE']._serialized_start=2877
+  _globals['_STREAMBACKTESTRESPONSE']._serialized_end=2994
+  _globals['_GETBACKTESTREQUEST']._serialized_start=2996
+  _globals['_GETBACKTESTREQUEST']._serialized_end=3050
+  _globals['_GETBACKTESTRESPONSE']._serialized_start=3052
+  _globals['_GETBACKTESTRESPONSE']._serialized_end=3109
+  _globals['_GETBACKTESTREPORTREQUEST']._serialized_start=3111
+  _globals['_GETBACKTESTREPORTREQUEST']._serialized_end=3171
+  _globals['_LISTBACKTESTSREQUEST']._serialized_start=3174
+  _globals['_LISTBACKTESTSREQUEST']._serialized_end=3365
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=3367
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=3452
+  _globals['_IMPORTBARSREQUEST']._serialized_start=3454
+  _globals['_IMPORTBARSREQUEST']._serialized_end=3568
+  _globals['_IMPORTBARSRESPONSE']._serialized_start=3571
+  _globals['_IMPORTBARSRESPONSE']._serialized_end=3748
+  _globals['_BACKTESTSERVICE']._serialized_start=3751
+  _globals['_BACKTESTSERVICE']._serialized_end=4461
 # @@protoc_insertion_point(module_scope)

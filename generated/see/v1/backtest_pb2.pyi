@@ -35,11 +35,14 @@ class BacktestCosts(_message.Message):
     FINANCING_LONG_RATE_FIELD_NUMBER: _builtins.int
     FINANCING_SHORT_RATE_FIELD_NUMBER: _builtins.int
     spread_pips: _builtins.float
+    """0 to 1,000 pips."""
     commission_per_million: _builtins.float
+    """0 to 100,000 (10 % of the notional)."""
     slippage_pips: _builtins.float
+    """0 to 1,000 pips."""
     financing: _builtins.bool
     financing_long_rate: _builtins.float
-    """Annual financing rates applied to long and short positions (e.g. -0.02 = you pay 2 % a year)."""
+    """Annual financing rates applied to long and short positions (e.g. -0.02 = you pay 2 % a year), -1 to 1."""
     financing_short_rate: _builtins.float
     def __init__(
         self,
@@ -98,21 +101,31 @@ class RunBacktestRequest(_message.Message):
     COSTS_FIELD_NUMBER: _builtins.int
     ACCOUNT_CURRENCY_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
+    """Required, at most 128 characters. In StartOptimizationRequest it may be given at the top level instead, so the
+    rule "required" is checked by the backtest itself, not declared here.
+    """
     initial_capital: _builtins.float
+    """Required: positive, at most 1e12, in the account currency."""
     instrument: _builtins.str
     """e.g. "EUR/USD"; defaults to the strategy's first instrument."""
     timeframe: _builtins.str
     """e.g. "1h"; defaults to the strategy's timeframe."""
     position_size_units: _builtins.float
+    """Positive, at most 1e9."""
     leverage: _builtins.float
+    """Positive, at most 1,000."""
     account_currency: _builtins.str
     """Defaults to "USD"."""
     @_builtins.property
-    def start_date(self) -> _timestamp_pb2.Timestamp: ...
+    def start_date(self) -> _timestamp_pb2.Timestamp:
+        """Required: the window is start_date <= time < end_date, within the supported time range."""
+
     @_builtins.property
     def end_date(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def parameters(self) -> _struct_pb2.Struct: ...
+    def parameters(self) -> _struct_pb2.Struct:
+        """Overrides of the strategy's parameters: at most 16 levels deep, numbers finite."""
+
     @_builtins.property
     def costs(self) -> Global___BacktestCosts: ...
     def __init__(
@@ -555,10 +568,12 @@ class ListBacktestsRequest(_message.Message):
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """0 (the default page) or more; above the maximum it is reduced to the maximum."""
     page_token: _builtins.str
     strategy_id: _builtins.str
     instrument: _builtins.str
     status: Global___Backtest.Status.ValueType
+    """Unspecified: any status."""
     def __init__(
         self,
         *,
@@ -611,7 +626,9 @@ class ImportBarsRequest(_message.Message):
     timeframe: _builtins.str
     """e.g. "1m"; only needed on the first chunk."""
     @_builtins.property
-    def bars(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Bar]: ...
+    def bars(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Bar]:
+        """At most 10,000 bars per chunk, and 1,000,000 per call (import more in several calls: they are merged)."""
+
     def __init__(
         self,
         *,

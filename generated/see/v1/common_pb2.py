@@ -22,18 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13see/v1/common.proto\x12\x06see.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n\x03\x42\x61r\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x02 \x01(\x01\x12\x0c\n\x04high\x18\x03 \x01(\x01\x12\x0b\n\x03low\x18\x04 \x01(\x01\x12\r\n\x05\x63lose\x18\x05 \x01(\x01\x12\x0e\n\x06volume\x18\x06 \x01(\x01\x12\x18\n\x0bspread_pips\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_spread_pips*1\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x08\n\x04LONG\x10\x01\x12\t\n\x05SHORT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13see/v1/common.proto\x12\x06see.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x02\n\x03\x42\x61r\x12H\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1e\xbaH\x1b\xb2\x01\x15\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x0b\x08\x80\x83\xd6\xe2\xf7\xff\xff\xff\xff\x01\xc8\x01\x01\x12\'\n\x04open\x18\x02 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41!\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12\'\n\x04high\x18\x03 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41!\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12&\n\x03low\x18\x04 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41!\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12(\n\x05\x63lose\x18\x05 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41!\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12)\n\x06volume\x18\x06 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x34&\xf5k\x0c\x43)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12\x33\n\x0bspread_pips\x18\x07 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x88\xc3@)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_spread_pips*1\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x08\n\x04LONG\x10\x01\x12\t\n\x05SHORT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'see.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=228
-  _globals['_SIDE']._serialized_end=277
-  _globals['_BAR']._serialized_start=65
-  _globals['_BAR']._serialized_end=226
+  _globals['_BAR'].fields_by_name['time']._loaded_options = None
+  _globals['_BAR'].fields_by_name['time']._serialized_options = b'\272H\033\262\001\025\032\006\010\200\262\370\204\0332\013\010\200\203\326\342\367\377\377\377\377\001\310\001\001'
+  _globals['_BAR'].fields_by_name['open']._loaded_options = None
+  _globals['_BAR'].fields_by_name['open']._serialized_options = b'\272H\026\022\024\031\000\000\000\000e\315\315A!\000\000\000\000\000\000\000\000@\001'
+  _globals['_BAR'].fields_by_name['high']._loaded_options = None
+  _globals['_BAR'].fields_by_name['high']._serialized_options = b'\272H\026\022\024\031\000\000\000\000e\315\315A!\000\000\000\000\000\000\000\000@\001'
+  _globals['_BAR'].fields_by_name['low']._loaded_options = None
+  _globals['_BAR'].fields_by_name['low']._serialized_options = b'\272H\026\022\024\031\000\000\000\000e\315\315A!\000\000\000\000\000\000\000\000@\001'
+  _globals['_BAR'].fields_by_name['close']._loaded_options = None
+  _globals['_BAR'].fields_by_name['close']._serialized_options = b'\272H\026\022\024\031\000\000\000\000e\315\315A!\000\000\000\000\000\000\000\000@\001'
+  _globals['_BAR'].fields_by_name['volume']._loaded_options = None
+  _globals['_BAR'].fields_by_name['volume']._serialized_options = b'\272H\026\022\024\031\000\0004&\365k\014C)\000\000\000\000\000\000\000\000@\001'
+  _globals['_BAR'].fields_by_name['spread_pips']._loaded_options = None
+  _globals['_BAR'].fields_by_name['spread_pips']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000\210\303@)\000\000\000\000\000\000\000\000@\001'
+  _globals['_SIDE']._serialized_start=451
+  _globals['_SIDE']._serialized_end=500
+  _globals['_BAR']._serialized_start=94
+  _globals['_BAR']._serialized_end=449
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,21 @@ class _SideEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Side.ValueType],
     SHORT: _Side.ValueType  # 2
 
 class Side(_Side, metaclass=_SideEnumTypeWrapper):
-    """Which way a position, order, fill or trade points."""
+    """Input limits. Every request is checked against the buf.validate rules of its fields before any work starts;
+    a request that breaks one is refused with INVALID_ARGUMENT (HTTP 400) naming each field and its rule. The same
+    rules appear in the OpenAPI document (required, minimum, maximum, maxItems, maxLength). In short:
+    - ids (strategy, backtest, execution, optimization) at most 128 characters; page tokens at most 1024;
+      instrument at most 16, timeframe at most 8, currency codes 3;
+    - times from 1900-01-01T00:00:00Z (inclusive) to 2200-01-01T00:00:00Z (exclusive), nanos within 0..999,999,999;
+    - every number finite (no NaN or Infinity) and within the range its field states; no negative amounts, sizes
+      or risk limits;
+    - enum fields take the values listed (a number outside them is refused, not mapped to a default);
+    - google.protobuf.Struct and Value fields (parameters, choices): at most 16 levels of nesting, numbers finite;
+    - a request body or message at most MAX_REQUEST_BYTES (default 4 MiB; HTTP 413 / RESOURCE_EXHAUSTED beyond);
+      a JSON body at most 32 levels deep.
+
+    Which way a position, order, fill or trade points.
+    """
 
 SIDE_UNSPECIFIED: Side.ValueType  # 0
 LONG: Side.ValueType  # 1
@@ -50,14 +64,18 @@ class Bar(_message.Message):
     VOLUME_FIELD_NUMBER: _builtins.int
     SPREAD_PIPS_FIELD_NUMBER: _builtins.int
     open: _builtins.float
+    """Prices: positive and finite, at most 1,000,000,000."""
     high: _builtins.float
     low: _builtins.float
     close: _builtins.float
     volume: _builtins.float
+    """0 to 1e15."""
     spread_pips: _builtins.float
-    """Bid/ask spread of the bar in pips; unset means "use the request's constant spread"."""
+    """Bid/ask spread of the bar in pips, 0 to 10,000; unset means "use the request's constant spread"."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """Required; within the supported time range."""
+
     def __init__(
         self,
         *,

@@ -348,14 +348,19 @@ class StartExecutionRequest(_message.Message):
     PAPER_FEED_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     capital_allocation: _builtins.float
+    """Required: positive, at most 1e12, in the account currency."""
     mode: Global___Execution.Mode.ValueType
-    """PAPER when unset."""
+    """PAPER when unset (MODE_UNSPECIFIED); values outside the enum are refused."""
     position_size_units: _builtins.float
-    """Units per position (default 10,000)."""
+    """Units per position (default 10,000): positive, at most 1e9."""
     @_builtins.property
-    def parameters(self) -> _struct_pb2.Struct: ...
+    def parameters(self) -> _struct_pb2.Struct:
+        """Overrides of the strategy's parameters: at most 16 levels deep, numbers finite."""
+
     @_builtins.property
-    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 32; unset: the strategy's instruments."""
+
     @_builtins.property
     def risk(self) -> Global___RiskLimits: ...
     @_builtins.property
@@ -395,12 +400,15 @@ class RiskLimits(_message.Message):
     MAX_DAILY_LOSS_FIELD_NUMBER: _builtins.int
     MAX_DRAWDOWN_FIELD_NUMBER: _builtins.int
     max_position_units: _builtins.float
+    """Positive, at most 1e9."""
     max_gross_exposure: _builtins.float
-    """Sum of |notional| over instruments, in the account currency."""
+    """Sum of |notional| over instruments, in the account currency: positive, at most 1e15."""
     max_daily_loss: _builtins.float
-    """Loss since 17:00 New York after which only exits are allowed, in the account currency."""
+    """Loss since 17:00 New York after which only exits are allowed, in the account currency: positive, at most 1e12."""
     max_drawdown: _builtins.float
-    """Fraction of peak equity; breaching it flattens every position and stops the execution (kill switch)."""
+    """Fraction of peak equity, above 0 and at most 1; breaching it flattens every position and stops the execution
+    (kill switch).
+    """
     def __init__(
         self,
         *,
@@ -443,7 +451,7 @@ class PaperFeedOptions(_message.Message):
     BARS_PER_SECOND_FIELD_NUMBER: _builtins.int
     TIMEFRAME_FIELD_NUMBER: _builtins.int
     bars_per_second: _builtins.float
-    """Pace of the replay; unset: 1 bar a second; 0: as fast as possible."""
+    """Pace of the replay, at most 1,000,000; unset: 1 bar a second; 0: as fast as possible."""
     timeframe: _builtins.str
     """Unset: the strategy's timeframe."""
     @_builtins.property
@@ -540,9 +548,11 @@ class ListExecutionsRequest(_message.Message):
     STRATEGY_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """0 (the default page) or more; above the maximum it is reduced to the maximum."""
     page_token: _builtins.str
     strategy_id: _builtins.str
     status: Global___Execution.Status.ValueType
+    """Unspecified: any status."""
     def __init__(
         self,
         *,
@@ -717,6 +727,7 @@ class StreamSignalsRequest(_message.Message):
     after_event_id: _builtins.str
     """Resume after this event id (from a previous StreamSignalsResponse). Empty: every event the bus still keeps
     (in-process the last 10,000, Redis about 100,000), then live ones. Too old an id replays from the oldest kept.
+    At most 128 characters.
     """
     def __init__(
         self,

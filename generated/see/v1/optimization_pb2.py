@@ -22,19 +22,66 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from see.v1 import backtest_pb2 as see_dot_v1_dot_backtest__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19see/v1/optimization.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15see/v1/backtest.proto\"\x97\x01\n\x0eParameterRange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x03min\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04step\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\'\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x16.google.protobuf.ValueB\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_step\"\xd9\x01\n\x11OptimizationTrial\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fobjective_value\x18\x03 \x01(\x01\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1c\n\x14violates_constraints\x18\x05 \x01(\x08\x12\x12\n\nviolations\x18\x06 \x03(\t\x12\x14\n\x0ctrial_number\x18\x07 \x01(\x05\"[\n\x13WalkForwardSettings\x12\x16\n\x0ein_sample_bars\x18\x01 \x01(\x05\x12\x1a\n\x12out_of_sample_bars\x18\x02 \x01(\x05\x12\x10\n\x08\x61nchored\x18\x03 \x01(\x08\"\x9e\x03\n\x11WalkForwardWindow\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x0fin_sample_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13out_of_sample_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11out_of_sample_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x11in_sample_metrics\x18\x06 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x36\n\x15out_of_sample_metrics\x18\x07 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1b\n\x13in_sample_objective\x18\x08 \x01(\x01\x12\x1f\n\x17out_of_sample_objective\x18\t \x01(\x01\"\xe0\x01\n\x11WalkForwardResult\x12*\n\x07windows\x18\x01 \x03(\x0b\x32\x19.see.v1.WalkForwardWindow\x12)\n\x0c\x65quity_curve\x18\x02 \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x36\n\x15out_of_sample_metrics\x18\x03 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1a\n\x12sharpe_degradation\x18\x04 \x01(\x01\x12 \n\x18positive_window_fraction\x18\x05 \x01(\x01\"\x90\x01\n\x16OverfittingDiagnostics\x12\x1d\n\x15\x64\x65\x66lated_sharpe_ratio\x18\x01 \x01(\x01\x12\x19\n\x11\x62\x65st_sharpe_ratio\x18\x02 \x01(\x01\x12!\n\x19\x65xpected_max_sharpe_ratio\x18\x03 \x01(\x01\x12\x19\n\x11trials_considered\x18\x04 \x01(\x05\"\xf9\x05\n\x0cOptimization\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.see.v1.Optimization.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12+\n\x06method\x18\x04 \x01(\x0e\x32\x1b.see.v1.Optimization.Method\x12\x11\n\tobjective\x18\x05 \x01(\t\x12\x14\n\x0ctrials_total\x18\x06 \x01(\x05\x12\x13\n\x0btrials_done\x18\x07 \x01(\x05\x12*\n\x07results\x18\x08 \x03(\x0b\x32\x19.see.v1.OptimizationTrial\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0estatus_message\x18\n \x01(\t\x12\x1e\n\x06\x65ngine\x18\x0b \x01(\x0e\x32\x0e.see.v1.Engine\x12/\n\x0cwalk_forward\x18\x0c \x01(\x0b\x32\x19.see.v1.WalkForwardResult\x12\x33\n\x0b\x64iagnostics\x18\r \x01(\x0b\x32\x1e.see.v1.OverfittingDiagnostics\x12\x0c\n\x04seed\x18\x0e \x01(\x05\x12\x12\n\nmin_trades\x18\x0f \x01(\x05\x12\x1f\n\x12max_drawdown_limit\x18\x10 \x01(\x01H\x00\x88\x01\x01\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"D\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x08\n\x04GRID\x10\x01\x12\n\n\x06RANDOM\x10\x02\x12\x0c\n\x08\x42\x41YESIAN\x10\x03\x42\x15\n\x13_max_drawdown_limit\"\x85\x03\n\x18StartOptimizationRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12,\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequest\x12%\n\x05space\x18\x03 \x03(\x0b\x32\x16.see.v1.ParameterRange\x12+\n\x06method\x18\x04 \x01(\x0e\x32\x1b.see.v1.Optimization.Method\x12\x11\n\tobjective\x18\x05 \x01(\t\x12\x12\n\nmax_trials\x18\x06 \x01(\x05\x12\x12\n\nmin_trades\x18\x07 \x01(\x05\x12\x0c\n\x04seed\x18\x08 \x01(\x05\x12\x31\n\x0cwalk_forward\x18\t \x01(\x0b\x32\x1b.see.v1.WalkForwardSettings\x12\x1e\n\x06\x65ngine\x18\n \x01(\x0e\x32\x0e.see.v1.Engine\x12\x1f\n\x12max_drawdown_limit\x18\x0b \x01(\x01H\x00\x88\x01\x01\x42\x15\n\x13_max_drawdown_limit\"G\n\x19StartOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\"1\n\x16GetOptimizationRequest\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\"E\n\x17GetOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\"4\n\x19StreamOptimizationRequest\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\"H\n\x1aStreamOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\"V\n\x18ListOptimizationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\"a\n\x19ListOptimizationsResponse\x12+\n\roptimizations\x18\x01 \x03(\x0b\x32\x14.see.v1.Optimization\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x19\x43\x61ncelOptimizationRequest\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\"H\n\x1a\x43\x61ncelOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization*L\n\x06\x45ngine\x12\x16\n\x12\x45NGINE_UNSPECIFIED\x10\x00\x12\x0e\n\nIN_PROCESS\x10\x01\x12\x10\n\x0cPROCESS_POOL\x10\x02\x12\x08\n\x04\x44\x41SK\x10\x03\x32\xe7\x05\n\x13OptimizationService\x12\x83\x01\n\x11StartOptimization\x12 .see.v1.StartOptimizationRequest\x1a!.see.v1.StartOptimizationResponse\")\x82\xd3\xe4\x93\x02#\"\x10/api/v1/optimize:\x01*b\x0coptimization\x12\x91\x01\n\x0fGetOptimization\x12\x1e.see.v1.GetOptimizationRequest\x1a\x1f.see.v1.GetOptimizationResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\'/api/v1/optimizations/{optimization_id}b\x0coptimization\x12\x95\x01\n\x12StreamOptimization\x12!.see.v1.StreamOptimizationRequest\x1a\".see.v1.StreamOptimizationResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./api/v1/optimizations/{optimization_id}:stream0\x01\x12w\n\x11ListOptimizations\x12 .see.v1.ListOptimizationsRequest\x1a!.see.v1.ListOptimizationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/optimizations\x12\xa4\x01\n\x12\x43\x61ncelOptimization\x12!.see.v1.CancelOptimizationRequest\x1a\".see.v1.CancelOptimizationResponse\"G\x82\xd3\xe4\x93\x02\x41\"./api/v1/optimizations/{optimization_id}:cancel:\x01*b\x0coptimizationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19see/v1/optimization.proto\x12\x06see.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15see/v1/backtest.proto\"\xff\x01\n\x0eParameterRange\x12\x18\n\x04name\x18\x01 \x01(\tB\n\xbaH\x07r\x02\x18@\xc8\x01\x01\x12+\n\x03min\x18\x02 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\xa2\x94\x1amB)\x00\x00\x00\xa2\x94\x1am\xc2@\x01H\x00\x88\x01\x01\x12+\n\x03max\x18\x03 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\xa2\x94\x1amB)\x00\x00\x00\xa2\x94\x1am\xc2@\x01H\x01\x88\x01\x01\x12,\n\x04step\x18\x04 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\xa2\x94\x1amB!\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x02\x88\x01\x01\x12\x32\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x16.google.protobuf.ValueB\t\xbaH\x06\x92\x01\x03\x10\xe8\x07\x42\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_step\"\xd9\x01\n\x11OptimizationTrial\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fobjective_value\x18\x03 \x01(\x01\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1c\n\x14violates_constraints\x18\x05 \x01(\x08\x12\x12\n\nviolations\x18\x06 \x03(\t\x12\x14\n\x0ctrial_number\x18\x07 \x01(\x05\"w\n\x13WalkForwardSettings\x12$\n\x0ein_sample_bars\x18\x01 \x01(\x05\x42\x0c\xbaH\t\x1a\x07\x18\x80\xc2\xd7/(\x00\x12(\n\x12out_of_sample_bars\x18\x02 \x01(\x05\x42\x0c\xbaH\t\x1a\x07\x18\x80\xc2\xd7/(\x00\x12\x10\n\x08\x61nchored\x18\x03 \x01(\x08\"\x9e\x03\n\x11WalkForwardWindow\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x0fin_sample_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13out_of_sample_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11out_of_sample_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x32\n\x11in_sample_metrics\x18\x06 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x36\n\x15out_of_sample_metrics\x18\x07 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1b\n\x13in_sample_objective\x18\x08 \x01(\x01\x12\x1f\n\x17out_of_sample_objective\x18\t \x01(\x01\"\xe0\x01\n\x11WalkForwardResult\x12*\n\x07windows\x18\x01 \x03(\x0b\x32\x19.see.v1.WalkForwardWindow\x12)\n\x0c\x65quity_curve\x18\x02 \x03(\x0b\x32\x13.see.v1.EquityPoint\x12\x36\n\x15out_of_sample_metrics\x18\x03 \x01(\x0b\x32\x17.see.v1.BacktestMetrics\x12\x1a\n\x12sharpe_degradation\x18\x04 \x01(\x01\x12 \n\x18positive_window_fraction\x18\x05 \x01(\x01\"\x90\x01\n\x16OverfittingDiagnostics\x12\x1d\n\x15\x64\x65\x66lated_sharpe_ratio\x18\x01 \x01(\x01\x12\x19\n\x11\x62\x65st_sharpe_ratio\x18\x02 \x01(\x01\x12!\n\x19\x65xpected_max_sharpe_ratio\x18\x03 \x01(\x01\x12\x19\n\x11trials_considered\x18\x04 \x01(\x05\"\xf9\x05\n\x0cOptimization\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.see.v1.Optimization.Status\x12\x13\n\x0bstrategy_id\x18\x03 \x01(\t\x12+\n\x06method\x18\x04 \x01(\x0e\x32\x1b.see.v1.Optimization.Method\x12\x11\n\tobjective\x18\x05 \x01(\t\x12\x14\n\x0ctrials_total\x18\x06 \x01(\x05\x12\x13\n\x0btrials_done\x18\x07 \x01(\x05\x12*\n\x07results\x18\x08 \x03(\x0b\x32\x19.see.v1.OptimizationTrial\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0estatus_message\x18\n \x01(\t\x12\x1e\n\x06\x65ngine\x18\x0b \x01(\x0e\x32\x0e.see.v1.Engine\x12/\n\x0cwalk_forward\x18\x0c \x01(\x0b\x32\x19.see.v1.WalkForwardResult\x12\x33\n\x0b\x64iagnostics\x18\r \x01(\x0b\x32\x1e.see.v1.OverfittingDiagnostics\x12\x0c\n\x04seed\x18\x0e \x01(\x05\x12\x12\n\nmin_trades\x18\x0f \x01(\x05\x12\x1f\n\x12max_drawdown_limit\x18\x10 \x01(\x01H\x00\x88\x01\x01\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\"D\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x08\n\x04GRID\x10\x01\x12\n\n\x06RANDOM\x10\x02\x12\x0c\n\x08\x42\x41YESIAN\x10\x03\x42\x15\n\x13_max_drawdown_limit\"\xfc\x03\n\x18StartOptimizationRequest\x12\x1d\n\x0bstrategy_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x34\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x1a.see.v1.RunBacktestRequestB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x05space\x18\x03 \x03(\x0b\x32\x16.see.v1.ParameterRangeB\x08\xbaH\x05\x92\x01\x02\x10\x10\x12\x35\n\x06method\x18\x04 \x01(\x0e\x32\x1b.see.v1.Optimization.MethodB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1a\n\tobjective\x18\x05 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1f\n\nmax_trials\x18\x06 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xa0\x8d\x06(\x00\x12\x1f\n\nmin_trades\x18\x07 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00\x12\x15\n\x04seed\x18\x08 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x31\n\x0cwalk_forward\x18\t \x01(\x0b\x32\x1b.see.v1.WalkForwardSettings\x12(\n\x06\x65ngine\x18\n \x01(\x0e\x32\x0e.see.v1.EngineB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12:\n\x12max_drawdown_limit\x18\x0b \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x00\x88\x01\x01\x42\x15\n\x13_max_drawdown_limit\"G\n\x19StartOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\">\n\x16GetOptimizationRequest\x12$\n\x0foptimization_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"E\n\x17GetOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\"A\n\x19StreamOptimizationRequest\x12$\n\x0foptimization_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"H\n\x1aStreamOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization\"s\n\x18ListOptimizationsRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bstrategy_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"a\n\x19ListOptimizationsResponse\x12+\n\roptimizations\x18\x01 \x03(\x0b\x32\x14.see.v1.Optimization\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x19\x43\x61ncelOptimizationRequest\x12$\n\x0foptimization_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"H\n\x1a\x43\x61ncelOptimizationResponse\x12*\n\x0coptimization\x18\x01 \x01(\x0b\x32\x14.see.v1.Optimization*L\n\x06\x45ngine\x12\x16\n\x12\x45NGINE_UNSPECIFIED\x10\x00\x12\x0e\n\nIN_PROCESS\x10\x01\x12\x10\n\x0cPROCESS_POOL\x10\x02\x12\x08\n\x04\x44\x41SK\x10\x03\x32\xe7\x05\n\x13OptimizationService\x12\x83\x01\n\x11StartOptimization\x12 .see.v1.StartOptimizationRequest\x1a!.see.v1.StartOptimizationResponse\")\x82\xd3\xe4\x93\x02#\"\x10/api/v1/optimize:\x01*b\x0coptimization\x12\x91\x01\n\x0fGetOptimization\x12\x1e.see.v1.GetOptimizationRequest\x1a\x1f.see.v1.GetOptimizationResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\'/api/v1/optimizations/{optimization_id}b\x0coptimization\x12\x95\x01\n\x12StreamOptimization\x12!.see.v1.StreamOptimizationRequest\x1a\".see.v1.StreamOptimizationResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./api/v1/optimizations/{optimization_id}:stream0\x01\x12w\n\x11ListOptimizations\x12 .see.v1.ListOptimizationsRequest\x1a!.see.v1.ListOptimizationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/optimizations\x12\xa4\x01\n\x12\x43\x61ncelOptimization\x12!.see.v1.CancelOptimizationRequest\x1a\".see.v1.CancelOptimizationResponse\"G\x82\xd3\xe4\x93\x02\x41\"./api/v1/optimizations/{optimization_id}:cancel:\x01*b\x0coptimizationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'see.v1.optimization_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['name']._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['name']._serialized_options = b'\272H\007r\002\030@\310\001\001'
+  _globals['_PARAMETERRANGE'].fields_by_name['min']._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['min']._serialized_options = b'\272H\026\022\024\031\000\000\000\242\224\032mB)\000\000\000\242\224\032m\302@\001'
+  _globals['_PARAMETERRANGE'].fields_by_name['max']._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['max']._serialized_options = b'\272H\026\022\024\031\000\000\000\242\224\032mB)\000\000\000\242\224\032m\302@\001'
+  _globals['_PARAMETERRANGE'].fields_by_name['step']._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['step']._serialized_options = b'\272H\026\022\024\031\000\000\000\242\224\032mB!\000\000\000\000\000\000\000\000@\001'
+  _globals['_PARAMETERRANGE'].fields_by_name['choices']._loaded_options = None
+  _globals['_PARAMETERRANGE'].fields_by_name['choices']._serialized_options = b'\272H\006\222\001\003\020\350\007'
+  _globals['_WALKFORWARDSETTINGS'].fields_by_name['in_sample_bars']._loaded_options = None
+  _globals['_WALKFORWARDSETTINGS'].fields_by_name['in_sample_bars']._serialized_options = b'\272H\t\032\007\030\200\302\327/(\000'
+  _globals['_WALKFORWARDSETTINGS'].fields_by_name['out_of_sample_bars']._loaded_options = None
+  _globals['_WALKFORWARDSETTINGS'].fields_by_name['out_of_sample_bars']._serialized_options = b'\272H\t\032\007\030\200\302\327/(\000'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['backtest']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['backtest']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['space']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['space']._serialized_options = b'\272H\005\222\001\002\020\020'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['method']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['method']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['objective']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['objective']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['max_trials']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['max_trials']._serialized_options = b'\272H\010\032\006\030\240\215\006(\000'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['min_trades']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['min_trades']._serialized_options = b'\272H\010\032\006\030\300\204=(\000'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['seed']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['seed']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['engine']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['engine']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['max_drawdown_limit']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['max_drawdown_limit']._serialized_options = b'\272H\026\022\024\031\000\000\000\000\000\000\360?)\000\000\000\000\000\000\000\000@\001'
+  _globals['_GETOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_GETOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_STREAMOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_STREAMOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_LISTOPTIMIZATIONSREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_CANCELOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_CANCELOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StartOptimization']._loaded_options = None
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StartOptimization']._serialized_options = b'\202\323\344\223\002#\"\020/api/v1/optimize:\001*b\014optimization'
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['GetOptimization']._loaded_options = None
@@ -45,46 +92,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['ListOptimizations']._serialized_options = b'\202\323\344\223\002\027\022\025/api/v1/optimizations'
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['CancelOptimization']._loaded_options = None
   _globals['_OPTIMIZATIONSERVICE'].methods_by_name['CancelOptimization']._serialized_options = b'\202\323\344\223\002A\"./api/v1/optimizations/{optimization_id}:cancel:\001*b\014optimization'
-  _globals['_ENGINE']._serialized_start=3205
-  _globals['_ENGINE']._serialized_end=3281
-  _globals['_PARAMETERRANGE']._serialized_start=154
-  _globals['_PARAMETERRANGE']._serialized_end=305
-  _globals['_OPTIMIZATIONTRIAL']._serialized_start=308
-  _globals['_OPTIMIZATIONTRIAL']._serialized_end=525
-  _globals['_WALKFORWARDSETTINGS']._serialized_start=527
-  _globals['_WALKFORWARDSETTINGS']._serialized_end=618
-  _globals['_WALKFORWARDWINDOW']._serialized_start=621
-  _globals['_WALKFORWARDWINDOW']._serialized_end=1035
-  _globals['_WALKFORWARDRESULT']._serialized_start=1038
-  _globals['_WALKFORWARDRESULT']._serialized_end=1262
-  _globals['_OVERFITTINGDIAGNOSTICS']._serialized_start=1265
-  _globals['_OVERFITTINGDIAGNOSTICS']._serialized_end=1409
-  _globals['_OPTIMIZATION']._serialized_start=1412
-  _globals['_OPTIMIZATION']._serialized_end=2173
-  _globals['_OPTIMIZATION_STATUS']._serialized_start=1993
-  _globals['_OPTIMIZATION_STATUS']._serialized_end=2080
-  _globals['_OPTIMIZATION_METHOD']._serialized_start=2082
-  _globals['_OPTIMIZATION_METHOD']._serialized_end=2150
-  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_start=2176
-  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_end=2565
-  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_start=2567
-  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_end=2638
-  _globals['_GETOPTIMIZATIONREQUEST']._serialized_start=2640
-  _globals['_GETOPTIMIZATIONREQUEST']._serialized_end=2689
-  _globals['_GETOPTIMIZATIONRESPONSE']._serialized_start=2691
-  _globals['_GETOPTIMIZATIONRESPONSE']._serialized_end=2760
-  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_start=2762
-  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_end=2814
-  _globals['_STREAMOPTIMIZATIONRESPONSE']._serialized_start=2816
-  _globals['_STREAMOPTIMIZATIONRESPONSE']._serialized_end=2888
-  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_start=2890
-  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_end=2976
-  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_start=2978
-  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_end=3075
-  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_start=3077
-  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_end=3129
-  _globals['_CANCELOPTIMIZATIONRESPONSE']._serialized_start=3131
-  _globals['_CANCELOPTIMIZATIONRESPONSE']._serialized_end=3203
-  _globals['_OPTIMIZATIONSERVICE']._serialized_start=3284
-  _globals['_OPTIMIZATIONSERVICE']._serialized_end=4027
+  _globals['_ENGINE']._serialized_start=3553
+  _globals['_ENGINE']._serialized_end=3629
+  _globals['_PARAMETERRANGE']._serialized_start=183
+  _globals['_PARAMETERRANGE']._serialized_end=438
+  _globals['_OPTIMIZATIONTRIAL']._serialized_start=441
+  _globals['_OPTIMIZATIONTRIAL']._serialized_end=658
+  _globals['_WALKFORWARDSETTINGS']._serialized_start=660
+  _globals['_WALKFORWARDSETTINGS']._serialized_end=779
+  _globals['_WALKFORWARDWINDOW']._serialized_start=782
+  _globals['_WALKFORWARDWINDOW']._serialized_end=1196
+  _globals['_WALKFORWARDRESULT']._serialized_start=1199
+  _globals['_WALKFORWARDRESULT']._serialized_end=1423
+  _globals['_OVERFITTINGDIAGNOSTICS']._serialized_start=1426
+  _globals['_OVERFITTINGDIAGNOSTICS']._serialized_end=1570
+  _globals['_OPTIMIZATION']._serialized_start=1573
+  _globals['_OPTIMIZATION']._serialized_end=2334
+  _globals['_OPTIMIZATION_STATUS']._serialized_start=2154
+  _globals['_OPTIMIZATION_STATUS']._serialized_end=2241
+  _globals['_OPTIMIZATION_METHOD']._serialized_start=2243
+  _globals['_OPTIMIZATION_METHOD']._serialized_end=2311
+  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_start=2337
+  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_end=2845
+  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_start=2847
+  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_end=2918
+  _globals['_GETOPTIMIZATIONREQUEST']._serialized_start=2920
+  _globals['_GETOPTIMIZATIONREQUEST']._serialized_end=2982
+  _globals['_GETOPTIMIZATIONRESPONSE']._serialized_start=2984
+  _globals['_GETOPTIMIZATIONRESPONSE']._serialized_end=3053
+  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_start=3055
+  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_end=3120
+  _globals['_STREAMOPTIMIZATIONRESPONSE']._serialized_start=3122
+  _globals['_STREAMOPTIMIZATIONRESPONSE']._serialized_end=3194
+  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_start=3196
+  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_end=3311
+  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_start=3313
+  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_end=3410
+  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_start=3412
+  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_end=3477
+  _globals['_CANCELOPTIMIZATIONRESPONSE']._serialized_start=3479
+  _globals['_CANCELOPTIMIZATIONRESPONSE']._serialized_end=3551
+  _globals['_OPTIMIZATIONSERVICE']._serialized_start=3632
+  _globals['_OPTIMIZATIONSERVICE']._serialized_end=4375
 # @@protoc_insertion_point(module_scope)

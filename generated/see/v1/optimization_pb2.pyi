@@ -60,11 +60,16 @@ class ParameterRange(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     CHOICES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Required, at most 64 characters."""
     min: _builtins.float
+    """Bounds within -1e12..1e12."""
     max: _builtins.float
     step: _builtins.float
+    """Positive, at most 1e12."""
     @_builtins.property
-    def choices(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]: ...
+    def choices(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
+        """At most 1,000 choices, each at most 16 levels deep with finite numbers."""
+
     def __init__(
         self,
         *,
@@ -151,6 +156,7 @@ class WalkForwardSettings(_message.Message):
     OUT_OF_SAMPLE_BARS_FIELD_NUMBER: _builtins.int
     ANCHORED_FIELD_NUMBER: _builtins.int
     in_sample_bars: _builtins.int
+    """0 to 100,000,000."""
     out_of_sample_bars: _builtins.int
     anchored: _builtins.bool
     """Anchored: every in-sample window starts at the first bar and grows; rolling: it keeps its length."""
@@ -426,27 +432,31 @@ class StartOptimizationRequest(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     MAX_DRAWDOWN_LIMIT_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
+    """The strategy, here or in backtest.strategy_id (one of them is required); at most 128 characters."""
     method: Global___Optimization.Method.ValueType
+    """GRID when unset."""
     objective: _builtins.str
     """A metric name of BacktestMetrics, e.g. "sharpe_ratio"."""
     max_trials: _builtins.int
-    """Random and Bayesian search: number of trials."""
+    """Random and Bayesian search: number of trials, 0 (the default, 100) to 100,000."""
     min_trades: _builtins.int
-    """Trials with fewer trades are ranked last."""
+    """Trials with fewer trades are ranked last; 0 to 1,000,000."""
     seed: _builtins.int
-    """Seed of the random and Bayesian samplers (the same seed, the same trials)."""
+    """Seed of the random and Bayesian samplers (the same seed, the same trials); not negative."""
     engine: Global___Engine.ValueType
     """Unspecified: DASK when DASK_SCHEDULER_ADDRESS is set, else IN_PROCESS for small searches, PROCESS_POOL for
     the rest.
     """
     max_drawdown_limit: _builtins.float
-    """Trials whose max_drawdown (a fraction) is above it are ranked last."""
+    """Trials whose max_drawdown (a fraction, 0 to 1) is above it are ranked last."""
     @_builtins.property
     def backtest(self) -> _backtest_pb2.RunBacktestRequest:
-        """The base backtest; its parameters are overridden per trial."""
+        """Required: the base backtest; its parameters are overridden per trial."""
 
     @_builtins.property
-    def space(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterRange]: ...
+    def space(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterRange]:
+        """At most 16 parameters."""
+
     @_builtins.property
     def walk_forward(self) -> Global___WalkForwardSettings:
         """When set, the search runs once per walk-forward window; results are then the last window's trials."""
@@ -582,6 +592,7 @@ class ListOptimizationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STRATEGY_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """0 (the default page) or more; above the maximum it is reduced to the maximum."""
     page_token: _builtins.str
     strategy_id: _builtins.str
     def __init__(

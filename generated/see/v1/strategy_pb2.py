@@ -22,18 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/strategy.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x03min\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04step\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\'\n\x07\x63hoices\x18\x07 \x03(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\tB\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_step\"\xc2\x03\n\x08Strategy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Strategy.Status\x12\x13\n\x0binstruments\x18\x06 \x03(\t\x12\x11\n\ttimeframe\x18\x07 \x01(\t\x12+\n\nparameters\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x0fparameter_specs\x18\t \x03(\x0b\x32\x15.see.v1.ParameterSpec\x12\x0f\n\x07\x62uiltin\x18\n \x01(\x08\x12\x10\n\x08has_code\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43TIVE\x10\x01\x12\n\n\x06PAUSED\x10\x02\x12\x0c\n\x08\x41RCHIVED\x10\x03\"u\n\x15ListStrategiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.see.v1.Strategy.Status\"W\n\x16ListStrategiesResponse\x12$\n\nstrategies\x18\x01 \x03(\x0b\x32\x10.see.v1.Strategy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12GetStrategyRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\"9\n\x13GetStrategyResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\"\xbb\x01\n\x17RegisterStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0binstruments\x18\x03 \x03(\t\x12\x11\n\ttimeframe\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\x04\x63ode\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04type\x18\x07 \x01(\tB\x07\n\x05_code\">\n\x18RegisterStrategyResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\"[\n\x1bUpdateStrategyStatusRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Strategy.Status\"B\n\x1cUpdateStrategyStatusResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\",\n\x15\x44\x65leteStrategyRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteStrategyResponse2\xa4\x05\n\x0fStrategyService\x12k\n\x0eListStrategies\x12\x1d.see.v1.ListStrategiesRequest\x1a\x1e.see.v1.ListStrategiesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/strategies\x12z\n\x0bGetStrategy\x12\x1a.see.v1.GetStrategyRequest\x1a\x1b.see.v1.GetStrategyResponse\"2\x82\xd3\xe4\x93\x02,\x12 /api/v1/strategies/{strategy_id}b\x08strategy\x12\x87\x01\n\x10RegisterStrategy\x12\x1f.see.v1.RegisterStrategyRequest\x1a .see.v1.RegisterStrategyResponse\"0\x82\xd3\xe4\x93\x02*\"\x1b/api/v1/strategies/register:\x01*b\x08strategy\x12\xa2\x01\n\x14UpdateStrategyStatus\x12#.see.v1.UpdateStrategyStatusRequest\x1a$.see.v1.UpdateStrategyStatusResponse\"?\x82\xd3\xe4\x93\x02\x39\"*/api/v1/strategies/{strategy_id}:setStatus:\x01*b\x08strategy\x12y\n\x0e\x44\x65leteStrategy\x12\x1d.see.v1.DeleteStrategyRequest\x1a\x1e.see.v1.DeleteStrategyResponse\"(\x82\xd3\xe4\x93\x02\"* /api/v1/strategies/{strategy_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15see/v1/strategy.proto\x12\x06see.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x03min\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04step\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\'\n\x07\x63hoices\x18\x07 \x03(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\tB\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_step\"\xc2\x03\n\x08Strategy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.see.v1.Strategy.Status\x12\x13\n\x0binstruments\x18\x06 \x03(\t\x12\x11\n\ttimeframe\x18\x07 \x01(\t\x12+\n\nparameters\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x0fparameter_specs\x18\t \x03(\x0b\x32\x15.see.v1.ParameterSpec\x12\x0f\n\x07\x62uiltin\x18\n \x01(\x08\x12\x10\n\x08has_code\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43TIVE\x10\x01\x12\n\n\x06PAUSED\x10\x02\x12\x0c\n\x08\x41RCHIVED\x10\x03\"\x9b\x01\n\x15ListStrategiesRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x15\n\x04type\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32\x17.see.v1.Strategy.StatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\"W\n\x16ListStrategiesResponse\x12$\n\nstrategies\x18\x01 \x03(\x0b\x32\x10.see.v1.Strategy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12GetStrategyRequest\x12 \n\x0bstrategy_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"9\n\x13GetStrategyResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\"\xfb\x01\n\x17RegisterStrategyRequest\x12\x15\n\x04name\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x1d\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12#\n\x0binstruments\x18\x03 \x03(\tB\x0e\xbaH\x0b\x92\x01\x08\x10 \"\x04r\x02\x18\x10\x12\x1a\n\ttimeframe\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x08\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1c\n\x04\x63ode\x18\x06 \x01(\tB\t\xbaH\x06r\x04\x18\xc0\x9a\x0cH\x00\x88\x01\x01\x12\x15\n\x04type\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x42\x07\n\x05_code\">\n\x18RegisterStrategyResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\"u\n\x1bUpdateStrategyStatusRequest\x12 \n\x0bstrategy_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32\x17.see.v1.Strategy.StatusB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\"B\n\x1cUpdateStrategyStatusResponse\x12\"\n\x08strategy\x18\x01 \x01(\x0b\x32\x10.see.v1.Strategy\"9\n\x15\x44\x65leteStrategyRequest\x12 \n\x0bstrategy_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"\x18\n\x16\x44\x65leteStrategyResponse2\xa4\x05\n\x0fStrategyService\x12k\n\x0eListStrategies\x12\x1d.see.v1.ListStrategiesRequest\x1a\x1e.see.v1.ListStrategiesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/strategies\x12z\n\x0bGetStrategy\x12\x1a.see.v1.GetStrategyRequest\x1a\x1b.see.v1.GetStrategyResponse\"2\x82\xd3\xe4\x93\x02,\x12 /api/v1/strategies/{strategy_id}b\x08strategy\x12\x87\x01\n\x10RegisterStrategy\x12\x1f.see.v1.RegisterStrategyRequest\x1a .see.v1.RegisterStrategyResponse\"0\x82\xd3\xe4\x93\x02*\"\x1b/api/v1/strategies/register:\x01*b\x08strategy\x12\xa2\x01\n\x14UpdateStrategyStatus\x12#.see.v1.UpdateStrategyStatusRequest\x1a$.see.v1.UpdateStrategyStatusResponse\"?\x82\xd3\xe4\x93\x02\x39\"*/api/v1/strategies/{strategy_id}:setStatus:\x01*b\x08strategy\x12y\n\x0e\x44\x65leteStrategy\x12\x1d.see.v1.DeleteStrategyRequest\x1a\x1e.see.v1.DeleteStrategyResponse\"(\x82\xd3\xe4\x93\x02\"* /api/v1/strategies/{strategy_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'see.v1.strategy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['type']._serialized_options = b'\272H\004r\002\0302'
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_LISTSTRATEGIESREQUEST'].fields_by_name['status']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_GETSTRATEGYREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_GETSTRATEGYREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['name']._serialized_options = b'\272H\004r\002\030d'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['description']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['description']._serialized_options = b'\272H\005r\003\030\320\017'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['instruments']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['instruments']._serialized_options = b'\272H\013\222\001\010\020 \"\004r\002\030\020'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['timeframe']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['timeframe']._serialized_options = b'\272H\004r\002\030\010'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['code']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['code']._serialized_options = b'\272H\006r\004\030\300\232\014'
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_REGISTERSTRATEGYREQUEST'].fields_by_name['type']._serialized_options = b'\272H\004r\002\0302'
+  _globals['_UPDATESTRATEGYSTATUSREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_UPDATESTRATEGYSTATUSREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_UPDATESTRATEGYSTATUSREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_UPDATESTRATEGYSTATUSREQUEST'].fields_by_name['status']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_DELETESTRATEGYREQUEST'].fields_by_name['strategy_id']._loaded_options = None
+  _globals['_DELETESTRATEGYREQUEST'].fields_by_name['strategy_id']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
   _globals['_STRATEGYSERVICE'].methods_by_name['ListStrategies']._loaded_options = None
   _globals['_STRATEGYSERVICE'].methods_by_name['ListStrategies']._serialized_options = b'\202\323\344\223\002\024\022\022/api/v1/strategies'
   _globals['_STRATEGYSERVICE'].methods_by_name['GetStrategy']._loaded_options = None
@@ -44,32 +73,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STRATEGYSERVICE'].methods_by_name['UpdateStrategyStatus']._serialized_options = b'\202\323\344\223\0029\"*/api/v1/strategies/{strategy_id}:setStatus:\001*b\010strategy'
   _globals['_STRATEGYSERVICE'].methods_by_name['DeleteStrategy']._loaded_options = None
   _globals['_STRATEGYSERVICE'].methods_by_name['DeleteStrategy']._serialized_options = b'\202\323\344\223\002\"* /api/v1/strategies/{strategy_id}'
-  _globals['_PARAMETERSPEC']._serialized_start=127
-  _globals['_PARAMETERSPEC']._serialized_end=359
-  _globals['_STRATEGY']._serialized_start=362
-  _globals['_STRATEGY']._serialized_end=812
-  _globals['_STRATEGY_STATUS']._serialized_start=742
-  _globals['_STRATEGY_STATUS']._serialized_end=812
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=814
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=931
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=933
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1020
-  _globals['_GETSTRATEGYREQUEST']._serialized_start=1022
-  _globals['_GETSTRATEGYREQUEST']._serialized_end=1063
-  _globals['_GETSTRATEGYRESPONSE']._serialized_start=1065
-  _globals['_GETSTRATEGYRESPONSE']._serialized_end=1122
-  _globals['_REGISTERSTRATEGYREQUEST']._serialized_start=1125
-  _globals['_REGISTERSTRATEGYREQUEST']._serialized_end=1312
-  _globals['_REGISTERSTRATEGYRESPONSE']._serialized_start=1314
-  _globals['_REGISTERSTRATEGYRESPONSE']._serialized_end=1376
-  _globals['_UPDATESTRATEGYSTATUSREQUEST']._serialized_start=1378
-  _globals['_UPDATESTRATEGYSTATUSREQUEST']._serialized_end=1469
-  _globals['_UPDATESTRATEGYSTATUSRESPONSE']._serialized_start=1471
-  _globals['_UPDATESTRATEGYSTATUSRESPONSE']._serialized_end=1537
-  _globals['_DELETESTRATEGYREQUEST']._serialized_start=1539
-  _globals['_DELETESTRATEGYREQUEST']._serialized_end=1583
-  _globals['_DELETESTRATEGYRESPONSE']._serialized_start=1585
-  _globals['_DELETESTRATEGYRESPONSE']._serialized_end=1609
-  _globals['_STRATEGYSERVICE']._serialized_start=1612
-  _globals['_STRATEGYSERVICE']._serialized_end=2288
+  _globals['_PARAMETERSPEC']._serialized_start=156
+  _globals['_PARAMETERSPEC']._serialized_end=388
+  _globals['_STRATEGY']._serialized_start=391
+  _globals['_STRATEGY']._serialized_end=841
+  _globals['_STRATEGY_STATUS']._serialized_start=771
+  _globals['_STRATEGY_STATUS']._serialized_end=841
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=844
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=999
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=1001
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1088
+  _globals['_GETSTRATEGYREQUEST']._serialized_start=1090
+  _globals['_GETSTRATEGYREQUEST']._serialized_end=1144
+  _globals['_GETSTRATEGYRESPONSE']._serialized_start=1146
+  _globals['_GETSTRATEGYRESPONSE']._serialized_end=1203
+  _globals['_REGISTERSTRATEGYREQUEST']._serialized_start=1206
+  _globals['_REGISTERSTRATEGYREQUEST']._serialized_end=1457
+  _globals['_REGISTERSTRATEGYRESPONSE']._serialized_start=1459
+  _globals['_REGISTERSTRATEGYRESPONSE']._serialized_end=1521
+  _globals['_UPDATESTRATEGYSTATUSREQUEST']._serialized_start=1523
+  _globals['_UPDATESTRATEGYSTATUSREQUEST']._serialized_end=1640
+  _globals['_UPDATESTRATEGYSTATUSRESPONSE']._serialized_start=1642
+  _globals['_UPDATESTRATEGYSTATUSRESPONSE']._serialized_end=1708
+  _globals['_DELETESTRATEGYREQUEST']._serialized_start=1710
+  _globals['_DELETESTRATEGYREQUEST']._serialized_end=1767
+  _globals['_DELETESTRATEGYRESPONSE']._serialized_start=1769
+  _globals['_DELETESTRATEGYRESPONSE']._serialized_end=1793
+  _globals['_STRATEGYSERVICE']._serialized_start=1796
+  _globals['_STRATEGYSERVICE']._serialized_end=2472
 # @@protoc_insertion_point(module_scope)

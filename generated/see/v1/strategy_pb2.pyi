@@ -168,7 +168,7 @@ class ListStrategiesRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most this many strategies (default 50, at most 500)."""
+    """At most this many strategies (default 50, at most 500: more is reduced to 500); not negative."""
     page_token: _builtins.str
     """The next_page_token of the previous page."""
     type: _builtins.str
@@ -266,16 +266,21 @@ class RegisterStrategyRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Unique, at most 100 characters; required unless code declares it."""
     description: _builtins.str
     timeframe: _builtins.str
     code: _builtins.str
-    """Python source of a BaseStrategy subclass; needs the API_KEY scope."""
+    """Python source of a BaseStrategy subclass, at most 200,000 characters; needs the API_KEY scope."""
     type: _builtins.str
     """momentum, mean_reversion, breakout, ml_enhanced or custom (the default when code is given)."""
     @_builtins.property
-    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 32 instruments such as "EUR/USD"; required unless code declares them."""
+
     @_builtins.property
-    def parameters(self) -> _struct_pb2.Struct: ...
+    def parameters(self) -> _struct_pb2.Struct:
+        """At most 16 levels deep, numbers finite."""
+
     def __init__(
         self,
         *,
@@ -325,6 +330,7 @@ class UpdateStrategyStatusRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     status: Global___Strategy.Status.ValueType
+    """Required: ACTIVE, PAUSED or ARCHIVED."""
     def __init__(
         self,
         *,

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from see_grpc.observability.metrics import Metrics
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import grpc_code_of
+from see_grpc.transport.validation import check_request, checked_each, lenient
 
 
 class TrackedHandlers:
@@ -34,7 +35,7 @@ class TrackedHandlers:
         name = f"/{method.containing_service.full_name}/{method.name}"
         behavior = getattr(servicer, method.name)
         serializers = {
-            "request_deserializer": message_factory.GetMessageClass(method.input_type).FromString,
+            "request_deserializer": lenient(message_factory.GetMessageClass(method.input_type).FromString),
             "response_serializer": message_factory.GetMessageClass(method.output_type).SerializeToString,
         }
         if method.server_streaming:
@@ -43,11 +44,11 @@ class TrackedHandlers:
                 if method.client_streaming
                 else grpc.unary_stream_rpc_method_handler
             )
-            return factory(self._streaming(name, behavior), **serializers)
+            return factory(self._streaming(name, behavior, method.client_streaming), **serializers)
         factory = (
             grpc.stream_unary_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
         )
-        return factory(self._unary(name, behavior), **serializers)
+        return factory(self._unary(name, behavior, method.client_streaming), **serializers)
 
     def _open(self, method: str, context: grpc.aio.ServicerContext) -> tuple[Call, str | None]:
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -66,13 +67,15 @@ class TrackedHandlers:
         duration = self._tracker.finish(call, code)
         self._metrics.observe_grpc(call.method, code.name, duration)
 
-    def _unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _unary(
+        self, method: str, behavior: Callable[..., Awaitable[Any]], client_streaming: bool
+    ) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call, api_key = self._open(method, context)
             context.set_trailing_metadata((("x-request-id", call.request_id),))
             try:
                 self._tracker.authorize(call, api_key)
-                response = await behavior(request, context)
+                response = await behavior(_checked(request, client_streaming), context)
             except asyncio.CancelledError:
                 self._done(call, grpc.StatusCode.CANCELLED)
                 raise
@@ -83,13 +86,16 @@ class TrackedHandlers:
 
         return run
 
-    def _streaming(self, method: str, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(
+        self, method: str, behavior: Callable[..., AsyncIterator[Any]], client_streaming: bool
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call, api_key = self._open(method, context)
             try:
                 self._tracker.authorize(call, api_key)
+                checked = _checked(request, client_streaming)
                 await context.send_initial_metadata((("x-request-id", call.request_id),))
-                async for response in behavior(request, context):
+                async for response in behavior(checked, context):
                     yield response
             except (asyncio.CancelledError, GeneratorExit):
                 self._done(call, grpc.StatusCode.CANCELLED)
@@ -99,3 +105,11 @@ class TrackedHandlers:
             self._done(call, grpc.StatusCode.OK)
 
         return run
+
+
+def _checked(request: Any, client_streaming: bool) -> Any:
+    """The request, checked against its proto's rules before the servicer sees it (a stream: message by message)."""
+    if client_streaming:
+        return checked_each(request)
+    check_request(request)
+    return request

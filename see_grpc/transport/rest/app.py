@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 from google.api import httpbody_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
@@ -19,16 +20,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from see_grpc.errors import InvalidArgumentError, UnimplementedError
 from see_grpc.observability.metrics import Metrics
+from see_grpc.text import quoted
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
 from see_grpc.transport.rest.codec import build_request, parse_json_body, to_json
 from see_grpc.transport.rest.routes import Route
+from see_grpc.transport.validation import check_request, checked_each
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-MAX_BODY_BYTES = 4 * 1024 * 1024
-# Routes of the shim itself, not of an RPC; they need an API key like every RPC.
+NDJSON = "application/x-ndjson"
+# Client-streaming routes take one request message per line (their proto comment says so).
+STREAM_BODY_TYPES = (NDJSON, JSON)
+# Routes of the shim itself, not of an RPC.
 METRICS_PATH = "/metrics"
 OPENAPI_PATH = "/openapi.json"
 
@@ -79,23 +84,27 @@ class RestGateway:
         tracker: CallTracker,
         metrics: Metrics,
         openapi: dict[str, Any],
+        *,
+        max_body_bytes: int,
     ) -> None:
         self._routes = routes
         self._servicers = servicers
         self._tracker = tracker
         self._metrics = metrics
         self._openapi = openapi
+        self._max_body_bytes = max_body_bytes
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app = web.Application(client_max_size=self._max_body_bytes)
+        # [\s\S]: a path with a newline (%0A) is still ours to answer, in JSON; "." would leave it to aiohttp.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.raw_path
         if path in (METRICS_PATH, OPENAPI_PATH) and request.method == "GET":
             return await self._builtin_route(request, path)
-        route, params, path_known = self._find(request.method, path)
+        route, params, allowed = self._find(request.method, path)
         call = self._tracker.start(
             route.grpc_method if route else f"HTTP {request.method}",
             request_id=request.headers.get("x-request-id"),
@@ -104,16 +113,16 @@ class RestGateway:
         label = route.template if route else "unmatched"
         try:
             if route is None:
-                raise _RoutingError(path_known)
+                raise _method_not_allowed(allowed) if allowed else _not_found()
             self._tracker.authorize(call, request.headers.get("x-api-key"))
             response = await self._invoke(request, route, params, call)
             code = grpc.StatusCode.OK
         except asyncio.CancelledError:
             self._finish(call, request.method, label, grpc.StatusCode.CANCELLED, 499)
             raise
-        except _RoutingError as exc:
-            status = exc.status()
-            response, code = _json_response(_error_body(status), exc.http_status, call.request_id), grpc_code_of(status)
+        except _HttpError as exc:
+            logger.info("%s %s refused: %s", request.method, label, exc.message)
+            response, code = exc.response(call.request_id), exc.code
         except Exception as exc:
             response, code = self._failure(call, exc)
         self._finish(call, request.method, label, code, response.status)
@@ -128,25 +137,21 @@ class RestGateway:
     def _finish(self, call: Call, method: str, label: str, code: grpc.StatusCode, http_status: int) -> None:
         self._metrics.observe_http(method, label, str(http_status), self._tracker.finish(call, code))
 
-    def _find(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-        path_known = False
+    def _find(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """The route and its path variables, or None and the methods the path does take (for 405's Allow)."""
+        allowed: list[str] = []
         for route in self._routes:
             params = route.match(path)
             if params is None:
                 continue
             if route.http_method == method:
-                return route, params, True
-            path_known = True
-        return None, {}, path_known
+                return route, params, []
+            allowed.append(route.http_method)
+        return None, {}, allowed
 
     async def _builtin_route(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Open without a key (the contract says so): scrapers carry none, and neither holds a secret."""
         call = self._tracker.start(f"HTTP GET {path}", request_id=request.headers.get("x-request-id"))
-        try:
-            self._tracker.authorize(call, request.headers.get("x-api-key"))
-        except Exception as exc:
-            failed, code = self._failure(call, exc)
-            self._finish(call, "GET", path, code, failed.status)
-            return failed
         if path == METRICS_PATH:
             response = web.Response(body=generate_latest(self._metrics.registry))
             response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -167,13 +172,24 @@ class RestGateway:
         query = {key: request.rel_url.query.getall(key) for key in request.rel_url.query}
         request_cls = _message_class(method.input_type)
         if method.client_streaming:
-            messages = _ndjson_requests(request, request_cls, params, query)
-            return self._unary_response(route, await handler(messages, context), call)
-        body = parse_json_body(await request.read()) if route.body else {}
+            _require_content_type(request, STREAM_BODY_TYPES)
+            messages = _ndjson_requests(request, request_cls, params, query, self._max_body_bytes)
+            return self._unary_response(route, await handler(checked_each(messages), context), call)
+        body = await self._json_body(request) if route.body else {}
         message = build_request(request_cls, body=body, body_field=route.body, path_params=params, query=query)
+        check_request(message)
         if method.server_streaming:
             return await self._stream_response(request, handler(message, context), call)
         return self._unary_response(route, await handler(message, context), call)
+
+    async def _json_body(self, request: web.Request) -> Any:
+        _require_content_type(request, (JSON,))
+        if request.content_length is not None and request.content_length > self._max_body_bytes:
+            raise _too_large(self._max_body_bytes)  # refused before a byte of it is read
+        try:
+            return parse_json_body(await request.read())
+        except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit while being read
+            raise _too_large(self._max_body_bytes) from None
 
     def _unary_response(self, route: Route, response: Message, call: Call) -> web.Response:
         payload = getattr(response, route.response_body) if route.response_body else response
@@ -206,10 +222,14 @@ async def _ndjson_requests(
     request_cls: type[Message],
     params: dict[str, str],
     query: dict[str, list[str]],
+    max_line_bytes: int,
 ) -> AsyncIterator[Message]:
-    """Client streaming over HTTP: the body is newline-delimited JSON, one request message per line."""
+    """Client streaming over HTTP: the body is newline-delimited JSON, one request message per line.
+
+    Each line is one message, so the request size limit applies per line, as gRPC applies it per message.
+    """
     line_number = 0
-    async for raw in request.content:
+    while raw := await _read_line(request, max_line_bytes):
         line_number += 1
         if not raw.strip():
             continue
@@ -222,18 +242,53 @@ async def _ndjson_requests(
         yield message
 
 
+async def _read_line(request: web.Request, max_bytes: int) -> bytes:
+    try:
+        return await request.content.readline(max_line_length=max_bytes)
+    except LineTooLong:
+        raise _too_large(max_bytes, "a line of the request body") from None
+
+
 def _message_class(descriptor: Descriptor) -> type[Message]:
     return message_factory.GetMessageClass(descriptor)
 
 
-class _RoutingError(Exception):
-    """No route for the path (404) or not for this HTTP method (405), in grpc-gateway's error shape."""
+class _HttpError(Exception):
+    """A request the shim refuses by itself, with an HTTP status of its own, in grpc-gateway's error shape."""
 
-    def __init__(self, path_known: bool) -> None:
-        super().__init__("routing")
-        self.http_status = 405 if path_known else 404
+    def __init__(
+        self, http_status: int, code: grpc.StatusCode, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
 
-    def status(self) -> status_pb2.Status:
-        if self.http_status == 405:
-            return rpc_status(grpc.StatusCode.UNIMPLEMENTED, "Method Not Allowed")
-        return rpc_status(grpc.StatusCode.NOT_FOUND, "Not Found")
+    def response(self, request_id: str) -> web.Response:
+        response = _json_response(_error_body(rpc_status(self.code, self.message)), self.http_status, request_id)
+        response.headers.update(self.headers)
+        return response
+
+
+def _not_found() -> _HttpError:
+    return _HttpError(404, grpc.StatusCode.NOT_FOUND, "Not Found")
+
+
+def _method_not_allowed(allowed: list[str]) -> _HttpError:
+    return _HttpError(405, grpc.StatusCode.UNIMPLEMENTED, "Method Not Allowed", {"Allow": ", ".join(allowed)})
+
+
+def _too_large(limit: int, what: str = "the request body") -> _HttpError:
+    # RESOURCE_EXHAUSTED, as gRPC answers a message over its size limit; 413 is the HTTP word for it.
+    return _HttpError(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{what} is larger than the limit of {limit} bytes")
+
+
+def _require_content_type(request: web.Request, accepted: tuple[str, ...]) -> None:
+    """A body must say it is JSON: text/plain or form data is refused rather than parsed as JSON."""
+    if request.body_exists and request.content_type not in accepted:
+        raise _HttpError(
+            415,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Content-Type {quoted(request.content_type)} is not supported; send {' or '.join(accepted)}",
+        )

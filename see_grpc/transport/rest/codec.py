@@ -11,6 +11,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from see_grpc.errors import FieldViolation, InvalidArgumentError
+from see_grpc.text import quoted
+
+# Deeper than any request message with its parameters (see MAX_STRUCT_DEPTH); json.loads would recurse further.
+MAX_JSON_DEPTH = 32
+# protobuf's parse errors quote the offending value whole; the caller gets this much of the message.
+MAX_PARSE_ERROR_CHARS = 200
 
 _INTEGER_TYPES = {
     FieldDescriptor.TYPE_INT32,
@@ -49,9 +55,30 @@ def parse_json_body(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+    except RecursionError:  # nested far deeper than the limit
+        raise _too_deep() from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return document
+
+
+def _too_deep() -> InvalidArgumentError:
+    return InvalidArgumentError(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Iterative, so a deep document cannot exhaust the stack while being measured."""
+    pending = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def _field(descriptor: Any, path: str) -> FieldDescriptor:
@@ -61,7 +88,7 @@ def _field(descriptor: Any, path: str) -> FieldDescriptor:
         field = current.fields_by_name.get(name) if current is not None else None
         if field is None:
             raise InvalidArgumentError(
-                f"unknown parameter {path!r} for {descriptor.full_name}",
+                f"unknown parameter {quoted(path)} for {descriptor.full_name}",
                 violations=[FieldViolation(path, "no such field")],
             )
         current = field.message_type
@@ -77,11 +104,12 @@ def _scalar(field: FieldDescriptor, path: str, text: str) -> Any:
             return float(text)
     except ValueError:
         raise InvalidArgumentError(
-            f"parameter {path!r} must be a number, got {text!r}", violations=[FieldViolation(path, "not a number")]
+            f"parameter {path!r} must be a number, got {quoted(text)}",
+            violations=[FieldViolation(path, "not a number")],
         ) from None
     if field.type == FieldDescriptor.TYPE_BOOL:
         if text.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgumentError(f"parameter {path!r} must be true or false, got {text!r}")
+            raise InvalidArgumentError(f"parameter {path!r} must be true or false, got {quoted(text)}")
         return text.lower() in ("true", "1")
     return text
 
@@ -121,4 +149,8 @@ def build_request(
     try:
         return json_format.ParseDict(document, message_cls())
     except json_format.ParseError as exc:
-        raise InvalidArgumentError(f"invalid request: {exc}") from None
+        raise InvalidArgumentError(f"invalid request: {_clipped(str(exc))}") from None
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_PARSE_ERROR_CHARS else f"{text[:MAX_PARSE_ERROR_CHARS]}... (cut)"

@@ -1,15 +1,24 @@
-"""OpenAPI 3 document of the REST routes, derived from the same descriptors as the routes themselves."""
+"""OpenAPI 3 document of the REST routes, derived from the same descriptors as the routes themselves.
+
+Input limits come from the buf.validate rules of the protos, the ones the server checks (see transport.validation):
+`required`, `minLength`/`maxLength`, `minItems`/`maxItems`, `minimum`/`maximum`, enum values; what JSON Schema
+cannot say (time ranges, Struct depth, finiteness) is in the field's `description`.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from buf.validate import validate_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from see_grpc import __version__
 from see_grpc.transport.calls import is_open_method
 from see_grpc.transport.rest.routes import Route, build_routes
 from see_grpc.transport.services import PROTO_FILES
+from see_grpc.transport.validation import MAX_STRUCT_DEPTH
 
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -24,12 +33,31 @@ _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
+_STRUCT_LIMITS = f"At most {MAX_STRUCT_DEPTH} levels of nesting; numbers finite."
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string"},
-    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
-    "google.protobuf.Value": {},
+    "google.protobuf.Struct": {"type": "object", "additionalProperties": True, "description": _STRUCT_LIMITS},
+    "google.protobuf.Value": {"description": _STRUCT_LIMITS},
     "google.protobuf.Any": {"type": "object", "additionalProperties": True},
+}
+# buf.validate rules this generator turns into schema keywords; any other rule stops generation (see _checked).
+_NUMBER_RULES = {"double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64"}
+_SUPPORTED_RULES = {
+    "required",
+    "string",
+    "repeated",
+    "enum",
+    "timestamp",
+    *_NUMBER_RULES,
+    "string.min_len",
+    "string.max_len",
+    "repeated.min_items",
+    "repeated.max_items",
+    "repeated.items",
+    "enum.defined_only",
+    *(f"timestamp.{bound}" for bound in ("gt", "gte", "lt", "lte")),
+    *(f"{kind}.{bound}" for kind in _NUMBER_RULES for bound in ("gt", "gte", "lt", "lte", "finite")),
 }
 HTTP_BODY = "google.api.HttpBody"
 _ERROR_SCHEMA = {
@@ -56,8 +84,12 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{name}"}
 
     def _message(self, descriptor: Descriptor, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-        properties = {f.name: self.field(f) for f in descriptor.fields if f.name not in skip}
-        return {"type": "object", "properties": properties}
+        fields = [f for f in descriptor.fields if f.name not in skip]
+        schema: dict[str, Any] = {"type": "object", "properties": {f.name: self.field(f) for f in fields}}
+        required = [f.name for f in fields if rules_of(f).required]
+        if required:
+            schema["required"] = required
+        return schema
 
     def ref_status(self) -> dict[str, Any]:
         return {"$ref": "#/components/schemas/Status"}
@@ -68,19 +100,99 @@ class _Schemas:
     def field(self, field: FieldDescriptor) -> dict[str, Any]:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             return {"type": "object", "additionalProperties": self.field(field.message_type.fields_by_name["value"])}
+        rules = rules_of(field)
+        if not field.is_repeated:
+            return self._single(field, rules)
+        schema: dict[str, Any] = {"type": "array", "items": self._single(field, rules.repeated.items)}
+        if rules.repeated.HasField("min_items"):
+            schema["minItems"] = rules.repeated.min_items
+        if rules.repeated.HasField("max_items"):
+            schema["maxItems"] = rules.repeated.max_items
+        return schema
+
+    def _single(self, field: FieldDescriptor, rules: validate_pb2.FieldRules) -> dict[str, Any]:
+        """The schema of one value of the field, with the bounds its rules set."""
         if field.message_type is not None:
             schema = self.ref(field.message_type)
-        elif field.enum_type is not None:
-            schema = _enum(field.enum_type)
-        else:
-            schema = dict(_SCALARS[field.type])
-        if field.is_repeated:
-            return {"type": "array", "items": schema}
+            return {**schema, "description": _time_range(rules.timestamp)} if rules.HasField("timestamp") else schema
+        if field.enum_type is not None:
+            return _enum(field.enum_type, exclude_unspecified=rules.required)
+        schema = dict(_SCALARS[field.type])
+        kind = rules.WhichOneof("type")
+        if kind == "string":
+            schema.update(_string_bounds(rules.string))
+        elif kind in _NUMBER_RULES:
+            schema.update(_number_bounds(getattr(rules, kind)))
         return schema
 
 
-def _enum(descriptor: EnumDescriptor) -> dict[str, Any]:
-    return {"type": "string", "enum": [value.name for value in descriptor.values]}
+def rules_of(field: FieldDescriptor) -> validate_pb2.FieldRules:
+    """The field's buf.validate rules (empty when it has none); refuses rules this generator cannot express."""
+    rules: validate_pb2.FieldRules = field.GetOptions().Extensions[validate_pb2.field]
+    check_translatable(rules, field.full_name)
+    return rules
+
+
+def check_translatable(rules: validate_pb2.FieldRules, where: str) -> None:
+    """A rule the document would leave out must stop generation, not vanish from what clients are told."""
+    unsupported = sorted(set(_rule_names(rules)) - _SUPPORTED_RULES)
+    if unsupported:
+        raise ValueError(f"{where}: OpenAPI generation does not translate the rules {unsupported}")
+
+
+def _rule_names(rules: Message, prefix: str = "") -> list[str]:
+    names: list[str] = []
+    for field, value in rules.ListFields():
+        name = f"{prefix}{field.name}"
+        names.append(name)
+        if field.message_type is not None and not prefix:  # one level: "string.max_len", not deeper
+            names += _rule_names(value, f"{name}.")
+    return names
+
+
+def _string_bounds(rules: validate_pb2.StringRules) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    if rules.HasField("min_len"):
+        bounds["minLength"] = rules.min_len
+    if rules.HasField("max_len"):
+        bounds["maxLength"] = rules.max_len
+    return bounds
+
+
+def _number_bounds(rules: Message) -> dict[str, Any]:
+    """OpenAPI 3.0 keywords: exclusiveMinimum and exclusiveMaximum are booleans beside minimum and maximum."""
+    bounds: dict[str, Any] = {}
+    for rule, keyword, exclusive in (
+        ("gt", "minimum", "exclusiveMinimum"),
+        ("gte", "minimum", ""),
+        ("lt", "maximum", "exclusiveMaximum"),
+        ("lte", "maximum", ""),
+    ):
+        if rules.HasField(rule):
+            bounds[keyword] = _number(getattr(rules, rule))
+            if exclusive:
+                bounds[exclusive] = True
+    return bounds
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _time_range(rules: Message) -> str:
+    phrases = [
+        f"{words} {datetime.fromtimestamp(getattr(rules, rule).seconds, UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        for rule, words in (("gt", "after"), ("gte", "at or after"), ("lt", "before"), ("lte", "at or before"))
+        if rules.HasField(rule)
+    ]
+    text = " and ".join(phrases)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def _enum(descriptor: EnumDescriptor, *, exclude_unspecified: bool) -> dict[str, Any]:
+    """The values a request may use: every defined one (numbers outside them are refused), less 0 when required."""
+    names = [value.name for value in descriptor.values if not (exclude_unspecified and value.number == 0)]
+    return {"type": "string", "enum": names}
 
 
 def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
@@ -90,7 +202,8 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         "operationId": f"{method.containing_service.name}_{method.name}",
         "tags": [method.containing_service.name],
         "parameters": [
-            {"name": v, "in": "path", "required": True, "schema": {"type": "string"}} for v in route.variables
+            {"name": v, "in": "path", "required": True, "schema": _path_schema(method.input_type, v)}
+            for v in route.variables
         ],
     }
     if route.body == "*":
@@ -112,6 +225,18 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     if is_open_method(route.grpc_method):
         operation["security"] = []
     return operation
+
+
+def _path_schema(request: Descriptor, variable: str) -> dict[str, Any]:
+    """A path variable is a non-empty string, bounded like the field it fills."""
+    descriptor: Descriptor | None = request
+    field: FieldDescriptor | None = None
+    for name in variable.split("."):
+        assert descriptor is not None, variable
+        field = descriptor.fields_by_name[name]
+        descriptor = field.message_type
+    assert field is not None
+    return {"type": "string", "minLength": 1, **_string_bounds(rules_of(field).string)}
 
 
 def _success(route: Route, schemas: _Schemas) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
 
 import grpc
@@ -9,9 +10,13 @@ import pandas as pd
 from google.api import httpbody_pb2
 
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
-from see_grpc.errors import InvalidArgumentError
+from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
 from see_grpc.transport.grpc import convert
+
+# Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
+MAX_IMPORT_BARS = 1_000_000
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
@@ -84,15 +89,14 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         self, request_iterator: AsyncIterator[backtest_pb2.ImportBarsRequest], context: grpc.aio.ServicerContext
     ) -> backtest_pb2.ImportBarsResponse:
         instrument = timeframe = ""
-        rows: list[dict[str, object]] = []
+        columns = _BarColumns()
         async for chunk in request_iterator:
             instrument = instrument or chunk.instrument
             timeframe = timeframe or chunk.timeframe
-            rows.extend(_bar_row(bar) for bar in chunk.bars)
+            columns.add(chunk.bars)
         if not instrument or not timeframe:
             raise InvalidArgumentError("the first chunk must name the instrument and the timeframe")
-        frame = pd.DataFrame(rows).set_index("time") if rows else pd.DataFrame()
-        bars = await self._backtests.import_bars(instrument, timeframe, frame)
+        bars = await self._backtests.import_bars(instrument, timeframe, columns.frame())
         return backtest_pb2.ImportBarsResponse(
             instrument=instrument,
             timeframe=timeframe,
@@ -102,15 +106,29 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         )
 
 
-def _bar_row(bar: common_pb2.Bar) -> dict[str, object]:
-    row: dict[str, object] = {
-        "time": pd.Timestamp(convert.to_datetime(bar.time)),
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-    }
-    if bar.HasField("spread_pips"):
-        row["spread"] = bar.spread_pips
-    return row
+class _BarColumns:
+    """Uploaded bars gathered column by column (a dict per bar would cost ten times the memory and time)."""
+
+    def __init__(self) -> None:
+        self._times: list[int] = []  # microseconds since the epoch, the resolution pandas gives datetimes
+        self._prices: dict[str, list[float]] = {name: [] for name in PRICE_COLUMNS}
+        self._spreads: list[float] = []
+
+    def add(self, bars: Sequence[common_pb2.Bar]) -> None:
+        if len(self._times) + len(bars) > MAX_IMPORT_BARS:
+            raise InvalidArgumentError(
+                f"more than {MAX_IMPORT_BARS:,} bars in one import; send the rest in another call (they are merged)",
+                violations=[FieldViolation("bars", f"at most {MAX_IMPORT_BARS:,} per call")],
+            )
+        self._times.extend(bar.time.seconds * 1_000_000 + bar.time.nanos // 1_000 for bar in bars)
+        for name, values in self._prices.items():
+            values.extend(getattr(bar, name) for bar in bars)
+        self._spreads.extend(bar.spread_pips if bar.HasField("spread_pips") else math.nan for bar in bars)
+
+    def frame(self) -> pd.DataFrame:
+        if not self._times:
+            return pd.DataFrame()
+        frame = pd.DataFrame(self._prices, index=pd.to_datetime(self._times, unit="us", utc=True).rename("time"))
+        if not all(math.isnan(spread) for spread in self._spreads):
+            frame["spread"] = self._spreads
+        return frame

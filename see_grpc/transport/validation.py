@@ -1,0 +1,171 @@
+"""The one check of every request at the edge, for gRPC and REST alike, before a servicer does any work.
+
+The rules live in the protos as buf.validate annotations (lengths, ranges, finite numbers, defined enum values,
+required fields, list sizes); protovalidate checks them. Two rules it cannot express are checked here, driven by
+the same descriptors: the nesting depth and finite numbers of google.protobuf.Struct / Value fields (`parameters`,
+`choices`), and Timestamp nanos within 0..999,999,999 (pandas and datetime fail on the others).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import protovalidate
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from see_grpc.errors import FieldViolation, InvalidArgumentError
+
+# Nesting levels of a Struct or Value: {"a": 1} is 1 level, {"a": {"b": 1}} 2. Strategy parameters are flat.
+MAX_STRUCT_DEPTH = 16
+NANOS_PER_SECOND = 1_000_000_000
+_STRUCT_TYPES = frozenset(
+    d.full_name for d in (struct_pb2.Struct.DESCRIPTOR, struct_pb2.Value.DESCRIPTOR, struct_pb2.ListValue.DESCRIPTOR)
+)
+_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+_validator = protovalidate.Validator()
+M = TypeVar("M")
+
+
+class Undecodable:
+    """What the gRPC deserializer hands on for bytes protobuf cannot parse, so the call fails as INVALID_ARGUMENT.
+
+    grpc answers UNKNOWN for an exception raised while deserializing; protobuf raises one for malformed bytes and
+    for messages nested deeper than its recursion limit (a Struct nested 34 levels).
+    """
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def lenient(parse: Callable[[bytes], Message]) -> Callable[[bytes], Message | Undecodable]:
+    def deserialize(data: bytes) -> Message | Undecodable:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return Undecodable(exc)
+
+    return deserialize
+
+
+def check_request(message: Message | Undecodable) -> None:
+    """Raises InvalidArgumentError naming every field that breaks a rule of its proto."""
+    if isinstance(message, Undecodable):
+        raise InvalidArgumentError(
+            "the request is not a valid protobuf message: malformed, or nested deeper than protobuf's limit of "
+            "100 levels"
+        )
+    violations = _first_per_field(_rule_violations(message))
+    violations += list(_value_violations(message, ""))
+    if violations:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        raise InvalidArgumentError(f"invalid request: {summary}", violations=violations)
+
+
+async def checked_each(messages: AsyncIterable[M]) -> AsyncIterator[M]:
+    """A client stream whose messages are checked one by one, as they arrive."""
+    async for message in messages:
+        check_request(message)  # type: ignore[arg-type]  # request messages, or Undecodable
+        yield message
+
+
+def _rule_violations(message: Message) -> list[FieldViolation]:
+    found = _validator.collect_violations(message)
+    # NaN breaks a field's range and its finiteness: "must be finite" says what is wrong, so it comes first.
+    found.sort(key=lambda v: not v.proto.rule_id.endswith(".finite"))
+    return [FieldViolation(_field_path(v.proto.field), v.proto.message) for v in found]
+
+
+def _first_per_field(violations: list[FieldViolation]) -> list[FieldViolation]:
+    seen: dict[str, FieldViolation] = {}
+    for violation in violations:
+        seen.setdefault(violation.field, violation)
+    return list(seen.values())
+
+
+def _field_path(path: Any) -> str:
+    """ "bars[5].open" from protovalidate's field path (a protobuf-py message: its oneof is an object)."""
+    parts: list[str] = []
+    for element in path.elements:
+        parts.append(f".{element.field_name}" if parts else element.field_name)
+        subscript = element.subscript
+        if subscript is not None:
+            parts.append(f"[{subscript.value}]")  # a list index (request messages have no maps)
+    return "".join(parts) or "request"
+
+
+def _value_violations(message: Message, prefix: str) -> Iterator[FieldViolation]:
+    """Struct depth and finiteness, Timestamp nanos: only the fields that can hold them are visited."""
+    for field, type_name in _fields_to_visit(message.DESCRIPTOR):
+        path = f"{prefix}{field.name}"
+        if field.is_repeated:
+            items = [(f"{path}[{i}]", item) for i, item in enumerate(getattr(message, field.name))]
+        elif message.HasField(field.name):
+            items = [(path, getattr(message, field.name))]
+        else:
+            continue
+        for item_path, item in items:
+            yield from _item_violations(type_name, item_path, item)
+
+
+def _item_violations(type_name: str, path: str, item: Message) -> Iterator[FieldViolation]:
+    if type_name == _TIMESTAMP:
+        if not 0 <= item.nanos < NANOS_PER_SECOND:  # type: ignore[attr-defined]
+            yield FieldViolation(path, "nanos must be within 0..999,999,999")
+    elif type_name in _STRUCT_TYPES:
+        problem = _struct_problem(item)
+        if problem:
+            yield FieldViolation(path, problem)
+    else:
+        yield from _value_violations(item, f"{path}.")
+
+
+def _struct_problem(root: Message) -> str:
+    """Why a Struct, Value or ListValue is refused, or "" when it is fine. Iterative: depth is what is checked."""
+    pending: list[tuple[Message, int]] = [(root, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_STRUCT_DEPTH:
+            return f"nested deeper than {MAX_STRUCT_DEPTH} levels"
+        if isinstance(node, struct_pb2.Struct):
+            pending.extend((value, depth + 1) for value in node.fields.values())
+        elif isinstance(node, struct_pb2.ListValue):
+            pending.extend((value, depth + 1) for value in node.values)
+        elif isinstance(node, struct_pb2.Value):
+            kind = node.WhichOneof("kind")
+            if kind == "number_value" and not math.isfinite(node.number_value):
+                return "numbers must be finite (no NaN or Infinity)"
+            if kind in ("struct_value", "list_value"):
+                pending.append((getattr(node, kind), depth))
+    return ""
+
+
+_VISIT: dict[str, tuple[tuple[FieldDescriptor, str], ...]] = {}
+
+
+def _fields_to_visit(descriptor: Any) -> tuple[tuple[FieldDescriptor, str], ...]:
+    """The message fields of a type, with their type names, that hold a Struct, Value or Timestamp somewhere below.
+
+    Computed once per type: most requests hold none, and a chunk of bars is a long list of one type.
+    """
+    cached = _VISIT.get(descriptor.full_name)
+    if cached is None:
+        cached = _VISIT[descriptor.full_name] = tuple(
+            (f, f.message_type.full_name)
+            for f in descriptor.fields
+            if f.message_type is not None and _holds_checked_values(f.message_type, set())
+        )
+    return cached
+
+
+def _holds_checked_values(descriptor: Descriptor, seen: set[str]) -> bool:
+    name = descriptor.full_name
+    if name == _TIMESTAMP or name in _STRUCT_TYPES:
+        return True
+    if name in seen or descriptor.GetOptions().map_entry:
+        return False
+    seen.add(name)
+    return any(f.message_type is not None and _holds_checked_values(f.message_type, seen) for f in descriptor.fields)
