@@ -7,6 +7,7 @@ header lists under "arrays" (name, dtype, length), in that order. Readers bound 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import IO, Any
 
@@ -16,6 +17,8 @@ MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_ARRAY_LENGTH = 50_000_000
 _DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 _LENGTH = struct.Struct(">Q")
+# Absolute paths of two or more parts, as library errors quote them ('/srv/see/.venv/lib/...').
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[\w.+-]+){2,}/?")
 
 
 class ProtocolError(Exception):
@@ -70,3 +73,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     if data is None or len(data) != size:
         raise ProtocolError("the other side closed the pipe")
     return data
+
+
+def without_paths(text: str) -> str:
+    """A worker's error text as the caller may see it: absolute paths of the server's files replaced."""
+    return _ABSOLUTE_PATH.sub("<path>", text)

@@ -37,7 +37,7 @@ from see_grpc.sandbox.policy import (
     PolicyViolation,
     compile_strategy,
 )
-from see_grpc.sandbox.protocol import ProtocolError, read_message, write_message
+from see_grpc.sandbox.protocol import ProtocolError, read_message, without_paths, write_message
 from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec
 
 MAX_WARMUP_BARS = 100_000
@@ -257,7 +257,8 @@ def _describe(exc: BaseException) -> str:
         if tb.tb_frame.f_code.co_filename == SOURCE_FILENAME:
             line = tb.tb_lineno
         tb = tb.tb_next
-    return f"line {line}: {type(exc).__name__}: {exc}"[:MAX_MESSAGE_CHARS]
+    message = without_paths(str(exc))  # the user needs the line and the kind, not the server's file layout
+    return f"line {line}: {type(exc).__name__}: {message}"[:MAX_MESSAGE_CHARS]
 
 
 def _warm_up() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from see_grpc.errors import StrategyLoadError
 from see_grpc.sandbox.pool import SandboxPool
+from see_grpc.sandbox.protocol import without_paths
 from tests.unit.sandbox.conftest import SMA_CROSS, strategy_with
 
 # (code, the line the refusal must name, words the message must contain)
@@ -124,3 +125,10 @@ def test_user_errors_name_their_line(pool: SandboxPool) -> None:
         pool.load(strategy_with("x = 1 / 0"), {})
     with pytest.raises(StrategyLoadError, match=r"line 3: syntax error"):
         pool.load("x = 1\n\ndef (:\n", {})
+
+
+def test_library_errors_do_not_show_server_paths() -> None:
+    error = OSError(24, "Too many open files")
+    error.filename = "/srv/see/.venv/lib/python3.11/site-packages/scipy"
+    assert without_paths(str(error)) == "[Errno 24] Too many open files: '<path>'"
+    assert without_paths("fast/slow ratio 1/2, x / y") == "fast/slow ratio 1/2, x / y"
