@@ -38,6 +38,16 @@ def _small_sample_data(folder: Path) -> Path:
     return folder
 
 
+async def _stop(server: SeeServer) -> None:
+    """Stop the server, then end what the fuzzers left on the loop (open streams) before the loop closes."""
+    await server.stop()
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
 @pytest.fixture(scope="session")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
     root = tmp_path_factory.mktemp("fuzz")
@@ -50,7 +60,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=START_TIMEOUT)
         yield FuzzServer(f"127.0.0.1:{server.grpc_port}", f"http://127.0.0.1:{server.http_port}")
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=START_TIMEOUT)
+        asyncio.run_coroutine_threadsafe(_stop(server), loop).result(timeout=START_TIMEOUT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=START_TIMEOUT)
         loop.close()

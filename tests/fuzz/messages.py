@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, cast
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -19,6 +20,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
+from see.v1 import backtest_pb2, common_pb2, execution_pb2, optimization_pb2, strategy_pb2
 from see_grpc.trading.instruments import TIMEFRAMES
 
 BUILTIN_STRATEGIES = ("trend_following_v1", "mean_reversion_v1", "breakout_v1", "causal_enhanced_v2", "ml_enhanced_v1")
@@ -38,7 +40,7 @@ TIMESTAMP_SECONDS = (
     2**63 - 1,
     0,
 )
-STRUCT_DEPTHS = (2, 20, 33, 34, 40)  # dicts in dicts; 34 passed the server's parser limit (issue 9)
+STRUCT_DEPTHS = (2, 20, 33, 34)  # dicts in dicts; 34 passed the server's parser limit (issue 9)
 
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
@@ -82,6 +84,41 @@ PARAMETER_NAMES = (
 )
 
 
+def _backtest() -> backtest_pb2.RunBacktestRequest:
+    return backtest_pb2.RunBacktestRequest(
+        strategy_id="trend_following_v1",
+        start_date=timestamp_pb2.Timestamp(seconds=DATA_SECONDS[0]),
+        end_date=timestamp_pb2.Timestamp(seconds=DATA_SECONDS[1]),
+        initial_capital=10_000,
+    )
+
+
+def _bar(hour: int) -> common_pb2.Bar:
+    return common_pb2.Bar(
+        time=timestamp_pb2.Timestamp(seconds=DATA_SECONDS[1] + 3600 * hour), open=1.1, high=1.2, low=1.0, close=1.1
+    )
+
+
+# Valid requests of the calls that start work (small: two months of bars, a 2-trial sweep).
+BASELINES: Mapping[str, Message] = {
+    message.DESCRIPTOR.full_name: message
+    for message in (
+        _backtest(),
+        backtest_pb2.StreamBacktestRequest(backtest=_backtest()),
+        backtest_pb2.ImportBarsRequest(instrument="NZD/USD", timeframe="1h", bars=[_bar(0), _bar(1)]),
+        execution_pb2.StartExecutionRequest(strategy_id="mean_reversion_v1", capital_allocation=10_000),
+        optimization_pb2.StartOptimizationRequest(
+            backtest=_backtest(),
+            space=[optimization_pb2.ParameterRange(name="fast_period", min=5, max=10, step=5)],
+            max_trials=2,
+        ),
+        strategy_pb2.RegisterStrategyRequest(
+            name="fuzzed", description="fuzzed", instruments=["EUR/USD"], timeframe="1h", type="momentum"
+        ),
+    )
+}
+
+
 def numbers(field_type: int) -> st.SearchStrategy[float]:
     width: Literal[32, 64] = 32 if field_type == FieldDescriptor.TYPE_FLOAT else 64
     return st.one_of(st.sampled_from(NUMBERS), st.floats(width=width), st.floats(-1e6, 1e6, width=width))
@@ -117,40 +154,45 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
-def parameter_dicts() -> st.SearchStrategy[dict[str, Any]]:
+def _deep(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Dicts nested past the server's parser limit at the top of a request; deeper in, what a client can build."""
+    return st.sampled_from(STRUCT_DEPTHS if depth == 0 else STRUCT_DEPTHS[:2]).map(_nested)
+
+
+def parameter_dicts(depth: int) -> st.SearchStrategy[dict[str, Any]]:
     """Strategy parameters: known names with any value, arbitrary JSON, or a nesting past the parser's limit."""
     known = st.dictionaries(st.sampled_from(PARAMETER_NAMES), json_values(), max_size=4)
     arbitrary = st.dictionaries(_TEXT, json_values(), max_size=4)
-    deep = st.sampled_from(STRUCT_DEPTHS).map(_nested)
-    return st.one_of(known, known, arbitrary, deep)
+    return st.one_of(known, known, arbitrary, _deep(depth))
 
 
-def structs() -> st.SearchStrategy[struct_pb2.Struct]:
+def structs(depth: int) -> st.SearchStrategy[struct_pb2.Struct]:
     def build(values: dict[str, Any]) -> struct_pb2.Struct:
         struct = struct_pb2.Struct()
         struct.update(values)
         return struct
 
-    return parameter_dicts().map(build)
+    return parameter_dicts(depth).map(build)
 
 
-def protobuf_values() -> st.SearchStrategy[struct_pb2.Value]:
+def protobuf_values(depth: int) -> st.SearchStrategy[struct_pb2.Value]:
     def build(value: Any) -> struct_pb2.Value:
         holder = struct_pb2.Struct()
         holder.update({"v": value})
         return holder.fields["v"]
 
-    return st.one_of(json_values(), st.sampled_from(STRUCT_DEPTHS).map(_nested)).map(build)
+    return st.one_of(json_values(), _deep(depth)).map(build)
 
 
 def _message_values(descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
-    special: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
-        "google.protobuf.Timestamp": timestamps,
+    if descriptor.full_name == "google.protobuf.Timestamp":
+        return timestamps()
+    special: dict[str, Callable[[int], st.SearchStrategy[Any]]] = {
         "google.protobuf.Struct": structs,
         "google.protobuf.Value": protobuf_values,
     }
     if descriptor.full_name in special:
-        return special[descriptor.full_name]()
+        return special[descriptor.full_name](depth)
     return requests(descriptor, depth + 1)
 
 
@@ -184,25 +226,44 @@ def _assign(message: Message, field: FieldDescriptor, value: Any) -> None:
         setattr(message, field.name, value)
 
 
-def requests(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
-    """Messages of this type with any subset of their fields set (nested messages up to MAX_DEPTH)."""
-    fields = [f for f in descriptor.fields if depth < MAX_DEPTH or f.type != FieldDescriptor.TYPE_MESSAGE]
-    optional: dict[str, st.SearchStrategy[Any]] = {}
-    for field in fields:
+def _field_strategies(descriptor: Descriptor, depth: int) -> dict[str, st.SearchStrategy[Any]]:
+    strategies: dict[str, st.SearchStrategy[Any]] = {}
+    for field in descriptor.fields:
+        if depth >= MAX_DEPTH and field.type == FieldDescriptor.TYPE_MESSAGE:
+            continue
         values = field_values(field, depth)
-        if field.is_repeated:
-            values = st.lists(values, max_size=3)
-        optional[field.name] = values
-    by_name = {field.name: field for field in fields}
-    message_class = GetMessageClass(descriptor)
+        strategies[field.name] = st.lists(values, max_size=3) if field.is_repeated else values
+    return strategies
 
-    def build(values: dict[str, Any]) -> Message:
-        message = message_class()
-        for name, value in values.items():
-            _assign(message, by_name[name], value)
+
+def _built(start: Callable[[], Message], values: dict[str, Any]) -> Message:
+    message = start()
+    for name, value in values.items():
+        message.ClearField(name)
+        _assign(message, cast(FieldDescriptor, message.DESCRIPTOR.fields_by_name[name]), value)
+    return message
+
+
+def requests(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
+    """Messages of this type: random ones with any subset of their fields set (nested messages up to MAX_DEPTH)
+    and, for the requests that start work, a valid baseline with one or two fields replaced, so a case gets past
+    the edge's checks and into the backtest, sweep, execution or import behind them."""
+    strategies = _field_strategies(descriptor, depth)
+    random = st.fixed_dictionaries({}, optional=strategies).map(partial(_built, GetMessageClass(descriptor)))
+    baseline = BASELINES.get(descriptor.full_name)
+    if baseline is None or not strategies:
+        return random
+
+    def copy_of_baseline() -> Message:
+        message = GetMessageClass(descriptor)()
+        message.CopyFrom(baseline)
         return message
 
-    return st.fixed_dictionaries({}, optional=optional).map(build)
+    replaced = st.lists(st.sampled_from(sorted(strategies)), max_size=2, unique=True).flatmap(
+        lambda names: st.fixed_dictionaries({name: strategies[name] for name in names})
+    )
+    mutated = replaced.map(partial(_built, copy_of_baseline))
+    return st.one_of(random, mutated, mutated, mutated)
 
 
 def long_strings(message: Message, at_least: int = 100) -> list[str]:
