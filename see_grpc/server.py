@@ -65,7 +65,11 @@ class SeeServer:
             max_body_bytes=self.settings.max_request_bytes,
         )
         self._http = web.AppRunner(
-            gateway.app(), access_log=None, shutdown_timeout=self.settings.shutdown_grace_seconds
+            gateway.app(),
+            access_log=None,
+            shutdown_timeout=self.settings.shutdown_grace_seconds,
+            # A URL as long as a request may be reaches the shim, whose answer is JSON (aiohttp's own is text).
+            max_line_size=self.settings.max_request_bytes,
         )
         await self._http.setup()
         site = web.TCPSite(self._http, self.settings.host, self.settings.port)

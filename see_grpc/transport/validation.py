@@ -3,7 +3,8 @@
 The rules live in the protos as buf.validate annotations (lengths, ranges, finite numbers, defined enum values,
 required fields, list sizes); protovalidate checks them. Two rules it cannot express are checked here, driven by
 the same descriptors: the nesting depth and finite numbers of google.protobuf.Struct / Value fields (`parameters`,
-`choices`), and Timestamp nanos within 0..999,999,999 (pandas and datetime fail on the others).
+`choices`), Timestamp nanos within 0..999,999,999 (pandas and datetime fail on the others), and no NUL character
+in any text (strings, Struct keys and values).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ _STRUCT_TYPES = frozenset(
     d.full_name for d in (struct_pb2.Struct.DESCRIPTOR, struct_pb2.Value.DESCRIPTOR, struct_pb2.ListValue.DESCRIPTOR)
 )
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+# PostgreSQL can store no U+0000 in text or JSON: such a value would fail deep in the database instead of here.
+NUL_PROBLEM = "must not contain the NUL character (U+0000)"
 _validator = protovalidate.Validator()
 M = TypeVar("M")
 
@@ -98,24 +101,27 @@ def _field_path(path: Any) -> str:
 
 
 def _value_violations(message: Message, prefix: str) -> Iterator[FieldViolation]:
-    """Struct depth and finiteness, Timestamp nanos: only the fields that can hold them are visited."""
-    for field, type_name in _fields_to_visit(message.DESCRIPTOR):
+    """Strings, Struct depth and finiteness, Timestamp nanos: only the fields that can hold them are visited."""
+    for field, kind in _fields_to_visit(message.DESCRIPTOR):
         path = f"{prefix}{field.name}"
         if field.is_repeated:
             items = [(f"{path}[{i}]", item) for i, item in enumerate(getattr(message, field.name))]
-        elif message.HasField(field.name):
+        elif kind == STRING or message.HasField(field.name):
             items = [(path, getattr(message, field.name))]
         else:
             continue
         for item_path, item in items:
-            yield from _item_violations(type_name, item_path, item)
+            yield from _item_violations(kind, item_path, item)
 
 
-def _item_violations(type_name: str, path: str, item: Message) -> Iterator[FieldViolation]:
-    if type_name == _TIMESTAMP:
-        if not 0 <= item.nanos < NANOS_PER_SECOND:  # type: ignore[attr-defined]
+def _item_violations(kind: str, path: str, item: Any) -> Iterator[FieldViolation]:
+    if kind == STRING:
+        if "\x00" in item:
+            yield FieldViolation(path, NUL_PROBLEM)
+    elif kind == TIMESTAMP:
+        if not 0 <= item.nanos < NANOS_PER_SECOND:
             yield FieldViolation(path, "nanos must be within 0..999,999,999")
-    elif type_name in _STRUCT_TYPES:
+    elif kind == STRUCT:
         problem = _struct_problem(item)
         if problem:
             yield FieldViolation(path, problem)
@@ -131,41 +137,68 @@ def _struct_problem(root: Message) -> str:
         if depth > MAX_STRUCT_DEPTH:
             return f"nested deeper than {MAX_STRUCT_DEPTH} levels"
         if isinstance(node, struct_pb2.Struct):
+            if any("\x00" in key for key in node.fields):
+                return NUL_PROBLEM
             pending.extend((value, depth + 1) for value in node.fields.values())
         elif isinstance(node, struct_pb2.ListValue):
             pending.extend((value, depth + 1) for value in node.values)
         elif isinstance(node, struct_pb2.Value):
+            problem = _scalar_problem(node)
+            if problem:
+                return problem
             kind = node.WhichOneof("kind")
-            if kind == "number_value" and not math.isfinite(node.number_value):
-                return "numbers must be finite (no NaN or Infinity)"
             if kind in ("struct_value", "list_value"):
                 pending.append((getattr(node, kind), depth))
     return ""
 
 
+def _scalar_problem(value: struct_pb2.Value) -> str:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        return "numbers must be finite (no NaN or Infinity)"
+    if kind == "string_value" and "\x00" in value.string_value:
+        return NUL_PROBLEM
+    return ""
+
+
+# What a field holds, for the checks above: text, a time, a Struct / Value / ListValue, or a message to look into.
+STRING, TIMESTAMP, STRUCT, MESSAGE = "string", "timestamp", "struct", "message"
 _VISIT: dict[str, tuple[tuple[FieldDescriptor, str], ...]] = {}
 
 
 def _fields_to_visit(descriptor: Any) -> tuple[tuple[FieldDescriptor, str], ...]:
-    """The message fields of a type, with their type names, that hold a Struct, Value or Timestamp somewhere below.
+    """The fields of a type that are checked here or hold such fields below, with their kind.
 
-    Computed once per type: most requests hold none, and a chunk of bars is a long list of one type.
+    Computed once per type: a chunk of bars is a long list of one type, and most fields need nothing.
     """
     cached = _VISIT.get(descriptor.full_name)
     if cached is None:
-        cached = _VISIT[descriptor.full_name] = tuple(
-            (f, f.message_type.full_name)
-            for f in descriptor.fields
-            if f.message_type is not None and _holds_checked_values(f.message_type, set())
-        )
+        kinds = ((field, _kind(field)) for field in descriptor.fields)
+        cached = _VISIT[descriptor.full_name] = tuple((field, kind) for field, kind in kinds if kind)
     return cached
 
 
+def _kind(field: FieldDescriptor) -> str:
+    """The field's kind, or "" when nothing in it is checked here."""
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return STRING
+    message = field.message_type
+    if message is None or message.GetOptions().map_entry:  # request messages have no maps
+        return ""
+    if message.full_name == _TIMESTAMP:
+        return TIMESTAMP
+    if message.full_name in _STRUCT_TYPES:
+        return STRUCT
+    return MESSAGE if _holds_checked_values(message, set()) else ""
+
+
 def _holds_checked_values(descriptor: Descriptor, seen: set[str]) -> bool:
-    name = descriptor.full_name
-    if name == _TIMESTAMP or name in _STRUCT_TYPES:
-        return True
-    if name in seen or descriptor.GetOptions().map_entry:
+    if descriptor.full_name in seen:
         return False
-    seen.add(name)
-    return any(f.message_type is not None and _holds_checked_values(f.message_type, seen) for f in descriptor.fields)
+    seen.add(descriptor.full_name)
+    return any(
+        field.type == FieldDescriptor.TYPE_STRING
+        or (field.message_type is not None and field.message_type.full_name in (_TIMESTAMP, *_STRUCT_TYPES))
+        or (field.message_type is not None and _holds_checked_values(field.message_type, seen))
+        for field in descriptor.fields
+    )

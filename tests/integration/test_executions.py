@@ -191,7 +191,7 @@ async def test_a_subscriber_that_goes_away_is_unregistered(running: RunningServe
     bus = container.bus
     assert isinstance(bus, InProcessEventBus)
     stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
-    call = stub.StreamSignals(execution_pb2.StreamSignalsRequest(execution_id="none"), metadata=METADATA)
+    call = stub.StreamSignals(execution_pb2.StreamSignalsRequest(strategy_id="none"), metadata=METADATA)
     for _ in range(100):
         if bus.subscriber_count("signals") == 1:
             break

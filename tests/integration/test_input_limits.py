@@ -224,3 +224,26 @@ async def test_a_one_megabyte_id_is_refused_without_being_echoed(running: Runnin
         await stub.GetBacktest(backtest_pb2.GetBacktestRequest(backtest_id="x" * 1_000_000), metadata=METADATA)
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED: the message is short
     assert "backtest_id: must be at most 128 characters" in (failed.value.details() or "")
+
+
+async def test_a_long_url_is_answered_by_the_shim_in_json(running: RunningServer) -> None:
+    async with running.http.get("/api/v1/executions", params={"page_token": "\u00e9" * 10_000}, headers=FULL) as r:
+        assert r.status == 400
+        assert (await r.json())["code"] == 3  # page_token over its 1,024 characters, not aiohttp's text/plain 400
+
+
+async def test_a_stream_of_an_unknown_execution_ends_at_once_with_not_found(running: RunningServer) -> None:
+    async with running.http.get("/api/v1/fills:stream", params={"execution_id": "0"}, headers=FULL) as response:
+        assert response.status == 404
+        assert (await response.json())["code"] == 5
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    stream = stub.StreamSignals(execution_pb2.StreamSignalsRequest(execution_id="0"), metadata=METADATA)
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stream.read()
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_text_with_a_nul_character_is_refused_before_the_database(running: RunningServer) -> None:
+    async with running.http.get("/api/v1/backtests", params={"strategy_id": "a\u0000"}, headers=FULL) as response:
+        assert response.status == 400
+        assert "NUL" in (await response.json())["message"]

@@ -137,6 +137,7 @@ async def test_malformed_json_unknown_route_and_method(running: RunningServer) -
         assert body["code"] == 3 and "malformed JSON" in body["message"]
     async with running.http.get("/api/v1/nothing-here", headers=FULL) as response:
         assert response.status == 404
+        assert response.headers["Server"] == "SEE"  # not aiohttp's, which names its version and Python's
         assert await response.json() == {"code": 5, "message": "Not Found", "details": []}
     async with running.http.put("/api/v1/strategies", headers=FULL) as response:
         assert response.status == 405

@@ -39,6 +39,7 @@ class Side(_Side, metaclass=_SideEnumTypeWrapper):
       or risk limits;
     - enum fields take the values listed (a number outside them is refused, not mapped to a default);
     - google.protobuf.Struct and Value fields (parameters, choices): at most 16 levels of nesting, numbers finite;
+    - no text (a string field, a Struct key or string value) contains the NUL character U+0000;
     - a request body or message at most MAX_REQUEST_BYTES (default 4 MiB; HTTP 413 / RESOURCE_EXHAUSTED beyond);
       a JSON body at most 32 levels deep.
 

@@ -57,6 +57,11 @@ class RestContext:
         return None
 
 
+async def _anonymous_server(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp's default Server header names Python's and its own versions: nothing a caller needs to know."""
+    response.headers["Server"] = "SEE"
+
+
 def _error_body(status: status_pb2.Status) -> dict[str, Any]:
     body = to_json(status)
     body.setdefault("details", [])
@@ -96,6 +101,7 @@ class RestGateway:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body_bytes)
+        app.on_response_prepare.append(_anonymous_server)
         # [\s\S]: a path with a newline (%0A) is still ours to answer, in JSON; "." would leave it to aiohttp.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app

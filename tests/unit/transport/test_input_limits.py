@@ -57,6 +57,12 @@ def refused_fields(message: Message) -> set[str]:
     return {v.field for v in refused.value.violations}
 
 
+def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
 def nested_struct(levels: int, leaf: float = 1.0) -> struct_pb2.Struct:
     """{"k": {"k": ... {"k": leaf}}} with `levels` levels of nesting."""
     value: Any = leaf
@@ -114,6 +120,12 @@ def test_valid_requests_pass() -> None:
             ),
             "space",
         ),
+        # NUL characters, which PostgreSQL cannot store.
+        (strategy_pb2.RegisterStrategyRequest(description="a\x00b"), "description"),
+        (execution(instruments=["EUR/USD", "EUR\x00"]), "instruments[1]"),
+        (backtest_pb2.ListBacktestsRequest(strategy_id="a\x00"), "strategy_id"),
+        (execution(parameters=_struct({"x\x00": 1})), "parameters"),
+        (backtest(parameters=_struct({"x": ["a", {"y": "\x00"}]})), "parameters"),
         # Struct fields: NaN (JSON has none, but gRPC carries it) and nesting.
         (execution(parameters=nested_struct(1, NAN)), "parameters"),
         (backtest(parameters=nested_struct(MAX_STRUCT_DEPTH + 1)), "parameters"),

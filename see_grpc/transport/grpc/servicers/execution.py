@@ -93,6 +93,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def _events(
         self, stream: str, request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        if request.execution_id:
+            await self._executions.get(request.execution_id)  # an unknown id ends the stream at once: NOT_FOUND
         wanted = {
             key: value
             for key, value in (
