@@ -110,7 +110,8 @@ class BacktestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportBars(self, request_iterator, context):
-        """Uploads bars of one instrument and timeframe, in chunks; later backtests use them.
+        """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
+        newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,9 @@ class BacktestServiceStub:
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]
     """Lists stored backtests (without trades and equity curves), newest first."""
     ImportBars: _grpc.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]
-    """Uploads bars of one instrument and timeframe, in chunks; later backtests use them."""
+    """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
+    newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
+    """
 
 @_typing.type_check_only
 class BacktestServiceAsyncStub(BacktestServiceStub):
@@ -69,7 +71,9 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests (without trades and equity curves), newest first."""
     ImportBars: _aio.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]  # type: ignore[assignment]
-    """Uploads bars of one instrument and timeframe, in chunks; later backtests use them."""
+    """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
+    newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
+    """
 
 class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     """BacktestService replays a strategy over historical bars and keeps the results."""
@@ -123,6 +127,8 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_backtest_pb2.ImportBarsRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_pb2.ImportBarsResponse, _abc.Awaitable[_backtest_pb2.ImportBarsResponse]]:
-        """Uploads bars of one instrument and timeframe, in chunks; later backtests use them."""
+        """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
+        newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
+        """
 
 def add_BacktestServiceServicer_to_server(servicer: BacktestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,15 +24,11 @@ from see_grpc.text import quoted
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
 from see_grpc.transport.rest.codec import build_request, parse_json_body, to_json
-from see_grpc.transport.rest.routes import Route
+from see_grpc.transport.rest.routes import JSON, STREAM_BODY_TYPES, Route
 from see_grpc.transport.validation import check_request, checked_each
 
 logger = logging.getLogger(__name__)
 
-JSON = "application/json"
-NDJSON = "application/x-ndjson"
-# Client-streaming routes take one request message per line (their proto comment says so).
-STREAM_BODY_TYPES = (NDJSON, JSON)
 # Routes of the shim itself, not of an RPC.
 METRICS_PATH = "/metrics"
 OPENAPI_PATH = "/openapi.json"

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from see_grpc import __version__
 from see_grpc.transport.calls import is_open_method
-from see_grpc.transport.rest.routes import Route, build_routes
+from see_grpc.transport.rest.routes import JSON, STREAM_BODY_TYPES, Route, build_routes
 from see_grpc.transport.services import PROTO_FILES
 from see_grpc.transport.validation import MAX_STRUCT_DEPTH
 
@@ -211,7 +211,10 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     elif route.body:
         body_schema = schemas.field(method.input_type.fields_by_name[route.body])
     if route.body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        types = STREAM_BODY_TYPES if method.client_streaming else (JSON,)
+        operation["requestBody"] = {"required": True, "content": {t: {"schema": body_schema} for t in types}}
+        if method.client_streaming:
+            operation["requestBody"]["description"] = "Newline-delimited JSON: one request message a line."
     else:
         operation["parameters"] += [
             {"name": f.name, "in": "query", "required": False, "schema": schemas.field(f)}
@@ -220,7 +223,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         ]
     operation["responses"] = {
         "200": _success(route, schemas),
-        "default": {"description": "An error", "content": {"application/json": {"schema": schemas.ref_status()}}},
+        "default": {"description": "An error", "content": _json_content(schemas.ref_status())},
     }
     if is_open_method(route.grpc_method):
         operation["security"] = []
@@ -254,7 +257,7 @@ def _success(route: Route, schemas: _Schemas) -> dict[str, Any]:
 
 
 def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+    return {JSON: {"schema": schema}}
 
 
 def build_openapi() -> dict[str, Any]:

@@ -14,6 +14,9 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+JSON = "application/json"
+# A client-streaming route takes one request message a line (newline-delimited JSON).
+STREAM_BODY_TYPES = ("application/x-ndjson", JSON)
 
 
 class TemplateError(ValueError):

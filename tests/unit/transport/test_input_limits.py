@@ -272,6 +272,8 @@ def test_openapi_states_the_limits_the_server_checks() -> None:
     set_status = _body(document, "/api/v1/strategies/{strategy_id}:setStatus")
     assert set_status["properties"]["status"]["enum"] == ["ACTIVE", "PAUSED", "ARCHIVED"]
     assert _body(document, "/api/v1/bars:import")["properties"]["bars"]["maxItems"] == 10_000
+    import_body = document["paths"]["/api/v1/bars:import"]["post"]["requestBody"]["content"]
+    assert set(import_body) == {"application/x-ndjson", "application/json"}
     risk = _schema(document, "see.v1.RiskLimits")["properties"]["max_drawdown"]
     assert (risk["minimum"], risk["exclusiveMinimum"], risk["maximum"]) == (0, True, 1)
     get_strategy = document["paths"]["/api/v1/strategies/{strategy_id}"]["get"]["parameters"][0]
