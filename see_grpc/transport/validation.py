@@ -1,8 +1,8 @@
 """The one check of every request at the edge, for gRPC and REST alike, before a servicer does any work.
 
 The rules live in the protos as buf.validate annotations (lengths, ranges, finite numbers, defined enum values,
-required fields, list sizes); protovalidate checks them. Two rules it cannot express are checked here, driven by
-the same descriptors: the nesting depth and finite numbers of google.protobuf.Struct / Value fields (`parameters`,
+required fields, list sizes); protovalidate checks them. What they cannot express is checked here, driven by the
+same descriptors: the nesting depth and finite numbers of google.protobuf.Struct / Value fields (`parameters`,
 `choices`), Timestamp nanos within 0..999,999,999 (pandas and datetime fail on the others), and no NUL character
 in any text (strings, Struct keys and values).
 """
@@ -40,16 +40,13 @@ class Undecodable:
     for messages nested deeper than its recursion limit (a Struct nested 34 levels).
     """
 
-    def __init__(self, error: DecodeError) -> None:
-        self.error = error
-
 
 def lenient(parse: Callable[[bytes], Message]) -> Callable[[bytes], Message | Undecodable]:
     def deserialize(data: bytes) -> Message | Undecodable:
         try:
             return parse(data)
-        except DecodeError as exc:
-            return Undecodable(exc)
+        except DecodeError:
+            return Undecodable()
 
     return deserialize
 
@@ -90,7 +87,7 @@ def _first_per_field(violations: list[FieldViolation]) -> list[FieldViolation]:
 
 
 def _field_path(path: Any) -> str:
-    """ "bars[5].open" from protovalidate's field path (a protobuf-py message: its oneof is an object)."""
+    """The dotted path, e.g. bars[5].open, of protovalidate's field path (a protobuf-py message)."""
     parts: list[str] = []
     for element in path.elements:
         parts.append(f".{element.field_name}" if parts else element.field_name)

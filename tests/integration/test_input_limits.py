@@ -247,3 +247,13 @@ async def test_text_with_a_nul_character_is_refused_before_the_database(running:
     async with running.http.get("/api/v1/backtests", params={"strategy_id": "a\u0000"}, headers=FULL) as response:
         assert response.status == 400
         assert "NUL" in (await response.json())["message"]
+
+
+async def test_a_webdav_method_is_405_and_adds_no_metric_label(running: RunningServer) -> None:
+    async with running.http.request("PROPFIND", "/api/v1/strategies", headers=FULL) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET"
+    async with running.http.get("/metrics") as response:
+        text = await response.text()
+    assert "PROPFIND" not in text
+    assert 'see_http_requests_total{method="OTHER",route="unmatched",status="405"} 1.0' in text

@@ -29,6 +29,7 @@ from see_grpc.transport.validation import check_request, checked_each
 
 logger = logging.getLogger(__name__)
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 # Routes of the shim itself, not of an RPC.
 METRICS_PATH = "/metrics"
 OPENAPI_PATH = "/openapi.json"
@@ -107,8 +108,10 @@ class RestGateway:
         if path in (METRICS_PATH, OPENAPI_PATH) and request.method == "GET":
             return await self._builtin_route(request, path)
         route, params, allowed = self._find(request.method, path)
+        # Metric labels and span names take a known method only: any token is a valid HTTP method to aiohttp.
+        method = request.method if request.method in STANDARD_METHODS else "OTHER"
         call = self._tracker.start(
-            route.grpc_method if route else f"HTTP {request.method}",
+            route.grpc_method if route else f"HTTP {method}",
             request_id=request.headers.get("x-request-id"),
             headers=request.headers,
         )
@@ -120,14 +123,14 @@ class RestGateway:
             response = await self._invoke(request, route, params, call)
             code = grpc.StatusCode.OK
         except asyncio.CancelledError:
-            self._finish(call, request.method, label, grpc.StatusCode.CANCELLED, 499)
+            self._finish(call, method, label, grpc.StatusCode.CANCELLED, 499)
             raise
         except _HttpError as exc:
-            logger.info("%s %s refused: %s", request.method, label, exc.message)
+            logger.info("%s %s refused: %s", method, label, exc.message)
             response, code = exc.response(call.request_id), exc.code
         except Exception as exc:
             response, code = self._failure(call, exc)
-        self._finish(call, request.method, label, code, response.status)
+        self._finish(call, method, label, code, response.status)
         return response
 
     def _failure(self, call: Call, exc: Exception) -> tuple[web.Response, grpc.StatusCode]:
