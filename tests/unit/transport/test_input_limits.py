@@ -254,7 +254,7 @@ def _body(document: dict[str, Any], path: str) -> dict[str, Any]:
 def test_openapi_states_the_limits_the_server_checks() -> None:
     document = build_openapi()
     start = _body(document, "/api/v1/execute")
-    assert start["required"] == ["strategy_id"]
+    assert start["required"] == ["strategy_id", "capital_allocation"]
     assert start["properties"]["instruments"]["maxItems"] == 32
     assert start["properties"]["instruments"]["items"]["maxLength"] == 16
     assert start["properties"]["capital_allocation"] == {
@@ -266,7 +266,7 @@ def test_openapi_states_the_limits_the_server_checks() -> None:
     }
     assert start["properties"]["mode"]["enum"] == ["MODE_UNSPECIFIED", "PAPER", "LIVE"]
     backtest_body = _body(document, "/api/v1/backtest")
-    assert backtest_body["required"] == ["start_date", "end_date"]
+    assert backtest_body["required"] == ["start_date", "end_date", "initial_capital"]
     assert "1900-01-01T00:00:00Z" in backtest_body["properties"]["start_date"]["description"]
     assert f"{MAX_STRUCT_DEPTH} levels" in backtest_body["properties"]["parameters"]["description"]
     set_status = _body(document, "/api/v1/strategies/{strategy_id}:setStatus")
