@@ -37,6 +37,7 @@ from see_grpc.service.ports import (
     page_size_of,
 )
 from see_grpc.service.strategies import StrategyCatalogue
+from see_grpc.text import quoted
 from see_grpc.trading.backtest import (
     BacktestCancelledError,
     BacktestConfig,
@@ -161,7 +162,7 @@ class BacktestService:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.backtests.get(backtest_id)
         if record is None:
-            raise NotFoundError(f"no backtest with id {backtest_id!r}; GET /api/v1/backtests lists them")
+            raise NotFoundError(f"no backtest with id {quoted(backtest_id)}; GET /api/v1/backtests lists them")
         return _readable(record)
 
     async def report(self, backtest_id: str) -> str:

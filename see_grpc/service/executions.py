@@ -50,6 +50,7 @@ from see_grpc.service.ports import (
     page_size_of,
 )
 from see_grpc.service.strategies import StrategyCatalogue
+from see_grpc.text import quoted
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached
@@ -151,7 +152,7 @@ class ExecutionManager:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.executions.get(execution_id)
             if record is None:
-                raise NotFoundError(f"no execution with id {execution_id!r}")
+                raise NotFoundError(f"no execution with id {quoted(execution_id)}")
             return ExecutionView(
                 record, await uow.executions.orders(execution_id), await uow.executions.fills(execution_id)
             )
@@ -204,7 +205,7 @@ class ExecutionManager:
         async with self._db.unit_of_work() as uow:
             record = await uow.executions.get(execution_id)
             if record is None:
-                raise NotFoundError(f"no execution with id {execution_id!r}")
+                raise NotFoundError(f"no execution with id {quoted(execution_id)}")
             if record.status not in allowed:
                 raise FailedPreconditionError(
                     f"execution {execution_id} is {record.status.upper()}; this needs it to be "

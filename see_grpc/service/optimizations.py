@@ -28,6 +28,7 @@ from see_grpc.errors import (
 )
 from see_grpc.service.backtests import BacktestRequest, BacktestService, PreparedBacktest, _thinned
 from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner, page_size_of
+from see_grpc.text import quoted
 from see_grpc.trading.backtest import run_backtest
 from see_grpc.trading.backtest.metrics import bars_per_year
 from see_grpc.trading.instruments import timeframe_delta
@@ -162,7 +163,9 @@ class OptimizationService:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.optimizations.get(optimization_id)
         if record is None:
-            raise NotFoundError(f"no optimization with id {optimization_id!r}; GET /api/v1/optimizations lists them")
+            raise NotFoundError(
+                f"no optimization with id {quoted(optimization_id)}; GET /api/v1/optimizations lists them"
+            )
         return record
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str) -> Page[OptimizationRecord]:
@@ -204,7 +207,7 @@ class OptimizationService:
             return live.record
         record = await self.get(optimization_id)
         if record.status != "running":
-            raise FailedPreconditionError(f"optimization {optimization_id!r} is {record.status}, not running")
+            raise FailedPreconditionError(f"optimization {quoted(optimization_id)} is {record.status}, not running")
         # Running in no live process here: its server stopped without finishing it. Record that it will not end.
         record = replace(record, status="cancelled", status_message="cancelled; its server had stopped running it")
         await self._save(record)
@@ -250,7 +253,7 @@ class OptimizationService:
 
     def _engine(self, requested: str, prepared: PreparedBacktest, work: float) -> str:
         if requested not in ("", "in_process", "process_pool", "dask"):
-            raise _invalid("engine", f"unknown engine {requested!r}; use IN_PROCESS, PROCESS_POOL or DASK")
+            raise _invalid("engine", f"unknown engine {quoted(requested)}; use IN_PROCESS, PROCESS_POOL or DASK")
         if requested == "dask" and self._engines.dask_address is None:
             raise _invalid("engine", "DASK needs the server's DASK_SCHEDULER_ADDRESS setting")
         if not _importable(prepared.template):
@@ -358,7 +361,7 @@ def _invalid(name: str, description: str) -> InvalidArgumentError:
 def _method(method: str) -> str:
     method = method or "GRID"
     if method not in METHODS:
-        raise _invalid("method", f"unknown method {method!r}; use GRID, RANDOM or BAYESIAN")
+        raise _invalid("method", f"unknown method {quoted(method)}; use GRID, RANDOM or BAYESIAN")
     return method
 
 

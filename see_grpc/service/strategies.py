@@ -26,6 +26,7 @@ from see_grpc.errors import (
 from see_grpc.sandbox.pool import SandboxPool, StrategyInfo, sandboxed_class
 from see_grpc.service.access import require_full_access
 from see_grpc.service.ports import STRATEGY_STATUSES, Database, Page, StrategyRecord, page_size_of
+from see_grpc.text import quoted
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES, BaseStrategy, ParamSpec
 
@@ -130,7 +131,7 @@ class StrategyCatalogue:
         async with self._db.unit_of_work(readonly=True) as uow:
             strategy = await uow.strategies.get(strategy_id)
         if strategy is None:
-            raise NotFoundError(f"no strategy with id {strategy_id!r}; GET /api/v1/strategies lists them")
+            raise NotFoundError(f"no strategy with id {quoted(strategy_id)}; GET /api/v1/strategies lists them")
         self._cache[strategy_id] = (time.monotonic(), strategy)
         return strategy
 
@@ -163,7 +164,7 @@ class StrategyCatalogue:
         )
         async with self._db.unit_of_work() as uow:
             if await uow.strategies.get_by_name(record.name) is not None:
-                raise AlreadyExistsError(f"a strategy named {record.name!r} already exists")
+                raise AlreadyExistsError(f"a strategy named {quoted(record.name)} already exists")
             await uow.strategies.add(record)
             await uow.commit()
         return record
@@ -177,7 +178,7 @@ class StrategyCatalogue:
         async with self._db.unit_of_work() as uow:
             strategy = await uow.strategies.get(strategy_id)
             if strategy is None:
-                raise NotFoundError(f"no strategy with id {strategy_id!r}")
+                raise NotFoundError(f"no strategy with id {quoted(strategy_id)}")
             strategy.status = status
             strategy.update_time = datetime.now(UTC)
             await uow.strategies.update(strategy)
@@ -189,9 +190,11 @@ class StrategyCatalogue:
         async with self._db.unit_of_work() as uow:
             strategy = await uow.strategies.get(strategy_id)
             if strategy is None:
-                raise NotFoundError(f"no strategy with id {strategy_id!r}")
+                raise NotFoundError(f"no strategy with id {quoted(strategy_id)}")
             if strategy.builtin:
-                raise FailedPreconditionError(f"{strategy_id!r} is built in and cannot be deleted; archive it instead")
+                raise FailedPreconditionError(
+                    f"{quoted(strategy_id)} is built in and cannot be deleted; archive it instead"
+                )
             await uow.strategies.delete(strategy_id)
             await uow.commit()
         self._cache.pop(strategy_id, None)

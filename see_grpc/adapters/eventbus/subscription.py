@@ -10,6 +10,7 @@ from typing import Any
 
 from see_grpc.errors import InvalidArgumentError, SubscriberTooSlowError
 from see_grpc.service.ports import Event
+from see_grpc.text import quoted
 
 EventKey = tuple[int, int]
 """How event ids order: both buses write ids as "<int>-<int>" (a Redis stream id, or see memory.py)."""
@@ -18,7 +19,9 @@ EventKey = tuple[int, int]
 def event_key(event_id: str) -> EventKey:
     first, _, second = event_id.partition("-")
     if not (first.isdecimal() and second.isdecimal()):
-        raise InvalidArgumentError(f"{event_id!r} is not an event id; pass back the event_id of an event you received")
+        raise InvalidArgumentError(
+            f"{quoted(event_id)} is not an event id; pass back the event_id of an event you received"
+        )
     return int(first), int(second)
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from see_grpc.errors import BacktestConfigError, InvalidArgumentError
+from see_grpc.text import quoted
 from see_grpc.trading.instruments import Instrument, parse_instrument, timeframe_delta
 
 SIZING_MODES = ("fixed_units", "percent_equity", "risk_per_trade")
@@ -87,7 +88,7 @@ class BacktestConfig:
         except InvalidArgumentError as exc:
             raise BacktestConfigError(exc.message) from exc
         if len(self.account_currency) != 3 or not self.account_currency.isalpha():
-            raise BacktestConfigError(f"account_currency {self.account_currency!r} must be a code such as 'USD'.")
+            raise BacktestConfigError(f"account_currency {quoted(self.account_currency)} must be a code such as 'USD'.")
 
     def _check_money(self) -> None:
         _positive("initial_capital", self.initial_capital)
@@ -103,7 +104,9 @@ class BacktestConfig:
 
     def _check_sizing(self) -> None:
         if self.sizing not in SIZING_MODES:
-            raise BacktestConfigError(f"sizing {self.sizing!r} is not supported; use one of {', '.join(SIZING_MODES)}.")
+            raise BacktestConfigError(
+                f"sizing {quoted(self.sizing)} is not supported; use one of {', '.join(SIZING_MODES)}."
+            )
         if self.sizing != "fixed_units" and not 0 < self.sizing_fraction <= 1:
             raise BacktestConfigError(f"sizing_fraction is {self.sizing_fraction}; it must be in (0, 1].")
         if self.sizing == "risk_per_trade" and self.stop_loss_pips is None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from see_grpc.errors import FieldViolation, InvalidArgumentError
+from see_grpc.text import quoted
 
 # The metrics of a backtest (BacktestMetrics' fields); any of them can be the objective.
 METRIC_NAMES = (
@@ -44,7 +45,9 @@ class Objective:
         text = text.strip() or "sharpe_ratio"
         sign, name = (text[0], text[1:]) if text[0] in "+-" else ("", text)
         if name not in METRIC_NAMES:
-            description = f"unknown metric {name!r}; use one of {', '.join(METRIC_NAMES)} (prefix '-' to minimise)"
+            description = (
+                f"unknown metric {quoted(name)}; use one of {', '.join(METRIC_NAMES)} (prefix '-' to minimise)"
+            )
             raise InvalidArgumentError(
                 f"objective: {description}", violations=[FieldViolation("objective", description)]
             )

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from see_grpc.errors import FieldViolation, InvalidArgumentError, StrategyConfigurationError
+from see_grpc.text import quoted
 from see_grpc.trading.strategies.base import ParamSpec
 
 MAX_COMBINATIONS = 100_000
@@ -53,7 +54,9 @@ class Dimension:
         if self.choices:
             return self.choices
         if self.step is None:
-            raise InvalidArgumentError(f"parameter {self.name!r} is a continuous range: give it a step for a grid")
+            raise InvalidArgumentError(
+                f"parameter {quoted(self.name)} is a continuous range: give it a step for a grid"
+            )
         return tuple(self.value_at(i) for i in range(int(self.size)))
 
     def value_at(self, index: int) -> object:
@@ -82,7 +85,7 @@ class SearchSpace:
         size = self.size
         if math.isinf(size):
             continuous = next(d.name for d in self.dimensions if math.isinf(d.size))
-            raise _invalid("space", f"parameter {continuous!r} has no step, so a GRID cannot list its values")
+            raise _invalid("space", f"parameter {quoted(continuous)} has no step, so a GRID cannot list its values")
         if size > MAX_COMBINATIONS:
             raise _invalid(
                 "space",
@@ -103,7 +106,9 @@ def build_space(specs: Sequence[ParamSpec], ranges: Sequence[RangeRequest]) -> S
         spec = declared.get(wanted.name)
         if spec is None:
             known = ", ".join(declared) or "none"
-            raise _invalid(f"space[{i}].name", f"no parameter {wanted.name!r}; the strategy's parameters are: {known}")
+            raise _invalid(
+                f"space[{i}].name", f"no parameter {quoted(wanted.name)}; the strategy's parameters are: {known}"
+            )
         dimensions.append(_requested_dimension(spec, wanted, f"space[{i}]"))
     names = [d.name for d in dimensions]
     if len(set(names)) != len(names):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from see_grpc.errors import StrategyConfigurationError
+from see_grpc.text import quoted
 
 PARAM_TYPES = ("int", "float", "bool", "choice")
 
@@ -43,7 +44,7 @@ class ParamSpec:
 
     def type_error(self, value: object, expected: str) -> StrategyConfigurationError:
         return StrategyConfigurationError(
-            f"Parameter '{self.name}' must be {expected}, got {value!r} ({type(value).__name__})."
+            f"Parameter '{self.name}' must be {expected}, got {quoted(value)} ({type(value).__name__})."
         )
 
 
@@ -73,7 +74,7 @@ def _coerce_bool(spec: ParamSpec, value: object) -> bool:
 def _coerce_choice(spec: ParamSpec, value: object) -> object:
     if isinstance(value, bool) or value not in spec.choices:
         raise StrategyConfigurationError(
-            f"Parameter '{spec.name}' is {value!r}; choose one of {', '.join(map(repr, spec.choices))}."
+            f"Parameter '{spec.name}' is {quoted(value)}; choose one of {', '.join(map(repr, spec.choices))}."
         )
     return value
 
@@ -121,7 +122,7 @@ class BaseStrategy:
         unknown = sorted(set(overrides) - set(specs))
         if unknown:
             raise StrategyConfigurationError(
-                f"Strategy '{cls.id}' has no parameter '{unknown[0]}'; "
+                f"Strategy '{cls.id}' has no parameter {quoted(unknown[0])}; "
                 f"its parameters are: {', '.join(specs) or 'none'}."
             )
         params = cls.defaults()
