@@ -142,6 +142,8 @@ def filter_syscalls() -> str:
     """Load the system-call allowlist; from here on the process cannot open sockets, fork, exec or trace."""
     try:
         syscall_filter = seccomp.SyscallFilter(seccomp.ERRNO(errno.EPERM))
+        syscall_filter.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)  # x32 or 32-bit calls end the worker
+        syscall_filter.set_attr(seccomp.Attr.CTL_TSYNC, 1)  # every thread, the libraries' too
         for name in _ALLOWED_SYSCALL_NAMES.split():
             _allow(syscall_filter, name)
         me = os.getpid()
@@ -250,6 +252,7 @@ def _restrict_paths(temp_dir: Path, read_dirs: Iterable[Path]) -> str:
             _allow_path(ruleset, directory, readable)
         ruleset.allow(str(temp_dir), rules=FSAccess.all())
         ruleset.apply()
+        os.close(ruleset._fd)  # the binding keeps the ruleset's descriptor open; the worker needs no spare one
     except Exception as exc:  # the binding raises its own error types for a kernel without Landlock
         return _unavailable(exc)
     return "active"

@@ -20,7 +20,7 @@ import operator
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -218,6 +218,9 @@ class Guards:
 
     def __init__(self) -> None:
         self.modules = allowed_modules()
+        # np.ndarray(shape, dtype=object, buffer=ints) lays objects over raw integers: a way to any address in
+        # memory. The name stays for isinstance checks; calling it is refused.
+        self.modules["numpy"].ndarray = self._type_only(np.ndarray, "use np.array, np.zeros or np.empty")
         self._module_names = {id(view): name for name, view in self.modules.items()}
         self.violations: list[str] = []
 
@@ -297,10 +300,31 @@ class Guards:
             raise self.refuse(f"attribute '{name}' is not allowed")
 
     def write(self, obj: object) -> object:
-        """Writes (item or attribute) only to containers, arrays, frames and the user's own objects."""
+        """Writes (item or attribute) only to containers, arrays, frames and the user's own objects.
+
+        An array takes item writes only: setting its dtype, strides or data would reinterpret raw memory.
+        """
+        if isinstance(obj, np.ndarray):
+            return _ItemWriter(obj, self)
         if isinstance(obj, _WRITABLE) or type(obj).__module__ == SANDBOX_MODULE:
             return obj
         raise self.refuse(f"modifying a {type(obj).__name__} is not allowed")
+
+    def _type_only(self, wrapped: type, advice: str) -> type:
+        """A stand-in for `wrapped` that isinstance and issubclass accept and that refuses to be called."""
+        guards = self
+
+        class TypeOnly(type):
+            def __instancecheck__(cls, obj: object) -> bool:
+                return isinstance(obj, wrapped)
+
+            def __subclasscheck__(cls, subclass: type) -> bool:
+                return issubclass(subclass, wrapped)
+
+            def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
+                raise guards.refuse(f"calling {wrapped.__name__}() is not allowed: {advice}")
+
+        return TypeOnly(wrapped.__name__, (), {})
 
     def import_(
         self, name: str, globals_: object = None, locals_: object = None, fromlist: object = (), level: int = 0
@@ -338,6 +362,27 @@ class Guards:
             "_apply_": _apply,
             "_print_": PrintCollector,
         }
+
+
+class _ItemWriter:
+    """What `_write_` hands out for a numpy array: item assignment and deletion, no attribute writes."""
+
+    __slots__ = ("_array", "_guards")
+    _array: Any  # an ndarray; Any because numpy's stubs type item assignment by index kind
+    _guards: Guards
+
+    def __init__(self, array: np.ndarray, guards: Guards) -> None:
+        object.__setattr__(self, "_array", array)
+        object.__setattr__(self, "_guards", guards)
+
+    def __setitem__(self, key: object, value: object) -> None:
+        self._array[key] = value
+
+    def __delitem__(self, key: object) -> None:
+        del self._array[key]
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise self._guards.refuse(f"setting an array's '{name}' is not allowed (use reshape or astype)")
 
 
 _WRITABLE = (

@@ -10,8 +10,10 @@ only, and is killed after any failure (an error, a broken rule, a limit): the se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
 import shutil
 import signal
 import subprocess
@@ -29,18 +31,32 @@ import pandas as pd
 
 from see_grpc.errors import (
     FailedPreconditionError,
+    ResourceExhaustedError,
     StrategyConfigurationError,
     StrategyExecutionError,
     StrategyLoadError,
 )
 from see_grpc.sandbox import isolation
-from see_grpc.sandbox.protocol import ProtocolError, read_message, write_message
+from see_grpc.sandbox.protocol import (
+    MAX_WARMUP_BARS,
+    PipeClosedError,
+    ProtocolError,
+    read_message,
+    without_paths,
+    write_message,
+)
 from see_grpc.trading.strategies.base import PARAM_TYPES, BaseStrategy, ParamSpec
 
 logger = logging.getLogger(__name__)
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 UNRESTRICTED_FOR_TESTS = "--unrestricted-for-tests"  # worker flag: plain exec with the policy off (tests only)
+MAX_MESSAGE_CHARS = 500
+MAX_PARAMETERS = 64
+MAX_PARAMETER_MAGNITUDE = 1e15  # beyond any period, threshold or size a strategy needs; exact as a float
+MAX_REPLY_HEADER_BYTES = 1024 * 1024  # a strategy's declarations and validated parameters fit in far less
+EXIT_STATUS_SECONDS = 5.0  # how long a worker that closed its pipe gets to report how it ended
+QUEUE_SECONDS = 10.0  # how long a call waits for a free worker slot before the sandbox answers "busy"
 
 
 @dataclass(frozen=True)
@@ -92,11 +108,15 @@ class _Worker:
             raise
         self.layers = {str(k): str(v) for k, v in dict(ready.get("layers") or {}).items()}
 
-    def call(self, request: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self._exchange({**request, "cpu_seconds": self._limits.cpu_seconds}, arrays, self._limits.wall_seconds)
+    def call(
+        self, request: dict[str, Any], arrays: dict[str, np.ndarray], reply_elements: int = 0
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Send a request and read the reply, bounded by the reply's expected size: the worker is untrusted."""
+        request = {**request, "cpu_seconds": self._limits.cpu_seconds}
+        return self._exchange(request, arrays, self._limits.wall_seconds, reply_elements)
 
     def _exchange(
-        self, request: dict[str, Any] | None, arrays: dict[str, np.ndarray], seconds: float
+        self, request: dict[str, Any] | None, arrays: dict[str, np.ndarray], seconds: float, reply_elements: int = 0
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         assert self._process.stdin is not None and self._process.stdout is not None
         timer = threading.Timer(seconds, self._time_out)
@@ -104,9 +124,13 @@ class _Worker:
         try:
             if request is not None:
                 write_message(self._process.stdin, request, arrays)
-            return read_message(self._process.stdout)
-        except (ProtocolError, OSError):
-            raise _WorkerDiedError(self._death_reason()) from None
+            return read_message(
+                self._process.stdout, max_header_bytes=MAX_REPLY_HEADER_BYTES, max_elements=reply_elements
+            )
+        except (PipeClosedError, OSError):
+            raise _WorkerDiedError(self._death_reason(malformed=False)) from None
+        except (ProtocolError, MemoryError):
+            raise _WorkerDiedError(self._death_reason(malformed=True)) from None
         finally:
             timer.cancel()
 
@@ -114,15 +138,22 @@ class _Worker:
         self._timed_out = True
         self._process.kill()
 
-    def _death_reason(self) -> str:
+    def _death_reason(self, *, malformed: bool) -> str:
+        if not malformed:  # it ended: its status says why (the processes around the worker pass it on)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=EXIT_STATUS_SECONDS)
         self._process.kill()  # a malformed reply also ends the worker
         code = self._process.wait()
         if self._timed_out:
             return f"it ran longer than the {self._limits.wall_seconds:g} s wall-clock limit and was stopped"
+        if malformed:
+            return "it sent a malformed reply and was stopped"
         if code == -signal.SIGXCPU:
             return f"it used more than the {self._limits.cpu_seconds} s CPU-time limit and was stopped"
         if code == -signal.SIGXFSZ:
             return "it tried to write a file and was stopped"
+        if code == -signal.SIGSYS:
+            return "it made a system call the sandbox forbids and was stopped"
         if code == -signal.SIGKILL:
             return "it was killed, most likely for using too much memory"
         return f"the sandbox process ended unexpectedly (exit code {code})"
@@ -183,13 +214,13 @@ class SandboxPool:
         reply, _ = self._call(request, {}, StrategyLoadError, "strategy code refused")
         try:
             return _strategy_info(reply)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # the worker broke the protocol: it is not trusted again
             raise StrategyLoadError(f"strategy code refused: the sandbox reported malformed metadata ({exc})") from None
 
     def positions(self, code: str, parameters: Mapping[str, Any], bars: pd.DataFrame) -> np.ndarray:
         arrays = {"time": pd.DatetimeIndex(bars.index).asi8, **{name: _column(bars, name) for name in BAR_COLUMNS}}
         request = {"op": "positions", "code": code, "parameters": dict(parameters)}
-        _, out = self._call(request, arrays, StrategyExecutionError, "strategy code failed")
+        _, out = self._call(request, arrays, StrategyExecutionError, "strategy code failed", reply_elements=len(bars))
         return _checked_positions(out.get("positions"), len(bars))
 
     def close(self) -> None:
@@ -202,27 +233,62 @@ class SandboxPool:
             worker.kill()
 
     def _call(
-        self, request: dict[str, Any], arrays: dict[str, np.ndarray], failure: type[StrategyExecutionError], what: str
+        self,
+        request: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        failure: type[StrategyExecutionError],
+        what: str,
+        reply_elements: int = 0,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         key = hashlib.sha256(str(request["code"]).encode()).hexdigest()
-        with self._running:
-            try:
-                worker = self._take_idle(key) or self._start()
-            except _WorkerDiedError as exc:
-                raise failure(f"{what}: the sandbox could not start ({exc})") from None
-            try:
-                reply, out = worker.call(request, arrays)
-            except _WorkerDiedError as exc:
-                self._discard(worker)
-                raise failure(f"{what}: {exc}") from None
-            if reply.get("ok") is True:
-                self._keep_idle(worker, key)
-                return reply, out
-            self._discard(worker)  # never reused after an error or a broken rule
-        message = str(reply.get("message", "no reason given"))
+        if not self._running.acquire(timeout=QUEUE_SECONDS):
+            raise ResourceExhaustedError(
+                f"the strategy sandbox is busy: every worker slot stayed taken for {QUEUE_SECONDS:g} s; try again"
+            )
+        try:
+            reply, out = self._exchange_with_worker(
+                key, request, arrays, failure=failure, what=what, reply_elements=reply_elements
+            )
+        finally:
+            self._running.release()
+        if reply.get("ok") is True:
+            return reply, out
+        message = without_paths(str(reply.get("message", "no reason given")))[:MAX_MESSAGE_CHARS]
         if reply.get("kind") == "config":
             raise StrategyConfigurationError(message)
         raise (StrategyLoadError if reply.get("kind") == "refused" else failure)(f"{what}: {message}")
+
+    def _exchange_with_worker(
+        self,
+        key: str,
+        request: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        *,
+        failure: type[StrategyExecutionError],
+        what: str,
+        reply_elements: int,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            worker = self._take_idle(key) or self._start()
+        except _WorkerDiedError as exc:
+            raise failure(f"{what}: the sandbox could not start ({exc})") from None
+        try:
+            reply, out = worker.call(request, arrays, reply_elements)
+        except _WorkerDiedError as exc:
+            self._discard(worker)
+            raise failure(f"{what}: {exc}") from None
+        except BaseException:
+            self._discard(worker)  # whatever went wrong, this worker is not trusted again
+            raise
+        if reply.get("ok") is True and self._has_cpu_left(reply):
+            self._keep_idle(worker, key)
+        else:
+            self._discard(worker)  # never reused after an error or a broken rule, nor near its lifetime CPU time
+        return reply, out
+
+    def _has_cpu_left(self, reply: dict[str, Any]) -> bool:
+        left = reply.get("cpu_seconds_left")
+        return isinstance(left, int) and not isinstance(left, bool) and left >= self.limits.cpu_seconds
 
     def _take_idle(self, key: str) -> _Worker | None:
         with self._lock:
@@ -298,49 +364,73 @@ def _checked_positions(positions: object, length: int) -> np.ndarray:
 
 
 def _strategy_info(reply: dict[str, Any]) -> StrategyInfo:
+    """The worker's report, every value checked and bounded again: a hijacked worker may send anything."""
+    specs = tuple(_spec(spec) for spec in _items(reply["parameter_specs"], MAX_PARAMETERS))
+    parameters = reply["parameters"]
+    if not isinstance(parameters, dict) or len(parameters) > MAX_PARAMETERS:
+        raise ValueError(f"parameters must be an object of at most {MAX_PARAMETERS} values")
     return StrategyInfo(
-        name=_str(reply["name"]),
-        description=_str(reply["description"]),
-        type=_str(reply["type"]),
-        instruments=tuple(_str(i) for i in reply["instruments"]),
-        timeframe=_str(reply["timeframe"]),
-        parameter_specs=tuple(_spec(spec) for spec in reply["parameter_specs"]),
-        parameters=dict(reply["parameters"]),
-        warmup_bars=_int(reply["warmup_bars"]),
+        name=_str(reply["name"], 200),
+        description=_str(reply["description"], 4000),
+        type=_str(reply["type"], 64),
+        instruments=tuple(_str(i, 16) for i in _items(reply["instruments"], 64)),
+        timeframe=_str(reply["timeframe"], 16),
+        parameter_specs=specs,
+        parameters={_str(name, 64): _scalar(value) for name, value in parameters.items()},
+        warmup_bars=_int(reply["warmup_bars"], 0, MAX_WARMUP_BARS),
     )
 
 
-def _spec(data: dict[str, Any]) -> ParamSpec:
-    if data["type"] not in PARAM_TYPES:
-        raise ValueError(f"parameter type {data['type']!r}")
+def _spec(data: object) -> ParamSpec:
+    if not isinstance(data, dict) or data.get("type") not in PARAM_TYPES:
+        raise ValueError("a parameter spec of an unknown type")
     return ParamSpec(
-        name=_str(data["name"]),
+        name=_str(data["name"], 64),
         type=data["type"],
-        default=data["default"],
+        default=_scalar(data["default"]),
         min=_number(data["min"]),
         max=_number(data["max"]),
         step=_number(data["step"]),
-        choices=tuple(data["choices"]),
-        description=_str(data["description"]),
+        choices=tuple(_scalar(choice) for choice in _items(data["choices"], 100)),
+        description=_str(data["description"], 1000),
     )
 
 
-def _str(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
+def _items(value: object, most: int) -> list[object]:
+    if not isinstance(value, list) or len(value) > most:
+        raise ValueError(f"expected a list of at most {most} items")
     return value
 
 
-def _int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected an integer, got {type(value).__name__}")
+def _str(value: object, longest: int) -> str:
+    if not isinstance(value, str) or len(value) > longest:
+        raise ValueError(f"expected a string of at most {longest} characters")
+    return value
+
+
+def _int(value: object, lowest: int, highest: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
+        raise ValueError(f"expected an integer between {lowest} and {highest}")
     return value
 
 
 def _number(value: object) -> float | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise TypeError(f"expected a number, got {type(value).__name__}")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    if abs(value) > MAX_PARAMETER_MAGNITUDE:
+        raise ValueError(f"a number beyond +-{MAX_PARAMETER_MAGNITUDE:g}")
     return value
+
+
+def _scalar(value: object) -> object:
+    """A parameter value: null, a boolean, a bounded finite number or a short string."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _str(value, 200)
+    return _number(value)
 
 
 class SandboxedStrategy(BaseStrategy):

@@ -15,6 +15,7 @@ import numpy as np
 
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_ARRAY_LENGTH = 50_000_000
+MAX_WARMUP_BARS = 100_000  # the most bars a strategy may ask for before its first signal
 _DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 _LENGTH = struct.Struct(">Q")
 # Absolute paths of two or more parts, as library errors quote them ('/srv/see/.venv/lib/...').
@@ -23,6 +24,10 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[\w.+-]+){2,}/?")
 
 class ProtocolError(Exception):
     """The other side sent something that is not a well-formed message, or closed the pipe."""
+
+
+class PipeClosedError(ProtocolError):
+    """The other side closed the pipe (it ended) before a whole message arrived."""
 
 
 def write_message(stream: IO[bytes], header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
@@ -36,19 +41,24 @@ def write_message(stream: IO[bytes], header: dict[str, Any], arrays: dict[str, n
     stream.flush()
 
 
-def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_message(
+    stream: IO[bytes], *, max_header_bytes: int = MAX_HEADER_BYTES, max_elements: int = MAX_ARRAY_LENGTH
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One message; the server reads a worker's replies with the bounds of the answer it expects."""
     (size,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size))
-    if size > MAX_HEADER_BYTES:
+    if size > max_header_bytes:
         raise ProtocolError(f"message header of {size} bytes is too large")
     try:
         header = json.loads(_read_exactly(stream, size))
-    except ValueError as exc:
-        raise ProtocolError(f"message header is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a header nested thousands deep is malformed too
+        raise ProtocolError(f"message header is not JSON: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
         raise ProtocolError("message header is not an object with an 'arrays' list")
+    entries = [_array_entry(entry) for entry in header.pop("arrays")]
+    if sum(length for _, _, length in entries) > max_elements:
+        raise ProtocolError(f"the message's arrays hold more than {max_elements} values")
     arrays = {}
-    for entry in header.pop("arrays"):
-        name, dtype, length = _array_entry(entry)
+    for name, dtype, length in entries:
         arrays[name] = np.frombuffer(_read_exactly(stream, length * dtype.itemsize), dtype=dtype)
     return header, arrays
 
@@ -71,7 +81,7 @@ def _array_entry(entry: object) -> tuple[str, np.dtype[Any], int]:
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     data = stream.read(size)
     if data is None or len(data) != size:
-        raise ProtocolError("the other side closed the pipe")
+        raise PipeClosedError("the other side closed the pipe")
     return data
 
 

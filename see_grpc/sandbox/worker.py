@@ -37,12 +37,12 @@ from see_grpc.sandbox.policy import (
     PolicyViolation,
     compile_strategy,
 )
-from see_grpc.sandbox.protocol import ProtocolError, read_message, without_paths, write_message
+from see_grpc.sandbox.protocol import MAX_WARMUP_BARS, ProtocolError, read_message, without_paths, write_message
 from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec
 
-MAX_WARMUP_BARS = 100_000
 TRIAL_EXTRA_BARS = 300
 MAX_MESSAGE_CHARS = 500
+CPU_BUDGETS_PER_WORKER = 10  # a worker's lifetime CPU time, in requests' budgets
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 Reply = tuple[dict[str, Any], dict[str, np.ndarray]]
 
@@ -75,12 +75,13 @@ def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded], *,
             request, arrays = read_message(requests)
         except ProtocolError:
             return  # the server closed the pipe: it is done with this worker
+        _arm_cpu_limit(int(request["cpu_seconds"]))
         if unrestricted and request.get("op") == "exec_unrestricted":
             reply, out = _exec_unrestricted(str(request["code"])), {}  # type: Reply
         else:
             reply, out = _handle(request, arrays, cache)
         try:
-            write_message(replies, reply, out)
+            write_message(replies, {**reply, "cpu_seconds_left": _cpu_seconds_left()}, out)
         except ValueError:  # raised while encoding, before anything is written: NaN or infinity in a declaration
             reply = {"ok": False, "kind": "refused", "message": "line 1: the strategy declares NaN or infinity"}
             write_message(replies, reply)
@@ -89,7 +90,6 @@ def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded], *,
 
 
 def _handle(request: dict[str, Any], arrays: dict[str, np.ndarray], cache: dict[str, Loaded]) -> Reply:
-    _arm_cpu_limit(int(request["cpu_seconds"]))
     loaded: Loaded | None = None
     try:
         loaded = _loaded(str(request["code"]), cache)
@@ -286,8 +286,23 @@ def _limit_resources(address_space: int) -> None:
 
 
 def _arm_cpu_limit(seconds: int) -> None:
-    """RLIMIT_CPU counts the whole process life, so each request gets its budget on top of what was used."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
+    """RLIMIT_CPU counts the whole process life, so each request gets its budget on top of what was used.
+
+    The hard limit, set at the first request, is the worker's whole life: code that escaped the policy could raise
+    its soft limit, but never past that (the pool retires a worker before an honest request could reach it).
+    """
+    used = _cpu_used()
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, hard))
+    if hard == resource.RLIM_INFINITY:
+        hard = used + seconds * CPU_BUDGETS_PER_WORKER
+    resource.setrlimit(resource.RLIMIT_CPU, (min(used + seconds, hard), hard))
+
+
+def _cpu_seconds_left() -> int:
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    return 0 if hard == resource.RLIM_INFINITY else max(0, hard - _cpu_used())
+
+
+def _cpu_used() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int(usage.ru_utime + usage.ru_stime) + 1

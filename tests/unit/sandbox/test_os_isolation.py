@@ -31,7 +31,7 @@ WORKER_ENVIRONMENT = {"PYTHONPATH", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "
                       "TMPDIR", "LC_CTYPE"}  # fmt: skip
 
 ATTACKS = r"""
-import ctypes, errno, json, os, signal, socket
+import ctypes, errno, json, os, resource, signal, socket
 os.close(2)  # one free descriptor, so that the open-files limit is not what refuses the attempts below
 libc = ctypes.CDLL(None, use_errno=True)
 result = {"environ": dict(os.environ)}
@@ -41,6 +41,8 @@ def attempt(name, action):
         value = action()
     except OSError as exc:
         result[name] = errno.errorcode.get(exc.errno, str(exc.errno))
+    except ValueError as exc:  # what resource.setrlimit raises for EPERM
+        result[name] = "EPERM" if "not allowed" in str(exc) else "allowed: " + str(exc)
     else:
         result[name] = "allowed: " + repr(value)[:200]
 
@@ -90,6 +92,8 @@ attempt("ptrace_server", lambda: checked(libc.ptrace(16, SERVER, 0, 0)))
 attempt("fork", fork)
 attempt("exec", lambda: os.execv("/bin/sh", ["sh", "-c", "true"]))
 attempt("unshare_again", lambda: checked(libc.unshare(0x10000000)))
+attempt("raise_cpu_limit", lambda: resource.setrlimit(resource.RLIMIT_CPU, (-1, -1)))
+attempt("raise_open_files", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)))
 attempt("temp_folder", lambda: create(os.environ["TMPDIR"] + "/scratch"))
 """
 
@@ -198,3 +202,15 @@ def test_a_worker_is_not_reused_after_an_error() -> None:
         assert worker not in pool._idle
     finally:
         pool.close()
+
+
+def test_a_forbidden_system_call_ends_the_worker() -> None:
+    code = "import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)\nresult = 'still running'\n"  # x32 getpid
+    reply, layers = run_unrestricted_for_tests(code)
+    if layers.get("seccomp") != "active":
+        pytest.skip(f"no seccomp here: {layers}")
+    assert reply == {
+        "ok": False,
+        "kind": "died",
+        "message": "it made a system call the sandbox forbids and was stopped",
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from see_grpc.errors import StrategyLoadError
@@ -58,4 +60,31 @@ def test_string_dispatch_is_refused(pool: SandboxPool, name: str) -> None:
 
 @pytest.mark.parametrize("body", ALLOWED)
 def test_safe_names_and_callables_still_work(pool: SandboxPool, body: str) -> None:
+    pool.load(strategy_with(body), {})
+
+
+# A raw-memory primitive found by an attacker's try: an object array laid over integers reaches any address.
+MEMORY: dict[str, tuple[str, str]] = {
+    "ndarray_over_buffer": (
+        "raw = np.zeros(4, dtype=np.int64)\nx = np.ndarray((4,), dtype=np.dtype('O'), buffer=raw)",
+        "calling ndarray() is not allowed",
+    ),
+    "set_dtype": ("raw = np.zeros(4, dtype=np.int64)\nraw.dtype = np.dtype('O')", "setting an array's 'dtype'"),
+    "set_strides": ("raw = np.zeros(4)\nraw.strides = (0,)", "setting an array's 'strides'"),
+    "set_shape": ("raw = np.zeros(4)\nraw.shape = (2, 2)", "setting an array's 'shape'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY))
+def test_raw_memory_reinterpretation_is_refused(pool: SandboxPool, name: str) -> None:
+    body, words = MEMORY[name]
+    with pytest.raises(StrategyLoadError, match=re.escape(words)):
+        pool.load(strategy_with(body), {})
+
+
+def test_arrays_still_take_item_writes_and_isinstance(pool: SandboxPool) -> None:
+    body = (
+        "a = np.zeros(4)\na[1] = 2.0\na[2:] = a[2:] + 1.0\ndel_me = [1, 2]\ndel del_me[0]\nb = a.reshape(2, 2)\n"
+        "if not isinstance(b, np.ndarray) or a[1] != 2.0 or a[3] != 1.0:\n    raise ValueError('arrays broke')"
+    )
     pool.load(strategy_with(body), {})
