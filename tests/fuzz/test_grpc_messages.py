@@ -30,6 +30,9 @@ ECHO = 100  # characters of a request's string that an error message must not re
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 EXAMPLES = 25
 # Calls that start work (sandboxed code, a sweep, a live execution) get fewer cases for the same budget.
+# Subscriptions to every execution's live events never end by design; the fuzzer always names an execution there
+# (a random id, so an unknown one: the stream must end at once with NOT_FOUND).
+SUBSCRIPTIONS = {"/see.v1.ExecutionService/StreamSignals", "/see.v1.ExecutionService/StreamFills"}
 FEWER_EXAMPLES = {
     "/see.v1.StrategyService/RegisterStrategy": 8,
     "/see.v1.OptimizationService/StartOptimization": 12,
@@ -77,7 +80,11 @@ def test_no_request_message_answers_internal_unknown_or_hangs(channel: grpc.Chan
     count = 3 if method.client_streaming else 1
     messages = st.lists(requests(method.input_type), min_size=1, max_size=count)
 
-    @given(messages=messages, key=st.sampled_from([API_KEY, SERVICE_KEY]))
+    @given(
+        messages=messages,
+        key=st.sampled_from([API_KEY, SERVICE_KEY]),
+        execution_id=st.text(st.characters(codec="ascii", exclude_characters="\x00"), min_size=1, max_size=40),
+    )
     @settings(
         max_examples=FEWER_EXAMPLES.get(name, EXAMPLES),
         derandomize=True,
@@ -86,7 +93,9 @@ def test_no_request_message_answers_internal_unknown_or_hangs(channel: grpc.Chan
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    def fuzz(messages: list[Message], key: str) -> None:
+    def fuzz(messages: list[Message], key: str, execution_id: str) -> None:
+        if name in SUBSCRIPTIONS and not getattr(messages[0], "execution_id", ""):
+            messages[0].execution_id = execution_id  # type: ignore[attr-defined]
         code, details = call(channel, name, messages, key)
         assert code not in FORBIDDEN, f"{name} answered {code.name}: {details[:500]}"
         assert len(details) <= MAX_MESSAGE_LENGTH, f"{name} answered {code.name} in {len(details)} characters"

@@ -8,6 +8,7 @@ test takes its operation from the document the server serves.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.case import Case
 from schemathesis.schemas import BaseSchema
@@ -28,8 +29,9 @@ from tests.integration.conftest import API_KEY, SERVICE_KEY
 pytestmark = pytest.mark.integration
 
 REQUEST_TIMEOUT = 15.0  # seconds: an answer slower than this is a hang
-EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 10}
+EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 6}
 FORBIDDEN_CODES = {2: "UNKNOWN", 13: "INTERNAL"}
+STATEFUL_SEQUENCES, STATEFUL_STEPS = 10, 5
 HEADERS = {"X-API-Key": SERVICE_KEY}
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "see.openapi.json"
 # Subscriptions to every execution's live events never end by design; the fuzzer always names an execution there
@@ -67,8 +69,8 @@ def error_codes(body: bytes, content_type: str) -> list[int]:
     return [int(document.get("code", 0))] if isinstance(document, dict) else []
 
 
-def check_answer(case: Case[Any], api_key: str) -> None:
-    response = case.call(headers={"X-API-Key": api_key}, timeout=REQUEST_TIMEOUT)
+def check_answer(case: Case[Any], response: Response) -> None:
+    """No 5xx; an error (or a streamed error line) is JSON and neither INTERNAL nor UNKNOWN."""
     case.validate_response(response, checks=[not_a_server_error])
     content_type = response.headers.get("content-type", [""])[0]
     if response.status_code >= 400 or "ndjson" in content_type:
@@ -98,7 +100,7 @@ def test_no_route_answers_a_server_error(rest_schema: BaseSchema, label: str, mo
     def fuzz(case: Case[Any], api_key: str, execution_id: str) -> None:
         if case.path in SUBSCRIPTIONS and not (case.query or {}).get("execution_id"):
             case.query = {**(case.query or {}), "execution_id": execution_id}
-        check_answer(case, api_key)
+        check_answer(case, case.call(headers={"X-API-Key": api_key}, timeout=REQUEST_TIMEOUT))
 
     fuzz()
 
@@ -108,3 +110,31 @@ def test_openapi_is_served_without_a_key(fuzz_server: FuzzServer) -> None:
     response = requests.get(f"{fuzz_server.base_url}/openapi.json", timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200
     assert "/api/v1/backtest" in response.json()["paths"]
+
+
+def test_stateful_sequences_answer_no_server_error(rest_schema: BaseSchema) -> None:
+    """Sequences that follow the links schemathesis infers from the responses (a listed strategy fetched, paused
+    and deleted; a started execution paused, resumed and stopped; an optimization read and cancelled), with the
+    keys taking turns. Subscriptions to a running execution's signals and fills are left out: they are live
+    streams that end only when the client leaves, so a request to one cannot tell a hang from a quiet market."""
+    machine = rest_schema.exclude(path=sorted(SUBSCRIPTIONS)).as_state_machine()
+    keys = itertools.cycle([API_KEY, SERVICE_KEY])
+
+    class Workflow(machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
+            return {"headers": {"X-API-Key": next(keys)}, "timeout": REQUEST_TIMEOUT}
+
+        def validate_response(self, response: Response, case: Case[Any], *args: Any, **kwargs: Any) -> None:
+            check_answer(case, response)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_SEQUENCES,
+            stateful_step_count=STATEFUL_STEPS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
