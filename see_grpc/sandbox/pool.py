@@ -41,8 +41,8 @@ from see_grpc.sandbox.protocol import (
     MAX_WARMUP_BARS,
     PipeClosedError,
     ProtocolError,
+    for_caller,
     read_message,
-    without_paths,
     write_message,
 )
 from see_grpc.trading.strategies.base import PARAM_TYPES, BaseStrategy, ParamSpec
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 UNRESTRICTED_FOR_TESTS = "--unrestricted-for-tests"  # worker flag: plain exec with the policy off (tests only)
-MAX_MESSAGE_CHARS = 500
 MAX_PARAMETERS = 64
 MAX_PARAMETER_MAGNITUDE = 1e15  # beyond any period, threshold or size a strategy needs; exact as a float
 MAX_REPLY_HEADER_BYTES = 1024 * 1024  # a strategy's declarations and validated parameters fit in far less
@@ -253,7 +252,7 @@ class SandboxPool:
             self._running.release()
         if reply.get("ok") is True:
             return reply, out
-        message = without_paths(str(reply.get("message", "no reason given")))[:MAX_MESSAGE_CHARS]
+        message = for_caller(str(reply.get("message", "no reason given")))
         if reply.get("kind") == "config":
             raise StrategyConfigurationError(message)
         raise (StrategyLoadError if reply.get("kind") == "refused" else failure)(f"{what}: {message}")

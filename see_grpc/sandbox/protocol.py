@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from see_grpc.text import QUOTE_LIMIT
+
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_ARRAY_LENGTH = 50_000_000
 MAX_WARMUP_BARS = 100_000  # the most bars a strategy may ask for before its first signal
@@ -20,6 +22,8 @@ _DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 _LENGTH = struct.Struct(">Q")
 # Absolute paths of two or more parts, as library errors quote them ('/srv/see/.venv/lib/...').
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[\w.+-]+){2,}/?")
+_LONG_RUN = re.compile(rf"\S{{{QUOTE_LIMIT + 1},}}")  # a name or value quoted from the caller's code
+MAX_MESSAGE_CHARS = 500
 
 
 class ProtocolError(Exception):
@@ -85,6 +89,9 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     return data
 
 
-def without_paths(text: str) -> str:
-    """A worker's error text as the caller may see it: absolute paths of the server's files replaced."""
-    return _ABSOLUTE_PATH.sub("<path>", text)
+def for_caller(text: str) -> str:
+    """A worker's error text as the caller may see it: no server paths, no long run of the caller's own text."""
+    text = _ABSOLUTE_PATH.sub("<path>", text)
+    # QUOTE_LIMIT characters with the dots, so that the pool can apply this again to what the worker already did
+    text = _LONG_RUN.sub(lambda run: f"{run.group()[: QUOTE_LIMIT - 3]}... ({len(run.group())} characters)", text)
+    return text[:MAX_MESSAGE_CHARS]

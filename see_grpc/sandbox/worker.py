@@ -37,11 +37,17 @@ from see_grpc.sandbox.policy import (
     PolicyViolation,
     compile_strategy,
 )
-from see_grpc.sandbox.protocol import MAX_WARMUP_BARS, ProtocolError, read_message, without_paths, write_message
+from see_grpc.sandbox.protocol import (
+    MAX_MESSAGE_CHARS,
+    MAX_WARMUP_BARS,
+    ProtocolError,
+    for_caller,
+    read_message,
+    write_message,
+)
 from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec
 
 TRIAL_EXTRA_BARS = 300
-MAX_MESSAGE_CHARS = 500
 CPU_BUDGETS_PER_WORKER = 10  # a worker's lifetime CPU time, in requests' budgets
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 Reply = tuple[dict[str, Any], dict[str, np.ndarray]]
@@ -257,7 +263,7 @@ def _describe(exc: BaseException) -> str:
         if tb.tb_frame.f_code.co_filename == SOURCE_FILENAME:
             line = tb.tb_lineno
         tb = tb.tb_next
-    message = without_paths(str(exc))  # the user needs the line and the kind, not the server's file layout
+    message = for_caller(str(exc))  # the user needs the line and the kind, not the server's file layout
     return f"line {line}: {type(exc).__name__}: {message}"[:MAX_MESSAGE_CHARS]
 
 

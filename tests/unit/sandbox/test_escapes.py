@@ -6,7 +6,7 @@ import pytest
 
 from see_grpc.errors import StrategyLoadError
 from see_grpc.sandbox.pool import SandboxPool
-from see_grpc.sandbox.protocol import without_paths
+from see_grpc.sandbox.protocol import for_caller
 from tests.unit.sandbox.conftest import SMA_CROSS, strategy_with
 
 # (code, the line the refusal must name, words the message must contain)
@@ -130,5 +130,13 @@ def test_user_errors_name_their_line(pool: SandboxPool) -> None:
 def test_library_errors_do_not_show_server_paths() -> None:
     error = OSError(24, "Too many open files")
     error.filename = "/srv/see/.venv/lib/python3.11/site-packages/scipy"
-    assert without_paths(str(error)) == "[Errno 24] Too many open files: '<path>'"
-    assert without_paths("fast/slow ratio 1/2, x / y") == "fast/slow ratio 1/2, x / y"
+    assert for_caller(str(error)) == "[Errno 24] Too many open files: '<path>'"
+    assert for_caller("fast/slow ratio 1/2, x / y") == "fast/slow ratio 1/2, x / y"
+
+
+def test_errors_quote_a_short_prefix_of_the_callers_text(pool: SandboxPool) -> None:
+    with pytest.raises(StrategyLoadError) as caught:
+        pool.load("y" * 100_000, {})
+    message = str(caught.value)
+    assert "y" * 41 not in message and "characters)" in message and len(message) < 200
+    assert for_caller(for_caller(message)) == message
