@@ -281,7 +281,8 @@ def _not_found() -> _HttpError:
 
 
 def _method_not_allowed(allowed: list[str]) -> _HttpError:
-    return _HttpError(405, grpc.StatusCode.UNIMPLEMENTED, "Method Not Allowed", {"Allow": ", ".join(allowed)})
+    methods = ", ".join(dict.fromkeys(allowed))  # once each, though several bindings may share a method
+    return _HttpError(405, grpc.StatusCode.UNIMPLEMENTED, "Method Not Allowed", {"Allow": methods})
 
 
 def _too_large(limit: int, what: str = "the request body") -> _HttpError:
