@@ -69,7 +69,7 @@ _DENIED_ATTRIBUTES = frozenset(
         """
         mro format format_map gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await ag_frame ag_code
         ag_await tb_frame tb_next f_back f_builtins f_code f_globals f_locals f_trace co_code func_globals
-        func_code tofile dump dumps load loads save savez savetxt loadtxt fromfile memmap ctypes ctypeslib
+        func_code tofile dump dumps load loads save savez savetxt loadtxt fromfile memmap ctypes ctypeslib data
         cffi lib io testing f2py eval query plot style api core compat util plotting bit_generator
         """
     )
@@ -86,9 +86,16 @@ _SAFE_FUNCTIONS = frozenset(
     )
 )
 _FUNCTION_KEYWORDS = ("func", "arg")
+# The other keywords these methods take, with plain values; named aggregation (`agg(x=("close", "sum"))`) is not
+# among them: it is a second route to the name lookup.
+_DISPATCH_OPTIONS = frozenset(
+    _names("axis raw result_type by_row engine na_action include_groups skipna numeric_only ddof min_count args")
+)
+_OPTION_WORDS = frozenset(_names("index columns rows expand reduce broadcast ignore compat python cython"))
 _ENGINES = (None, "python", "cython")  # numba would compile user functions outside the guards
 _ALLOWED_TO_METHODS = frozenset({"to_numpy", "to_list", "to_dict", "to_frame"})
-_DENIED_RESULT_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+# memoryview: an array's raw buffer, writable as bytes (an object array's pointers with it: any address).
+_DENIED_RESULT_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, memoryview)
 _DENIED_NAMES = frozenset(
     _names(
         """
@@ -249,17 +256,41 @@ class Guards:
 
     def _dispatch_checked(self, method: Callable[..., object], name: str) -> Callable[..., object]:
         def call(*args: object, **kwargs: object) -> object:
-            functions = [*args[:1], *(kwargs[key] for key in _FUNCTION_KEYWORDS if key in kwargs)]
-            for function in functions:
+            functions = {key: kwargs[key] for key in _FUNCTION_KEYWORDS if key in kwargs}
+            for function in [*args[:1], *functions.values()]:
                 self._check_function_argument(function, name)
-            if kwargs.get("engine") not in _ENGINES or "engine_kwargs" in kwargs:
+            if kwargs.get("engine") not in _ENGINES:
                 raise self.refuse(f"{name}(): only the default engine is allowed")
+            self._check_options(name, args[1:], {k: v for k, v in kwargs.items() if k not in functions})
             return method(*args, **kwargs)
 
         return call
 
+    def _check_options(self, name: str, forwarded: tuple[object, ...], options: dict[str, object]) -> None:
+        """Arguments besides the function: plain values only, so none of them is looked up as a method."""
+        for key, value in options.items():
+            if key not in _DISPATCH_OPTIONS:
+                raise self.refuse(
+                    f"{name}() does not take the keyword {key[:40]!r} in the sandbox (named aggregation is not "
+                    "supported: pass a dict of column -> functions)"
+                )
+            self._check_plain(name, value)
+        for value in forwarded:
+            self._check_plain(name, value)
+
+    def _check_plain(self, name: str, value: object) -> None:
+        if isinstance(value, tuple):
+            for item in value:
+                self._check_plain(name, item)
+        elif isinstance(value, str) and value not in _OPTION_WORDS:
+            raise self.refuse(f"{name}() takes no text argument {value[:40]!r} besides function names")
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            raise self.refuse(f"{name}() takes only numbers, booleans and option words besides the function")
+
     def _check_function_argument(self, function: object, name: str) -> None:
-        """A callable, an allowed function name, or lists and dicts (by column) of those."""
+        """A callable, an allowed function name, or lists and dicts (by column) of those; `map` takes mappings."""
+        if name == "map" and not isinstance(function, str):
+            return  # a dict or Series maps values to values: pandas looks nothing up by name there
         if isinstance(function, str):
             if function not in _SAFE_FUNCTIONS:
                 allowed = ", ".join(sorted(_SAFE_FUNCTIONS))

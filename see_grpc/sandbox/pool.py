@@ -53,7 +53,7 @@ BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 UNRESTRICTED_FOR_TESTS = "--unrestricted-for-tests"  # worker flag: plain exec with the policy off (tests only)
 MAX_PARAMETERS = 64
 MAX_PARAMETER_MAGNITUDE = 1e15  # beyond any period, threshold or size a strategy needs; exact as a float
-MAX_REPLY_HEADER_BYTES = 1024 * 1024  # a strategy's declarations and validated parameters fit in far less
+MAX_REPLY_HEADER_BYTES = 64 * 1024  # a strategy's declarations and parameters (the worker refuses larger ones)
 EXIT_STATUS_SECONDS = 5.0  # how long a worker that closed its pipe gets to report how it ended
 QUEUE_SECONDS = 10.0  # how long a call waits for a free worker slot before the sandbox answers "busy"
 
@@ -383,7 +383,7 @@ def _strategy_info(reply: dict[str, Any]) -> StrategyInfo:
 def _spec(data: object) -> ParamSpec:
     if not isinstance(data, dict) or data.get("type") not in PARAM_TYPES:
         raise ValueError("a parameter spec of an unknown type")
-    return ParamSpec(
+    spec = ParamSpec(
         name=_str(data["name"], 64),
         type=data["type"],
         default=_scalar(data["default"]),
@@ -393,6 +393,9 @@ def _spec(data: object) -> ParamSpec:
         choices=tuple(_scalar(choice) for choice in _items(data["choices"], 100)),
         description=_str(data["description"], 1000),
     )
+    if (problem := spec.declaration_problem()) is not None:
+        raise ValueError(problem)
+    return spec
 
 
 def _items(value: object, most: int) -> list[object]:

@@ -17,6 +17,7 @@ from see_grpc.text import QUOTE_LIMIT
 
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_ARRAY_LENGTH = 50_000_000
+MAX_DECLARATION_BYTES = 60_000  # a strategy's name, description, parameter specs and values, as JSON
 MAX_WARMUP_BARS = 100_000  # the most bars a strategy may ask for before its first signal
 _DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 _LENGTH = struct.Struct(">Q")

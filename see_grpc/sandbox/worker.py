@@ -15,6 +15,7 @@ A reply {"ok": false, "restart": true} means the worker is ending itself after a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import sys
@@ -38,6 +39,7 @@ from see_grpc.sandbox.policy import (
     compile_strategy,
 )
 from see_grpc.sandbox.protocol import (
+    MAX_DECLARATION_BYTES,
     MAX_MESSAGE_CHARS,
     MAX_WARMUP_BARS,
     ProtocolError,
@@ -86,6 +88,8 @@ def _serve(requests: IO[bytes], replies: IO[bytes], cache: dict[str, Loaded], *,
             reply, out = _exec_unrestricted(str(request["code"])), {}  # type: Reply
         else:
             reply, out = _handle(request, arrays, cache)
+        if "message" in reply:
+            reply["message"] = for_caller(str(reply["message"]))
         try:
             write_message(replies, {**reply, "cpu_seconds_left": _cpu_seconds_left()}, out)
         except ValueError:  # raised while encoding, before anything is written: NaN or infinity in a declaration
@@ -129,7 +133,13 @@ def _dispatch(request: dict[str, Any], arrays: dict[str, np.ndarray], loaded: Lo
         )
     if request.get("trial"):
         _positions(strategy, _trial_bars(warmup + TRIAL_EXTRA_BARS), params)
-    return {"ok": True, **_metadata(loaded.cls), "parameters": _json_values(params), "warmup_bars": warmup}, {}
+    reply = {"ok": True, **_metadata(loaded.cls), "parameters": _json_values(params), "warmup_bars": warmup}
+    size = len(json.dumps(reply, allow_nan=True))
+    if size > MAX_DECLARATION_BYTES:  # they are stored, listed and sent with every strategy
+        raise CodeRefusedError(
+            f"line 1: the strategy's declarations take {size} bytes; at most {MAX_DECLARATION_BYTES}"
+        )
+    return reply, {}
 
 
 def _exec_unrestricted(code: str) -> dict[str, Any]:
@@ -175,6 +185,9 @@ def _metadata(cls: type[BaseStrategy]) -> dict[str, Any]:
     specs = getattr(cls, "parameter_specs", ())
     if not isinstance(specs, tuple | list) or not all(isinstance(spec, ParamSpec) for spec in specs):
         raise CodeRefusedError("line 1: parameter_specs must be a tuple of ParamSpec")
+    for spec in specs:
+        if (problem := spec.declaration_problem()) is not None:
+            raise CodeRefusedError(f"line 1: {problem}")
     instruments = getattr(cls, "instruments", ())
     if not isinstance(instruments, tuple | list) or not all(isinstance(i, str) for i in instruments):
         raise CodeRefusedError("line 1: instruments must be a tuple of strings such as 'EUR/USD'")

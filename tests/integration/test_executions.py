@@ -192,13 +192,13 @@ async def test_a_subscriber_that_goes_away_is_unregistered(running: RunningServe
     assert isinstance(bus, InProcessEventBus)
     stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
     call = stub.StreamSignals(execution_pb2.StreamSignalsRequest(strategy_id="none"), metadata=METADATA)
-    for _ in range(100):
+    for _ in range(1500):  # up to 30 s: a readiness condition, generous for a busy machine
         if bus.subscriber_count("signals") == 1:
             break
         await asyncio.sleep(0.02)
     assert bus.subscriber_count("signals") == 1
     call.cancel()
-    for _ in range(100):
+    for _ in range(1500):
         if bus.subscriber_count("signals") == 0:
             break
         await asyncio.sleep(0.02)

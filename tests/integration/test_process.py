@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -44,9 +45,11 @@ async def start_process(tmp_path: Path, **env: str) -> tuple[asyncio.subprocess.
     return process, http_port
 
 
-async def wait_healthy(port: int, process: asyncio.subprocess.Process) -> None:
+async def wait_healthy(port: int, process: asyncio.subprocess.Process, deadline_seconds: float = 120.0) -> None:
+    """Until /health answers 200; the deadline is generous, for a busy machine (start-up probes the sandbox too)."""
+    deadline = time.monotonic() + deadline_seconds
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise AssertionError("server exited during start-up")
             try:

@@ -36,6 +36,18 @@ class ParamSpec:
             self._check_bounds(coerced)
         return coerced
 
+    def declaration_problem(self) -> str | None:
+        """What makes this declaration unusable (for search, defaults or validation), or None."""
+        if self.step is not None and not self.step > 0:
+            return f"parameter '{self.name}': step must be above 0, got {self.step}"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            return f"parameter '{self.name}': min {self.min} is above max {self.max}"
+        try:
+            self.coerce(self.default)
+        except StrategyConfigurationError as exc:
+            return f"parameter '{self.name}': its default is not a valid value ({exc.message})"
+        return None
+
     def _check_bounds(self, value: float) -> None:
         if self.min is not None and value < self.min:
             raise StrategyConfigurationError(f"Parameter '{self.name}' is {value}; it must be >= {self.min}.")

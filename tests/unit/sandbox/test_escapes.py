@@ -140,3 +140,40 @@ def test_errors_quote_a_short_prefix_of_the_callers_text(pool: SandboxPool) -> N
     message = str(caught.value)
     assert "y" * 41 not in message and "characters)" in message and len(message) < 200
     assert for_caller(for_caller(message)) == message
+
+
+DECLARATION = """import numpy as np
+from see_strategy import BaseStrategy, ParamSpec
+
+
+class Declared(BaseStrategy):
+    name = "declared"
+    parameter_specs = ({specs},)
+
+    def warmup_bars(self, params):
+        return 1
+
+    def target_positions(self, bars, params):
+        return np.zeros(len(bars))
+"""
+
+
+@pytest.mark.parametrize(
+    ("specs", "words"),
+    [
+        ('ParamSpec("p", "int", 12, min=2, max=500, step=0)', "parameter 'p': step must be above 0"),
+        ('ParamSpec("p", "int", 12, min=2, max=500, step=-1)', "parameter 'p': step must be above 0"),
+        ('ParamSpec("p", "int", 3, min=5, max=1)', "parameter 'p': min 5 is above max 1"),
+        ('ParamSpec("p", "int", 1, min=5, max=10)', "parameter 'p': its default is not a valid value"),
+        ('ParamSpec("p", "choice", "c", choices=("a", "b"))', "parameter 'p': its default is not a valid value"),
+        ('ParamSpec("p", "choice", "a", choices=tuple("x" * 150 + str(i) for i in range(500)))', "its default is not"),
+        (
+            'ParamSpec("p", "choice", "x" * 150 + "0", choices=tuple("x" * 150 + str(i) for i in range(500)))',
+            "declarations take",
+        ),
+    ],
+)
+def test_unusable_parameter_declarations_are_refused(pool: SandboxPool, specs: str, words: str) -> None:
+    with pytest.raises(StrategyLoadError, match="line 1: ") as caught:
+        pool.load(DECLARATION.format(specs=specs), {})
+    assert words in str(caught.value)

@@ -34,6 +34,12 @@ REFUSED: dict[str, tuple[str, str]] = {
     "not_a_function": ("bars.agg(42)", "takes a function"),
     "rolling_win_type": ("bars['close'].rolling(5, win_type='get_window').sum()", "with a win_type"),
     "rolling_table": ("bars.rolling(5, method='table').sum()", "method='single'"),
+    "named_aggregation": ("bars.agg(x=('close', 'to_csv'))", "does not take the keyword 'x'"),
+    "named_aggregation_dunder": ("bars.agg(x=('close', '__reduce__'))", "does not take the keyword 'x'"),
+    "groupby_named_aggregation": ("bars.groupby(bars['close'] > 1).agg(x=('close', 'plot'))", "keyword 'x'"),
+    "forwarded_text": ("bars.apply(np.mean, 0, False, 'reduce', ('eval',))", "no text argument 'eval'"),
+    "engine_kwargs": ("bars['close'].rolling(5).apply(np.mean, raw=True, engine_kwargs={'nopython': True})",
+                      "keyword 'engine_kwargs'"),
     "getattr_agg": ("getattr(bars, 'agg')('eval', 0, 'close')", "agg() with the name 'eval'"),
 }  # fmt: skip
 
@@ -47,6 +53,9 @@ ALLOWED = (
     "x = bars.transform(lambda c: c - c.mean())",
     "x = bars.resample('1D').agg('ohlc')",
     "x = bars.pipe(lambda b: b['close'])",
+    "x = bars['close'].map({1.0: 'up'})",
+    "x = bars.apply(np.mean, axis='index', result_type='reduce')",
+    "x = bars['close'].rolling(5).apply(lambda w, k: w[-1] * k, raw=True, args=(2.0,))",
 )
 
 
@@ -71,6 +80,11 @@ MEMORY: dict[str, tuple[str, str]] = {
     ),
     "set_dtype": ("raw = np.zeros(4, dtype=np.int64)\nraw.dtype = np.dtype('O')", "setting an array's 'dtype'"),
     "set_strides": ("raw = np.zeros(4)\nraw.strides = (0,)", "setting an array's 'strides'"),
+    "array_data_buffer": (
+        "o = np.array([None, None], dtype=np.dtype('O'))\nq = np.asarray(o.data.cast('B'))",
+        "'data' is not allowed",
+    ),
+    "getattr_data": ("o = np.zeros(2)\nm = getattr(o, 'da' + 'ta')", "'data' is not allowed"),
     "set_shape": ("raw = np.zeros(4)\nraw.shape = (2, 2)", "setting an array's 'shape'"),
 }
 
