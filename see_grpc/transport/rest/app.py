@@ -29,6 +29,8 @@ from see_grpc.transport.validation import check_request, checked_each
 
 logger = logging.getLogger(__name__)
 
+# Responses up to this size (protobuf bytes) are encoded on the event loop: a thread costs more than they do.
+ENCODE_ON_LOOP_BYTES = 64 * 1024
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 # Routes of the shim itself, not of an RPC.
 METRICS_PATH = "/metrics"
@@ -66,9 +68,19 @@ def _error_body(status: status_pb2.Status) -> dict[str, Any]:
 
 
 def _json_response(payload: object, status: int, request_id: str) -> web.Response:
-    return web.Response(
-        body=json.dumps(payload).encode(), status=status, content_type=JSON, headers={"x-request-id": request_id}
-    )
+    return _json_bytes_response(json.dumps(payload).encode(), status, request_id)
+
+
+def _json_bytes_response(body: bytes, status: int, request_id: str) -> web.Response:
+    return web.Response(body=body, status=status, content_type=JSON, headers={"x-request-id": request_id})
+
+
+async def encoded_json(message: Message) -> bytes:
+    """The message as grpc-gateway's JSON; a large one is encoded in a thread, so a big listing cannot stall the
+    event loop (and with it /health and every other call) for the seconds protobuf's JSON printer takes."""
+    if message.ByteSize() <= ENCODE_ON_LOOP_BYTES:
+        return json.dumps(to_json(message)).encode()
+    return await asyncio.to_thread(lambda: json.dumps(to_json(message)).encode())
 
 
 def _raw_response(body: httpbody_pb2.HttpBody, request_id: str) -> web.Response:
@@ -179,13 +191,13 @@ class RestGateway:
         if method.client_streaming:
             _require_content_type(request, STREAM_BODY_TYPES)
             messages = _ndjson_requests(request, request_cls, params, query, self._max_body_bytes)
-            return self._unary_response(route, await handler(checked_each(messages), context), call)
+            return await self._unary_response(route, await handler(checked_each(messages), context), call)
         body = await self._json_body(request) if route.body else {}
         message = build_request(request_cls, body=body, body_field=route.body, path_params=params, query=query)
         check_request(message)
         if method.server_streaming:
             return await self._stream_response(request, handler(message, context), call)
-        return self._unary_response(route, await handler(message, context), call)
+        return await self._unary_response(route, await handler(message, context), call)
 
     async def _json_body(self, request: web.Request) -> Any:
         _require_content_type(request, (JSON,))
@@ -196,11 +208,11 @@ class RestGateway:
         except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit while being read
             raise _too_large(self._max_body_bytes) from None
 
-    def _unary_response(self, route: Route, response: Message, call: Call) -> web.Response:
+    async def _unary_response(self, route: Route, response: Message, call: Call) -> web.Response:
         payload = getattr(response, route.response_body) if route.response_body else response
         if isinstance(payload, httpbody_pb2.HttpBody):
             return _raw_response(payload, call.request_id)
-        return _json_response(to_json(payload), 200, call.request_id)
+        return _json_bytes_response(await encoded_json(payload), 200, call.request_id)
 
     async def _stream_response(
         self, request: web.Request, messages: AsyncIterator[Message], call: Call
@@ -212,14 +224,18 @@ class RestGateway:
         await stream.prepare(request)
         try:
             if first is not None:
-                await stream.write(json.dumps({"result": to_json(first)}).encode() + b"\n")
+                await stream.write(await _stream_line(first))
             async for message in iterator:
-                await stream.write(json.dumps({"result": to_json(message)}).encode() + b"\n")
+                await stream.write(await _stream_line(message))
         except Exception as exc:
             status = self._tracker.fail(call, exc)
             await stream.write(json.dumps({"error": _error_body(status)}).encode() + b"\n")
         await stream.write_eof()
         return stream
+
+
+async def _stream_line(message: Message) -> bytes:
+    return b'{"result": ' + await encoded_json(message) + b"}\n"
 
 
 async def _ndjson_requests(

@@ -14,7 +14,8 @@ from google.protobuf.message import Message
 from see.v1 import backtest_pb2, common_pb2, execution_pb2, optimization_pb2, strategy_pb2
 from see_grpc.errors import InvalidArgumentError, NotFoundError
 from see_grpc.transport.errors import MAX_MESSAGE_CHARS, public_text, status_from_error
-from see_grpc.transport.rest.codec import MAX_JSON_DEPTH, build_request, parse_json_body
+from see_grpc.transport.rest.app import ENCODE_ON_LOOP_BYTES, encoded_json
+from see_grpc.transport.rest.codec import MAX_JSON_DEPTH, build_request, parse_json_body, to_json
 from see_grpc.transport.rest.openapi import build_openapi, check_translatable
 from see_grpc.transport.validation import MAX_STRUCT_DEPTH, check_request, lenient
 
@@ -287,3 +288,13 @@ def test_openapi_generation_refuses_a_rule_it_cannot_express() -> None:
     check_translatable(validate_pb2.FieldRules(string=validate_pb2.StringRules(max_len=8)), "x")
     with pytest.raises(ValueError, match=r"string\.pattern"):
         check_translatable(validate_pb2.FieldRules(string=validate_pb2.StringRules(pattern="^[0-9]+[mhd]$")), "x")
+
+
+async def test_a_large_answer_is_encoded_off_the_loop_to_the_same_json() -> None:
+    small = strategy_pb2.ListStrategiesResponse(strategies=[strategy_pb2.Strategy(id="s", name="n")])
+    large = strategy_pb2.ListStrategiesResponse(
+        strategies=[strategy_pb2.Strategy(id=f"s{i}", description="d" * 2000) for i in range(100)]
+    )
+    assert large.ByteSize() > ENCODE_ON_LOOP_BYTES >= small.ByteSize()
+    for message in (small, large):
+        assert json.loads(await encoded_json(message)) == to_json(message)
