@@ -159,7 +159,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # In WAL mode NORMAL still survives a process crash (SIGKILL); only a power cut may lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")  # wait for a concurrent writer instead of failing at once
+    # Wait for a concurrent writer instead of failing at once; generous, as replicas migrating together on a busy
+    # machine hold the lock for seconds each.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
