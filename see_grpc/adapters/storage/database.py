@@ -155,13 +155,13 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Stop the driver from issuing its own BEGIN (see _on_sqlite_begin), which breaks SAVEPOINT and DDL.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # First: wait for a concurrent writer instead of failing at once (switching to WAL takes the lock too);
+    # generous, as replicas migrating together on a busy machine hold the lock for seconds each.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     # In WAL mode NORMAL still survives a process crash (SIGKILL); only a power cut may lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Wait for a concurrent writer instead of failing at once; generous, as replicas migrating together on a busy
-    # machine hold the lock for seconds each.
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
