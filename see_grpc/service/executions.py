@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 SIGNALS = "signals"
 FILLS = "fills"
+ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: its streams end
 LEASE_SECONDS = 15.0
 DEFAULT_UNITS = 10_000.0
 DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
@@ -156,6 +157,14 @@ class ExecutionManager:
             return ExecutionView(
                 record, await uow.executions.orders(execution_id), await uow.executions.fills(execution_id)
             )
+
+    async def status(self, execution_id: str) -> str:
+        """The stored status alone (no orders or fills): cheap enough for a stream to poll."""
+        async with self._db.unit_of_work(readonly=True) as uow:
+            record = await uow.executions.get(execution_id)
+        if record is None:
+            raise NotFoundError(f"no execution with id {quoted(execution_id)}")
+        return record.status
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str, status: str) -> Page[ExecutionRecord]:
         size = page_size_of(page_size)

@@ -208,6 +208,13 @@ class EventSubscription(Protocol):
 
     async def aclose(self) -> None: ...
 
+    @property
+    def caught_up(self) -> bool:
+        """True when the next read would wait for a new live event: every retained one has been read."""
+
+    def end(self, error: Exception | None = None) -> None:
+        """Stop delivering: the next read raises `error`, or ends the iteration when there is none."""
+
 
 class EventBus(Protocol):
     """Publish/subscribe with replay: in-process by default, Redis Streams across replicas."""

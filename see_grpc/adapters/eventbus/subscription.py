@@ -66,6 +66,11 @@ class Subscription(AsyncIterator[Event]):
         self._error: Exception | None = None  # raised instead of ending quietly
         self._on_close = on_close
 
+    @property
+    def caught_up(self) -> bool:
+        """True when the next read would wait for a new live event: the replay is over and nothing is queued."""
+        return self._replay is None and not self._queue and not self._ended
+
     def offer(self, key: EventKey, event: Event) -> bool:
         """Queue a live event without waiting; False when this subscriber is gone and the bus should forget it."""
         if self._ended:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import grpc
@@ -40,7 +41,9 @@ OPENAPI_PATH = "/openapi.json"
 class RestContext:
     """The part of grpc.aio.ServicerContext that servicers may use, for calls that arrive over HTTP."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, stream: web.StreamResponse | None = None) -> None:
+        self._request = request
+        self._stream = stream  # a server-streaming call's response
         self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
@@ -51,6 +54,12 @@ class RestContext:
 
     async def send_initial_metadata(self, metadata: object) -> None:
         """Initial metadata has no HTTP counterpart here."""
+
+    async def send_headers(self) -> None:
+        """A stream's response headers go out now, before its first message (a servicer calls this once it knows
+        the stream will not fail at once, so a 404 can still be a normal error response)."""
+        if self._stream is not None and not self._stream.prepared:
+            await self._stream.prepare(self._request)
 
     def time_remaining(self) -> float | None:
         return None
@@ -137,6 +146,10 @@ class RestGateway:
         except asyncio.CancelledError:
             self._finish(call, method, label, grpc.StatusCode.CANCELLED, 499)
             raise
+        except _ClientGoneError as gone:
+            logger.info("%s %s: the client went away", method, label)
+            self._finish(call, method, label, grpc.StatusCode.CANCELLED, 499)
+            return gone.stream
         except _HttpError as exc:
             logger.info("%s %s refused: %s", method, label, exc.message)
             response, code = exc.response(call.request_id), exc.code
@@ -185,7 +198,8 @@ class RestGateway:
         if servicer is None:
             raise UnimplementedError(f"{method.containing_service.name}.{method.name} is not available on this server")
         handler = getattr(servicer, method.name)
-        context = RestContext(request)
+        stream = web.StreamResponse(headers={"Content-Type": JSON, "x-request-id": call.request_id})
+        context = RestContext(request, stream if method.server_streaming else None)
         query = {key: request.rel_url.query.getall(key) for key in request.rel_url.query}
         request_cls = _message_class(method.input_type)
         if method.client_streaming:
@@ -196,7 +210,7 @@ class RestGateway:
         message = build_request(request_cls, body=body, body_field=route.body, path_params=params, query=query)
         check_request(message)
         if method.server_streaming:
-            return await self._stream_response(request, handler(message, context), call)
+            return await self._stream_response(request, handler(message, context), stream, call)
         return await self._unary_response(route, await handler(message, context), call)
 
     async def _json_body(self, request: web.Request) -> Any:
@@ -215,23 +229,47 @@ class RestGateway:
         return _json_bytes_response(await encoded_json(payload), 200, call.request_id)
 
     async def _stream_response(
-        self, request: web.Request, messages: AsyncIterator[Message], call: Call
+        self, request: web.Request, messages: AsyncGenerator[Message], stream: web.StreamResponse, call: Call
     ) -> web.StreamResponse:
-        """grpc-gateway's streaming form: one {"result": ...} object per line, {"error": ...} if it fails midway."""
-        iterator = aiter(messages)
-        first = await anext(iterator, None)  # errors before the first message get a normal error response
-        stream = web.StreamResponse(headers={"Content-Type": JSON, "x-request-id": call.request_id})
-        await stream.prepare(request)
-        try:
-            if first is not None:
-                await stream.write(await _stream_line(first))
-            async for message in iterator:
-                await stream.write(await _stream_line(message))
-        except Exception as exc:
-            status = self._tracker.fail(call, exc)
-            await stream.write(json.dumps({"error": _error_body(status)}).encode() + b"\n")
-        await stream.write_eof()
+        """grpc-gateway's streaming form: one {"result": ...} object per line, {"error": ...} if it fails midway.
+
+        The headers go out when the servicer sends its initial metadata, or with the first line: an error before
+        them gets a normal error response.
+        """
+        async with contextlib.aclosing(messages):  # a client that went away unsubscribes at once
+            try:
+                async for message in messages:
+                    await _send(request, stream, await _stream_line(message))
+            except _ClientGoneError:
+                raise
+            except Exception as exc:
+                if not stream.prepared:
+                    raise
+                status = self._tracker.fail(call, exc)
+                await _send(request, stream, json.dumps({"error": _error_body(status)}).encode() + b"\n")
+        await _send(request, stream, b"", last=True)
         return stream
+
+
+class _ClientGoneError(Exception):
+    """The client of a stream disconnected: not a failure of the call."""
+
+    def __init__(self, stream: web.StreamResponse) -> None:
+        super().__init__("the client went away")
+        self.stream = stream
+
+
+async def _send(request: web.Request, stream: web.StreamResponse, data: bytes, *, last: bool = False) -> None:
+    """Write to a stream (and end it if `last`), sending its headers first if they have not gone out yet."""
+    try:
+        if not stream.prepared:
+            await stream.prepare(request)
+        if data:
+            await stream.write(data)
+        if last:
+            await stream.write_eof()
+    except ConnectionResetError:
+        raise _ClientGoneError(stream) from None
 
 
 async def _stream_line(message: Message) -> bytes:

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.errors import InvalidArgumentError
-from see_grpc.service.executions import FILLS, SIGNALS, ExecutionManager, StartRequest
-from see_grpc.service.ports import EventBus
+from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
+from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.transport.grpc import convert
 
+logger = logging.getLogger(__name__)
+
 M = TypeVar("M")
+STATUS_POLL_SECONDS = 1.0  # how often a stream of one execution checks whether it has ended
+CAUGHT_UP_POLL_SECONDS = 0.05  # how often it looks whether its subscriber has read everything
 RISK_FIELDS = ("max_position_units", "max_gross_exposure", "max_daily_loss", "max_drawdown")
 
 
@@ -81,20 +87,26 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def StreamSignals(
         self, request: execution_pb2.StreamSignalsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamSignalsResponse]:
-        async for event_id, payload in self._events(SIGNALS, request):
+        async for event_id, payload in self._events(SIGNALS, request, context):
             yield self._signals.get(event_id, payload)
 
     async def StreamFills(
         self, request: execution_pb2.StreamFillsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamFillsResponse]:
-        async for event_id, payload in self._events(FILLS, request):
+        async for event_id, payload in self._events(FILLS, request, context):
             yield self._fills.get(event_id, payload)
 
     async def _events(
-        self, stream: str, request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest
+        self,
+        stream: str,
+        request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest,
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        if request.execution_id:
-            await self._executions.get(request.execution_id)  # an unknown id ends the stream at once: NOT_FOUND
+        """The matching events; a stream of one execution ends (OK) once that execution has ended and its events
+        have all been sent."""
+        ended = False
+        if request.execution_id:  # an unknown id ends the stream at once: NOT_FOUND
+            ended = await self._executions.status(request.execution_id) in ENDED
         wanted = {
             key: value
             for key, value in (
@@ -106,9 +118,50 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         }
         # aclosing: a client that goes away unregisters its subscriber at once, not when its buffer overflows.
         async with contextlib.aclosing(self._bus.subscribe(stream, after_id=request.after_event_id)) as events:
-            async for event in events:
-                if all(event.payload.get(key) == value for key, value in wanted.items()):
-                    yield event.event_id, event.payload
+            await _headers_now(context)
+            ender = (
+                asyncio.create_task(self._end_with_execution(events, request.execution_id, ended))
+                if request.execution_id
+                else None
+            )
+            try:
+                async for event in events:
+                    if all(event.payload.get(key) == value for key, value in wanted.items()):
+                        yield event.event_id, event.payload
+            finally:
+                if ender is not None:
+                    ender.cancel()
+
+    async def _end_with_execution(self, events: EventSubscription, execution_id: str, ended: bool) -> None:
+        """End the subscription once the execution has ended and the subscriber has read every event there was.
+
+        An execution's last events (positions closed on stop) may follow its status change, so one seen ending
+        while the stream runs ends it at the next status check, once it has caught up again.
+        """
+        loop = asyncio.get_running_loop()
+        ending = False
+        check_at = loop.time() + STATUS_POLL_SECONDS
+        while not (ended and events.caught_up):
+            await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
+            if loop.time() < check_at or not events.caught_up:
+                continue
+            check_at = loop.time() + STATUS_POLL_SECONDS
+            if ending:
+                ended = True
+                continue
+            try:
+                ending = await self._executions.status(execution_id) in ENDED
+            except Exception as exc:  # the database went away: the stream goes on, and so do the checks
+                logger.warning("stream of execution %s: could not read its status: %s", execution_id, exc)
+        events.end()
+
+
+async def _headers_now(context: grpc.aio.ServicerContext) -> None:
+    """Over REST, the stream's headers go out once its id is known to exist, not with its first event (gRPC sends
+    its initial metadata before the servicer runs)."""
+    send_headers: Callable[[], Awaitable[None]] | None = getattr(context, "send_headers", None)
+    if send_headers is not None:
+        await send_headers()
 
 
 class _Converted(Generic[M]):

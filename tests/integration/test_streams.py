@@ -1,0 +1,134 @@
+"""Fills and signals streams (CONTRACT "Streams"): an ended execution's stream replays and ends, headers go out at
+once, a client that goes away is CANCELLED and no error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import grpc
+import pytest
+
+from see.v1 import execution_pb2, execution_pb2_grpc
+from tests.integration.conftest import RunningServer
+from tests.integration.test_executions import FULL, METADATA, execute_body, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 60.0  # generous: the machine may be busy
+
+
+async def stopped_execution(running: RunningServer) -> dict[str, Any]:
+    async with running.http.post("/api/v1/execute", json=execute_body(), headers=FULL) as response:
+        assert response.status == 200, await response.text()
+        execution_id = (await response.json())["execution_id"]
+    execution = await wait_for_status(running, execution_id, "STOPPED")
+    assert len(execution["fills"]) > 2
+    return execution
+
+
+async def rest_lines(running: RunningServer, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every line of a REST stream, which must end by itself."""
+    async with asyncio.timeout(DEADLINE):
+        async with running.http.get(path, params=params, headers=FULL) as response:
+            assert response.status == 200, await response.text()
+            return [json.loads(raw) async for raw in response.content]
+
+
+async def test_streams_of_an_ended_execution_replay_and_end_over_grpc(running: RunningServer) -> None:
+    execution = await stopped_execution(running)
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    request = {"execution_id": execution["execution_id"]}
+    async with asyncio.timeout(DEADLINE):
+        fills = stub.StreamFills(execution_pb2.StreamFillsRequest(**request), metadata=METADATA)
+        streamed = [response.fill.fill_id async for response in fills]
+        assert await fills.code() == grpc.StatusCode.OK
+        signals = stub.StreamSignals(execution_pb2.StreamSignalsRequest(**request), metadata=METADATA)
+        signal_count = len([response async for response in signals])
+        assert await signals.code() == grpc.StatusCode.OK
+    assert streamed == [fill["fill_id"] for fill in execution["fills"]]
+    assert signal_count == len(execution["orders"])
+
+
+async def test_streams_of_an_ended_execution_replay_and_end_over_rest(running: RunningServer) -> None:
+    execution = await stopped_execution(running)
+    params = {"execution_id": execution["execution_id"]}
+    fills = await rest_lines(running, "/api/v1/fills:stream", params)
+    assert [line["result"]["fill"]["fill_id"] for line in fills] == [fill["fill_id"] for fill in execution["fills"]]
+    signals = await rest_lines(running, "/api/v1/signals:stream", params)
+    assert len(signals) == len(execution["orders"])
+    assert all("result" in line for line in signals)
+
+
+async def test_a_stream_ends_when_its_execution_is_stopped(running: RunningServer) -> None:
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(paper_feed={"bars_per_second": 2}), headers=FULL
+    ) as response:
+        execution_id = (await response.json())["execution_id"]
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    grpc_stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
+    rest_stream = asyncio.create_task(rest_lines(running, "/api/v1/fills:stream", {"execution_id": execution_id}))
+    await asyncio.sleep(0.5)  # not a readiness wait: the streams must end whether or not they were open by then
+    async with running.http.post(f"/api/v1/executions/{execution_id}:stop", json={}, headers=FULL) as response:
+        assert response.status == 200, await response.text()
+    async with asyncio.timeout(DEADLINE):
+        streamed = [response.fill.fill_id async for response in grpc_stream]
+        assert await grpc_stream.code() == grpc.StatusCode.OK
+        lines = await rest_stream
+    final = await wait_for_status(running, execution_id, "STOPPED")
+    assert streamed == [line["result"]["fill"]["fill_id"] for line in lines] == [f["fill_id"] for f in final["fills"]]
+
+
+async def test_rest_stream_headers_go_out_before_the_first_event(running: RunningServer) -> None:
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(paper_feed={"bars_per_second": 0.01}), headers=FULL
+    ) as response:
+        execution_id = (await response.json())["execution_id"]
+    async with asyncio.timeout(DEADLINE):  # before the fix: no headers until the first fill, long after this
+        async with running.http.get(
+            "/api/v1/fills:stream", params={"execution_id": execution_id}, headers=FULL
+        ) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("application/json")
+            assert not response.content.is_eof()
+    async with running.http.get("/api/v1/fills:stream", params={"execution_id": "no-such"}, headers=FULL) as response:
+        assert response.status == 404  # an unknown id still gets a normal error response, not a 200 line
+        assert (await response.json())["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def http_requests(metrics: str, status: str) -> float:
+    prefix = 'see_http_requests_total{method="GET",route="/api/v1/fills:stream",status="' + status + '"}'
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+async def test_a_rest_client_that_goes_away_is_cancelled_not_an_error(
+    running: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running.http.post(
+        "/api/v1/execute",
+        json=execute_body(strategy_id="mean_reversion_v1", parameters={}, paper_feed={"bars_per_second": 50}),
+        headers=FULL,
+    ) as response:
+        execution_id = (await response.json())["execution_id"]
+    async with asyncio.timeout(DEADLINE):
+        async with running.http.get(
+            "/api/v1/fills:stream", params={"execution_id": execution_id}, headers=FULL
+        ) as response:
+            assert response.status == 200
+            await response.content.readline()
+            response.connection.transport.abort()  # type: ignore[union-attr]  # the client goes away mid-stream
+    deadline = time.monotonic() + DEADLINE
+    while True:  # the server notices at its next write, when the next fill comes
+        async with running.http.get("/metrics") as response:
+            metrics = await response.text()
+        if http_requests(metrics, "499") == 1 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert http_requests(metrics, "499") == 1
+    assert http_requests(metrics, "500") == 0
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert any("client went away" in record.getMessage() for record in caplog.records)
