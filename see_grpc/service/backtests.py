@@ -102,7 +102,7 @@ class BacktestService:
     async def prepare(self, request: BacktestRequest) -> PreparedBacktest:
         """Validate the request and load its bars (and the strategy's other inputs); raises on a bad request."""
         _check_request(request)
-        strategy = await self._catalogue.get(request.strategy_id)
+        strategy = await self._catalogue.get_runnable(request.strategy_id)  # refused unless ACTIVE
         template = await self._catalogue.runnable(strategy)  # user code: target positions come from the sandbox
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         assert request.start is not None and request.end is not None  # checked above

@@ -52,8 +52,9 @@ from see_grpc.service.ports import (
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.text import quoted
 from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.lifecycle import EXECUTION, require_runnable
 from see_grpc.trading.portfolio import PositionState
-from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached
+from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached, kill_switch_reason
 from see_grpc.trading.strategies import BaseStrategy
 from see_grpc.trading.strategies.base import Bar
 
@@ -129,7 +130,7 @@ class ExecutionManager:
     # -- use cases ---------------------------------------------------------------------------------------------
 
     async def start(self, request: StartRequest) -> ExecutionRecord:
-        strategy = await self._catalogue.get(request.strategy_id)
+        strategy = await self._catalogue.get_runnable(request.strategy_id)
         template = await self._catalogue.runnable(strategy)  # user code runs in the sandbox, live as in backtests
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         if request.mode == "live" and not self._live_enabled:
@@ -138,6 +139,10 @@ class ExecutionManager:
         # Before the transaction: Portfolio Management may be a remote call.
         await self._capital.check_allocation(request.strategy_id, request.capital_allocation)
         async with self._db.unit_of_work() as uow:
+            stored = await uow.strategies.get(request.strategy_id)  # not the cached copy: archived or deleted since?
+            if stored is None:
+                raise NotFoundError(f"no strategy with id {quoted(request.strategy_id)}")
+            require_runnable(stored.id, stored.status)
             if await uow.executions.count_active() >= self._max_concurrent:
                 raise ResourceExhaustedError(
                     f"{self._max_concurrent} executions are running, the most MAX_CONCURRENT_STRATEGIES allows; "
@@ -174,10 +179,10 @@ class ExecutionManager:
             )
 
     async def pause(self, execution_id: str) -> ExecutionRecord:
-        return await self._transition(execution_id, {"running"}, "paused", "paused by request")
+        return await self._transition(execution_id, "paused", "paused by request")
 
     async def resume(self, execution_id: str) -> ExecutionRecord:
-        return await self._transition(execution_id, {"paused"}, "running", "")
+        return await self._transition(execution_id, "running", "")
 
     async def stop(self, execution_id: str, *, close_positions: bool) -> ExecutionRecord:
         task = self._tasks.pop(execution_id, None)
@@ -185,9 +190,7 @@ class ExecutionManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        record = await self._transition(
-            execution_id, {"starting", "running", "paused"}, "stopped", "stopped by request"
-        )
+        record = await self._transition(execution_id, "stopped", "stopped by request")
         if close_positions:
             record = await self._flatten(record, "stopped by request; positions closed")
         return record
@@ -210,16 +213,12 @@ class ExecutionManager:
 
     # -- internals ---------------------------------------------------------------------------------------------
 
-    async def _transition(self, execution_id: str, allowed: set[str], status: str, message: str) -> ExecutionRecord:
+    async def _transition(self, execution_id: str, status: str, message: str) -> ExecutionRecord:
         async with self._db.unit_of_work() as uow:
             record = await uow.executions.get(execution_id)
             if record is None:
                 raise NotFoundError(f"no execution with id {quoted(execution_id)}")
-            if record.status not in allowed:
-                raise FailedPreconditionError(
-                    f"execution {execution_id} is {record.status.upper()}; this needs it to be "
-                    + " or ".join(sorted(s.upper() for s in allowed))
-                )
+            EXECUTION.require(f"execution {execution_id}", record.status, status)
             record.status = status
             record.status_message = message
             record.update_time = datetime.now(UTC)
@@ -311,7 +310,7 @@ class ExecutionManager:
 
     async def _finish(self, execution_id: str, status: str, message: str) -> None:
         with contextlib.suppress(FailedPreconditionError):
-            await self._transition(execution_id, {"starting", "running", "paused"}, status, message)
+            await self._transition(execution_id, status, message)
 
     async def _flatten(self, record: ExecutionRecord, message: str) -> ExecutionRecord:
         """Close every position at its last known price (the last bar's close)."""
@@ -439,10 +438,7 @@ class _Runner:
         if record.status in ("stopped", "failed"):  # stopped through another replica
             raise asyncio.CancelledError
         if drawdown_breached(self._limits, record.state["equity"], record.state["peak_equity"]):
-            reason = (
-                f"kill switch: equity {record.state['equity']:,.2f} is more than "
-                f"{self._limits.max_drawdown:.0%} below its peak {record.state['peak_equity']:,.2f}"
-            )
+            reason = kill_switch_reason(self._limits, record.state["equity"], record.state["peak_equity"])
             await self._manager._flatten(record, reason)
             raise _KillSwitchError(reason)
 
@@ -626,7 +622,7 @@ def _new_record(
     return ExecutionRecord(
         execution_id=uuid.uuid4().hex,
         strategy_id=request.strategy_id,
-        status="running",
+        status=EXECUTION.initial,
         mode=request.mode,
         capital_allocation=request.capital_allocation,
         parameters=dict(params),

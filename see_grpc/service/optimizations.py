@@ -19,7 +19,6 @@ import pandas as pd
 
 from see_grpc.adapters.compute import ComputeEngines
 from see_grpc.errors import (
-    FailedPreconditionError,
     FieldViolation,
     ForexTradingPlatformError,
     InvalidArgumentError,
@@ -32,6 +31,7 @@ from see_grpc.text import quoted
 from see_grpc.trading.backtest import run_backtest
 from see_grpc.trading.backtest.metrics import bars_per_year
 from see_grpc.trading.instruments import timeframe_delta
+from see_grpc.trading.lifecycle import OPTIMIZATION
 from see_grpc.trading.optimization.evaluate import Segment, SweepJob, Window, trade_segment
 from see_grpc.trading.optimization.objective import Constraints, Objective, Trial, evaluate_trial, ranked
 from see_grpc.trading.optimization.overfitting import deflated_sharpe
@@ -134,7 +134,7 @@ class OptimizationService:
         now = datetime.now(UTC)
         record = OptimizationRecord(
             optimization_id=uuid.uuid4().hex,
-            status="running",
+            status=OPTIMIZATION.initial,
             strategy_id=request.backtest.strategy_id,
             method=plan.method,
             objective=plan.objective.text,
@@ -206,8 +206,7 @@ class OptimizationService:
             await asyncio.wait({live.task})
             return live.record
         record = await self.get(optimization_id)
-        if record.status != "running":
-            raise FailedPreconditionError(f"optimization {quoted(optimization_id)} is {record.status}, not running")
+        OPTIMIZATION.require(f"optimization {quoted(optimization_id)}", record.status, "cancelled")
         # Running in no live process here: its server stopped without finishing it. Record that it will not end.
         record = replace(record, status="cancelled", status_message="cancelled; its server had stopped running it")
         await self._save(record)

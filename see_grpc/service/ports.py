@@ -11,8 +11,6 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from see_grpc.errors import InvalidArgumentError
 
-STRATEGY_STATUSES = ("active", "paused", "archived")
-
 T = TypeVar("T")
 
 
@@ -24,7 +22,7 @@ class StrategyRecord:
     name: str
     description: str
     type: str
-    status: str  # one of STRATEGY_STATUSES
+    status: str  # a state of see_grpc.trading.lifecycle.STRATEGY
     instruments: list[str]
     timeframe: str
     parameters: dict[str, Any]
@@ -39,7 +37,7 @@ class BacktestRecord:
     """A finished (or failed) backtest with everything needed to answer GetBacktest."""
 
     backtest_id: str
-    status: str  # running, completed, failed, cancelled
+    status: str  # a state of see_grpc.trading.lifecycle.BACKTEST
     strategy_id: str
     instrument: str
     timeframe: str
@@ -110,7 +108,7 @@ class OptimizationRecord:
     """A parameter search: its settings, progress, best trials (ranked) and diagnostics."""
 
     optimization_id: str
-    status: str  # running, completed, failed, cancelled
+    status: str  # a state of see_grpc.trading.lifecycle.OPTIMIZATION
     strategy_id: str
     method: str  # GRID, RANDOM, BAYESIAN
     objective: str  # metric name, "-" prefixed when minimised against its natural direction
@@ -243,7 +241,7 @@ class ExecutionRecord:
 
     execution_id: str
     strategy_id: str
-    status: str  # starting, running, paused, stopped, failed
+    status: str  # a state of see_grpc.trading.lifecycle.EXECUTION
     mode: str  # paper, live
     capital_allocation: float
     parameters: dict[str, Any]
@@ -301,8 +299,9 @@ class ExecutionRepository(Protocol):
     ) -> Page[ExecutionRecord]:
         """Newest first."""
 
-    async def count_active(self) -> int:
-        """Executions starting, running or paused."""
+    async def count_active(self, *, strategy_id: str = "") -> int:
+        """Executions not over yet (lifecycle.EXECUTION.active: starting, running or paused), of one strategy if
+        strategy_id is set."""
 
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
         """Active executions whose lease is free, expired or already this owner's."""

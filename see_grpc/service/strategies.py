@@ -25,9 +25,16 @@ from see_grpc.errors import (
 )
 from see_grpc.sandbox.pool import SandboxPool, StrategyInfo, sandboxed_class
 from see_grpc.service.access import require_full_access
-from see_grpc.service.ports import STRATEGY_STATUSES, Database, Page, StrategyRecord, page_size_of
+from see_grpc.service.ports import (
+    Database,
+    Page,
+    StrategyRecord,
+    UnitOfWork,
+    page_size_of,
+)
 from see_grpc.text import quoted
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
+from see_grpc.trading.lifecycle import STRATEGY, require_runnable
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES, BaseStrategy, ParamSpec
 
 # Registering without code configures the built-in of that type: its rule, the caller's instruments and defaults.
@@ -135,6 +142,12 @@ class StrategyCatalogue:
         self._cache[strategy_id] = (time.monotonic(), strategy)
         return strategy
 
+    async def get_runnable(self, strategy_id: str) -> StrategyRecord:
+        """The strategy, if new backtests, optimizations and executions may run it (it is ACTIVE)."""
+        strategy = await self.get(strategy_id)
+        require_runnable(strategy.id, strategy.status)
+        return strategy
+
     async def register(
         self,
         *,
@@ -170,15 +183,20 @@ class StrategyCatalogue:
         return record
 
     async def set_status(self, strategy_id: str, status: str) -> StrategyRecord:
-        if status not in STRATEGY_STATUSES:
+        if status not in STRATEGY.states:
             raise InvalidArgumentError(
-                f"status must be one of {', '.join(s.upper() for s in STRATEGY_STATUSES)}",
+                f"status must be one of {', '.join(s.upper() for s in STRATEGY.states)}",
                 violations=[FieldViolation("status", "missing or unknown")],
             )
         async with self._db.unit_of_work() as uow:
             strategy = await uow.strategies.get(strategy_id)
             if strategy is None:
                 raise NotFoundError(f"no strategy with id {quoted(strategy_id)}")
+            if strategy.status == status:  # setting the status it has is a no-op, as a repeated request should be
+                return strategy
+            STRATEGY.require(f"strategy {quoted(strategy_id)}", strategy.status, status)
+            if status == "archived":
+                await _refuse_if_trading(uow, strategy_id, "archived")
             strategy.status = status
             strategy.update_time = datetime.now(UTC)
             await uow.strategies.update(strategy)
@@ -195,6 +213,7 @@ class StrategyCatalogue:
                 raise FailedPreconditionError(
                     f"{quoted(strategy_id)} is built in and cannot be deleted; archive it instead"
                 )
+            await _refuse_if_trading(uow, strategy_id, "deleted")
             await uow.strategies.delete(strategy_id)
             await uow.commit()
         self._cache.pop(strategy_id, None)
@@ -209,6 +228,17 @@ class StrategyCatalogue:
         if self._sandbox is None:
             raise FailedPreconditionError("this server runs no strategy sandbox, so it cannot load strategy code")
         return self._sandbox
+
+
+async def _refuse_if_trading(uow: UnitOfWork, strategy_id: str, becoming: str) -> None:
+    """A strategy with executions that are not over (starting, running or paused) keeps them: stop them first."""
+    count = await uow.executions.count_active(strategy_id=strategy_id)
+    if count:
+        raise FailedPreconditionError(
+            f"strategy {quoted(strategy_id)} has {count} execution{'s' if count > 1 else ''} starting, running or "
+            f"paused; stop {'them' if count > 1 else 'it'} (POST /api/v1/executions/{{execution_id}}:stop) before "
+            f"it can be {becoming}"
+        )
 
 
 def _code_key(code: str) -> str:

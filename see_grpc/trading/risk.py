@@ -52,3 +52,8 @@ def check_order(limits: RiskLimits, exposure: Exposure, signed_units: float, not
 def drawdown_breached(limits: RiskLimits, equity: float, peak: float) -> bool:
     """The kill switch: equity fell more than max_drawdown below its peak."""
     return peak > 0 and (peak - equity) / peak > limits.max_drawdown
+
+
+def kill_switch_reason(limits: RiskLimits, equity: float, peak: float) -> str:
+    """Why the kill switch stopped an execution, with the limit as the percentage it is (0.005 is 0.5 %)."""
+    return f"kill switch: equity {equity:,.2f} is more than {limits.max_drawdown * 100:g}% below its peak {peak:,.2f}"

@@ -141,7 +141,7 @@ async def test_cancel_keeps_results_so_far(running: RunningServer) -> None:
     stored = await get(running, f"/api/v1/optimizations/{optimization_id}")
     assert stored["status"] == "CANCELLED" and stored["trials_done"] == cancelled["trials_done"]
     status, again = await post(running, f"/api/v1/optimizations/{optimization_id}:cancel", {})
-    assert status == 400 and "cancelled" in again["message"]  # FAILED_PRECONDITION
+    assert status == 400 and "is CANCELLED" in again["message"]  # FAILED_PRECONDITION
 
 
 async def test_walk_forward_picks_the_in_sample_best_and_stitches_out_of_sample(running: RunningServer) -> None:

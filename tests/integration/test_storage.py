@@ -393,6 +393,19 @@ def fill_record(n: int, client_order_id: str) -> FillRecord:
     return FillRecord(f"f-{n}", f"o-{n}", client_order_id, "e-0", "s", "EUR/USD", "LONG", 10_000.0, 1.1, 0.0, T0)
 
 
+async def test_active_executions_are_counted_per_strategy(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        for n, status in enumerate(["starting", "running", "paused", "stopped", "failed"]):
+            await uow.executions.add(execution(n, status=status))
+        await uow.executions.add(execution(5, status="paused", strategy_id="other"))
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        assert await uow.executions.count_active() == 4
+        assert await uow.executions.count_active(strategy_id="trend_following_v1") == 3
+        assert await uow.executions.count_active(strategy_id="other") == 1
+        assert await uow.executions.count_active(strategy_id="nothing") == 0
+
+
 async def test_executions_round_trip_and_count(database: SqlDatabase) -> None:
     async with database.unit_of_work() as uow:
         for n in range(3):

@@ -16,8 +16,9 @@ from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
 from see_grpc.adapters.storage.tables import Base, ExecutionRow, FillRow, OrderRow
 from see_grpc.errors import AlreadyExistsError, NotFoundError
 from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord, Page
+from see_grpc.trading.lifecycle import EXECUTION
 
-ACTIVE_STATUSES = ("starting", "running", "paused")
+ACTIVE_STATUSES = tuple(sorted(EXECUTION.active))
 R = TypeVar("R")
 
 
@@ -68,8 +69,10 @@ class SqlExecutionRepository:
         more = len(rows) > len(items)
         return Page(items, encode_token(items[-1].start_time, items[-1].execution_id) if more else "")
 
-    async def count_active(self) -> int:
+    async def count_active(self, *, strategy_id: str = "") -> int:
         stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))
+        if strategy_id:
+            stmt = stmt.where(ExecutionRow.strategy_id == strategy_id)
         return int(await self._session.scalar(stmt) or 0)
 
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
