@@ -115,7 +115,8 @@ class _Live:
         event.set()
 
     def snapshot(self) -> OptimizationRecord:
-        return replace(self.record, results=_results(self.trials), update_time=datetime.now(UTC))
+        """The record with its best trials so far (ranking a few thousand trials: worth a thread)."""
+        return replace(self.record, results=_results(list(self.trials)), update_time=datetime.now(UTC))
 
 
 class OptimizationService:
@@ -159,7 +160,7 @@ class OptimizationService:
     async def get(self, optimization_id: str) -> OptimizationRecord:
         live = self._live.get(optimization_id)
         if live is not None:
-            return live.snapshot()
+            return await asyncio.to_thread(live.snapshot)
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.optimizations.get(optimization_id)
         if record is None:
@@ -182,7 +183,7 @@ class OptimizationService:
             return
         while True:
             changed = live.changed
-            record = live.snapshot()
+            record = await asyncio.to_thread(live.snapshot)
             yield record
             if record.status != "running":
                 return
@@ -309,14 +310,15 @@ class OptimizationService:
             best = ranked(trials)[0]
             segment = await asyncio.to_thread(trade_segment, plan.job, best.params, window.out_of_sample)
             done.append((window, best, segment))
-            live.record.walk_forward = _walk_forward_result(plan, done, final=False)
-        live.record.walk_forward = _walk_forward_result(plan, done, final=True)
+            live.record.walk_forward = await asyncio.to_thread(_walk_forward_result, plan, list(done), final=False)
+        live.record.walk_forward = await asyncio.to_thread(_walk_forward_result, plan, done, final=True)
         live.record.diagnostics = await asyncio.to_thread(_diagnostics, plan.job, windows[-1].in_sample, live.trials)
 
     async def _search(
         self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search, window: Window
     ) -> list[Trial]:
-        while batch := search.ask(BATCH):
+        # ask and tell run in a thread: a Bayesian sampler's proposals take seconds of CPU (issue 10).
+        while batch := await asyncio.to_thread(search.ask, BATCH):
             try:
                 async with asyncio.TaskGroup() as group:
                     chunks = [
@@ -325,9 +327,8 @@ class OptimizationService:
                     ]
             except ExceptionGroup as failed:
                 raise failed.exceptions[0] from None  # the first failure says what went wrong; the rest repeat it
-            search.tell(
-                [told for chunk in chunks for told in chunk.result()]
-            )  # in proposal order, whatever ended first
+            # in proposal order, whatever ended first
+            await asyncio.to_thread(search.tell, [told for chunk in chunks for told in chunk.result()])
         return live.trials
 
     async def _chunk(
@@ -335,17 +336,20 @@ class OptimizationService:
     ) -> list[tuple[Candidate, float | None]]:
         """Run one chunk, add its trials, wake the watchers; the scores the search should hear."""
         grid = [{**plan.base, **candidate.params} for candidate in chunk]
-        told: list[tuple[Candidate, float | None]] = []
-        for candidate, params, metrics in zip(chunk, grid, await runner.sweep(grid, window), strict=True):
-            trial = evaluate_trial(candidate.number, params, metrics, plan.objective, plan.constraints)
-            live.trials.append(trial)
-            told.append((candidate, None if trial.violations else trial.score))
+        swept = zip(chunk, grid, await runner.sweep(grid, window), strict=True)
+        trials = await asyncio.to_thread(
+            lambda: [
+                (candidate, evaluate_trial(candidate.number, params, metrics, plan.objective, plan.constraints))
+                for candidate, params, metrics in swept
+            ]
+        )
+        live.trials.extend(trial for _, trial in trials)
         live.record.trials_done += len(chunk)
         live.publish()
         if time.monotonic() - live.saved_at >= SAVE_EVERY_SECONDS:
             live.saved_at = time.monotonic()
-            await self._save(live.snapshot())
-        return told
+            await self._save(await asyncio.to_thread(live.snapshot))
+        return [(candidate, None if trial.violations else trial.score) for candidate, trial in trials]
 
     async def _save(self, record: OptimizationRecord) -> None:
         async with self._db.unit_of_work() as uow:
