@@ -63,27 +63,15 @@ STRATEGY = StateMachine(
 # Backtests, optimizations and executions start only from a strategy in this state.
 RUNNABLE_STRATEGY = "active"
 
-BACKTEST = StateMachine(
-    name="backtest",
-    initial="running",
-    transitions={
-        "running": frozenset({"completed", "failed", "cancelled"}),
-        "completed": frozenset(),
-        "failed": frozenset(),
-        "cancelled": frozenset(),
-    },
-)
-
-OPTIMIZATION = StateMachine(
-    name="optimization",
-    initial="running",
-    transitions={
-        "running": frozenset({"completed", "failed", "cancelled"}),
-        "completed": frozenset(),
-        "failed": frozenset(),
-        "cancelled": frozenset(),
-    },
-)
+# A run that ends once: a backtest and an optimization follow the same rules.
+_RUN_ONCE = {
+    "running": frozenset({"completed", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+BACKTEST = StateMachine(name="backtest", initial="running", transitions=_RUN_ONCE)
+OPTIMIZATION = StateMachine(name="optimization", initial="running", transitions=_RUN_ONCE)
 
 EXECUTION = StateMachine(
     name="execution",
