@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
 from see_grpc.errors import FailedPreconditionError
 from see_grpc.observability.metrics import BacktestMetrics, ExecutionMetrics, Metrics
-from see_grpc.sandbox.pool import SandboxPool
+from see_grpc.sandbox.pool import SandboxPool, isolation_summary
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager, TradingPorts
 from see_grpc.service.health import Dependency, HealthMonitor
@@ -87,7 +88,9 @@ def _api_keys(settings: Settings) -> tuple[str, str | None]:
 
 def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus, sandbox: SandboxPool) -> list[Dependency]:
     async def sandbox_layers() -> str:
-        return await asyncio.to_thread(sandbox.isolation_summary)
+        # The probe started at start-up: a check made before it ends waits for it (or times out, leaving it running).
+        report: dict[str, str] = await asyncio.wrap_future(sandbox.probe_isolation())
+        return isolation_summary(report)
 
     deps = [
         Dependency("database", database.kind, database.ping),
@@ -113,14 +116,24 @@ async def _bars_dir(settings: Settings) -> Path:
     return directory
 
 
-async def _sandbox(settings: Settings) -> SandboxPool:
-    """The pool for user code, with the OS isolation this machine allows found once, at start, and logged."""
+def _sandbox(settings: Settings) -> SandboxPool:
+    """The pool for user code; the OS isolation this machine allows is probed in the background and logged.
+
+    Start-up does not wait for the probe: each worker reports its own layers and is refused when it has none, so
+    no request depends on it; /health/detailed shows it once known.
+    """
     sandbox = SandboxPool(allow_unisolated=settings.sandbox_allow_unisolated)
-    try:
-        logger.info("strategy sandbox isolation %s", await asyncio.to_thread(sandbox.isolation_summary))
-    except FailedPreconditionError as exc:
-        opt_in = "SANDBOX_ALLOW_UNISOLATED is set: running it anyway" if sandbox.allow_unisolated else "refused"
-        logger.warning("strategy code: %s (%s)", exc.message, opt_in)
+
+    def log(probe: Future[dict[str, str]]) -> None:
+        try:
+            logger.info("strategy sandbox isolation %s", isolation_summary(probe.result()))
+        except FailedPreconditionError as exc:
+            opt_in = "SANDBOX_ALLOW_UNISOLATED is set: running it anyway" if sandbox.allow_unisolated else "refused"
+            logger.warning("strategy code: %s (%s)", exc.message, opt_in)
+        except Exception:
+            logger.warning("the strategy sandbox's isolation probe failed", exc_info=True)
+
+    sandbox.probe_isolation().add_done_callback(log)
     return sandbox
 
 
@@ -131,7 +144,7 @@ async def build(settings: Settings) -> Container:
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     bus = build_event_bus(settings.redis_url, password)
     try:
-        sandbox = await _sandbox(settings)
+        sandbox = _sandbox(settings)
         catalogue = StrategyCatalogue(database, sandbox=sandbox)
         await catalogue.seed_builtins()
         if settings.strategies_dir is not None:

@@ -20,7 +20,8 @@ say which are active (/health/detailed) and refuse user code when none is:
 A worker is four processes: the one the server started (it maps the user namespace, then waits and passes the exit
 status on), the one that entered the namespaces (it waits), the init of the new PID namespace (it reaps), and the
 worker proper, PID 2, which runs the code. The init cannot be the worker: the kernel drops signals such as SIGXCPU
-(the CPU limit) sent to an init. The waiters hold no user code and die with the worker or the server.
+(the CPU limit) sent to an init. The waiters hold no user code and die with the worker or the server: the kernel
+kills the first one when the server ends (`die_with_parent`), and each inner one when the one before it ends.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyseccomp as seccomp
 from landlock import FSAccess, Ruleset
@@ -55,6 +60,12 @@ _SYS_MOUNT_SETATTR = {"x86_64": 442, "aarch64": 442}
 _AT_FDCWD, _AT_RECURSIVE = -100, 0x8000
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
 _STATUS_SIGNAL_BASE = 128  # exit code 128 + N: the worker died of signal N (passed on by the init)
+_PARENT_PID = "SEE_SANDBOX_PARENT_PID"  # in a sandbox process's environment: the server that started it
+PROBE_SECONDS = 60.0
+
+# The kernel's parent-death signal fires when the *thread* that forked a process ends, not its process: every
+# sandbox process is forked by this one thread, which lives as long as the server.
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-launcher")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -304,26 +315,41 @@ def _write(path: str, text: str) -> None:
         file.write(text)
 
 
+def launch(module: str, *args: str, **options: Any) -> subprocess.Popen[bytes]:
+    """`python -m MODULE ARGS` as a sandbox process: empty environment, own session, forked by the launcher."""
+    command = [sys.executable, "-m", module, *args]
+    options = {"env": worker_environment(), "cwd": "/", "start_new_session": True, **options}
+    # Own session and process group: nothing it signals reaches the server. Our interpreter and module, no shell.
+    return _launcher.submit(_popen, command, options).result()
+
+
+def _popen(command: list[str], options: dict[str, Any]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, **options)  # noqa: S603 - see launch
+
+
+def die_with_parent() -> None:
+    """First thing in a sandbox process: the kernel kills it when the server ends, however (SIGKILL included)."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    expected = os.environ.get(_PARENT_PID)
+    if expected is not None and os.getppid() != int(expected):
+        os._exit(1)  # the server ended before the request above: nobody would ever signal this process
+
+
 def probe() -> dict[str, str]:
     """Which layers this machine allows, found by applying them in a throwaway process (see `_probe_main`)."""
-    import subprocess  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-
     with tempfile.TemporaryDirectory(prefix="see-sandbox-probe-") as temp_dir:
         give_to_worker(Path(temp_dir))
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
-            [sys.executable, "-m", "see_grpc.sandbox.isolation", temp_dir],
-            capture_output=True,
-            env=worker_environment(),
-            cwd="/",
-            timeout=60,
-            check=False,
-            start_new_session=True,
-        )
+        process = launch(__name__, temp_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            stdout, _ = process.communicate(timeout=PROBE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return dict.fromkeys(OS_LAYERS, f"unavailable: the probe did not finish within {PROBE_SECONDS:g} s")
     try:
-        report = json.loads(done.stdout)
+        report = json.loads(stdout)
     except ValueError:
-        return dict.fromkeys(OS_LAYERS, f"unavailable: the probe ended with status {done.returncode}")
+        return dict.fromkeys(OS_LAYERS, f"unavailable: the probe ended with status {process.returncode}")
     return {str(key): str(value) for key, value in report.items()}
 
 
@@ -336,16 +362,18 @@ def give_to_worker(temp_dir: Path) -> None:
 def worker_environment() -> dict[str, str]:
     """Nothing of the server's environment: no key, no database or Redis address, no broker token."""
     env = {"PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}  # import SEE as the server does
+    env[_PARENT_PID] = str(os.getpid())
     for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[threads] = "1"  # one request at a time per worker, and no thread may start once seccomp is on
     return env
 
 
-def active_layers(report: dict[str, str]) -> list[str]:
+def active_layers(report: Mapping[str, str]) -> list[str]:
     return [layer for layer in OS_LAYERS if report.get(layer) == "active"]
 
 
 def _probe_main() -> None:
+    die_with_parent()
     namespaces = enter_namespaces()
     report = confine(Path(sys.argv[1]), library_dirs(), namespaces)
     report["seccomp"] = filter_syscalls()

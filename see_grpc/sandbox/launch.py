@@ -10,6 +10,7 @@ from see_grpc.sandbox import isolation
 
 
 def main() -> None:
+    isolation.die_with_parent()
     namespaces = isolation.enter_namespaces()
     from see_grpc.sandbox import worker  # noqa: PLC0415 - imported inside the namespaces, see above
 

@@ -17,11 +17,11 @@ import math
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -90,14 +90,14 @@ class _Worker:
         self._temp_dir = Path(tempfile.mkdtemp(prefix="see-sandbox-"))
         isolation.give_to_worker(self._temp_dir)
         flags = [UNRESTRICTED_FOR_TESTS] if unrestricted else []
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [sys.executable, "-m", "see_grpc.sandbox.launch", str(limits.memory_bytes), str(self._temp_dir), *flags],
+        self._process = isolation.launch(
+            "see_grpc.sandbox.launch",
+            str(limits.memory_bytes),
+            str(self._temp_dir),
+            *flags,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            cwd="/",
-            env=isolation.worker_environment(),
-            start_new_session=True,  # its own process group and session: nothing it signals reaches the server
         )
         self._timed_out = False
         try:
@@ -190,22 +190,30 @@ class SandboxPool:
         self._spare: _Worker | None = None  # started ahead and bound to no code yet: a new strategy need not wait
         self._closed = False
         self._lock = threading.Lock()
-        self._report: dict[str, str] | None = None
+        self._report: Future[dict[str, str]] | None = None
+
+    def probe_isolation(self) -> Future[dict[str, str]]:
+        """Each OS isolation layer and whether this machine allows it, probed once in a throwaway process.
+
+        The first call starts the probe in a background thread (about 0.5 s; server start-up does not wait for
+        it); every call, concurrent ones included, gets the same future.
+        """
+        with self._lock:
+            if self._report is None:
+                self._report = future = Future[dict[str, str]]()
+                future.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel it for the others
+                threading.Thread(
+                    target=_settle, args=(future, isolation.probe), name="sandbox-probe", daemon=True
+                ).start()
+            return self._report
 
     def isolation_report(self) -> dict[str, str]:
-        """Each OS isolation layer and whether this machine allows it (probed once, in a throwaway process)."""
-        if self._report is None:
-            self._report = isolation.probe()
-        return self._report
+        """The probe's result (blocking until it is known)."""
+        return self.probe_isolation().result()
 
     def isolation_summary(self) -> str:
-        """For /health/detailed: the active layers and why others are not; raises when none is active."""
-        report = self.isolation_report()
-        active = isolation.active_layers(report)
-        if not active:
-            raise FailedPreconditionError(unisolated_message(report))
-        others = [f"{layer} ({report.get(layer, 'unknown')})" for layer in isolation.OS_LAYERS if layer not in active]
-        return f"active: {', '.join(active)}" + (f"; not active: {', '.join(others)}" if others else "")
+        """The probe's result in words (blocking until it is known); raises when no layer is active."""
+        return isolation_summary(self.isolation_report())
 
     def load(self, code: str, parameters: Mapping[str, Any], *, trial: bool = True) -> StrategyInfo:
         """Check and load the code, validate parameters and (trial) run it once on synthetic bars."""
@@ -337,6 +345,22 @@ class SandboxPool:
         with self._lock:
             self._started.discard(worker)
             self._idle.pop(worker, None)
+
+
+def _settle(future: Future[dict[str, str]], work: Callable[[], dict[str, str]]) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as exc:  # the waiters see it (a probe that timed out, say), nobody else would
+        future.set_exception(exc)
+
+
+def isolation_summary(report: Mapping[str, str]) -> str:
+    """For /health/detailed: the active layers and why others are not; raises when none is active."""
+    active = isolation.active_layers(report)
+    if not active:
+        raise FailedPreconditionError(unisolated_message(report))
+    others = [f"{layer} ({report.get(layer, 'unknown')})" for layer in isolation.OS_LAYERS if layer not in active]
+    return f"active: {', '.join(active)}" + (f"; not active: {', '.join(others)}" if others else "")
 
 
 def unisolated_message(layers: Mapping[str, str]) -> str:

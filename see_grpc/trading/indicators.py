@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit
+
+from see_grpc.trading.jit import njit
 
 
 def sma(values: pd.Series, period: int) -> np.ndarray:
@@ -12,7 +13,7 @@ def sma(values: pd.Series, period: int) -> np.ndarray:
     return _rolling_mean(values.to_numpy(np.float64), period)
 
 
-@njit(cache=True)
+@njit
 def _rolling_mean(values: np.ndarray, period: int) -> np.ndarray:
     # pandas' roll_mean (Kahan sums for the values entering and leaving, a constant-window shortcut, sign guards),
     # compiled: the same floating-point operations in the same order, so the same bits, about 5x faster. The live

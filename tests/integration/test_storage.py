@@ -12,14 +12,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from see_grpc.adapters.storage import SqlDatabase
-from see_grpc.adapters.storage.database import async_url
+from see_grpc.adapters.storage import database as storage_module
+from see_grpc.adapters.storage.database import async_url, head_revision
 from see_grpc.adapters.storage.tables import Base
 from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
 from see_grpc.service.ports import BacktestRecord, ExecutionRecord, FillRecord, OrderRecord, StrategyRecord
@@ -278,6 +282,31 @@ async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatab
     async with database._engine.connect() as conn:
         assert await conn.run_sync(differences) == []
         assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0004"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(storage_module.__file__).with_name("migrations")))
+    return config
+
+
+def test_the_head_revision_read_from_file_names_is_alembics() -> None:
+    """start() skips alembic when the database is at head_revision(): it must be the head alembic migrates to."""
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_a_database_behind_the_head_is_migrated_on_start(database: SqlDatabase) -> None:
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+
+    async with database._engine.begin() as conn:
+        await conn.run_sync(downgrade)
+    await database.start()
+    async with database._engine.connect() as conn:
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == head_revision()
+        await conn.execute(text("SELECT published FROM fills"))  # the column 0004 adds is back
 
 
 async def test_replicas_starting_together_migrate_once(target: Target) -> None:

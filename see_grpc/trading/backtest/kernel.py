@@ -1,4 +1,5 @@
-"""The path-dependent part of a backtest: fills, stops, margin, financing and equity, compiled with numba.
+"""The path-dependent part of a backtest: fills, stops, margin, financing and equity, compiled with numba
+(on first call: see_grpc/trading/jit.py).
 
 Prices are mid prices; the half-spread array moves them to the bid or ask. State lives in a small float array
 so the loop can run in chunks (progress reports and cancellation happen between chunks). Per-bar helpers take
@@ -9,7 +10,8 @@ helpers that take arrays run only on fills and exits.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from see_grpc.trading.jit import njit
 
 # Slots of the `settings` array.
 P_SLIPPAGE = 0  # price distance
@@ -58,7 +60,7 @@ EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "margin_c
 R_SIGNAL, R_STOP_LOSS, R_TAKE_PROFIT, R_TRAILING, R_MARGIN_CALL, R_END = range(6)
 
 
-@njit(cache=True)
+@njit
 def simulate(  # noqa: PLR0917 - numba takes positional arguments only
     start: int,
     stop: int,
@@ -113,13 +115,13 @@ def simulate(  # noqa: PLR0917 - numba takes positional arguments only
         equity[t] = state[S_CASH] + unrealized
 
 
-@njit(cache=True)
+@njit
 def _exit_price(mid: float, half_spread: float, direction: float) -> float:  # pragma: no cover - compiled
     """Bid for a long, ask for a short."""
     return mid - direction * half_spread
 
 
-@njit(cache=True)
+@njit
 def _fill_signal(  # noqa: PLR0917 - numba takes positional arguments only
     t: int,
     desired: float,
@@ -146,7 +148,7 @@ def _fill_signal(  # noqa: PLR0917 - numba takes positional arguments only
         _open(t, desired, mid_open + desired * (half_spread + slippage), conv, settings, state)
 
 
-@njit(cache=True)
+@njit
 def _entry_units(price: float, conv: float, settings: np.ndarray, equity: float) -> float:  # pragma: no cover
     unit_value = price * conv  # account currency per unit of base
     mode = settings[P_SIZING]
@@ -160,7 +162,7 @@ def _entry_units(price: float, conv: float, settings: np.ndarray, equity: float)
     return float(np.floor(min(units, cap)))
 
 
-@njit(cache=True)
+@njit
 def _open(  # noqa: PLR0917 - numba takes positional arguments only
     t: int, direction: float, price: float, conv: float, settings: np.ndarray, state: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -182,7 +184,7 @@ def _open(  # noqa: PLR0917 - numba takes positional arguments only
     state[S_MARGIN] = units * price * conv / settings[P_LEVERAGE]
 
 
-@njit(cache=True)
+@njit
 def _close(  # noqa: PLR0917 - numba takes positional arguments only
     t: int, price: float, reason: int, conv: float, settings: np.ndarray, state: np.ndarray, trades: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -206,7 +208,7 @@ def _close(  # noqa: PLR0917 - numba takes positional arguments only
     state[S_UNITS] = 0.0
 
 
-@njit(cache=True)
+@njit
 def _intrabar_exit(  # noqa: PLR0917 - numba takes positional arguments only
     d: float,
     mid_open: float,
@@ -241,7 +243,7 @@ def _intrabar_exit(  # noqa: PLR0917 - numba takes positional arguments only
     return price, reason, favourable if d * favourable > d * best else best
 
 
-@njit(cache=True)
+@njit
 def _stop_level(  # noqa: PLR0917 - numba takes positional arguments only
     d: float, entry: float, best: float, stop_loss: float, trailing: float, stop_out_distance: float
 ) -> tuple[float, int]:  # pragma: no cover - compiled
@@ -255,7 +257,7 @@ def _stop_level(  # noqa: PLR0917 - numba takes positional arguments only
     return level, reason
 
 
-@njit(cache=True)
+@njit
 def _exit_fill(  # noqa: PLR0917 - numba takes positional arguments only
     d: float,
     at_open: float,

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
 
 EULER_MASCHERONI = 0.5772156649015329
 
@@ -31,6 +30,8 @@ def expected_max_sharpe(sharpe_variance: float, trials: int) -> float:
     """SR0: the expected maximum of `trials` Sharpe ratios of zero true mean and the given variance."""
     if trials < 2:
         return 0.0
+    from scipy import stats  # type: ignore[import-untyped]  # noqa: PLC0415 - 1.4 s to import: imported when used
+
     g = EULER_MASCHERONI
     quantiles = (1 - g) * stats.norm.ppf(1 - 1 / trials) + g * stats.norm.ppf(1 - 1 / (trials * math.e))
     return math.sqrt(sharpe_variance) * float(quantiles)
@@ -41,6 +42,8 @@ def probabilistic_sharpe(sharpe: float, benchmark: float, observations: int, ske
     spread = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
     if observations < 2 or spread <= 0:
         return 0.0
+    from scipy import stats  # noqa: PLC0415 - as above
+
     return float(stats.norm.cdf((sharpe - benchmark) * math.sqrt(observations - 1) / math.sqrt(spread)))
 
 
@@ -61,6 +64,8 @@ def deflated_sharpe(returns: np.ndarray, trial_sharpes: Sequence[float]) -> Defl
     variance = float(np.var(trial_sharpes, ddof=1)) if len(trial_sharpes) > 1 else 0.0
     benchmark = expected_max_sharpe(variance, len(trial_sharpes))
     if deviation > 0:
+        from scipy import stats  # noqa: PLC0415 - as above
+
         skew, kurtosis = float(stats.skew(returns)), float(stats.kurtosis(returns, fisher=False))
     else:
         skew, kurtosis = 0.0, 3.0

@@ -12,12 +12,14 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import optuna
 
 from see_grpc.trading.optimization.space import Dimension, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
 
 METHODS = ("GRID", "RANDOM", "BAYESIAN")
 # RANDOM and BAYESIAN give up after this many proposals per wanted trial that were refused or repeats: the
@@ -109,11 +111,14 @@ class BayesianSearch(_Proposer):
 
     def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
         super().__init__(max_trials, is_valid)
+        import optuna  # noqa: PLC0415 - with its dependencies about a second to import: only searches that use it
+
         optuna.logging.set_verbosity(logging.WARNING)  # one INFO line per trial otherwise
         self._dimensions = space.dimensions
         sampler = optuna.samplers.TPESampler(seed=seed)
         self._study = optuna.create_study(direction="maximize", sampler=sampler)
         self._pending: dict[int, optuna.trial.Trial] = {}
+        self._failed = optuna.trial.TrialState.FAIL
 
     def ask(self, count: int) -> list[Candidate]:
         batch: list[Candidate] = []
@@ -122,7 +127,7 @@ class BayesianSearch(_Proposer):
             trial = self._study.ask()
             candidate = self._accept({d.name: _suggest(trial, d) for d in self._dimensions})
             if candidate is None:
-                self._study.tell(trial, state=optuna.trial.TrialState.FAIL)  # TPE learns only from scored trials
+                self._study.tell(trial, state=self._failed)  # TPE learns only from scored trials
                 continue
             self._pending[candidate.number] = trial
             batch.append(candidate)
@@ -132,7 +137,7 @@ class BayesianSearch(_Proposer):
         for candidate, score in scores:
             trial = self._pending.pop(candidate.number)
             if score is None or not math.isfinite(score):
-                self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self._study.tell(trial, state=self._failed)
             else:
                 self._study.tell(trial, score)
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from see_grpc.trading.indicators import atr
+from see_grpc.trading.jit import njit
 from see_grpc.trading.strategies.base import Bar, BaseStrategy, ParamSpec, float_param, int_param
 from see_grpc.trading.strategies.streaming import RollingExtreme, RollingMean
 
@@ -91,7 +91,7 @@ class BreakoutSignal:
             self._stop = min(self._stop, price + distance)
 
 
-@njit(cache=True)
+@njit
 def _breakout_positions(
     close: np.ndarray, upper: np.ndarray, lower: np.ndarray, distance: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled

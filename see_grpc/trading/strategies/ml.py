@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-from sklearn.pipeline import Pipeline, make_pipeline  # type: ignore[import-untyped]
-from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from see_grpc.errors import StrategyConfigurationError
 from see_grpc.trading.features import feature_lookback, feature_matrix, log_returns
 from see_grpc.trading.strategies.base import BaseStrategy, ParamSpec, float_param, int_param
 from see_grpc.trading.walk_forward import Split, next_values, walk_forward_splits
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 
 LABEL_HORIZON = 1  # the label is the direction of the next bar
 RANDOM_STATE = 0  # same data, same model, same positions
@@ -96,6 +96,12 @@ def _fit_predict(kind: str, features: np.ndarray, labels: np.ndarray, split: Spl
 
 
 def _model(kind: str) -> Pipeline:
+    # scikit-learn takes 0.6 s to import (scipy more): the first fit pays it, not every process that lists strategies.
+    from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]  # noqa: PLC0415
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]  # noqa: PLC0415
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]  # noqa: PLC0415
+
     if kind == "logistic":
         return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
     # Shallow, slow-learning trees: FX direction is a weak signal and deep trees memorise noise. The histogram
