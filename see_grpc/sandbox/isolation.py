@@ -330,7 +330,7 @@ def _popen(command: list[str], options: dict[str, Any]) -> subprocess.Popen[byte
 def die_with_parent() -> None:
     """First thing in a sandbox process: the kernel kills it when the server ends, however (SIGKILL included)."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    expected = os.environ.get(_PARENT_PID)
+    expected = os.environ.pop(_PARENT_PID, None)  # read once; user code sees only the documented environment
     if expected is not None and os.getppid() != int(expected):
         os._exit(1)  # the server ended before the request above: nobody would ever signal this process
 
