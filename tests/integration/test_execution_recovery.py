@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.integration.test_process import API_KEY, start_process, wait_healthy
+from tests.support.server import API_KEY, server_process
 
 pytestmark = pytest.mark.integration
 
@@ -29,45 +31,51 @@ async def get_execution(session: aiohttp.ClientSession, port: int, execution_id:
         return dict(await r.json())
 
 
-async def wait_until_stopped(session: aiohttp.ClientSession, port: int, execution_id: str) -> dict[str, Any]:
-    """The execution once STOPPED; the lease (15 s) of a dead replica must expire first, so allow two minutes."""
-    execution: dict[str, Any] = {}
-    for _ in range(1200):
+async def wait_until(
+    session: aiohttp.ClientSession,
+    port: int,
+    execution_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    within: float = 120.0,
+) -> dict[str, Any]:
+    """The execution once `done` says so; fails after `within` seconds with its last state."""
+    deadline = time.monotonic() + within
+    while True:
         execution = await get_execution(session, port, execution_id)
-        if execution["status"] == "STOPPED":
-            break
+        if done(execution):
+            return execution
+        assert time.monotonic() < deadline, f"not reached within {within:.0f} s: {execution}"
         await asyncio.sleep(0.1)
-    assert execution["status"] == "STOPPED", execution["status_message"]
-    return execution
 
 
+async def wait_until_stopped(session: aiohttp.ClientSession, port: int, execution_id: str) -> dict[str, Any]:
+    """The execution once STOPPED; the lease (15 s) of a dead replica must expire first: minutes on a busy machine."""
+    return await wait_until(session, port, execution_id, lambda e: e["status"] == "STOPPED", within=240.0)
+
+
+@pytest.mark.timeout(600)  # two start-ups and a lease expiry, on a machine that may be busy
 async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp_path: Path) -> None:
-    first, first_port = await start_process(tmp_path)
-    await wait_healthy(first_port, first)
-    second, second_port = await start_process(tmp_path)  # a second replica on the same database
-    await wait_healthy(second_port, second)
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"http://127.0.0.1:{first_port}/api/v1/execute", json=BODY, headers=HEADERS) as r:
+    async with (
+        server_process(tmp_path) as first,
+        server_process(tmp_path) as second,  # a second replica on the same database
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
             assert r.status == 200, await r.text()
             execution_id = (await r.json())["execution_id"]
-        for _ in range(200):
-            if len((await get_execution(session, first_port, execution_id))["fills"]) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(session, first.http_port, execution_id, lambda e: len(e["fills"]) >= 2)
         first.send_signal(signal.SIGKILL)
-        await first.wait()
+        await first.wait_exit()
         # The lease (15 s) expires, the second replica takes over and finishes the replay.
-        execution = await wait_until_stopped(session, second_port, execution_id)
+        execution = await wait_until_stopped(session, second.http_port, execution_id)
         # The same replay without interruption, on the surviving replica.
         async with session.post(
-            f"http://127.0.0.1:{second_port}/api/v1/execute",
+            f"{second.base_url}/api/v1/execute",
             json={**BODY, "paper_feed": {**BODY["paper_feed"], "bars_per_second": 0}},
             headers=HEADERS,
         ) as r:
             reference_id = (await r.json())["execution_id"]
-        reference = await wait_until_stopped(session, second_port, reference_id)
-    second.send_signal(signal.SIGTERM)
-    await second.communicate()
+        reference = await wait_until_stopped(session, second.http_port, reference_id)
     keys = [f["client_order_id"] for f in execution["fills"]]
     assert len(keys) == len(set(keys)), "a client order was filled twice"
 

@@ -16,7 +16,7 @@ import pytest
 
 from see.v1 import execution_pb2, execution_pb2_grpc
 from tests.integration.test_execution_recovery import BODY, HEADERS, wait_until_stopped
-from tests.integration.test_process import API_KEY, free_port, start_process, wait_healthy
+from tests.support.server import API_KEY, server_process
 
 pytestmark = pytest.mark.integration
 
@@ -34,32 +34,30 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.mark.timeout(600)  # two start-ups and a lease expiry, on a machine that may be busy
 async def test_replicas_share_executions_and_streams(tmp_path: Path, database_url: str, redis_url: str) -> None:
     shared = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
     for replica in ("a", "b"):
         (tmp_path / replica).mkdir()
-    first, first_port = await start_process(tmp_path / "a", **shared)
-    await wait_healthy(first_port, first)
-    second_grpc = free_port()
-    second, second_port = await start_process(tmp_path / "b", **shared, GRPC_PORT=str(second_grpc))
-    await wait_healthy(second_port, second)
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"http://127.0.0.1:{first_port}/api/v1/execute", json=BODY, headers=HEADERS) as r:
+    async with (
+        server_process(tmp_path / "a", **shared) as first,
+        server_process(tmp_path / "b", **shared) as second,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
             assert r.status == 200, await r.text()
             execution_id = (await r.json())["execution_id"]
         # A subscriber on the other replica sees the fills made on the first one (Redis Streams).
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{second_grpc}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.grpc_port}") as channel:
             stream = execution_pb2_grpc.ExecutionServiceStub(channel).StreamFills(
                 execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=(("x-api-key", API_KEY),)
             )
-            first_fill = await asyncio.wait_for(stream.read(), 30)
+            first_fill = await asyncio.wait_for(stream.read(), 60)
             stream.cancel()
         assert first_fill.fill.execution_id == execution_id
         first.send_signal(signal.SIGKILL)
-        await first.wait()
-        execution = await wait_until_stopped(session, second_port, execution_id)
-    second.send_signal(signal.SIGTERM)
-    await second.communicate()
+        await first.wait_exit()
+        execution = await wait_until_stopped(session, second.http_port, execution_id)
     keys = [f["client_order_id"] for f in execution["fills"]]
     assert len(keys) == len(set(keys)) > 1
     assert execution["fills"][0]["fill_id"] == first_fill.fill.fill_id
