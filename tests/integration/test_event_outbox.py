@@ -15,6 +15,7 @@ from see_grpc.server import SeeServer
 from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord
 from see_grpc.trading.risk import RiskLimits
 from tests.integration.conftest import API_KEY, server_settings
+from tests.support.waiting import DEADLINE_SECONDS, until
 
 pytestmark = pytest.mark.integration
 
@@ -78,20 +79,19 @@ async def test_stored_but_unpublished_events_are_published_on_restart(tmp_path: 
             metadata = (("x-api-key", API_KEY),)
             fills = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id="crashed"), metadata=metadata)
             signals = stub.StreamSignals(execution_pb2.StreamSignalsRequest(execution_id="crashed"), metadata=metadata)
-            first_fill = await asyncio.wait_for(fills.read(), 10)
-            first_signal = await asyncio.wait_for(signals.read(), 10)
+            first_fill = await asyncio.wait_for(fills.read(), DEADLINE_SECONDS)
+            first_signal = await asyncio.wait_for(signals.read(), DEADLINE_SECONDS)
             fills.cancel()
             signals.cancel()
         assert first_fill.fill.fill_id == "f-1"
         assert first_signal.signal.price == pytest.approx(1.03) and first_signal.signal.target_units == 10_000
+
         # Once published, they are marked so, and the next start does not publish them again.
-        for _ in range(100):
+        async def unpublished() -> tuple[list[OrderRecord], list[FillRecord]]:
             async with database.unit_of_work(readonly=True) as uow:
-                left = await uow.executions.unpublished("crashed")
-            if left == ([], []):
-                break
-            await asyncio.sleep(0.05)
-        assert left == ([], [])
+                return await uow.executions.unpublished("crashed")
+
+        await until(unpublished, lambda left: left == ([], []))
     finally:
         await second.stop()
         await database.close()

@@ -3,10 +3,7 @@ no fill."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.support.server import API_KEY, server_process
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +29,11 @@ async def get_execution(session: aiohttp.ClientSession, port: int, execution_id:
         return dict(await r.json())
 
 
-async def wait_until(
-    session: aiohttp.ClientSession,
-    port: int,
-    execution_id: str,
-    done: Callable[[dict[str, Any]], bool],
-    within: float = 120.0,
-) -> dict[str, Any]:
-    """The execution once `done` says so; fails after `within` seconds with its last state."""
-    deadline = time.monotonic() + within
-    while True:
-        execution = await get_execution(session, port, execution_id)
-        if done(execution):
-            return execution
-        assert time.monotonic() < deadline, f"not reached within {within:.0f} s: {execution}"
-        await asyncio.sleep(0.1)
-
-
 async def wait_until_stopped(session: aiohttp.ClientSession, port: int, execution_id: str) -> dict[str, Any]:
     """The execution once STOPPED; the lease (15 s) of a dead replica must expire first: minutes on a busy machine."""
-    return await wait_until(session, port, execution_id, lambda e: e["status"] == "STOPPED", within=240.0)
+    return await until(
+        lambda: get_execution(session, port, execution_id), lambda e: e["status"] == "STOPPED", within=240.0
+    )
 
 
 @pytest.mark.timeout(600)  # two start-ups and a lease expiry, on a machine that may be busy
@@ -63,7 +46,7 @@ async def test_a_killed_replica_is_taken_over_without_lost_or_repeated_fills(tmp
         async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
             assert r.status == 200, await r.text()
             execution_id = (await r.json())["execution_id"]
-        await wait_until(session, first.http_port, execution_id, lambda e: len(e["fills"]) >= 2)
+        await until(lambda: get_execution(session, first.http_port, execution_id), lambda e: len(e["fills"]) >= 2)
         first.send_signal(signal.SIGKILL)
         await first.wait_exit()
         # The lease (15 s) expires, the second replica takes over and finishes the replay.

@@ -13,6 +13,7 @@ import pytest
 from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.eventbus import InProcessEventBus
 from tests.integration.conftest import API_KEY, RunningServer
+from tests.support.waiting import DEADLINE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +114,7 @@ async def test_fill_stream_delivers_each_fill_once_and_resumes(running: RunningS
         execution_pb2.StreamFillsRequest(execution_id=execution_id, after_event_id=first.event_id), metadata=METADATA
     )
     while len(rest) < len(final["fills"]) - 1:
-        rest.append(await asyncio.wait_for(resumed.read(), 10))
+        rest.append(await asyncio.wait_for(resumed.read(), DEADLINE_SECONDS))
     resumed.cancel()
     streamed = [first.fill.fill_id, *(r.fill.fill_id for r in rest)]
     assert streamed == [f["fill_id"] for f in final["fills"]]

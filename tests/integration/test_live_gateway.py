@@ -3,7 +3,6 @@ that drops the price stream and repeats a bar on the way."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from see_grpc.server import SeeServer
 from see_grpc.service.ports import LiveBar
 from tests.fakes.gateway import FakeGateway, StreamFault
 from tests.integration.conftest import API_KEY, SERVICE_KEY, server_settings
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +52,12 @@ async def test_live_execution_through_the_gateway_fills_each_order_once(tmp_path
                     ),
                     metadata=METADATA,
                 )
-                execution_id = started.execution.execution_id
-                execution = started.execution
-                for _ in range(300):
-                    reply = await stub.GetExecution(
-                        execution_pb2.GetExecutionRequest(execution_id=execution_id), metadata=METADATA
-                    )
-                    execution = reply.execution
-                    if execution.status == execution_pb2.Execution.STOPPED:
-                        break
-                    await asyncio.sleep(0.05)
+                request = execution_pb2.GetExecutionRequest(execution_id=started.execution.execution_id)
+                reply = await until(
+                    lambda: stub.GetExecution(request, metadata=METADATA),
+                    lambda r: r.execution.status == execution_pb2.Execution.STOPPED,
+                )
+                execution = reply.execution
         finally:
             await server.stop()
         assert execution.status == execution_pb2.Execution.STOPPED, execution.status_message

@@ -36,12 +36,11 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
 
 @pytest.mark.timeout(600)  # two start-ups and a lease expiry, on a machine that may be busy
 async def test_replicas_share_executions_and_streams(tmp_path: Path, database_url: str, redis_url: str) -> None:
-    shared = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
     for replica in ("a", "b"):
         (tmp_path / replica).mkdir()
     async with (
-        server_process(tmp_path / "a", **shared) as first,
-        server_process(tmp_path / "b", **shared) as second,
+        server_process(tmp_path / "a", DATABASE_URL=database_url, REDIS_URL=redis_url) as first,
+        server_process(tmp_path / "b", DATABASE_URL=database_url, REDIS_URL=redis_url) as second,
         aiohttp.ClientSession() as session,
     ):
         async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:

@@ -3,7 +3,6 @@ sandbox, kept across a restart; and trusted strategies from STRATEGIES_DIR."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from see_grpc.server import SeeServer
 from tests.integration.conftest import API_KEY, SERVICE_KEY, RunningServer, server_settings
+from tests.support.waiting import until
 from tests.unit.sandbox.conftest import SMA_CROSS
 
 pytestmark = pytest.mark.integration
@@ -153,11 +153,11 @@ async def test_registered_code_runs_live_on_paper(running: RunningServer) -> Non
     }
     status, started = await _post(running.http, "/api/v1/execute", body, API_KEY)
     assert status == 200, started
-    for _ in range(600):
+
+    async def get() -> dict[str, Any]:
         async with running.http.get(f"/api/v1/executions/{started['execution_id']}", headers=FULL) as response:
-            execution = await response.json()
-        if execution["status"] != "RUNNING":
-            break
-        await asyncio.sleep(0.1)
+            return dict(await response.json())
+
+    execution = await until(get, lambda e: e["status"] != "RUNNING")
     assert execution["status"] == "STOPPED", execution["status_message"]
     assert len(execution["fills"]) > 0  # the sandboxed rule traded
