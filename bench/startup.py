@@ -3,7 +3,9 @@
 Healthy means both probes a deployment uses answer: ``GET /health`` 200 and gRPC ``grpc.health.v1.Health/Check``
 SERVING; both are polled every 10 ms from the moment the process is spawned. Each run starts once on a fresh
 DATA_DIR (a new user's first start: the database is created, the sample bars written) and once more on the same
-folder (a restart). Goal: healthy within 3 s on a quiet 2-core machine, checked on the worst run.
+folder (a restart). Goal: healthy within 3 s on a quiet 2-core machine, checked on the worst run. The CPU seconds
+the server process had used when it became healthy are shown too: on a shared, busy machine they say what a quiet
+one would take better than the wall clock does.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench._common import free_port, print_table, verdict
+from bench._common import free_port, print_table, process_cpu, verdict
 
 GOAL_SECONDS = 3.0
 POLL_SECONDS = 0.01
@@ -52,8 +54,8 @@ async def _grpc_serving(stub: health_pb2_grpc.HealthStub) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def time_to_healthy(data_dir: Path) -> float:
-    """One start: the seconds until both probes pass; the server is stopped (its whole process group) after."""
+async def time_to_healthy(data_dir: Path) -> tuple[float, float]:
+    """One start: wall and server CPU seconds until both probes pass; the server (its whole group) is stopped after."""
     grpc_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -84,7 +86,7 @@ async def time_to_healthy(data_dir: Path) -> float:
                 http_ok = http_ok or await _http_healthy(session, url)
                 grpc_ok = grpc_ok or await _grpc_serving(stub)
                 if http_ok and grpc_ok:
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started, process_cpu(process.pid)
                 await asyncio.sleep(POLL_SECONDS)
         raise TimeoutError(f"not healthy within {GIVE_UP_SECONDS:.0f} s")
     finally:
@@ -102,20 +104,23 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 async def run(runs: int) -> None:
-    first: list[float] = []
-    restart: list[float] = []
+    first: list[tuple[float, float]] = []
+    restart: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="see-bench-startup-") as temp:
         for index in range(runs):
             data_dir = Path(temp) / f"run{index}" / "data"
             data_dir.parent.mkdir()
             first.append(await time_to_healthy(data_dir))
             restart.append(await time_to_healthy(data_dir))
-            print(f"run {index + 1}: first start {first[-1]:.2f} s, restart {restart[-1]:.2f} s", flush=True)
-    rows = [
-        [name, f"{statistics.median(times):.2f}", f"{max(times):.2f}", verdict(max(times) <= GOAL_SECONDS)]
-        for name, times in (("first start (fresh DATA_DIR)", first), ("restart (same DATA_DIR)", restart))
-    ]
-    print_table(["time to healthy (/health 200 and gRPC SERVING)", "median s", "max s", f"<= {GOAL_SECONDS:g} s"], rows)
+            print(f"run {index + 1}: first start {first[-1][0]:.2f} s, restart {restart[-1][0]:.2f} s", flush=True)
+    rows = []
+    for name, runs_of_kind in (("first start (fresh DATA_DIR)", first), ("restart (same DATA_DIR)", restart)):
+        wall, cpu = [w for w, _ in runs_of_kind], [c for _, c in runs_of_kind]
+        met = verdict(max(wall) <= GOAL_SECONDS)
+        rows.append([name, f"{statistics.median(wall):.2f}", f"{max(wall):.2f}", f"{statistics.median(cpu):.2f}", met])
+    headers = ["time to healthy (/health 200 and gRPC SERVING)", "median s", "max s", "median CPU s"]
+    print_table([*headers, f"<= {GOAL_SECONDS:g} s"], rows)
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 def main(argv: list[str]) -> None:
