@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,3 +216,20 @@ def test_a_forbidden_system_call_ends_the_worker() -> None:
         "kind": "died",
         "message": "it made a system call the sandbox forbids and was stopped",
     }
+
+
+def test_the_isolation_probe_runs_once_for_concurrent_callers() -> None:
+    """Single-flight: callers that ask at once, before the probe has finished, share the one probe and its result."""
+    pool = SandboxPool(size=1)
+    barrier = threading.Barrier(8)
+
+    def ask() -> Future[dict[str, str]]:
+        barrier.wait()
+        return pool.probe_isolation()
+
+    with ThreadPoolExecutor(max_workers=8) as callers:
+        probes = list(callers.map(lambda _: ask(), range(8)))
+    assert all(probe is probes[0] for probe in probes)
+    assert pool.isolation_report() == probes[0].result(timeout=120)
+    assert set(pool.isolation_report()) == set(isolation.OS_LAYERS)
+    pool.close()
