@@ -24,6 +24,10 @@ from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES, service_desc
 
 logger = logging.getLogger(__name__)
 
+# The grpc.health.v1 service name of liveness (GET /health/live over REST): SERVING while the process runs, whatever
+# its dependencies do, so a liveness probe never restarts a pod for a database or Redis outage. Readiness is "".
+LIVENESS_SERVICE = "liveness"
+
 
 class SeeServer:
     """Start with start(), stop with stop(); ports 0 pick free ones (see grpc_port / http_port)."""
@@ -54,6 +58,7 @@ class SeeServer:
         )
         self.grpc_port = self._grpc.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         await self._grpc.start()
+        await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._readiness_changed(container.health.summary())
         container.health.on_change(self._readiness_changed)
 

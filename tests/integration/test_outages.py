@@ -123,6 +123,7 @@ async def test_an_execution_trades_through_a_redis_outage_and_its_subscriber_mis
 
             await eventually(not_serving, "gRPC health NOT_SERVING while Redis is down")
             assert await serving(channel, "") == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await serving(channel, "liveness") == health_pb2.HealthCheckResponse.SERVING
             status, body = await health()
             assert status == 503 and body["status"] == "degraded", body
             assert "event_bus" in body["cause"] and "Redis" in body["cause"], body
