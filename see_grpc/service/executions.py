@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -313,22 +313,27 @@ class ExecutionManager:
             await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
         except asyncio.CancelledError:
             raise
-        except _KillSwitchError as exc:
-            await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
-            await self._finish(execution_id, "stopped", str(exc))
-        except DependencyUnavailableError as exc:
+        except Exception as exc:
             if not await self._database_answers():
                 # Nothing can be stored now; the stored state is consistent (fills are stored before they count),
                 # so the lease keeper resumes it from there once the database answers, as after a crash.
-                logger.warning("execution %s paused until the database answers: %s", execution_id, exc.message)
+                logger.warning("execution %s paused until the database answers: %s", execution_id, exc)
                 return
+            await self._failed(execution_id, exc)
+
+    async def _failed(self, execution_id: str, exc: Exception) -> None:
+        if isinstance(exc, _KillSwitchError):
+            await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
+            await self._finish(execution_id, "stopped", str(exc))
+            return
+        if isinstance(exc, DependencyUnavailableError):
             await self.monitor.alert("gateway_unavailable", exc.message, {"execution_id": execution_id})
             await self._finish(execution_id, "failed", exc.message)
-        except Exception as exc:
-            logger.exception("execution %s failed", execution_id)
-            message = getattr(exc, "message", type(exc).__name__)
-            await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
-            await self._finish(execution_id, "failed", message)
+            return
+        logger.error("execution %s failed", execution_id, exc_info=exc)
+        message = getattr(exc, "message", type(exc).__name__)
+        await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
+        await self._finish(execution_id, "failed", message)
 
     async def _database_answers(self) -> bool:
         try:
@@ -354,10 +359,8 @@ class ExecutionManager:
             )
             await self.execute_order(record, order, bar, new_order=True)
         record.status_message = message
-        async with self._db.unit_of_work() as uow:
+        async with self.saving(record.execution_id) as uow:
             await uow.executions.update(record)
-            await self.mark_published(uow, record.execution_id)
-            await uow.commit()
         return record
 
     async def execute_order(
@@ -419,14 +422,25 @@ class ExecutionManager:
         save of the execution marks them (a crash before that publishes them again: at least once, never lost)."""
         return self._unmarked.setdefault(execution_id, ([], []))
 
-    async def mark_published(self, uow: UnitOfWork, execution_id: str) -> None:
-        signals, fills = self._unmarked.pop(execution_id, ([], []))
-        await uow.executions.mark_published(signals, fills)
+    @contextlib.asynccontextmanager
+    async def saving(self, execution_id: str) -> AsyncIterator[UnitOfWork]:
+        """A unit of work that also marks the execution's events published so far, and commits. They are forgotten
+        only once it has committed: if it fails (the database went away), the next save marks them."""
+        async with self._db.unit_of_work() as uow:
+            yield uow
+            signals, fills = self._published(execution_id)
+            marked_signals, marked_fills = list(signals), list(fills)
+            await uow.executions.mark_published(marked_signals, marked_fills)
+            await uow.commit()
+        signals, fills = self._published(execution_id)  # no await since the copy: only appended to
+        del signals[: len(marked_signals)], fills[: len(marked_fills)]
+        if not signals and not fills:
+            del self._unmarked[execution_id]
 
     async def flush_outbox(self, execution_id: str) -> None:
         """Events stored but never published (a crash before publishing, or the bus was away): publish them now, in
-        order. Call it only when every published event is marked so in the database (after a save), or those would
-        go out twice. While the bus is still away they stay in the outbox for the next try."""
+        order. While the bus is still away they stay in the outbox for the next try. Not from two tasks at once for
+        one execution (the runner's own, or the lease keeper's once the runner is gone)."""
         try:
             await self._bus.ping()  # bounded, unlike a publish to a bus that does not answer
         except DependencyUnavailableError:
@@ -434,29 +448,29 @@ class ExecutionManager:
             return
         async with self._db.unit_of_work(readonly=True) as uow:
             orders, fills = await uow.executions.unpublished(execution_id)
-        signals, published = self._published(execution_id)
+        on_bus = self._published(execution_id)  # published but not marked yet (a save failed): not again
+        orders = [order for order in orders if order.client_order_id not in on_bus[0]]
+        fills = [fill for fill in fills if fill.client_order_id not in on_bus[1]]
+        sent = 0
         try:
             for order in orders:
                 assert order.signal is not None
                 await self._bus.publish(SIGNALS, order.signal)
-                signals.append(order.client_order_id)
+                self._published(execution_id)[0].append(order.client_order_id)
+                sent += 1
             for fill in fills:
                 await self._bus.publish(FILLS, _fill_event(fill))
-                published.append(fill.client_order_id)
+                self._published(execution_id)[1].append(fill.client_order_id)
+                sent += 1
         except DependencyUnavailableError:
             self._backlog.add(execution_id)
         else:
             self._backlog.discard(execution_id)
-        if signals or published:
-            logger.info(
-                "execution %s: published %d signals and %d fills from the outbox",
-                execution_id,
-                len(signals),
-                len(published),
-            )
-            async with self._db.unit_of_work() as uow:
-                await self.mark_published(uow, execution_id)
-                await uow.commit()
+        if sent:
+            logger.info("execution %s: published %d events from the outbox", execution_id, sent)
+        if execution_id in self._unmarked:
+            async with self.saving(execution_id):
+                pass
 
 
 class _KillSwitchError(Exception):
@@ -594,14 +608,12 @@ class _Runner:
 
     async def _save(self) -> None:
         self._record.update_time = datetime.now(UTC)
-        async with self._manager._db.unit_of_work() as uow:
+        async with self._manager.saving(self._record.execution_id) as uow:
             stored = await uow.executions.get(self._record.execution_id)
             if stored is not None:
                 self._record.status = stored.status  # pause/resume/stop arrive through the database
                 self._record.status_message = stored.status_message
             await uow.executions.update(self._record)
-            await self._manager.mark_published(uow, self._record.execution_id)
-            await uow.commit()
 
 
 def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[LiveBar], float]:
