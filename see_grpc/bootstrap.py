@@ -62,13 +62,15 @@ class Container:
     optimizations: OptimizationService | None = None
 
     async def open(self) -> None:
-        """Start background work: executions left running resume here."""
+        """Start background work: executions left running resume here, readiness follows the dependencies."""
+        await self.health.start()
         await self.executions.open()
 
     async def close(self) -> None:
         if self.optimizations is not None:
             await self.optimizations.close()  # running searches end cancelled, their trials so far stored
         await self.executions.close()
+        await self.health.close()
         await self.integrations.close()
         await self.bus.close()
         await self.inputs.close()

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from see_grpc.bootstrap import Container, build
 from see_grpc.config import Settings
+from see_grpc.service.health import Summary
 from see_grpc.service.ports import EventBus
 from see_grpc.transport.grpc.handlers import TrackedHandlers
 from see_grpc.transport.rest.app import RestGateway
@@ -22,6 +23,10 @@ from see_grpc.transport.rest.routes import build_routes
 from see_grpc.transport.services import PROTO_FILES, SERVICE_NAMES, service_descriptor
 
 logger = logging.getLogger(__name__)
+
+# The grpc.health.v1 service name of liveness (GET /health/live over REST): SERVING while the process runs, whatever
+# its dependencies do, so a liveness probe never restarts a pod for a database or Redis outage. Readiness is "".
+LIVENESS_SERVICE = "liveness"
 
 
 class SeeServer:
@@ -53,8 +58,9 @@ class SeeServer:
         )
         self.grpc_port = self._grpc.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         await self._grpc.start()
-        for name in ("", *container.servicers):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self._readiness_changed(container.health.summary())
+        container.health.on_change(self._readiness_changed)
 
         gateway = RestGateway(
             build_routes(PROTO_FILES),
@@ -83,6 +89,15 @@ class SeeServer:
             self.http_port,
             container.database.kind,
         )
+
+    async def _readiness_changed(self, summary: Summary) -> None:
+        """grpc.health.v1 of the server ("") and of every see.v1 service follows readiness."""
+        assert self._container is not None
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if summary.serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self._container.servicers):
+            await self._health.set(name, status)
 
     async def stop(self) -> None:
         """Graceful: report NOT_SERVING, stop accepting, let in-flight calls finish within the grace period."""

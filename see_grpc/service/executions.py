@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ SIGNALS = "signals"
 FILLS = "fills"
 ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: its streams end
 LEASE_SECONDS = 15.0
+FLUSH_INTERVAL_SECONDS = 1.0  # how often a running execution tries to empty its outbox while the bus is away
 DEFAULT_UNITS = 10_000.0
 DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
 
@@ -125,6 +126,9 @@ class ExecutionManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._journal = FillJournal(database)
         self._unmarked: dict[str, tuple[list[str], list[str]]] = {}
+        # Executions whose events wait in the outbox (stored, unpublished) because the bus was away: they publish
+        # nothing live until the outbox is empty again, so every stream keeps its order.
+        self._backlog: set[str] = set()
         self._keeper: asyncio.Task[None] | None = None
 
     # -- use cases ---------------------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ class ExecutionManager:
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         if request.mode == "live" and not self._live_enabled:
             raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
+        await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
         # Before the transaction: Portfolio Management may be a remote call.
         await self._capital.check_allocation(request.strategy_id, request.capital_allocation)
@@ -194,6 +199,16 @@ class ExecutionManager:
         if close_positions:
             record = await self._flatten(record, "stopped by request; positions closed")
         return record
+
+    async def _require_bus(self) -> None:
+        """Refuse a new execution while the bus is away rather than accept one nobody could follow."""
+        try:
+            await self._bus.ping()
+        except DependencyUnavailableError as exc:
+            raise DependencyUnavailableError(
+                f"no new executions while the event bus is unavailable ({exc.message}); running ones go on and "
+                "publish what they missed when it is back; try again once GET /health answers healthy"
+            ) from None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -262,6 +277,8 @@ class ExecutionManager:
             try:
                 await self._renew_leases()
                 await self._claim_orphans()
+                for execution_id in self._backlog - self._tasks.keys():  # ended while the bus was away
+                    await self.flush_outbox(execution_id)
                 renewed = time.monotonic()
             except Exception:  # the database is unreachable: keep trying, but never outlive our leases
                 logger.warning("could not renew execution leases", exc_info=True)
@@ -290,23 +307,40 @@ class ExecutionManager:
             if record is None:
                 return
             strategy = await self._catalogue.get(record.strategy_id)
-            await self._republish(execution_id)
+            await self.flush_outbox(execution_id)
             runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
         except asyncio.CancelledError:
             raise
-        except _KillSwitchError as exc:
+        except Exception as exc:
+            if not await self._database_answers():
+                # Nothing can be stored now; the stored state is consistent (fills are stored before they count),
+                # so the lease keeper resumes it from there once the database answers, as after a crash.
+                logger.warning("execution %s paused until the database answers: %s", execution_id, exc)
+                return
+            await self._failed(execution_id, exc)
+
+    async def _failed(self, execution_id: str, exc: Exception) -> None:
+        if isinstance(exc, _KillSwitchError):
             await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
             await self._finish(execution_id, "stopped", str(exc))
-        except DependencyUnavailableError as exc:
+            return
+        if isinstance(exc, DependencyUnavailableError):
             await self.monitor.alert("gateway_unavailable", exc.message, {"execution_id": execution_id})
             await self._finish(execution_id, "failed", exc.message)
-        except Exception as exc:
-            logger.exception("execution %s failed", execution_id)
-            message = getattr(exc, "message", type(exc).__name__)
-            await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
-            await self._finish(execution_id, "failed", message)
+            return
+        logger.error("execution %s failed", execution_id, exc_info=exc)
+        message = getattr(exc, "message", type(exc).__name__)
+        await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
+        await self._finish(execution_id, "failed", message)
+
+    async def _database_answers(self) -> bool:
+        try:
+            await self._db.ping()
+        except DependencyUnavailableError:
+            return False
+        return True
 
     async def _finish(self, execution_id: str, status: str, message: str) -> None:
         with contextlib.suppress(FailedPreconditionError):
@@ -325,10 +359,8 @@ class ExecutionManager:
             )
             await self.execute_order(record, order, bar, new_order=True)
         record.status_message = message
-        async with self._db.unit_of_work() as uow:
+        async with self.saving(record.execution_id) as uow:
             await uow.executions.update(record)
-            await self.mark_published(uow, record.execution_id)
-            await uow.commit()
         return record
 
     async def execute_order(
@@ -361,37 +393,84 @@ class ExecutionManager:
         if fresh:
             self.observer.fill(order.instrument)
             self.observer.order("filled")
-            await self._bus.publish(FILLS, _fill_event(fill_record))
-            self._published(record.execution_id)[1].append(fill_record.client_order_id)
+            if await self._publish(record.execution_id, FILLS, _fill_event(fill_record)):
+                self._published(record.execution_id)[1].append(fill_record.client_order_id)
 
     async def publish_signal(self, order: OrderRecord) -> None:
         assert order.signal is not None
-        await self._bus.publish(SIGNALS, order.signal)
-        self._published(order.execution_id)[0].append(order.client_order_id)
+        if await self._publish(order.execution_id, SIGNALS, order.signal):
+            self._published(order.execution_id)[0].append(order.client_order_id)
+
+    async def _publish(self, execution_id: str, stream: str, payload: dict[str, Any]) -> bool:
+        """Publish a stored event; False when it stays in the outbox (the bus is away, or was and the outbox is
+        not empty yet): the execution trades on, and flush_outbox publishes it later, in order."""
+        if execution_id in self._backlog:
+            return False
+        try:
+            await self._bus.publish(stream, payload)
+        except DependencyUnavailableError as exc:
+            logger.warning("execution %s: events wait in the outbox until the bus is back: %s", execution_id, exc)
+            self._backlog.add(execution_id)
+            return False
+        return True
+
+    def has_backlog(self, execution_id: str) -> bool:
+        return execution_id in self._backlog
 
     def _published(self, execution_id: str) -> tuple[list[str], list[str]]:
         """Client order ids whose signal / fill event is on the bus but not yet marked so in the database; the next
         save of the execution marks them (a crash before that publishes them again: at least once, never lost)."""
         return self._unmarked.setdefault(execution_id, ([], []))
 
-    async def mark_published(self, uow: UnitOfWork, execution_id: str) -> None:
-        signals, fills = self._unmarked.pop(execution_id, ([], []))
-        await uow.executions.mark_published(signals, fills)
+    @contextlib.asynccontextmanager
+    async def saving(self, execution_id: str) -> AsyncIterator[UnitOfWork]:
+        """A unit of work that also marks the execution's events published so far, and commits. They are forgotten
+        only once it has committed: if it fails (the database went away), the next save marks them."""
+        async with self._db.unit_of_work() as uow:
+            yield uow
+            signals, fills = self._published(execution_id)
+            marked_signals, marked_fills = list(signals), list(fills)
+            await uow.executions.mark_published(marked_signals, marked_fills)
+            await uow.commit()
+        signals, fills = self._published(execution_id)  # no await since the copy: only appended to
+        del signals[: len(marked_signals)], fills[: len(marked_fills)]
+        if not signals and not fills:
+            del self._unmarked[execution_id]
 
-    async def _republish(self, execution_id: str) -> None:
-        """Events stored before a crash but never published: publish them now, in order."""
+    async def flush_outbox(self, execution_id: str) -> None:
+        """Events stored but never published (a crash before publishing, or the bus was away): publish them now, in
+        order. While the bus is still away they stay in the outbox for the next try. Not from two tasks at once for
+        one execution (the runner's own, or the lease keeper's once the runner is gone)."""
+        try:
+            await self._bus.ping()  # bounded, unlike a publish to a bus that does not answer
+        except DependencyUnavailableError:
+            self._backlog.add(execution_id)
+            return
         async with self._db.unit_of_work(readonly=True) as uow:
             orders, fills = await uow.executions.unpublished(execution_id)
-        for order in orders:
-            await self.publish_signal(order)
-        for fill in fills:
-            await self._bus.publish(FILLS, _fill_event(fill))
-            self._published(execution_id)[1].append(fill.client_order_id)
-        if orders or fills:
-            logger.info("execution %s: published %d signals and %d fills again", execution_id, len(orders), len(fills))
-            async with self._db.unit_of_work() as uow:
-                await self.mark_published(uow, execution_id)
-                await uow.commit()
+        on_bus = self._published(execution_id)  # published but not marked yet (a save failed): not again
+        orders = [order for order in orders if order.client_order_id not in on_bus[0]]
+        fills = [fill for fill in fills if fill.client_order_id not in on_bus[1]]
+        sent = 0
+        try:
+            for order in orders:
+                assert order.signal is not None
+                await self._bus.publish(SIGNALS, order.signal)
+                self._published(execution_id)[0].append(order.client_order_id)
+                sent += 1
+            for fill in fills:
+                await self._bus.publish(FILLS, _fill_event(fill))
+                self._published(execution_id)[1].append(fill.client_order_id)
+                sent += 1
+        except DependencyUnavailableError:
+            self._backlog.add(execution_id)
+        else:
+            self._backlog.discard(execution_id)
+        if sent:
+            logger.info("execution %s: published %d events from the outbox", execution_id, sent)
+        if execution_id in self._unmarked:
+            async with self.saving(execution_id):
+                pass
 
 
 class _KillSwitchError(Exception):
@@ -408,6 +487,7 @@ class _Runner:
         self._params = strategy.validate_parameters(record.parameters)
         self._units = float(record.settings["position_size_units"])
         self._limits = RiskLimits(**record.settings["risk"])
+        self._next_flush = 0.0  # monotonic time of the next try to empty the outbox
 
     async def trade(self, instrument: str) -> None:
         record = self._record
@@ -435,6 +515,7 @@ class _Runner:
         if record.status == "running":
             await self._decide(instrument, bar, direction)
         await self._save()
+        await self._flush_outbox()
         if record.status in ("stopped", "failed"):  # stopped through another replica
             raise asyncio.CancelledError
         if drawdown_breached(self._limits, record.state["equity"], record.state["peak_equity"]):
@@ -515,20 +596,24 @@ class _Runner:
         if state.get("day") != day:
             state["day"], state["day_start_equity"] = day, equity
 
+    async def _flush_outbox(self) -> None:
+        now = time.monotonic()
+        if self._manager.has_backlog(self._record.execution_id) and now >= self._next_flush:
+            self._next_flush = now + FLUSH_INTERVAL_SECONDS
+            await self._manager.flush_outbox(self._record.execution_id)
+
     async def _stored_order(self, client_order_id: str) -> OrderRecord | None:
         async with self._manager._db.unit_of_work(readonly=True) as uow:
             return await uow.executions.order_by_client_id(client_order_id)
 
     async def _save(self) -> None:
         self._record.update_time = datetime.now(UTC)
-        async with self._manager._db.unit_of_work() as uow:
+        async with self._manager.saving(self._record.execution_id) as uow:
             stored = await uow.executions.get(self._record.execution_id)
             if stored is not None:
                 self._record.status = stored.status  # pause/resume/stop arrive through the database
                 self._record.status_message = stored.status_message
             await uow.executions.update(self._record)
-            await self._manager.mark_published(uow, self._record.execution_id)
-            await uow.commit()
 
 
 def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[LiveBar], float]:

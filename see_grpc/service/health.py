@@ -1,15 +1,24 @@
-"""Health of the service and its dependencies, for /health, /health/detailed and grpc.health.v1."""
+"""Health of the service and its dependencies, for /health, /health/detailed and grpc.health.v1.
+
+Readiness (/health, grpc.health.v1) follows the required dependencies, probed by one background watcher so that a
+health check costs no I/O of its own; liveness (/health/live) only says the process answers.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from see_grpc import __version__
 
+logger = logging.getLogger(__name__)
+
 PROBE_TIMEOUT_SECONDS = 2.0
+WATCH_INTERVAL_SECONDS = 1.0  # how often the required dependencies are probed for readiness
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,67 @@ class HealthReport:
     uptime_seconds: float
 
 
+@dataclass(frozen=True)
+class Summary:
+    status: str  # healthy, degraded (a required dependency is down), unhealthy (shutting down)
+    version: str
+    cause: str = ""  # why it is not healthy
+
+    @property
+    def serving(self) -> bool:
+        return self.status == "healthy"
+
+
 class HealthMonitor:
     def __init__(self, dependencies: list[Dependency]) -> None:
         self._dependencies = dependencies
         self._started = time.monotonic()
         self.shutting_down = False
+        self._cause = ""  # the failing required dependencies as last probed, "" while all answer
+        self._listeners: list[Callable[[Summary], Awaitable[None]]] = []
+        self._watcher: asyncio.Task[None] | None = None
 
-    def summary(self) -> tuple[str, str]:
-        return ("unhealthy" if self.shutting_down else "healthy"), __version__
+    def summary(self) -> Summary:
+        if self.shutting_down:
+            return Summary("unhealthy", __version__, "the server is shutting down")
+        return Summary("degraded" if self._cause else "healthy", __version__, self._cause)
+
+    def on_change(self, listener: Callable[[Summary], Awaitable[None]]) -> None:
+        """Call `listener` with the new summary whenever readiness changes."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        await self._probe_required()
+        self._watcher = asyncio.create_task(self._watch(), name="health-watcher")
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            try:
+                await self._probe_required()
+            except Exception:  # a listener's failure must not end readiness tracking
+                logger.exception("readiness update failed")
+
+    async def _probe_required(self) -> None:
+        required = [dep for dep in self._dependencies if dep.required and dep.probe is not None]
+        statuses = await asyncio.gather(*(self._check(dep) for dep in required))
+        cause = "; ".join(f"{st.name} unavailable: {st.detail}" for st in statuses if st.status == "unhealthy")
+        if cause == self._cause:
+            return
+        if cause:
+            logger.warning("not ready: %s", cause)
+        else:
+            logger.info("ready again: every required dependency answers")
+        self._cause = cause
+        summary = self.summary()
+        for listener in self._listeners:
+            await listener(summary)
 
     async def report(self) -> HealthReport:
         statuses = await asyncio.gather(*(self._check(dep) for dep in self._dependencies))

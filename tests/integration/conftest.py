@@ -12,6 +12,7 @@ import pytest
 
 from see_grpc.config import Settings
 from see_grpc.server import SeeServer
+from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 
 API_KEY = "test-full-access-key"
 SERVICE_KEY = "test-service-key"
@@ -59,3 +60,17 @@ async def running(tmp_path: Path) -> AsyncIterator[RunningServer]:
         await http.close()
         await channel.close()
         await server.stop()
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[PrivateRedis]:
+    """A Redis of this test's own (not started yet), to kill and restart; killed when the test ends."""
+    async with private_redis() as redis:
+        yield redis
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test's own (not started yet), to kill and restart; removed when the test ends."""
+    async with private_postgres() as postgres:
+        yield postgres

@@ -90,8 +90,9 @@ def test_deployment_has_two_named_ports_and_grpc_probes(chart: Any) -> None:
         {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
         {"name": "http", "containerPort": 8003, "protocol": "TCP"},
     ]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"] == {"port": 50051, "service": ""}
+    services = {"startupProbe": "liveness", "readinessProbe": "", "livenessProbe": "liveness"}
+    for probe, service in services.items():
+        assert container[probe]["grpc"] == {"port": 50051, "service": service}
         assert not {"httpGet", "tcpSocket", "exec"} & container[probe].keys()
     assert container["image"] == "see:0.1.0"
 

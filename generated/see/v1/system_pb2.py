@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13see/v1/system.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10GetHealthRequest\"4\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x1a\n\x18GetDetailedHealthRequest\"b\n\x10\x44\x65pendencyHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\"\x84\x01\n\x19GetDetailedHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x0c\x64\x65pendencies\x18\x03 \x03(\x0b\x32\x18.see.v1.DependencyHealth\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x32\xd6\x01\n\rSystemService\x12Q\n\tGetHealth\x12\x18.see.v1.GetHealthRequest\x1a\x19.see.v1.GetHealthResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12r\n\x11GetDetailedHealth\x12 .see.v1.GetDetailedHealthRequest\x1a!.see.v1.GetDetailedHealthResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/health/detailedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13see/v1/system.proto\x12\x06see.v1\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10GetHealthRequest\"R\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\x05\x63\x61use\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_cause\"\x14\n\x12GetLivenessRequest\"6\n\x13GetLivenessResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x1a\n\x18GetDetailedHealthRequest\"b\n\x10\x44\x65pendencyHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\"\x84\x01\n\x19GetDetailedHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x0c\x64\x65pendencies\x18\x03 \x03(\x0b\x32\x18.see.v1.DependencyHealth\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x32\xb4\x02\n\rSystemService\x12Q\n\tGetHealth\x12\x18.see.v1.GetHealthRequest\x1a\x19.see.v1.GetHealthResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12\\\n\x0bGetLiveness\x12\x1a.see.v1.GetLivenessRequest\x1a\x1b.see.v1.GetLivenessResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/health/live\x12r\n\x11GetDetailedHealth\x12 .see.v1.GetDetailedHealthRequest\x1a!.see.v1.GetDetailedHealthResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/health/detailedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +34,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\t\022\007/health'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetLiveness']._loaded_options = None
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetLiveness']._serialized_options = b'\202\323\344\223\002\016\022\014/health/live'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetDetailedHealth']._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetDetailedHealth']._serialized_options = b'\202\323\344\223\002\022\022\020/health/detailed'
   _globals['_GETHEALTHREQUEST']._serialized_start=61
   _globals['_GETHEALTHREQUEST']._serialized_end=79
   _globals['_GETHEALTHRESPONSE']._serialized_start=81
-  _globals['_GETHEALTHRESPONSE']._serialized_end=133
-  _globals['_GETDETAILEDHEALTHREQUEST']._serialized_start=135
-  _globals['_GETDETAILEDHEALTHREQUEST']._serialized_end=161
-  _globals['_DEPENDENCYHEALTH']._serialized_start=163
-  _globals['_DEPENDENCYHEALTH']._serialized_end=261
-  _globals['_GETDETAILEDHEALTHRESPONSE']._serialized_start=264
-  _globals['_GETDETAILEDHEALTHRESPONSE']._serialized_end=396
-  _globals['_SYSTEMSERVICE']._serialized_start=399
-  _globals['_SYSTEMSERVICE']._serialized_end=613
+  _globals['_GETHEALTHRESPONSE']._serialized_end=163
+  _globals['_GETLIVENESSREQUEST']._serialized_start=165
+  _globals['_GETLIVENESSREQUEST']._serialized_end=185
+  _globals['_GETLIVENESSRESPONSE']._serialized_start=187
+  _globals['_GETLIVENESSRESPONSE']._serialized_end=241
+  _globals['_GETDETAILEDHEALTHREQUEST']._serialized_start=243
+  _globals['_GETDETAILEDHEALTHREQUEST']._serialized_end=269
+  _globals['_DEPENDENCYHEALTH']._serialized_start=271
+  _globals['_DEPENDENCYHEALTH']._serialized_end=369
+  _globals['_GETDETAILEDHEALTHRESPONSE']._serialized_start=372
+  _globals['_GETDETAILEDHEALTHRESPONSE']._serialized_end=504
+  _globals['_SYSTEMSERVICE']._serialized_start=507
+  _globals['_SYSTEMSERVICE']._serialized_end=815
 # @@protoc_insertion_point(module_scope)

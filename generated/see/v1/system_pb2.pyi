@@ -39,8 +39,52 @@ class GetHealthResponse(_message.Message):
 
     STATUS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
     status: _builtins.str
-    """"healthy", "degraded" or "unhealthy"."""
+    """"healthy", "degraded" (a required dependency is down) or "unhealthy" (shutting down)."""
+    version: _builtins.str
+    cause: _builtins.str
+    """Why it is not healthy (which dependency, and what it answered); absent when healthy."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        version: _builtins.str = ...,
+        cause: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cause", b"_cause", "cause", b"cause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cause", b"_cause", "cause", b"cause", "status", b"status", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cause: _TypeAlias = _typing.Literal["cause"]  # noqa: Y015
+    _WhichOneofArgType__cause: _TypeAlias = _typing.Literal["_cause", b"_cause"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cause) -> _WhichOneofReturnType__cause | None: ...
+
+Global___GetHealthResponse: _TypeAlias = GetHealthResponse  # noqa: Y015
+
+@_typing.final
+class GetLivenessRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLivenessRequest: _TypeAlias = GetLivenessRequest  # noqa: Y015
+
+@_typing.final
+class GetLivenessResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """Always "alive": an answer at all is the news."""
     version: _builtins.str
     def __init__(
         self,
@@ -54,7 +98,7 @@ class GetHealthResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetHealthResponse: _TypeAlias = GetHealthResponse  # noqa: Y015
+Global___GetLivenessResponse: _TypeAlias = GetLivenessResponse  # noqa: Y015
 
 @_typing.final
 class GetDetailedHealthRequest(_message.Message):

@@ -41,6 +41,11 @@ class SystemServiceStub:
                 request_serializer=see_dot_v1_dot_system__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=see_dot_v1_dot_system__pb2.GetHealthResponse.FromString,
                 _registered_method=True)
+        self.GetLiveness = channel.unary_unary(
+                '/see.v1.SystemService/GetLiveness',
+                request_serializer=see_dot_v1_dot_system__pb2.GetLivenessRequest.SerializeToString,
+                response_deserializer=see_dot_v1_dot_system__pb2.GetLivenessResponse.FromString,
+                _registered_method=True)
         self.GetDetailedHealth = channel.unary_unary(
                 '/see.v1.SystemService/GetDetailedHealth',
                 request_serializer=see_dot_v1_dot_system__pb2.GetDetailedHealthRequest.SerializeToString,
@@ -54,7 +59,14 @@ class SystemServiceServicer:
     """
 
     def GetHealth(self, request, context):
-        """Liveness and version; open without an API key.
+        """Readiness and version; open without an API key. Over REST it answers HTTP 503 unless "healthy".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiveness(self, request, context):
+        """Liveness: answers while the process runs, whatever its dependencies do; open without an API key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,6 +86,11 @@ def add_SystemServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=see_dot_v1_dot_system__pb2.GetHealthRequest.FromString,
                     response_serializer=see_dot_v1_dot_system__pb2.GetHealthResponse.SerializeToString,
+            ),
+            'GetLiveness': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiveness,
+                    request_deserializer=see_dot_v1_dot_system__pb2.GetLivenessRequest.FromString,
+                    response_serializer=see_dot_v1_dot_system__pb2.GetLivenessResponse.SerializeToString,
             ),
             'GetDetailedHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDetailedHealth,
@@ -110,6 +127,33 @@ class SystemService:
             '/see.v1.SystemService/GetHealth',
             see_dot_v1_dot_system__pb2.GetHealthRequest.SerializeToString,
             see_dot_v1_dot_system__pb2.GetHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiveness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/see.v1.SystemService/GetLiveness',
+            see_dot_v1_dot_system__pb2.GetLivenessRequest.SerializeToString,
+            see_dot_v1_dot_system__pb2.GetLivenessResponse.FromString,
             options,
             channel_credentials,
             insecure,

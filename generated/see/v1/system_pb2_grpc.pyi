@@ -36,7 +36,9 @@ class SystemServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SystemServiceAsyncStub: ...
     GetHealth: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetHealthRequest, _system_pb2.GetHealthResponse]
-    """Liveness and version; open without an API key."""
+    """Readiness and version; open without an API key. Over REST it answers HTTP 503 unless "healthy"."""
+    GetLiveness: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetLivenessRequest, _system_pb2.GetLivenessResponse]
+    """Liveness: answers while the process runs, whatever its dependencies do; open without an API key."""
     GetDetailedHealth: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetDetailedHealthRequest, _system_pb2.GetDetailedHealthResponse]
     """Status of every dependency (database, event bus, integrations); open, and never shows secrets."""
 
@@ -48,7 +50,9 @@ class SystemServiceAsyncStub(SystemServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetHealth: _aio.UnaryUnaryMultiCallable[_system_pb2.GetHealthRequest, _system_pb2.GetHealthResponse]  # type: ignore[assignment]
-    """Liveness and version; open without an API key."""
+    """Readiness and version; open without an API key. Over REST it answers HTTP 503 unless "healthy"."""
+    GetLiveness: _aio.UnaryUnaryMultiCallable[_system_pb2.GetLivenessRequest, _system_pb2.GetLivenessResponse]  # type: ignore[assignment]
+    """Liveness: answers while the process runs, whatever its dependencies do; open without an API key."""
     GetDetailedHealth: _aio.UnaryUnaryMultiCallable[_system_pb2.GetDetailedHealthRequest, _system_pb2.GetDetailedHealthResponse]  # type: ignore[assignment]
     """Status of every dependency (database, event bus, integrations); open, and never shows secrets."""
 
@@ -63,7 +67,15 @@ class SystemServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _system_pb2.GetHealthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_system_pb2.GetHealthResponse, _abc.Awaitable[_system_pb2.GetHealthResponse]]:
-        """Liveness and version; open without an API key."""
+        """Readiness and version; open without an API key. Over REST it answers HTTP 503 unless "healthy"."""
+
+    @_abc_1.abstractmethod
+    def GetLiveness(
+        self,
+        request: _system_pb2.GetLivenessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_system_pb2.GetLivenessResponse, _abc.Awaitable[_system_pb2.GetLivenessResponse]]:
+        """Liveness: answers while the process runs, whatever its dependencies do; open without an API key."""
 
     @_abc_1.abstractmethod
     def GetDetailedHealth(

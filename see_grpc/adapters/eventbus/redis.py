@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -30,6 +31,10 @@ _CONNECT_TIMEOUT_SECONDS = 5.0
 _PING_TIMEOUT_SECONDS = 2.0
 _CONNECTIONS = 50  # for publishes, replays and pings
 _TAILED_STREAMS = 1000  # one connection per stream with subscribers on this replica, held by its blocking XREAD
+_RETRY_FIRST_SECONDS = 0.05  # a subscriber's reads while Redis is away: backoff from here ...
+_RETRY_CAP_SECONDS = 1.0  # ... doubling up to here, so it is back within a second of Redis
+
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -51,8 +56,9 @@ class RedisEventBus:
     pace, then gets live events from that reader. Resuming after a trimmed id replays from the oldest retained
     entry and logs a warning, as the in-process bus does.
 
-    Connection errors are retried with backoff by redis-py, then raised as DependencyUnavailableError. A publish
-    retried after a lost reply may append its event twice (Redis 7 has no idempotent XADD).
+    Connection errors are retried with backoff by redis-py, then a publish raises DependencyUnavailableError
+    (a publish retried after a lost reply may append its event twice: Redis 7 has no idempotent XADD).
+    Subscribers ride out an outage: their reads are retried until Redis answers again.
     """
 
     kind = "redis"
@@ -128,24 +134,24 @@ class RedisEventBus:
         return reader
 
     async def _read(self, stream: str, reader: _Reader) -> None:
-        """Tail the stream until this replica has no subscriber of it left (checked after each blocking read)."""
-        failure: Exception = DependencyUnavailableError(f"the Redis event bus stopped reading stream {stream!r}")
+        """Tail the stream until this replica has no subscriber of it left (checked after each blocking read).
+
+        While Redis is away the reader retries with backoff and then goes on from the last id it read, so its
+        subscribers wait through an outage instead of ending."""
         try:
-            with self._translated():
-                newest = await self._client.xrevrange(_key(stream), count=1)
-            reader.last_id = str(newest[0][0]) if newest else "0-0"
-            reader.head.set_result(reader.last_id)
+            if reader.subscriptions:
+                newest = await self._patiently(stream, lambda: self._client.xrevrange(_key(stream), count=1))
+                reader.last_id = str(newest[0][0]) if newest else "0-0"
+                reader.head.set_result(reader.last_id)
             while reader.subscriptions:
-                with self._translated():
-                    reply = await self._tail_client.xread(
-                        {_key(stream): reader.last_id}, count=_PAGE, block=self._block_ms
-                    )
+                reply = await self._patiently(
+                    stream,
+                    lambda: self._tail_client.xread({_key(stream): reader.last_id}, count=_PAGE, block=self._block_ms),
+                )
                 for entry in _entries(reply):
                     key, event = _decode(entry)
                     fan_out(reader.subscriptions, key, event)
                     reader.last_id = event.event_id
-        except DependencyUnavailableError as exc:
-            failure = exc
         finally:
             # No await from the emptiness check to here: a subscriber either joined this reader in time or will
             # start a new one.
@@ -153,29 +159,46 @@ class RedisEventBus:
                 del self._readers[stream]
             if not reader.head.done():
                 reader.head.set_result(None)
-            end_all(reader.subscriptions, failure)
+            end_all(reader.subscriptions, DependencyUnavailableError(f"the event bus stopped reading {stream!r}"))
 
     async def _replay(self, stream: str, after_id: str, reader: _Reader, replay_to: str | None) -> AsyncIterator[Event]:
-        """Entries in (after_id, replay_to], page by page as the subscriber reads them."""
+        """Entries in (after_id, replay_to], page by page as the subscriber reads them (waiting out Redis outages)."""
         end = replay_to if replay_to is not None else await asyncio.shield(reader.head)
         if end is None:
-            return  # the reader failed before it knew the head; the subscription holds the reason
+            return  # the reader ended before it knew the head; the subscription holds the reason
         if after_id:
-            await self._warn_if_trimmed(stream, after_id)
+            await self._patiently(stream, lambda: self._warn_if_trimmed(stream, after_id))
         start = f"({after_id}" if after_id else "-"
         while True:
-            with self._translated():
-                entries: StreamRangeResponse = await self._client.xrange(_key(stream), start, end, count=_PAGE) or []
+            page = functools.partial(self._client.xrange, _key(stream), start, end, count=_PAGE)
+            entries = await self._patiently(stream, page) or []
             for entry in entries:
                 yield _decode(entry)[1]
             if len(entries) < _PAGE:
                 return
             start = f"({entries[-1][0]!s}"
 
+    async def _patiently(self, stream: str, request: Callable[[], Awaitable[_T]]) -> _T:
+        """A subscriber's Redis call, retried with capped exponential backoff for as long as Redis is away: the
+        subscriber has nothing better to do than wait, and its place in the stream is kept."""
+        attempt = 0
+        while True:
+            try:
+                with self._translated():
+                    result = await request()
+            except DependencyUnavailableError as exc:
+                if attempt == 0:
+                    logger.warning("event stream %s: %s; retrying until Redis answers", stream, exc.message)
+                await asyncio.sleep(min(_RETRY_CAP_SECONDS, _RETRY_FIRST_SECONDS * 2**attempt))
+                attempt += 1
+                continue
+            if attempt:
+                logger.info("event stream %s: Redis answers again after %d retries", stream, attempt)
+            return result
+
     async def _warn_if_trimmed(self, stream: str, after_id: str) -> None:
         # Redis 7.0 does not record what MAXLEN trimmed, so this can only tell that after_id itself is gone.
-        with self._translated():
-            oldest = await self._client.xrange(_key(stream), count=1)
+        oldest = await self._client.xrange(_key(stream), count=1)
         if oldest and event_key(after_id) < event_key(str(oldest[0][0])):
             logger.warning(
                 "event stream %s: %s is no longer retained (MAXLEN ~%d), events after it may have been trimmed; "

@@ -48,7 +48,11 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         if self._readonly:
-            await self._session.connection(execution_options={_READONLY: True})
+            try:
+                await self._session.connection(execution_options={_READONLY: True})
+            except _UNAVAILABLE as exc:  # __aexit__ does not run when entering fails
+                await self._session.close()
+                raise _not_answering(exc) from exc
         return self
 
     async def __aexit__(
@@ -57,10 +61,14 @@ class SqlUnitOfWork:
         await self._session.close()  # rolls back an open transaction
         # The database is the only I/O a unit of work should do, so these errors are its.
         if isinstance(exc, _UNAVAILABLE):
-            raise DependencyUnavailableError(f"the database does not answer: {type(exc).__name__}") from exc
+            raise _not_answering(exc) from exc
 
     async def commit(self) -> None:
         await self._session.commit()
+
+
+def _not_answering(exc: BaseException) -> DependencyUnavailableError:
+    return DependencyUnavailableError(f"the database does not answer: {type(exc).__name__}")
 
 
 class SqlDatabase:

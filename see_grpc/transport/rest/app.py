@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -45,6 +45,7 @@ class RestContext:
         self._request = request
         self._stream = stream  # a server-streaming call's response
         self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
+        self.http_status = 200  # of a unary answer: a servicer may set another with x-http-code (grpc-gateway)
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
@@ -52,8 +53,11 @@ class RestContext:
     def set_trailing_metadata(self, metadata: object) -> None:
         """Trailing metadata has no HTTP counterpart here."""
 
-    async def send_initial_metadata(self, metadata: object) -> None:
-        """Initial metadata has no HTTP counterpart here."""
+    async def send_initial_metadata(self, metadata: Iterable[tuple[str, str]]) -> None:
+        """Only x-http-code has an HTTP counterpart here: the status of a unary answer."""
+        for key, value in metadata:
+            if key == "x-http-code" and value.isdecimal():
+                self.http_status = int(value)
 
     async def send_headers(self) -> None:
         """A stream's response headers go out now, before its first message (a servicer calls this once it knows
@@ -205,13 +209,13 @@ class RestGateway:
         if method.client_streaming:
             _require_content_type(request, STREAM_BODY_TYPES)
             messages = _ndjson_requests(request, request_cls, params, query, self._max_body_bytes)
-            return await self._unary_response(route, await handler(checked_each(messages), context), call)
+            return await self._unary_response(route, await handler(checked_each(messages), context), context, call)
         body = await self._json_body(request) if route.body else {}
         message = build_request(request_cls, body=body, body_field=route.body, path_params=params, query=query)
         check_request(message)
         if method.server_streaming:
             return await self._stream_response(request, handler(message, context), stream, call)
-        return await self._unary_response(route, await handler(message, context), call)
+        return await self._unary_response(route, await handler(message, context), context, call)
 
     async def _json_body(self, request: web.Request) -> Any:
         _require_content_type(request, (JSON,))
@@ -222,11 +226,11 @@ class RestGateway:
         except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit while being read
             raise _too_large(self._max_body_bytes) from None
 
-    async def _unary_response(self, route: Route, response: Message, call: Call) -> web.Response:
+    async def _unary_response(self, route: Route, response: Message, context: RestContext, call: Call) -> web.Response:
         payload = getattr(response, route.response_body) if route.response_body else response
         if isinstance(payload, httpbody_pb2.HttpBody):
             return _raw_response(payload, call.request_id)
-        return _json_bytes_response(await encoded_json(payload), 200, call.request_id)
+        return _json_bytes_response(await encoded_json(payload), context.http_status, call.request_id)
 
     async def _stream_response(
         self, request: web.Request, messages: AsyncGenerator[Message], stream: web.StreamResponse, call: Call
