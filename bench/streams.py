@@ -208,6 +208,7 @@ async def grpc_routes() -> AsyncIterator[RouteFactory]:
 
 
 SUBSCRIBERS_PER_PROCESS = 250
+PROCESSES_ROUTE = "gRPC, clients in processes"
 REPORT_LIMIT = 64 * 1024 * 1024  # a process reports every latency it saw on one line
 
 
@@ -241,7 +242,7 @@ async def grpc_subscriber_processes(subscribers: int, rate: float, seconds: floa
             waiting = [asyncio.ensure_future(_line(client)) for client in clients]
             while not all(w.done() for w in waiting):
                 await publish({"kind": "ready", "n": 0})
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # each marker goes to every stream: few, while they connect
             await steady(publish, rate, seconds)
             await publish({"kind": "end"})
             reports = [json.loads(await _line(client)) for client in clients]
@@ -252,7 +253,7 @@ async def grpc_subscriber_processes(subscribers: int, rate: float, seconds: floa
                 await client.wait()
             await server.stop()
     latencies = sorted(latency for report in reports for latency in report)
-    return Result("gRPC, clients in processes", subscribers, latencies, rate, len(latencies) / seconds, 0)
+    return Result(PROCESSES_ROUTE, subscribers, latencies, rate, len(latencies) / seconds, 0)
 
 
 async def _line(process: asyncio.subprocess.Process) -> str:
@@ -338,12 +339,14 @@ async def run(name: str, routes: RouteFactory, subscribers: int, rate: float, se
 
 async def main_async(args: argparse.Namespace) -> None:
     results: list[Result] = []
-    buses: list[tuple[str, Callable[[], AbstractAsyncContextManager[RouteFactory]]]] = [
-        ("in-process", in_process_routes),
-        ("redis", lambda: redis_routes(args.redis_url)),
-        ("gRPC StreamSignals", grpc_routes),
+    buses: list[tuple[str, str, Callable[[], AbstractAsyncContextManager[RouteFactory]]]] = [
+        ("bus", "in-process", in_process_routes),
+        ("redis", "redis", lambda: redis_routes(args.redis_url)),
+        ("grpc", "gRPC StreamSignals", grpc_routes),
     ]
-    for name, open_routes in buses:
+    for key, name, open_routes in buses:
+        if key not in args.routes:
+            continue
         try:
             async with open_routes() as routes:
                 for count in args.subscribers:
@@ -355,7 +358,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"  {name}, {count} subscribers: done", flush=True)
         except DependencyUnavailableError as exc:
             print(f"  {name}: skipped, {exc.message}", flush=True)
-    for count in args.subscribers:
+    for count in args.subscribers if "processes" in args.routes else ():
         results.append(await grpc_subscriber_processes(count, args.rate, args.seconds))
         print(f"  gRPC with subscriber processes, {count} subscribers: done", flush=True)
     print(
@@ -370,7 +373,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def summary(results: list[Result]) -> str:
     """The goal in one line: end to end (subscribers in their own processes) against the bus alone, same run."""
     at_goal = {r.route: r for r in results if r.subscribers == GOAL_SUBSCRIBERS and r.latencies}
-    end_to_end, bus = at_goal.get("gRPC, clients in processes"), at_goal.get("in-process")
+    end_to_end, bus = at_goal.get(PROCESSES_ROUTE), at_goal.get("in-process")
     if end_to_end is None or bus is None:
         return f"\n(no end-to-end and bus-alone figures at {GOAL_SUBSCRIBERS:,} subscribers in this run)"
     return (
@@ -386,4 +389,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the latency phase")
     parser.add_argument("--subscribers", type=lambda text: [int(n) for n in text.split(",")], default=list(SUBSCRIBERS))
     parser.add_argument("--redis-url", default=REDIS_URL)
+    routes = ["bus", "redis", "grpc", "processes"]  # processes: the server here, its subscribers in processes
+    parser.add_argument("--routes", type=lambda text: text.split(","), default=routes, help=f"some of {routes}")
     asyncio.run(main_async(parser.parse_args(argv)))
