@@ -1,6 +1,6 @@
 """A subscriber process of the end-to-end streams benchmark: opens N StreamSignals calls, reports latencies.
 
-Run by bench/streams.py as ``python -m bench._stream_client PORT KEY EXECUTION_ID N``. Prints ``ready`` once every
+Run by bench/streams.py as ``python -m bench._stream_client PORT KEY STRATEGY_ID N``. Prints ``ready`` once every
 stream has received a ready marker, then one JSON line with the latencies (seconds) of the timed events when the
 ``end`` marker arrived on every stream.
 """
@@ -20,12 +20,12 @@ CHANNELS = 4
 
 
 async def _subscriber(
-    stub: execution_pb2_grpc.ExecutionServiceStub, key: str, execution_id: str, ready: asyncio.Queue[None]
+    stub: execution_pb2_grpc.ExecutionServiceStub, key: str, strategy_id: str, ready: asyncio.Queue[None]
 ) -> list[float]:
     latencies: list[float] = []
     said_ready = False
     call = stub.StreamSignals(
-        execution_pb2.StreamSignalsRequest(execution_id=execution_id), metadata=(("x-api-key", key),)
+        execution_pb2.StreamSignalsRequest(strategy_id=strategy_id), metadata=(("x-api-key", key),)
     )
     async for response in call:
         kind = response.signal.reason
@@ -40,11 +40,11 @@ async def _subscriber(
     return latencies
 
 
-async def _main(port: int, key: str, execution_id: str, count: int) -> None:
+async def _main(port: int, key: str, strategy_id: str, count: int) -> None:
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(CHANNELS)]
     stubs = [execution_pb2_grpc.ExecutionServiceStub(c) for c in channels]
     ready: asyncio.Queue[None] = asyncio.Queue()
-    tasks = [asyncio.create_task(_subscriber(stubs[i % CHANNELS], key, execution_id, ready)) for i in range(count)]
+    tasks = [asyncio.create_task(_subscriber(stubs[i % CHANNELS], key, strategy_id, ready)) for i in range(count)]
     for _ in range(count):
         await ready.get()
     print("ready", flush=True)

@@ -17,6 +17,7 @@ from see_grpc.config import Settings
 from see_grpc.service.health import Summary
 from see_grpc.service.ports import EventBus
 from see_grpc.transport.grpc.handlers import TrackedHandlers
+from see_grpc.transport.grpc.servicers.execution import ExecutionServicer
 from see_grpc.transport.rest.app import RestGateway
 from see_grpc.transport.rest.openapi import build_openapi
 from see_grpc.transport.rest.routes import build_routes
@@ -109,6 +110,9 @@ class SeeServer:
         await self._health.enter_graceful_shutdown()
         if self._container:
             self._container.health.shutting_down = True
+            for servicer in self._container.servicers.values():
+                if isinstance(servicer, ExecutionServicer):  # its streams end with a resume point, not cut off
+                    servicer.end_streams()
         stops = []
         if self._grpc:
             stops.append(self._grpc.stop(grace))

@@ -206,9 +206,8 @@ class EventSubscription(Protocol):
 
     async def aclose(self) -> None: ...
 
-    @property
-    def caught_up(self) -> bool:
-        """True when the next read would wait for a new live event: every retained one has been read."""
+    def finish(self) -> None:
+        """End quietly once everything replayed and queued so far has been read."""
 
     def end(self, error: Exception | None = None) -> None:
         """Stop delivering: the next read raises `error`, or ends the iteration when there is none."""

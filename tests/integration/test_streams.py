@@ -132,3 +132,83 @@ async def test_a_rest_client_that_goes_away_is_cancelled_not_an_error(
     assert http_requests(metrics, "500") == 0
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert any("client went away" in record.getMessage() for record in caplog.records)
+
+
+async def test_streams_of_an_unknown_execution_answer_not_found_at_once(running: RunningServer) -> None:
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    async with asyncio.timeout(DEADLINE):  # before the fix a stream of an unknown id waited for events forever
+        for call in (
+            stub.StreamSignals(execution_pb2.StreamSignalsRequest(execution_id="no-such"), metadata=METADATA),
+            stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id="no-such"), metadata=METADATA),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await anext(aiter(call))  # the error, not a message
+            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "no-such" in (await call.details() or "")
+        for path in ("/api/v1/signals:stream", "/api/v1/fills:stream"):
+            async with running.http.get(path, params={"execution_id": "no-such"}, headers=FULL) as response:
+                assert response.status == 404
+                assert (await response.json())["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+async def test_grpc_stream_initial_metadata_goes_out_before_the_first_event(running: RunningServer) -> None:
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(paper_feed={"bars_per_second": 0.01}), headers=FULL
+    ) as response:
+        execution_id = (await response.json())["execution_id"]
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    call = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
+    async with asyncio.timeout(DEADLINE):  # the first fill is minutes away at 0.01 bars a second
+        metadata = dict(await call.initial_metadata())
+    assert metadata.get("x-request-id")
+    assert not call.done()
+    call.cancel()
+
+
+def signal_payload(strategy_id: str, n: int) -> dict[str, Any]:
+    return {
+        "execution_id": "e-shutdown",
+        "strategy_id": strategy_id,
+        "instrument": "EUR/USD",
+        "time": "2026-01-01T00:00:00+00:00",
+        "target_units": float(n),
+        "price": 1.1,
+        "reason": f"signal {n}",
+    }
+
+
+async def test_shutdown_ends_open_streams_with_unavailable_and_a_resume_point(running: RunningServer) -> None:
+    strategy_id = "shutdown-test"
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    grpc_stream = stub.StreamSignals(execution_pb2.StreamSignalsRequest(strategy_id=strategy_id), metadata=METADATA)
+    async with asyncio.timeout(DEADLINE):
+        async with running.http.get(
+            "/api/v1/signals:stream", params={"strategy_id": strategy_id}, headers=FULL
+        ) as response:
+            assert response.status == 200
+            await grpc_stream.initial_metadata()
+            # Readiness: publish until both streams have an event (a subscriber is live once its stream is open).
+            first_grpc = asyncio.ensure_future(anext(aiter(grpc_stream)))
+            first_rest = asyncio.ensure_future(response.content.readline())
+            n = 0
+            while not (first_grpc.done() and first_rest.done()):
+                await running.server.event_bus.publish("signals", signal_payload(strategy_id, n))
+                n += 1
+                await asyncio.wait({first_grpc, first_rest}, timeout=0.1)
+            grpc_seen = [(await first_grpc).event_id]
+            rest_seen = [json.loads(await first_rest)["result"]["event_id"]]
+            for _ in range(n - 1):  # the rest of what was published, so each stream's last id is the same
+                grpc_seen.append((await anext(aiter(grpc_stream))).event_id)
+                rest_seen.append(json.loads(await response.content.readline())["result"]["event_id"])
+            stopping = asyncio.create_task(running.server.stop())
+            rest_tail = [json.loads(raw) async for raw in response.content]
+            with pytest.raises(grpc.aio.AioRpcError):
+                await anext(aiter(grpc_stream))  # the error, not another message
+            await stopping
+    assert grpc_seen == rest_seen
+    assert await grpc_stream.code() == grpc.StatusCode.UNAVAILABLE
+    assert f"after_event_id={grpc_seen[-1]!r}" in (await grpc_stream.details() or "")
+    assert len(rest_tail) == 1  # nothing but the final error line
+    error = rest_tail[0]["error"]
+    assert error["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert f"after_event_id={rest_seen[-1]!r}" in error["message"]

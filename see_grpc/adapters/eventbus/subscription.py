@@ -63,13 +63,9 @@ class Subscription(AsyncIterator[Event]):
         self._skip_through: EventKey | None = event_key(after_id) if after_id else None
         self._last_id = after_id  # where the consumer would resume
         self._ended = False
+        self._finishing = False  # end once the replay and the queue are read (see finish)
         self._error: Exception | None = None  # raised instead of ending quietly
         self._on_close = on_close
-
-    @property
-    def caught_up(self) -> bool:
-        """True when the next read would wait for a new live event: the replay is over and nothing is queued."""
-        return self._replay is None and not self._queue and not self._ended
 
     def offer(self, key: EventKey, event: Event) -> bool:
         """Queue a live event without waiting; False when this subscriber is gone and the bus should forget it."""
@@ -97,6 +93,11 @@ class Subscription(AsyncIterator[Event]):
         self._queue.clear()
         self._wake()
 
+    def finish(self) -> None:
+        """End quietly once the consumer has read everything replayed and queued so far: its stream has no more."""
+        self._finishing = True
+        self._wake()
+
     async def aclose(self) -> None:
         """Unsubscribe; `contextlib.aclosing` calls this when an `async for` over it is left early."""
         self.end()
@@ -112,6 +113,9 @@ class Subscription(AsyncIterator[Event]):
                 event = await self._next_replayed()
             elif self._queue:
                 event = self._queue.popleft()
+            elif self._finishing:
+                self.end()
+                continue
             else:
                 await self._wait()
                 continue

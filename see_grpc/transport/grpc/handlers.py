@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from see_grpc.observability.metrics import Metrics
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import grpc_code_of
+from see_grpc.transport.once import EncodedOnce
 from see_grpc.transport.validation import check_request, checked_each, lenient
 
 
@@ -34,9 +35,13 @@ class TrackedHandlers:
     def _handler(self, method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandler:
         name = f"/{method.containing_service.full_name}/{method.name}"
         behavior = getattr(servicer, method.name)
+        serialize: Callable[[Any], bytes] = message_factory.GetMessageClass(method.output_type).SerializeToString
+        if method.server_streaming:
+            # Every subscriber of a stream gets the same message object per event: serialized once for all of them.
+            serialize = EncodedOnce[Any, bytes]().encoder(serialize)
         serializers = {
             "request_deserializer": lenient(message_factory.GetMessageClass(method.input_type).FromString),
-            "response_serializer": message_factory.GetMessageClass(method.output_type).SerializeToString,
+            "response_serializer": serialize,
         }
         if method.server_streaming:
             factory = (

@@ -24,6 +24,7 @@ from see_grpc.observability.metrics import Metrics
 from see_grpc.text import quoted
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
+from see_grpc.transport.once import EncodedOnce
 from see_grpc.transport.rest.codec import build_request, parse_json_body, to_json
 from see_grpc.transport.rest.routes import JSON, STREAM_BODY_TYPES, Route
 from see_grpc.transport.validation import check_request, checked_each
@@ -276,8 +277,14 @@ async def _send(request: web.Request, stream: web.StreamResponse, data: bytes, *
         raise _ClientGoneError(stream) from None
 
 
+_STREAM_LINES = EncodedOnce[Message, bytes]()  # each event's NDJSON line, built once for all its subscribers
+
+
 async def _stream_line(message: Message) -> bytes:
-    return b'{"result": ' + await encoded_json(message) + b"}\n"
+    line = _STREAM_LINES.get(message)
+    if line is None:
+        line = _STREAM_LINES.put(message, b'{"result": ' + await encoded_json(message) + b"}\n")
+    return line
 
 
 async def _ndjson_requests(

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from see_grpc.errors import InvalidArgumentError
+from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
 from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
 from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.transport.grpc import convert
@@ -18,8 +18,7 @@ from see_grpc.transport.grpc import convert
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M")
-STATUS_POLL_SECONDS = 1.0  # how often a stream of one execution checks whether it has ended
-CAUGHT_UP_POLL_SECONDS = 0.05  # how often it looks whether its subscriber has read everything
+STATUS_POLL_SECONDS = 1.0  # how often the streams of one execution check whether it has ended
 RISK_FIELDS = ("max_position_units", "max_gross_exposure", "max_daily_loss", "max_drawdown")
 
 
@@ -27,6 +26,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, executions: ExecutionManager, bus: EventBus) -> None:
         self._executions = executions
         self._bus = bus
+        self._open: set[EventSubscription] = set()  # every open stream's subscription, ended on shutdown
+        self._endings = _Endings(executions.status)
         # Every subscriber of a stream gets the same events: each is converted once, not once per subscriber.
         self._signals = _Converted(
             lambda event_id, payload: execution_pb2.StreamSignalsResponse(
@@ -103,7 +104,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The matching events; a stream of one execution ends (OK) once that execution has ended and its events
-        have all been sent."""
+        have all been sent. A server shutting down ends it with UNAVAILABLE and the event id to resume after."""
         ended = False
         if request.execution_id:  # an unknown id ends the stream at once: NOT_FOUND
             ended = await self._executions.status(request.execution_id) in ENDED
@@ -116,44 +117,82 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             )
             if value
         }
+        last_id = request.after_event_id
         # aclosing: a client that goes away unregisters its subscriber at once, not when its buffer overflows.
         async with contextlib.aclosing(self._bus.subscribe(stream, after_id=request.after_event_id)) as events:
             await _headers_now(context)
-            ender = (
-                asyncio.create_task(self._end_with_execution(events, request.execution_id, ended))
-                if request.execution_id
-                else None
-            )
+            self._open.add(events)
+            if ended:
+                events.finish()
+            elif request.execution_id:
+                self._endings.watch(request.execution_id, events)
             try:
                 async for event in events:
+                    last_id = event.event_id
                     if all(event.payload.get(key) == value for key, value in wanted.items()):
                         yield event.event_id, event.payload
+            except _ShuttingDownError:
+                raise DependencyUnavailableError(
+                    f"the server is shutting down; subscribe again (to another replica) with "
+                    f"after_event_id={last_id!r} to get every event after the last one this stream saw"
+                ) from None
             finally:
-                if ender is not None:
-                    ender.cancel()
+                self._open.discard(events)
+                if request.execution_id:
+                    self._endings.unwatch(request.execution_id, events)
 
-    async def _end_with_execution(self, events: EventSubscription, execution_id: str, ended: bool) -> None:
-        """End the subscription once the execution has ended and the subscriber has read every event there was.
+    def end_streams(self) -> None:
+        """The server is shutting down: every open stream ends now with UNAVAILABLE and its resume point, rather
+        than being cut when the grace period runs out."""
+        for events in list(self._open):
+            events.end(_ShuttingDownError())
 
-        An execution's last events (positions closed on stop) may follow its status change, so one seen ending
-        while the stream runs ends it at the next status check, once it has caught up again.
-        """
-        loop = asyncio.get_running_loop()
+
+class _ShuttingDownError(Exception):
+    """Ends a subscription when the server shuts down (turned into UNAVAILABLE with the stream's resume point)."""
+
+
+class _Endings:
+    """One status check a second per execution, however many of its streams are open (not one per subscriber).
+
+    Once the execution is seen ended, one more interval passes (an execution's last events, positions closed on
+    stop, may follow its status change), then each of its streams finishes after sending what it has.
+    """
+
+    def __init__(self, status: Callable[[str], Awaitable[str]]) -> None:
+        self._status = status
+        self._streams: dict[str, set[EventSubscription]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+
+    def watch(self, execution_id: str, events: EventSubscription) -> None:
+        self._streams.setdefault(execution_id, set()).add(events)
+        if execution_id not in self._watchers:
+            self._watchers[execution_id] = asyncio.create_task(self._watch(execution_id))
+
+    def unwatch(self, execution_id: str, events: EventSubscription) -> None:
+        streams = self._streams.get(execution_id)
+        if streams is None:
+            return
+        streams.discard(events)
+        if not streams:
+            del self._streams[execution_id]
+            watcher = self._watchers.pop(execution_id, None)
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch(self, execution_id: str) -> None:
         ending = False
-        check_at = loop.time() + STATUS_POLL_SECONDS
-        while not (ended and events.caught_up):
-            await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
-            if loop.time() < check_at or not events.caught_up:
-                continue
-            check_at = loop.time() + STATUS_POLL_SECONDS
+        while True:
+            await asyncio.sleep(STATUS_POLL_SECONDS)
             if ending:
-                ended = True
-                continue
+                break
             try:
-                ending = await self._executions.status(execution_id) in ENDED
-            except Exception as exc:  # the database went away: the stream goes on, and so do the checks
-                logger.warning("stream of execution %s: could not read its status: %s", execution_id, exc)
-        events.end()
+                ending = await self._status(execution_id) in ENDED
+            except Exception as exc:  # the database went away: the streams go on, and so do the checks
+                logger.warning("streams of execution %s: could not read its status: %s", execution_id, exc)
+        self._watchers.pop(execution_id, None)
+        for events in self._streams.pop(execution_id, set()):
+            events.finish()
 
 
 async def _headers_now(context: grpc.aio.ServicerContext) -> None:
