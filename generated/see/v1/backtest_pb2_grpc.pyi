@@ -47,6 +47,20 @@ class BacktestServiceStub:
     """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]
     """Lists stored backtests (without trades and equity curves), newest first."""
+    ListBacktestTrades: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestTradesRequest, _backtest_pb2.ListBacktestTradesResponse]
+    """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+    ExportBacktestTrades: _grpc.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestTradesRequest, _httpbody_pb2.HttpBody]
+    """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+    """
+    ExportBacktestEquity: _grpc.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestEquityRequest, _httpbody_pb2.HttpBody]
+    """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, as for ExportBacktestTrades.
+    """
     ImportBars: _grpc.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]
     """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
     newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
@@ -70,6 +84,20 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests (without trades and equity curves), newest first."""
+    ListBacktestTrades: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestTradesRequest, _backtest_pb2.ListBacktestTradesResponse]  # type: ignore[assignment]
+    """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+    ExportBacktestTrades: _aio.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestTradesRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+    """
+    ExportBacktestEquity: _aio.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestEquityRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, as for ExportBacktestTrades.
+    """
     ImportBars: _aio.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]  # type: ignore[assignment]
     """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
     newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
@@ -120,6 +148,38 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_pb2.ListBacktestsResponse, _abc.Awaitable[_backtest_pb2.ListBacktestsResponse]]:
         """Lists stored backtests (without trades and equity curves), newest first."""
+
+    @_abc_1.abstractmethod
+    def ListBacktestTrades(
+        self,
+        request: _backtest_pb2.ListBacktestTradesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_pb2.ListBacktestTradesResponse, _abc.Awaitable[_backtest_pb2.ListBacktestTradesResponse]]:
+        """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+
+    @_abc_1.abstractmethod
+    def ExportBacktestTrades(
+        self,
+        request: _backtest_pb2.ExportBacktestTradesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportBacktestEquity(
+        self,
+        request: _backtest_pb2.ExportBacktestEquityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, as for ExportBacktestTrades.
+        """
 
     @_abc_1.abstractmethod
     def ImportBars(

@@ -231,7 +231,8 @@ class RestGateway:
     async def _stream_response(
         self, request: web.Request, messages: AsyncGenerator[Message], stream: web.StreamResponse, call: Call
     ) -> web.StreamResponse:
-        """grpc-gateway's streaming form: one {"result": ...} object per line, {"error": ...} if it fails midway.
+        """grpc-gateway's streaming form: one {"result": ...} object per line, {"error": ...} if it fails midway;
+        a stream of HttpBody is one file, sent as its pieces arrive, with the first piece's content type.
 
         The headers go out when the servicer sends its initial metadata, or with the first line: an error before
         them gets a normal error response.
@@ -239,7 +240,12 @@ class RestGateway:
         async with contextlib.aclosing(messages):  # a client that went away unsubscribes at once
             try:
                 async for message in messages:
-                    await _send(request, stream, await _stream_line(message))
+                    if isinstance(message, httpbody_pb2.HttpBody):  # a download: its bytes as they are
+                        if not stream.prepared and message.content_type:
+                            stream.headers["Content-Type"] = message.content_type
+                        await _send(request, stream, message.data)
+                    else:
+                        await _send(request, stream, await _stream_line(message))
             except _ClientGoneError:
                 raise
             except Exception as exc:
