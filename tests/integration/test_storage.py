@@ -14,15 +14,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from see_grpc.adapters.storage import SqlDatabase
-from see_grpc.adapters.storage.database import async_url
-from see_grpc.adapters.storage.tables import Base
+from see_grpc.adapters.storage import SqlDatabase, series
+from see_grpc.adapters.storage.database import _MIGRATIONS, async_url
+from see_grpc.adapters.storage.tables import Base, UtcDateTime
 from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
 from see_grpc.service.ports import (
     BacktestRecord,
@@ -601,3 +605,49 @@ async def test_one_lease_holder_at_a_time(database: SqlDatabase) -> None:
         # The holder died: once its lease has expired another replica takes over.
         assert await uow.executions.try_lease("e-0", "replica-b", later + timedelta(seconds=1), later + timedelta(30))
         await uow.commit()
+
+
+async def test_migration_moves_stored_trades_into_slices(target: Target) -> None:
+    """A backtest stored before revision 0005 (every trade in its row) reads and pages the same after it."""
+    db = target.open()
+    old_trades = [series.stored_trade(trade(n)) for n in range(150)]
+    curve = [[(T0 + timedelta(minutes=n)).isoformat(), 10_000.0 + n] for n in range(3)]
+    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    columns = {
+        "backtest_id": "b-0", "status": "completed", "strategy_id": "s-0", "instrument": "EUR/USD",
+        "timeframe": "1h", "start_date": T0, "end_date": T0 + timedelta(days=1), "initial_capital": 10_000.0,
+        "parameters": {}, "account_currency": "USD", "metrics": {"profit_factor": "inf"}, "trades": old_trades,
+        "equity_curve": curve, "data_source": "sample", "synthetic_data": True, "duration_seconds": 1.0,
+        "error": "", "create_time": T0,
+    }  # fmt: skip
+    json_columns = {"parameters", "metrics", "trades", "equity_curve"}
+
+    def column_type(name: str) -> sa.types.TypeEngine[Any] | None:
+        if name in json_columns:
+            return json_type
+        return UtcDateTime() if name.endswith(("_date", "_time")) else None
+
+    table = sa.table("backtests", *(sa.column(name, column_type(name)) for name in columns))
+
+    def old_schema_with_a_backtest(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(table.insert(), [columns])
+
+    db._make_sqlite_folder()
+    async with db._engine.begin() as conn:  # the test plays an older release
+        await conn.run_sync(old_schema_with_a_backtest)
+    await db.start()
+    try:
+        async with db.unit_of_work(readonly=True) as uow:
+            stored = await uow.backtests.get("b-0")
+            page = await uow.backtests.trades("b-0", page_size=1000, page_token="", filters=TradeFilter())
+            equity = [f async for f in uow.backtests.series("b-0", "equity")]
+        assert stored is not None and stored.trades_total == 150 and stored.equity_points_total == 3
+        assert stored.trades == [trade(n) for n in range(100)] and stored.metrics == {"profit_factor": math.inf}
+        assert page.items == [trade(n) for n in range(150)] and page.next_page_token == ""
+        assert equity[0]["equity"].tolist() == [10_000.0, 10_001.0, 10_002.0]
+    finally:
+        await db.close()

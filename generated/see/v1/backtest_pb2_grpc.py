@@ -111,6 +111,7 @@ class BacktestServiceServicer:
     def GetBacktestReport(self, request, context):
         """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

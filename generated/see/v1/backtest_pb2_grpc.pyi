@@ -43,6 +43,7 @@ class BacktestServiceStub:
     GetBacktestReport: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]
     """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
     """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]
@@ -80,6 +81,7 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     GetBacktestReport: _aio.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
     """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]  # type: ignore[assignment]
@@ -138,6 +140,7 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
         """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
         """
 
