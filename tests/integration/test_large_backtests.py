@@ -16,6 +16,7 @@ import pytest
 from google.protobuf import json_format
 
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
+from see_grpc.client import SeeClient
 from see_grpc.reporting.series import drawdown
 from see_grpc.server import SeeServer
 from tests.integration.conftest import API_KEY, RunningServer, server_settings
@@ -217,3 +218,18 @@ async def test_bad_trade_requests(running: RunningServer, path: str, status: int
         assert (await response.json())["message"]
     async with running.http.get(path) as response:
         assert response.status == 401
+
+
+async def test_see_client_with_its_defaults_runs_and_exports_a_big_backtest(big: RunningServer) -> None:
+    async with SeeClient(big.grpc_target, API_KEY) as see:
+        ran = (await see.run_backtest(request(), timeout=120)).backtest
+        page = await see.list_backtest_trades(
+            backtest_pb2.ListBacktestTradesRequest(backtest_id=ran.backtest_id, page_size=10_000)
+        )
+        pieces = see.export_backtest_trades(
+            backtest_pb2.ExportBacktestTradesRequest(backtest_id=ran.backtest_id, format="parquet")
+        )
+        exported = pd.read_parquet(io.BytesIO(b"".join([piece.data async for piece in pieces])))
+    assert ran.trades_total > 50_000 and len(page.trades) == 10_000
+    assert len(exported) == ran.trades_total
+    same_trades(exported.head(10_000), trade_rows(list(page.trades)))
