@@ -24,6 +24,7 @@ from see_grpc.observability.metrics import Metrics
 from see_grpc.text import quoted
 from see_grpc.transport.calls import Call, CallTracker
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
+from see_grpc.transport.rest import fastjson
 from see_grpc.transport.rest.codec import build_request, parse_json_body, to_json
 from see_grpc.transport.rest.routes import JSON, STREAM_BODY_TYPES, Route
 from see_grpc.transport.validation import check_request, checked_each
@@ -89,7 +90,7 @@ async def encoded_json(message: Message) -> bytes:
     event loop (and with it /health and every other call) for the seconds protobuf's JSON printer takes."""
     if message.ByteSize() <= ENCODE_ON_LOOP_BYTES:
         return json.dumps(to_json(message)).encode()
-    return await asyncio.to_thread(lambda: json.dumps(to_json(message)).encode())
+    return await asyncio.to_thread(fastjson.encode, message)  # long lists of trades or points column by column
 
 
 def _raw_response(body: httpbody_pb2.HttpBody, request_id: str) -> web.Response:
