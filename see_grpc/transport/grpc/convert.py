@@ -15,11 +15,14 @@ from see_grpc.service.strategies import parameter_specs_of
 from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.strategies import ParamSpec
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    # Integer arithmetic on the difference: FromDatetime's time tuples cost ~10 us a call, which thousands of
+    # equity points and trades per answer add up.
+    delta = value.astimezone(UTC) - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
 
 
 def to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
