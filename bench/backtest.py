@@ -9,19 +9,23 @@ in a fresh subprocess (``--memory-probe``) so the other engines' allocations do 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import io
 import json
 import math
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pandas as pd
 import psutil
@@ -30,6 +34,9 @@ from backtesting import Backtest, Strategy
 from backtesting.lib import crossover
 
 from bench._common import Timing, print_table, random_walk_bars, timed, verdict
+from bench.transport import API_KEY, see_server
+from see.v1 import backtest_pb2
+from see_grpc.client import SeeClient
 from see_grpc.trading.backtest import BacktestConfig, run_backtest
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
 
@@ -46,6 +53,9 @@ BT_FULL_LIMIT = 90.0  # seconds; over this (extrapolated from the slice) the ful
 GOAL_VS_BACKTESTING_PY = 10.0  # at least this many times faster
 GOAL_VS_FLOOR = 3.0  # at most this many times slower than bare numpy
 GOAL_MEMORY_MB = 1024.0
+GOAL_END_TO_END = 2.0  # at most this many times the engine's own time, over REST and gRPC (issue 11)
+GOAL_GET_MS = 50.0
+GOAL_EXPORT_S = 1.0
 PNL_TOLERANCE = 1e-6  # USD; the engines sum the same ~10^5 trade results in different orders
 REPOSITORY = str(Path(__file__).resolve().parents[1])
 CONFIG = BacktestConfig(
@@ -241,7 +251,93 @@ def see_memory() -> dict[str, float]:
     return {name: value / 2**20 for name, value in json.loads(probe.stdout.splitlines()[-1]).items()}
 
 
-def report(results: list[Measured], cold: float, memory: dict[str, float]) -> None:
+@dataclass(frozen=True)
+class EndToEnd:
+    """The service around the engine, in a server of its own on the same bars (second calls: warm)."""
+
+    rest_post: float
+    grpc_run: float
+    get: float
+    export: float
+    trades: int
+    post_bytes: int
+    export_bytes: int
+
+
+def backtest_json(bars: pd.DataFrame) -> dict[str, object]:
+    end = bars.index[-1] + pd.Timedelta(minutes=1)
+    return {
+        "strategy_id": "trend_following_v1",
+        "start_date": bars.index[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_date": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "initial_capital": CASH,
+        "parameters": PARAMS,
+        "instrument": "EUR/USD",
+        "timeframe": "1m",
+        "position_size_units": UNITS,
+        "leverage": LEVERAGE,
+        "costs": {"spread_pips": 0.0, "commission_per_million": 0.0, "slippage_pips": 0.0, "financing": False},
+    }
+
+
+async def _seconds(call: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+async def end_to_end(bars: pd.DataFrame) -> EndToEnd:
+    """POST /api/v1/backtest and gRPC RunBacktest (each twice, the second timed), GET of the stored backtest
+    (median of 5) and the Parquet export of its trades, against `python -m see_grpc` reading the bars from a file."""
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        bars.rename_axis("time").to_parquet(workdir / "EUR_USD_1m.parquet")
+        async with see_server(workdir, env={"BACKTEST_DATA_DIR": str(workdir)}) as server:
+            body = backtest_json(bars)
+            headers = {"X-API-Key": API_KEY}
+            async with aiohttp.ClientSession(server.base_url, headers=headers) as http:
+                answer: dict[str, bytes] = {}
+
+                async def post() -> None:
+                    async with http.post("/api/v1/backtest", json=body) as response:
+                        response.raise_for_status()
+                        answer["post"] = await response.read()
+
+                await post()
+                rest_post = await _seconds(post)
+                backtest_id = json.loads(answer["post"])["backtest_id"]
+
+                async def get() -> None:
+                    async with http.get(f"/api/v1/backtests/{backtest_id}") as response:
+                        response.raise_for_status()
+                        await response.read()
+
+                gets = sorted([await _seconds(get) for _ in range(5)])
+
+                async def export() -> None:
+                    path = f"/api/v1/backtests/{backtest_id}/trades:export"
+                    async with http.get(path, params={"format": "parquet"}) as response:
+                        response.raise_for_status()
+                        answer["export"] = await response.read()
+
+                export_seconds = await _seconds(export)
+            request = backtest_pb2.RunBacktestRequest()
+            request.start_date.FromJsonString(str(body["start_date"]))
+            request.end_date.FromJsonString(str(body["end_date"]))
+            request.strategy_id, request.instrument, request.timeframe = "trend_following_v1", "EUR/USD", "1m"
+            request.initial_capital, request.position_size_units, request.leverage = CASH, UNITS, LEVERAGE
+            request.parameters.update(PARAMS)
+            request.costs.CopyFrom(backtest_pb2.BacktestCosts(spread_pips=0, slippage_pips=0, financing=False))
+            async with SeeClient(
+                f"127.0.0.1:{server.grpc_port}", API_KEY
+            ) as see_client:  # default options: 4 MB messages
+                await see_client.run_backtest(request, timeout=300)
+                grpc_run = await _seconds(lambda: see_client.run_backtest(request, timeout=300))
+    trades = len(pd.read_parquet(io.BytesIO(answer["export"])))
+    return EndToEnd(rest_post, grpc_run, gets[2], export_seconds, trades, len(answer["post"]), len(answer["export"]))
+
+
+def report(results: list[Measured], cold: float, memory: dict[str, float], service: EndToEnd) -> None:
     by_engine = {m.engine: m for m in results}
     see_seconds = by_engine["SEE"].full_seconds
     rows = [
@@ -254,7 +350,21 @@ def report(results: list[Measured], cold: float, memory: dict[str, float]) -> No
         ]
         for m in results
     ]
+    vectorbt_seconds = by_engine["vectorbt"].full_seconds
+    backtesting_seconds = by_engine["backtesting.py"].full_seconds
+    for path, seconds in (("POST /api/v1/backtest", service.rest_post), ("gRPC RunBacktest", service.grpc_run)):
+        rows.append(
+            [f"SEE {path} (end to end, 2nd call)", f"{seconds:.3f}", "1 run", f"{BARS / seconds:,.0f}",
+             f"{seconds / see_seconds:.2f}"]
+        )  # fmt: skip
     print_table(["engine", "seconds (median)", "runs min-max", "bars/s", "x SEE"], rows)
+    print(
+        f"end to end: POST {service.rest_post:.3f} s ({service.post_bytes / 1e6:.2f} MB of JSON), gRPC "
+        f"{service.grpc_run:.3f} s; vectorbt / POST {vectorbt_seconds / service.rest_post:.2f}x, vectorbt / gRPC "
+        f"{vectorbt_seconds / service.grpc_run:.2f}x, backtesting.py / POST "
+        f"{backtesting_seconds / service.rest_post:.1f}x; GET {service.get * 1000:.1f} ms (median of 5); Parquet "
+        f"export of {service.trades:,} trades {service.export:.3f} s ({service.export_bytes / 1e6:.2f} MB)"
+    )
     print(f"SEE cold (first call in the process, numba kernel loaded or compiled): {cold:.3f} s")
     print(
         f"SEE memory: peak process RSS during the run {memory['peak_rss']:.0f} MB (interpreter, libraries and the "
@@ -267,6 +377,10 @@ def report(results: list[Measured], cold: float, memory: dict[str, float]) -> No
         ("vs vectorbt", speedup["vectorbt"], 1.0, "x faster"),
         ("vs numpy floor", see_seconds / by_engine["numpy floor"].full_seconds, GOAL_VS_FLOOR, "x slower"),
         ("peak memory", memory["peak_rss"], GOAL_MEMORY_MB, "MB"),
+        ("POST /api/v1/backtest vs engine", service.rest_post / see_seconds, GOAL_END_TO_END, "x slower"),
+        ("gRPC RunBacktest vs engine", service.grpc_run / see_seconds, GOAL_END_TO_END, "x slower"),
+        ("GET of the stored backtest", service.get * 1000, GOAL_GET_MS, "ms"),
+        (f"Parquet export of {service.trades:,} trades", service.export, GOAL_EXPORT_S, "s"),
     ]
     goal_rows = [[name, f"{value:.2f} {unit}", _goal_text(unit, goal), verdict(_met(unit, value, goal))]
                  for name, value, goal, unit in goals]  # fmt: skip
@@ -304,4 +418,4 @@ def main(argv: list[str]) -> None:
         same_bars = bars.iloc[: measured.bars]
         reference = results[0].outcome if measured.bars == BARS else see(same_bars)
         print(agreement(reference, measured, same_bars))
-    report(results, cold.median, see_memory())
+    report(results, cold.median, see_memory(), asyncio.run(end_to_end(bars)))

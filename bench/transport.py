@@ -90,9 +90,11 @@ def transport_of(client: str) -> str:
 
 
 @asynccontextmanager
-async def see_server(workdir: Path, *, profile_to: Path | None = None) -> AsyncIterator[Server]:
+async def see_server(
+    workdir: Path, *, profile_to: Path | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
     grpc_port, http_port = free_port(), free_port()
-    env = {
+    settings = {
         "HOST": "127.0.0.1",
         "PORT": str(http_port),
         "GRPC_PORT": str(grpc_port),
@@ -102,10 +104,11 @@ async def see_server(workdir: Path, *, profile_to: Path | None = None) -> AsyncI
         "SHUTDOWN_GRACE_SECONDS": "2",
         "DATABASE_URL": "",  # the embedded defaults, whatever this shell exports
         "REDIS_URL": "",
+        **(env or {}),
     }
     profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
     url = f"http://127.0.0.1:{http_port}/health"
-    async with server_process([*profiler, "-m", "see_grpc"], env, url, cwd=workdir) as pid:
+    async with server_process([*profiler, "-m", "see_grpc"], settings, url, cwd=workdir) as pid:
         yield Server(pid, grpc_port, http_port)
 
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf.message import Message
 
 from see.v1 import (
@@ -197,6 +198,24 @@ class SeeClient:
     ) -> UnaryCall[backtest_pb2.ListBacktestsResponse]:
         """Lists stored backtests (without trades and equity curves), newest first."""
         return self._unary(self._backtest.ListBacktests, request, options)
+
+    def list_backtest_trades(
+        self, request: backtest_pb2.ListBacktestTradesRequest, **options: Unpack[CallOptions]
+    ) -> UnaryCall[backtest_pb2.ListBacktestTradesResponse]:
+        """A page of a stored backtest's trades, in trade order."""
+        return self._unary(self._backtest.ListBacktestTrades, request, options)
+
+    def export_backtest_trades(
+        self, request: backtest_pb2.ExportBacktestTradesRequest, **options: Unpack[CallOptions]
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """Every trade as one CSV or Parquet file, in pieces: join their data."""
+        return self._stream(self._backtest.ExportBacktestTrades, request, options)
+
+    def export_backtest_equity(
+        self, request: backtest_pb2.ExportBacktestEquityRequest, **options: Unpack[CallOptions]
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """The equity curve at one point per bar as one CSV or Parquet file, in pieces: join their data."""
+        return self._stream(self._backtest.ExportBacktestEquity, request, options)
 
     def import_bars(
         self,

@@ -147,7 +147,7 @@ def _charts(with_prices: bool, price_note: str) -> str:
 
 
 def _trades(record: BacktestRecord, trades: Sequence[Mapping[str, Any]], digits: int) -> str:
-    total = len(record.trades)
+    total = max(record.trades_total, len(record.trades))  # record.trades may hold only the first ones
     if not total:
         return "<section>\n<h2>Trades</h2>\n<p>No trades in this period.</p>\n</section>\n"
     shown = (

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from see_grpc.errors import (
     BacktestConfigError,
@@ -26,14 +29,20 @@ from see_grpc.errors import (
     NotFoundError,
 )
 from see_grpc.reporting import render_report
+from see_grpc.reporting.html import MAX_TRADES as REPORT_TRADES
+from see_grpc.reporting.series import downsample
 from see_grpc.service.ports import (
+    DEFAULT_TRADES_PAGE_SIZE,
+    MAX_TRADES_PAGE_SIZE,
     BacktestObserver,
     BacktestRecord,
+    BacktestSeries,
     BarStore,
     Database,
     LoadedBars,
     Page,
     StrategyDataProvider,
+    TradeFilter,
     page_size_of,
 )
 from see_grpc.service.strategies import StrategyCatalogue
@@ -42,6 +51,7 @@ from see_grpc.trading.backtest import (
     BacktestCancelledError,
     BacktestConfig,
     BacktestResult,
+    TradeRecord,
     align_conversion,
     conversion_pairs,
     run_backtest,
@@ -50,9 +60,14 @@ from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.strategies.base import BaseStrategy
 from see_grpc.trading.strategies.causal import with_cause_close
 
-# The stored and returned equity curve keeps at most this many points (metrics use every bar); beyond it the curve
-# is thinned evenly, keeping the first and last bar, so a 2-million-bar run still answers in a few hundred KB.
-MAX_EQUITY_POINTS = 10_000
+# A backtest answer stays far below gRPC's 4 MB default whatever the run's size: it carries the first trades and
+# an equity curve of at most this many points, the lowest and highest of each of MAX_EQUITY_POINTS / 2 equal slices
+# (so every peak and trough that sets the maximum drawdown survives). The full series are paged and exported.
+MAX_EQUITY_POINTS = 2_000
+FIRST_TRADES = 100
+EXPORT_FORMATS = ("csv", "parquet")
+# Pieces of an exported file, each one message of a stream: well under 4 MB.
+EXPORT_CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int], None]
 
 
@@ -150,11 +165,18 @@ class BacktestService:
             raise
         except BacktestCancelledError:
             raise asyncio.CancelledError from None
-        record = _record(
-            request, config=config, params=params, loaded=loaded, result=result, seconds=time.perf_counter() - started
+        record, full = await asyncio.to_thread(
+            _record,
+            request,
+            config=config,
+            params=params,
+            loaded=loaded,
+            result=result,
+            seconds=time.perf_counter() - started,
         )
         async with self._db.unit_of_work() as uow:
-            await uow.backtests.add(_storable(record))
+            await uow.backtests.add(record)
+            await uow.backtests.add_series(record.backtest_id, full)
             await uow.commit()
         return record
 
@@ -162,12 +184,42 @@ class BacktestService:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.backtests.get(backtest_id)
         if record is None:
-            raise NotFoundError(f"no backtest with id {quoted(backtest_id)}; GET /api/v1/backtests lists them")
-        return _readable(record)
+            raise _unknown(backtest_id)
+        return record
+
+    async def trades(
+        self, backtest_id: str, *, page_size: int, page_token: str, filters: TradeFilter
+    ) -> Page[dict[str, Any]]:
+        size = page_size_of(page_size, DEFAULT_TRADES_PAGE_SIZE, MAX_TRADES_PAGE_SIZE)
+        async with self._db.unit_of_work(readonly=True) as uow:
+            if await uow.backtests.get(backtest_id) is None:
+                raise _unknown(backtest_id)
+            return await uow.backtests.trades(backtest_id, page_size=size, page_token=page_token, filters=filters)
+
+    async def export(self, backtest_id: str, kind: str, file_format: str) -> AsyncIterator[bytes]:
+        """The full "trades" or "equity" series as a CSV or Parquet file, in pieces of at most EXPORT_CHUNK_BYTES.
+
+        Raises (before the first piece) for an unknown id or format."""
+        file_format = file_format or "csv"
+        if file_format not in EXPORT_FORMATS:
+            raise InvalidArgumentError(
+                f"format {quoted(file_format)} is not one of {', '.join(EXPORT_FORMATS)}",
+                violations=[FieldViolation("format", "csv or parquet")],
+            )
+        async with self._db.unit_of_work(readonly=True) as uow:
+            if await uow.backtests.get(backtest_id) is None:
+                raise _unknown(backtest_id)
+            slices = [
+                await asyncio.to_thread(pa.Table.from_pandas, f, preserve_index=False)
+                async for f in uow.backtests.series(backtest_id, kind)
+            ]
+        return _pieces(await asyncio.to_thread(_encoded, slices, file_format))
 
     async def report(self, backtest_id: str) -> str:
         """The stored backtest as one self-contained HTML page, with the prices it ran on when they still exist."""
         record = await self.get(backtest_id)
+        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=TradeFilter())
+        record = dataclasses.replace(record, trades=first.items)
         # Loading bars parses files and rendering thins up to millions of prices: both stay off the event loop.
         return await asyncio.to_thread(self._render_report, record)
 
@@ -191,7 +243,7 @@ class BacktestService:
             page = await uow.backtests.list(
                 page_size=size, page_token=page_token, strategy_id=strategy_id, instrument=instrument, status=status
             )
-        return Page([_readable(r) for r in page.items], page.next_page_token)
+        return page
 
     async def import_bars(self, instrument: str, timeframe: str, bars: pd.DataFrame) -> pd.DataFrame:
         """Store uploaded bars (validated by the store); returns what was imported."""
@@ -289,10 +341,15 @@ def _record(
     loaded: LoadedBars,
     result: BacktestResult,
     seconds: float,
-) -> BacktestRecord:
+) -> tuple[BacktestRecord, BacktestSeries]:
+    """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
-    times, equity = _thinned(result.equity_curve_times, result.equity_curve)
-    return BacktestRecord(
+    trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
+    equity = pd.DataFrame(
+        {"time": pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC), "equity": result.equity_curve}
+    )
+    times, values = downsample(result.equity_curve_times, result.equity_curve, MAX_EQUITY_POINTS)
+    record = BacktestRecord(
         backtest_id=uuid.uuid4().hex,
         status="completed",
         strategy_id=request.strategy_id,
@@ -305,40 +362,36 @@ def _record(
         account_currency=config.account_currency,
         create_time=datetime.now(UTC),
         metrics=dict(result.metrics),
-        trades=[trade._asdict() for trade in result.trades],
+        trades=[trade._asdict() for trade in result.trades[:FIRST_TRADES]],
         equity_curve=[
-            (pd.Timestamp(t).tz_localize(UTC).to_pydatetime(), float(e)) for t, e in zip(times, equity, strict=True)
+            (pd.Timestamp(t).tz_localize(UTC).to_pydatetime(), float(e)) for t, e in zip(times, values, strict=True)
         ],
         data_source=loaded.source,
         synthetic_data=loaded.synthetic,
         duration_seconds=seconds,
+        trades_total=len(result.trades),
+        equity_points_total=len(result.equity_curve),
     )
+    return record, BacktestSeries(trades, equity)
 
 
-def _thinned(times: np.ndarray, equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(equity) <= MAX_EQUITY_POINTS:
-        return times, equity
-    keep = np.unique(np.linspace(0, len(equity) - 1, MAX_EQUITY_POINTS).round().astype(np.int64))
-    return times[keep], equity[keep]
+def _unknown(backtest_id: str) -> NotFoundError:
+    return NotFoundError(f"no backtest with id {quoted(backtest_id)}; GET /api/v1/backtests lists them")
 
 
-# JSON storage has no Infinity or NaN (a profit factor with no losing trade is infinite): stored as strings.
-def _storable(record: BacktestRecord) -> BacktestRecord:
-    metrics = {k: (v if math.isfinite(v) else str(v)) for k, v in record.metrics.items()}
-    trades = [
-        {**t, "entry_time": t["entry_time"].isoformat(), "exit_time": t["exit_time"].isoformat()} for t in record.trades
-    ]
-    return BacktestRecord(**{**record.__dict__, "metrics": metrics, "trades": trades})
+def _encoded(slices: list[pa.Table], file_format: str) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    if file_format == "parquet":
+        if slices:
+            with pq.ParquetWriter(sink, slices[0].schema, compression="zstd") as writer:
+                for part in slices:
+                    writer.write_table(part)
+    else:
+        for number, part in enumerate(slices):
+            pa_csv.write_csv(part, sink, pa_csv.WriteOptions(include_header=number == 0))
+    return sink.getvalue()
 
 
-def _readable(record: BacktestRecord) -> BacktestRecord:
-    metrics = {k: float(v) for k, v in record.metrics.items()}
-    trades = [
-        {
-            **t,
-            "entry_time": datetime.fromisoformat(t["entry_time"]),
-            "exit_time": datetime.fromisoformat(t["exit_time"]),
-        }
-        for t in record.trades
-    ]
-    return BacktestRecord(**{**record.__dict__, "metrics": metrics, "trades": trades})
+async def _pieces(data: pa.Buffer) -> AsyncIterator[bytes]:
+    for offset in range(0, max(data.size, 1), EXPORT_CHUNK_BYTES):
+        yield data.slice(offset, min(EXPORT_CHUNK_BYTES, data.size - offset)).to_pybytes()

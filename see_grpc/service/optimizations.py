@@ -25,7 +25,8 @@ from see_grpc.errors import (
     NotFoundError,
     StrategyConfigurationError,
 )
-from see_grpc.service.backtests import BacktestRequest, BacktestService, PreparedBacktest, _thinned
+from see_grpc.reporting.series import downsample
+from see_grpc.service.backtests import MAX_EQUITY_POINTS, BacktestRequest, BacktestService, PreparedBacktest
 from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner, page_size_of
 from see_grpc.text import quoted
 from see_grpc.trading.backtest import run_backtest
@@ -506,7 +507,7 @@ def _walk_forward_result(
     if final:
         segments = [segment for _, _, segment in done]
         stitched = stitch(segments, plan.job.config.initial_capital, timeframe_delta(plan.job.config.timeframe))
-        times, equity = _thinned(stitched.times, stitched.equity)
+        times, equity = downsample(stitched.times, stitched.equity, MAX_EQUITY_POINTS)
         lost = degradation(
             [best.metrics["sharpe_ratio"] for _, best, _ in done],
             [s.metrics["sharpe_ratio"] for s in segments],

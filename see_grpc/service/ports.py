@@ -9,6 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+import pandas as pd
+
 from see_grpc.errors import InvalidArgumentError
 
 T = TypeVar("T")
@@ -54,17 +56,48 @@ class BacktestRecord:
     synthetic_data: bool = False
     duration_seconds: float = 0.0
     error: str = ""
+    trades_total: int = 0
+    equity_points_total: int = 0
+
+
+@dataclass(frozen=True)
+class BacktestSeries:
+    """A backtest's full series, stored beside its record: every trade and every bar's equity.
+
+    trades: one row per trade in trade order, the columns of a TradeRecord, times tz-aware UTC.
+    equity: columns time (tz-aware UTC) and equity, one row per bar.
+    """
+
+    trades: pd.DataFrame
+    equity: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class TradeFilter:
+    """Filters of ListBacktestTrades; empty: any."""
+
+    instrument: str = ""
+    side: str = ""  # "LONG" or "SHORT"
+    exit_reason: str = ""
+
+    def values(self) -> tuple[str, str, str]:
+        return self.instrument, self.side, self.exit_reason
 
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
-def page_size_of(requested: int) -> int:
-    """The page size a List call uses: the default for 0, at most MAX_PAGE_SIZE; negative is refused."""
+# A backtest's trades are small rows that people page through in bulk (the contract allows 10,000 a page).
+DEFAULT_TRADES_PAGE_SIZE = 1_000
+MAX_TRADES_PAGE_SIZE = 10_000
+
+
+def page_size_of(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    """The page size a List call uses: the default for 0, at most the maximum; negative is refused."""
     if requested < 0:
         raise InvalidArgumentError("page_size must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return min(requested or default, maximum)
 
 
 @dataclass(frozen=True)
@@ -95,12 +128,25 @@ class StrategyRepository(Protocol):
 class BacktestRepository(Protocol):
     async def add(self, backtest: BacktestRecord) -> None: ...
 
-    async def get(self, backtest_id: str) -> BacktestRecord | None: ...
+    async def add_series(self, backtest_id: str, series: BacktestSeries) -> None:
+        """Store the full series of a backtest added in this unit of work."""
+
+    async def get(self, backtest_id: str) -> BacktestRecord | None:
+        """The record with its first trades and thinned equity curve; the full series are not read."""
 
     async def list(
         self, *, page_size: int, page_token: str = "", strategy_id: str = "", instrument: str = "", status: str = ""
     ) -> Page[BacktestRecord]:
         """Newest first, without trades and equity curves (summary rows)."""
+
+    async def trades(
+        self, backtest_id: str, *, page_size: int, page_token: str, filters: TradeFilter
+    ) -> Page[dict[str, Any]]:
+        """Trades in trade order (dicts as BacktestRecord.trades); InvalidArgumentError for a bad token."""
+
+    async def series(self, backtest_id: str, kind: str) -> AsyncIterator[pd.DataFrame]:
+        """The full "trades" or "equity" series of a backtest, slice by slice, in order."""
+        yield pd.DataFrame()  # a Protocol's async generator needs a yield to be one
 
 
 @dataclass

@@ -10,23 +10,35 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from see_grpc.adapters.storage import SqlDatabase
+from see_grpc.adapters.storage import SqlDatabase, series
 from see_grpc.adapters.storage import database as storage_module
-from see_grpc.adapters.storage.database import async_url, head_revision
-from see_grpc.adapters.storage.tables import Base
+from see_grpc.adapters.storage.database import _MIGRATIONS, async_url, head_revision
+from see_grpc.adapters.storage.tables import Base, UtcDateTime
 from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
-from see_grpc.service.ports import BacktestRecord, ExecutionRecord, FillRecord, OrderRecord, StrategyRecord
+from see_grpc.service.ports import (
+    BacktestRecord,
+    BacktestSeries,
+    ExecutionRecord,
+    FillRecord,
+    OrderRecord,
+    StrategyRecord,
+    TradeFilter,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +102,24 @@ def strategy(n: int = 0, **changes: object) -> StrategyRecord:
     return record
 
 
+def trade(n: int) -> dict[str, Any]:
+    """Trade n of a synthetic run: instruments, sides and exit reasons cycle, so filters pick known subsets."""
+    entry = T0 + timedelta(minutes=n)
+    return {
+        "instrument": ("EUR/USD", "USD/JPY")[n % 2],
+        "side": ("LONG", "SHORT", "SHORT")[n % 3],
+        "units": 1000.0 + n,
+        "entry_time": entry,
+        "exit_time": entry + timedelta(seconds=30),
+        "entry_price": 1.1 + n * 1e-6,
+        "exit_price": 1.2 - n * 1e-6,
+        "pnl": n * 0.25 - 100,
+        "commission": 0.5,
+        "financing": -0.125 if n % 5 else 0.0,
+        "exit_reason": ("signal", "stop_loss", "take_profit", "end_of_data")[n % 4],
+    }
+
+
 def backtest(n: int = 0, **changes: object) -> BacktestRecord:
     record = BacktestRecord(
         backtest_id=f"b-{n}",
@@ -104,7 +134,9 @@ def backtest(n: int = 0, **changes: object) -> BacktestRecord:
         account_currency="USD",
         create_time=T0 + timedelta(hours=n),
         metrics={"sharpe": 1.25, "max_drawdown": -0.08},
-        trades=[{"side": "buy", "units": 1000, "pnl": 12.5}],
+        trades=[trade(0)],
+        trades_total=1,
+        equity_points_total=2,
         equity_curve=[(datetime(2023, 1, 1, tzinfo=UTC), 10_000.0), (datetime(2023, 1, 2, tzinfo=UTC), 10_012.5)],
         data_source="sample",
         synthetic_data=True,
@@ -281,7 +313,7 @@ async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatab
 
     async with database._engine.connect() as conn:
         assert await conn.run_sync(differences) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0004"
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0005"
 
 
 def alembic_config() -> Config:
@@ -372,7 +404,116 @@ def test_unsupported_url() -> None:
 async def test_non_finite_json_numbers_are_refused(database: SqlDatabase) -> None:
     async with database.unit_of_work() as uow:
         with pytest.raises(StatementError, match="Out of range float values are not JSON compliant"):
-            await uow.backtests.add(backtest(0, metrics={"profit_factor": math.inf}))
+            await uow.backtests.add(backtest(0, parameters={"limit": math.inf}))
+
+
+async def test_infinite_metrics_round_trip(database: SqlDatabase) -> None:
+    """A profit factor without a losing trade is infinite: the adapter stores what JSON cannot hold."""
+    record = backtest(0, metrics={"profit_factor": math.inf, "sortino_ratio": -math.inf})
+    async with database.unit_of_work() as uow:
+        await uow.backtests.add(record)
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        stored = await uow.backtests.get("b-0")
+    assert stored is not None and stored.metrics == {"profit_factor": math.inf, "sortino_ratio": -math.inf}
+
+
+TRADE_COUNT = 25_001  # three slices of 10,000, the last holding one trade
+
+
+def full_series(count: int = TRADE_COUNT, bars: int = 300_000) -> BacktestSeries:
+    times = pd.date_range("2020-01-01", periods=bars, freq="min", tz="UTC")
+    equity = pd.DataFrame({"time": times, "equity": 10_000 + (pd.Series(range(bars)) % 977) * 0.5})
+    return BacktestSeries(pd.DataFrame.from_records([trade(n) for n in range(count)]), equity)
+
+
+async def add_with_series(db: SqlDatabase, full: BacktestSeries) -> None:
+    async with db.unit_of_work() as uow:
+        await uow.backtests.add(backtest(0, trades_total=len(full.trades)))
+        await uow.backtests.add_series("b-0", full)
+        await uow.commit()
+
+
+async def all_pages(db: SqlDatabase, page_size: int, filters: TradeFilter) -> tuple[list[dict[str, Any]], int]:
+    trades: list[dict[str, Any]] = []
+    token, pages = "", 0
+    while True:
+        async with db.unit_of_work(readonly=True) as uow:
+            page = await uow.backtests.trades("b-0", page_size=page_size, page_token=token, filters=filters)
+        trades += page.items
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            return trades, pages
+
+
+def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    return pd.DataFrame.from_records(a).equals(pd.DataFrame.from_records(b))
+
+
+@pytest.mark.parametrize("page_size", [10_000, 3_333, 1])
+async def test_paging_through_trades_returns_each_once_in_order(database: SqlDatabase, page_size: int) -> None:
+    count = TRADE_COUNT if page_size > 1 else 25
+    await add_with_series(database, full_series(count, bars=10))
+    trades, pages = await all_pages(database, page_size, TradeFilter())
+    assert same(trades, [trade(n) for n in range(count)])
+    assert pages == -(-count // page_size)  # no empty last page
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        TradeFilter(instrument="USD/JPY"),
+        TradeFilter(side="LONG", exit_reason="stop_loss"),
+        TradeFilter(instrument="EUR/USD", side="SHORT", exit_reason="end_of_data"),
+        TradeFilter(exit_reason="margin_call"),
+    ],
+)
+async def test_trade_filters(database: SqlDatabase, filters: TradeFilter) -> None:
+    await add_with_series(database, full_series(bars=10))
+    expected = [
+        trade(n)
+        for n in range(TRADE_COUNT)
+        if all(
+            not want or trade(n)[key] == want
+            for key, want in zip(("instrument", "side", "exit_reason"), filters.values(), strict=True)
+        )
+    ]
+    trades, _ = await all_pages(database, 4_000, filters)
+    assert same(trades, expected)
+
+
+async def test_a_trades_token_keeps_its_filters(database: SqlDatabase) -> None:
+    await add_with_series(database, full_series(100, bars=10))
+    async with database.unit_of_work(readonly=True) as uow:
+        page = await uow.backtests.trades("b-0", page_size=10, page_token="", filters=TradeFilter(side="LONG"))
+        with pytest.raises(InvalidArgumentError, match="issued for other filters"):
+            await uow.backtests.trades("b-0", page_size=10, page_token=page.next_page_token, filters=TradeFilter())
+        with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
+            await uow.backtests.trades("b-0", page_size=10, page_token="bm9wZQ", filters=TradeFilter())
+
+
+async def test_full_series_round_trip_and_get_or_list_never_read_them(
+    database: SqlDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = full_series()
+    await add_with_series(database, full)
+    statements: list[str] = []
+    engine = database._engine.sync_engine  # the test watches the SQL the adapter sends
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    async with database.unit_of_work(readonly=True) as uow:
+        got = await uow.backtests.get("b-0")
+        listed = await uow.backtests.list(page_size=10)
+    event.remove(engine, "before_cursor_execute", listener)
+    assert got is not None and got.trades_total == TRADE_COUNT and listed.items
+    assert statements and not [s for s in statements if "backtest_chunks" in s]
+    async with database.unit_of_work(readonly=True) as uow:
+        trades = pd.concat([f async for f in uow.backtests.series("b-0", "trades")], ignore_index=True)
+        equity = pd.concat([f async for f in uow.backtests.series("b-0", "equity")], ignore_index=True)
+    assert trades.equals(full.trades)
+    pd.testing.assert_frame_equal(equity, full.equity, check_dtype=False)
+    assert str(equity["time"].dtype).endswith("UTC]")
 
 
 async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
@@ -491,3 +632,49 @@ async def test_one_lease_holder_at_a_time(database: SqlDatabase) -> None:
         # The holder died: once its lease has expired another replica takes over.
         assert await uow.executions.try_lease("e-0", "replica-b", later + timedelta(seconds=1), later + timedelta(30))
         await uow.commit()
+
+
+async def test_migration_moves_stored_trades_into_slices(target: Target) -> None:
+    """A backtest stored before revision 0005 (every trade in its row) reads and pages the same after it."""
+    db = target.open()
+    old_trades = [series.stored_trade(trade(n)) for n in range(150)]
+    curve = [[(T0 + timedelta(minutes=n)).isoformat(), 10_000.0 + n] for n in range(3)]
+    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    columns = {
+        "backtest_id": "b-0", "status": "completed", "strategy_id": "s-0", "instrument": "EUR/USD",
+        "timeframe": "1h", "start_date": T0, "end_date": T0 + timedelta(days=1), "initial_capital": 10_000.0,
+        "parameters": {}, "account_currency": "USD", "metrics": {"profit_factor": "inf"}, "trades": old_trades,
+        "equity_curve": curve, "data_source": "sample", "synthetic_data": True, "duration_seconds": 1.0,
+        "error": "", "create_time": T0,
+    }  # fmt: skip
+    json_columns = {"parameters", "metrics", "trades", "equity_curve"}
+
+    def column_type(name: str) -> sa.types.TypeEngine[Any] | None:
+        if name in json_columns:
+            return json_type
+        return UtcDateTime() if name.endswith(("_date", "_time")) else None
+
+    table = sa.table("backtests", *(sa.column(name, column_type(name)) for name in columns))
+
+    def old_schema_with_a_backtest(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(table.insert(), [columns])
+
+    db._make_sqlite_folder()
+    async with db._engine.begin() as conn:  # the test plays an older release
+        await conn.run_sync(old_schema_with_a_backtest)
+    await db.start()
+    try:
+        async with db.unit_of_work(readonly=True) as uow:
+            stored = await uow.backtests.get("b-0")
+            page = await uow.backtests.trades("b-0", page_size=1000, page_token="", filters=TradeFilter())
+            equity = [f async for f in uow.backtests.series("b-0", "equity")]
+        assert stored is not None and stored.trades_total == 150 and stored.equity_points_total == 3
+        assert stored.trades == [trade(n) for n in range(100)] and stored.metrics == {"profit_factor": math.inf}
+        assert page.items == [trade(n) for n in range(150)] and page.next_page_token == ""
+        assert equity[0]["equity"].tolist() == [10_000.0, 10_001.0, 10_002.0]
+    finally:
+        await db.close()

@@ -352,6 +352,8 @@ class Backtest(_message.Message):
     SYNTHETIC_DATA_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    TRADES_TOTAL_FIELD_NUMBER: _builtins.int
+    EQUITY_POINTS_TOTAL_FIELD_NUMBER: _builtins.int
     backtest_id: _builtins.str
     status: Global___Backtest.Status.ValueType
     strategy_id: _builtins.str
@@ -363,6 +365,10 @@ class Backtest(_message.Message):
     """Where the bars came from; "synthetic" data is labelled as such."""
     synthetic_data: _builtins.bool
     duration_seconds: _builtins.float
+    trades_total: _builtins.int
+    """How many trades the backtest made, all of them listed by ListBacktestTrades."""
+    equity_points_total: _builtins.int
+    """How many points the full equity curve has (one per bar)."""
     @_builtins.property
     def start_date(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -372,9 +378,15 @@ class Backtest(_message.Message):
     @_builtins.property
     def metrics(self) -> Global___BacktestMetrics: ...
     @_builtins.property
-    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]: ...
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]:
+        """The first trades only (at most 100); trades_total counts them all and ListBacktestTrades pages through them."""
+
     @_builtins.property
-    def equity_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EquityPoint]: ...
+    def equity_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EquityPoint]:
+        """At most 2,000 points: the lowest and highest point of each of 1,000 equal slices of the run (so the peaks,
+        troughs and the maximum drawdown survive), with the first and last bar. ExportBacktestEquity has every bar.
+        """
+
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -397,10 +409,12 @@ class Backtest(_message.Message):
         synthetic_data: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         duration_seconds: _builtins.float = ...,
+        trades_total: _builtins.int = ...,
+        equity_points_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_date", b"end_date", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "initial_capital", b"initial_capital", "instrument", b"instrument", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "equity_points_total", b"equity_points_total", "initial_capital", b"initial_capital", "instrument", b"instrument", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades", "trades_total", b"trades_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -613,6 +627,113 @@ class ListBacktestsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBacktestsResponse: _TypeAlias = ListBacktestsResponse  # noqa: Y015
+
+@_typing.final
+class ListBacktestTradesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKTEST_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    EXIT_REASON_FIELD_NUMBER: _builtins.int
+    backtest_id: _builtins.str
+    page_size: _builtins.int
+    """0 (the default page, 1,000) or more; above 10,000 it is reduced to 10,000."""
+    page_token: _builtins.str
+    """next_page_token of the previous page, with the same filters."""
+    instrument: _builtins.str
+    """Filters; empty or unspecified: any."""
+    side: _common_pb2.Side.ValueType
+    exit_reason: _builtins.str
+    """e.g. "stop_loss" (see Trade.exit_reason)."""
+    def __init__(
+        self,
+        *,
+        backtest_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+        side: _common_pb2.Side.ValueType = ...,
+        exit_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest_id", b"backtest_id", "exit_reason", b"exit_reason", "instrument", b"instrument", "page_size", b"page_size", "page_token", b"page_token", "side", b"side"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBacktestTradesRequest: _TypeAlias = ListBacktestTradesRequest  # noqa: Y015
+
+@_typing.final
+class ListBacktestTradesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]: ...
+    def __init__(
+        self,
+        *,
+        trades: _abc.Iterable[Global___Trade] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "trades", b"trades"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBacktestTradesResponse: _TypeAlias = ListBacktestTradesResponse  # noqa: Y015
+
+@_typing.final
+class ExportBacktestTradesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKTEST_ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    backtest_id: _builtins.str
+    format: _builtins.str
+    """"csv" (the default) or "parquet"."""
+    def __init__(
+        self,
+        *,
+        backtest_id: _builtins.str = ...,
+        format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest_id", b"backtest_id", "format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportBacktestTradesRequest: _TypeAlias = ExportBacktestTradesRequest  # noqa: Y015
+
+@_typing.final
+class ExportBacktestEquityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKTEST_ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    backtest_id: _builtins.str
+    format: _builtins.str
+    """"csv" (the default) or "parquet"."""
+    def __init__(
+        self,
+        *,
+        backtest_id: _builtins.str = ...,
+        format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest_id", b"backtest_id", "format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportBacktestEquityRequest: _TypeAlias = ExportBacktestEquityRequest  # noqa: Y015
 
 @_typing.final
 class ImportBarsRequest(_message.Message):

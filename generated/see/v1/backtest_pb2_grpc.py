@@ -61,6 +61,21 @@ class BacktestServiceStub:
                 request_serializer=see_dot_v1_dot_backtest__pb2.ListBacktestsRequest.SerializeToString,
                 response_deserializer=see_dot_v1_dot_backtest__pb2.ListBacktestsResponse.FromString,
                 _registered_method=True)
+        self.ListBacktestTrades = channel.unary_unary(
+                '/see.v1.BacktestService/ListBacktestTrades',
+                request_serializer=see_dot_v1_dot_backtest__pb2.ListBacktestTradesRequest.SerializeToString,
+                response_deserializer=see_dot_v1_dot_backtest__pb2.ListBacktestTradesResponse.FromString,
+                _registered_method=True)
+        self.ExportBacktestTrades = channel.unary_stream(
+                '/see.v1.BacktestService/ExportBacktestTrades',
+                request_serializer=see_dot_v1_dot_backtest__pb2.ExportBacktestTradesRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.ExportBacktestEquity = channel.unary_stream(
+                '/see.v1.BacktestService/ExportBacktestEquity',
+                request_serializer=see_dot_v1_dot_backtest__pb2.ExportBacktestEquityRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.ImportBars = channel.stream_unary(
                 '/see.v1.BacktestService/ImportBars',
                 request_serializer=see_dot_v1_dot_backtest__pb2.ImportBarsRequest.SerializeToString,
@@ -96,6 +111,7 @@ class BacktestServiceServicer:
     def GetBacktestReport(self, request, context):
         """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -104,6 +120,33 @@ class BacktestServiceServicer:
 
     def ListBacktests(self, request, context):
         """Lists stored backtests (without trades and equity curves), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBacktestTrades(self, request, context):
+        """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportBacktestTrades(self, request, context):
+        """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportBacktestEquity(self, request, context):
+        """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, as for ExportBacktestTrades.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +187,21 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.ListBacktests,
                     request_deserializer=see_dot_v1_dot_backtest__pb2.ListBacktestsRequest.FromString,
                     response_serializer=see_dot_v1_dot_backtest__pb2.ListBacktestsResponse.SerializeToString,
+            ),
+            'ListBacktestTrades': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBacktestTrades,
+                    request_deserializer=see_dot_v1_dot_backtest__pb2.ListBacktestTradesRequest.FromString,
+                    response_serializer=see_dot_v1_dot_backtest__pb2.ListBacktestTradesResponse.SerializeToString,
+            ),
+            'ExportBacktestTrades': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportBacktestTrades,
+                    request_deserializer=see_dot_v1_dot_backtest__pb2.ExportBacktestTradesRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'ExportBacktestEquity': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportBacktestEquity,
+                    request_deserializer=see_dot_v1_dot_backtest__pb2.ExportBacktestEquityRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'ImportBars': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportBars,
@@ -287,6 +345,87 @@ class BacktestService:
             '/see.v1.BacktestService/ListBacktests',
             see_dot_v1_dot_backtest__pb2.ListBacktestsRequest.SerializeToString,
             see_dot_v1_dot_backtest__pb2.ListBacktestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBacktestTrades(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/see.v1.BacktestService/ListBacktestTrades',
+            see_dot_v1_dot_backtest__pb2.ListBacktestTradesRequest.SerializeToString,
+            see_dot_v1_dot_backtest__pb2.ListBacktestTradesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportBacktestTrades(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/see.v1.BacktestService/ExportBacktestTrades',
+            see_dot_v1_dot_backtest__pb2.ExportBacktestTradesRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportBacktestEquity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/see.v1.BacktestService/ExportBacktestEquity',
+            see_dot_v1_dot_backtest__pb2.ExportBacktestEquityRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

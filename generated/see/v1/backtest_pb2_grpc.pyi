@@ -43,10 +43,25 @@ class BacktestServiceStub:
     GetBacktestReport: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]
     """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
     """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]
     """Lists stored backtests (without trades and equity curves), newest first."""
+    ListBacktestTrades: _grpc.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestTradesRequest, _backtest_pb2.ListBacktestTradesResponse]
+    """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+    ExportBacktestTrades: _grpc.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestTradesRequest, _httpbody_pb2.HttpBody]
+    """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+    """
+    ExportBacktestEquity: _grpc.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestEquityRequest, _httpbody_pb2.HttpBody]
+    """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, as for ExportBacktestTrades.
+    """
     ImportBars: _grpc.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]
     """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
     newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
@@ -66,10 +81,25 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     GetBacktestReport: _aio.UnaryUnaryMultiCallable[_backtest_pb2.GetBacktestReportRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
     """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestsRequest, _backtest_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests (without trades and equity curves), newest first."""
+    ListBacktestTrades: _aio.UnaryUnaryMultiCallable[_backtest_pb2.ListBacktestTradesRequest, _backtest_pb2.ListBacktestTradesResponse]  # type: ignore[assignment]
+    """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+    ExportBacktestTrades: _aio.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestTradesRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+    """
+    ExportBacktestEquity: _aio.UnaryStreamMultiCallable[_backtest_pb2.ExportBacktestEquityRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    The answer is a file, as for ExportBacktestTrades.
+    """
     ImportBars: _aio.StreamUnaryMultiCallable[_backtest_pb2.ImportBarsRequest, _backtest_pb2.ImportBarsResponse]  # type: ignore[assignment]
     """Uploads bars of one instrument and timeframe, in chunks; later backtests use them. Over HTTP the body is
     newline-delimited JSON, one ImportBarsRequest a line, sent as application/x-ndjson (or application/json).
@@ -110,6 +140,7 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
         """Renders a stored backtest as one self-contained HTML page (charts, metrics, trades) that works offline.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         The answer is a page, not a message: HttpBody is how grpc-gateway serves raw content (here text/html).
         """
 
@@ -120,6 +151,38 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_pb2.ListBacktestsResponse, _abc.Awaitable[_backtest_pb2.ListBacktestsResponse]]:
         """Lists stored backtests (without trades and equity curves), newest first."""
+
+    @_abc_1.abstractmethod
+    def ListBacktestTrades(
+        self,
+        request: _backtest_pb2.ListBacktestTradesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_pb2.ListBacktestTradesResponse, _abc.Awaitable[_backtest_pb2.ListBacktestTradesResponse]]:
+        """Lists the trades of a stored backtest in trade order (the order they closed in the run), a page at a time."""
+
+    @_abc_1.abstractmethod
+    def ExportBacktestTrades(
+        self,
+        request: _backtest_pb2.ExportBacktestTradesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """Every trade of a stored backtest as one CSV or Parquet file, sent in chunks of at most 1 MiB.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, not messages: a stream of HttpBody is how grpc-gateway serves a download.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportBacktestEquity(
+        self,
+        request: _backtest_pb2.ExportBacktestEquityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """The equity curve of a stored backtest at full resolution (one point per bar) as a CSV or Parquet file.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        The answer is a file, as for ExportBacktestTrades.
+        """
 
     @_abc_1.abstractmethod
     def ImportBars(

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
+from see_grpc.adapters.storage.paging import keyset, page_of
 from see_grpc.adapters.storage.tables import Base, ExecutionRow, FillRow, OrderRow
 from see_grpc.errors import AlreadyExistsError, NotFoundError
 from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord, Page
@@ -65,9 +65,9 @@ class SqlExecutionRepository:
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        items = [_record(ExecutionRecord, row) for row in rows[: clamp(page_size)]]
-        more = len(rows) > len(items)
-        return Page(items, encode_token(items[-1].start_time, items[-1].execution_id) if more else "")
+        return page_of(
+            rows, page_size, lambda row: _record(ExecutionRecord, row), lambda r: (r.start_time, r.execution_id)
+        )
 
     async def count_active(self, *, strategy_id: str = "") -> int:
         stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))

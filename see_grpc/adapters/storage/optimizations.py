@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
+from see_grpc.adapters.storage.paging import keyset, page_of
 from see_grpc.adapters.storage.tables import OptimizationRow
 from see_grpc.errors import NotFoundError
 from see_grpc.service.ports import OptimizationRecord, Page
@@ -55,9 +55,7 @@ class SqlOptimizationRepository:
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        items = [_summary(row) for row in rows[: clamp(page_size)]]
-        more = len(rows) > len(items)
-        return Page(items, encode_token(items[-1].create_time, items[-1].optimization_id) if more else "")
+        return page_of(rows, page_size, _summary, lambda r: (r.create_time, r.optimization_id))
 
 
 def _summary(row: OptimizationRow) -> OptimizationRecord:

@@ -1,9 +1,14 @@
-"""Keyset paging: the page token is the opaque, url-safe encoding of the last row's (create_time, id)."""
+"""Keyset paging: the page token is the opaque, url-safe encoding of where the next page starts.
+
+Lists of rows continue after the last row's (create_time, id); a backtest's trades continue at a trade index, with
+the filters the token was issued for (another filter with that token is refused, as AIP-158 asks).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -12,27 +17,67 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from see_grpc.adapters.storage.tables import as_utc
 from see_grpc.errors import FieldViolation, InvalidArgumentError
-from see_grpc.service.ports import MAX_PAGE_SIZE
+from see_grpc.service.ports import MAX_PAGE_SIZE, Page
 
 S = TypeVar("S", bound=Select[Any])
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _pack(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _unpack(token: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+
+def _bad_token(description: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"page_token is not valid: {description}", violations=[FieldViolation("page_token", description)]
+    )
+
+
+NOT_OURS = "not a token this service issued; pass next_page_token of the previous response unchanged"
 
 
 def encode_token(create_time: datetime, key: str) -> str:
-    raw = json.dumps([as_utc(create_time).isoformat(), key]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _pack([as_utc(create_time).isoformat(), key])
 
 
 def decode_token(token: str) -> tuple[datetime, str]:
     try:
-        when, key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        when, key = _unpack(token)
         if not isinstance(key, str):
             raise TypeError("the key of a page token is a string")
         return as_utc(datetime.fromisoformat(when)), key
     except (ValueError, TypeError) as exc:  # binascii, unicode and JSON errors are all ValueErrors
-        description = "not a token this service issued; pass next_page_token of the previous response unchanged"
-        raise InvalidArgumentError(
-            f"page_token is not valid: {description}", violations=[FieldViolation("page_token", description)]
-        ) from exc
+        raise _bad_token(NOT_OURS) from exc
+
+
+def encode_position(index: int, filters: Sequence[str]) -> str:
+    return _pack([index, *filters])
+
+
+def decode_position(token: str, filters: Sequence[str]) -> int:
+    """The index a token continues at; refused if it was issued for other filters."""
+    try:
+        index, *issued = _unpack(token)
+        if not isinstance(index, int) or index < 0 or not all(isinstance(f, str) for f in issued):
+            raise TypeError("a position token is an index and filters")
+    except (ValueError, TypeError) as exc:
+        raise _bad_token(NOT_OURS) from exc
+    if issued != list(filters):
+        raise _bad_token("it was issued for other filters; keep the filters while paging, or start without a token")
+    return index
+
+
+def page_of(
+    rows: Sequence[R], page_size: int, convert: Callable[[R], T], key: Callable[[T], tuple[datetime, str]]
+) -> Page[T]:
+    """A page from a keyset() query's rows (one more than the page when a next page exists)."""
+    items = [convert(row) for row in rows[: clamp(page_size)]]
+    return Page(items, encode_token(*key(items[-1])) if len(rows) > len(items) else "")
 
 
 def keyset(

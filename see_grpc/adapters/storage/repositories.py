@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.exc import FlushError
 
-from see_grpc.adapters.storage.paging import clamp, encode_token, keyset
-from see_grpc.adapters.storage.tables import BacktestRow, StrategyRow, as_utc
+from see_grpc.adapters.storage import series
+from see_grpc.adapters.storage.paging import decode_position, encode_position, keyset, page_of
+from see_grpc.adapters.storage.tables import BacktestChunkRow, BacktestRow, StrategyRow, as_utc
 from see_grpc.errors import AlreadyExistsError, NotFoundError
-from see_grpc.service.ports import BacktestRecord, Page, StrategyRecord
+from see_grpc.service.ports import BacktestRecord, BacktestSeries, Page, StrategyRecord, TradeFilter
 
 # IntegrityError from the database, FlushError when the session already holds a row with that key.
 _DUPLICATE = (IntegrityError, FlushError)
@@ -49,8 +56,7 @@ class SqlStrategyRepository:
             stmt = stmt.where(StrategyRow.status == status)
         stmt = keyset(stmt, StrategyRow.create_time, StrategyRow.id, page_size=page_size, page_token=page_token)
         rows = list(await self._session.scalars(stmt))
-        items = [_strategy_record(row) for row in rows[: clamp(page_size)]]
-        return Page(items, encode_token(items[-1].create_time, items[-1].id) if len(rows) > len(items) else "")
+        return page_of(rows, page_size, _strategy_record, lambda r: (r.create_time, r.id))
 
     async def update(self, strategy: StrategyRecord) -> None:
         """Overwrite every field; NotFoundError for an unknown id, AlreadyExistsError when the new name is taken."""
@@ -113,9 +119,50 @@ class SqlBacktestRepository:
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        items = [_backtest_record(row, summary=True) for row in rows[: clamp(page_size)]]
-        more = len(rows) > len(items)
-        return Page(items, encode_token(items[-1].create_time, items[-1].backtest_id) if more else "")
+        return page_of(
+            rows, page_size, lambda row: _backtest_record(row, summary=True), lambda r: (r.create_time, r.backtest_id)
+        )
+
+    async def add_series(self, backtest_id: str, full: BacktestSeries) -> None:
+        # Parquet encoding is CPU work (a 2-million-bar curve takes ~0.1 s): off the event loop.
+        rows = await asyncio.to_thread(_chunk_rows, backtest_id, full)
+        # One executemany, not an ORM object per slice.
+        await self._session.execute(insert(BacktestChunkRow), rows)
+
+    async def trades(
+        self, backtest_id: str, *, page_size: int, page_token: str, filters: TradeFilter
+    ) -> Page[dict[str, Any]]:
+        """Slices are scanned from the one holding the token's index until a page and one more match are found
+        (that one tells whether a next page exists); without filters that is one or two slices."""
+        start = decode_position(page_token, filters.values()) if page_token else 0
+        found: list[pa.Table] = []
+        matched = 0
+        seq = start // series.TRADES_PER_CHUNK
+        while matched <= page_size:
+            chunk = await self._chunk(backtest_id, series.TRADES, seq)
+            if chunk is None:
+                break
+            table = await asyncio.to_thread(_matching, chunk, start, filters)
+            found.append(table)
+            matched += table.num_rows
+            seq += 1
+        if not found:  # an unknown id, no trades, or a token past the end
+            return Page([], "")
+        table = pa.concat_tables(found)
+        page = table.slice(0, page_size)
+        token = ""
+        if table.num_rows > page_size:
+            token = encode_position(table.column("index")[page_size].as_py(), filters.values())
+        return Page(series.trade_dicts(page.drop_columns(["index"])), token)
+
+    async def series(self, backtest_id: str, kind: str) -> AsyncIterator[pd.DataFrame]:
+        seq = 0
+        while (chunk := await self._chunk(backtest_id, kind, seq)) is not None:
+            yield await asyncio.to_thread(_frame, chunk.data, kind)
+            seq += 1
+
+    async def _chunk(self, backtest_id: str, kind: str, seq: int) -> BacktestChunkRow | None:
+        return await self._session.get(BacktestChunkRow, (backtest_id, kind, seq))
 
 
 def _strategy_row(record: StrategyRecord, row: StrategyRow) -> StrategyRow:
@@ -163,9 +210,11 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
         initial_capital=record.initial_capital,
         parameters=dict(record.parameters),
         account_currency=record.account_currency,
-        metrics=dict(record.metrics),
-        trades=list(record.trades),
+        metrics={name: series.stored_number(value) for name, value in record.metrics.items()},
+        trades=[series.stored_trade(t) for t in record.trades],
         equity_curve=[[as_utc(when).isoformat(), equity] for when, equity in record.equity_curve],
+        trades_total=record.trades_total,
+        equity_points_total=record.equity_points_total,
         data_source=record.data_source,
         synthetic_data=record.synthetic_data,
         duration_seconds=record.duration_seconds,
@@ -188,11 +237,37 @@ def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
         parameters=dict(row.parameters),
         account_currency=row.account_currency,
         create_time=row.create_time,
-        metrics=dict(row.metrics),
-        trades=[] if summary else list(row.trades),
+        metrics={name: float(value) for name, value in row.metrics.items()},  # "inf" reads back as a float
+        trades=[] if summary else [series.read_trade(t) for t in row.trades],
         equity_curve=[] if summary else [(as_utc(datetime.fromisoformat(t)), float(v)) for t, v in row.equity_curve],
         data_source=row.data_source,
         synthetic_data=row.synthetic_data,
         duration_seconds=row.duration_seconds,
         error=row.error,
+        trades_total=row.trades_total,
+        equity_points_total=row.equity_points_total,
     )
+
+
+def _chunk_rows(backtest_id: str, full: BacktestSeries) -> list[dict[str, Any]]:
+    return [
+        {"backtest_id": backtest_id, "kind": kind, "seq": seq, "first_row": first, "row_count": count, "data": data}
+        for kind, frame in ((series.TRADES, full.trades), (series.EQUITY, full.equity))
+        for seq, (first, count, data) in enumerate(series.chunks(series.table_of(frame, kind), kind))
+    ]
+
+
+def _frame(data: bytes, kind: str) -> pd.DataFrame:
+    frame: pd.DataFrame = series.decoded(data, kind).to_pandas()
+    return frame
+
+
+def _matching(chunk: BacktestChunkRow, start: int, filters: TradeFilter) -> pa.Table:
+    """The slice's trades from index `start` on that pass the filters, with their index as a column."""
+    table = series.decoded(chunk.data, series.TRADES)
+    table = table.append_column("index", pa.array(range(chunk.first_row, chunk.first_row + table.num_rows), pa.int64()))
+    mask = pc.greater_equal(table.column("index"), start)
+    for column, value in zip(("instrument", "side", "exit_reason"), filters.values(), strict=True):
+        if value:
+            mask = pc.and_(mask, pc.equal(table.column(column), value))
+    return table.filter(mask)

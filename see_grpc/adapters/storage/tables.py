@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Double, Index, MetaData, String, Text, false
+from sqlalchemy import JSON, BigInteger, DateTime, Double, Index, LargeBinary, MetaData, String, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,13 +86,32 @@ class BacktestRow(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JsonType)
     account_currency: Mapped[str] = mapped_column(String)
     metrics: Mapped[dict[str, float]] = mapped_column(JsonType)
+    # The first page of trades and the thinned equity curve: what GetBacktest answers. The full series are in
+    # backtest_chunks, which neither getting nor listing a backtest reads.
     trades: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     equity_curve: Mapped[list[list[Any]]] = mapped_column(JsonType)  # [[iso UTC time, equity], ...]
+    trades_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    equity_points_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
     data_source: Mapped[str] = mapped_column(String)
     synthetic_data: Mapped[bool]
     duration_seconds: Mapped[float] = mapped_column(Double)
     error: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BacktestChunkRow(Base):
+    """A slice of a backtest's trades or full equity curve as one Parquet file: rows first_row.. of the series.
+
+    Columnar blobs rather than a row per trade: 100,000 trades are ten inserts, and a page reads one or two."""
+
+    __tablename__ = "backtest_chunks"
+
+    backtest_id: Mapped[str] = mapped_column(String, primary_key=True)
+    kind: Mapped[str] = mapped_column(String, primary_key=True)  # "trades" or "equity"
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    first_row: Mapped[int] = mapped_column(BigInteger)
+    row_count: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ExecutionRow(Base):

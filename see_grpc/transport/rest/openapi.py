@@ -52,6 +52,7 @@ _SUPPORTED_RULES = {
     *_NUMBER_RULES,
     "string.min_len",
     "string.max_len",
+    "string.in",
     "repeated.min_items",
     "repeated.max_items",
     "repeated.items",
@@ -156,6 +157,9 @@ def _string_bounds(rules: validate_pb2.StringRules) -> dict[str, Any]:
         bounds["minLength"] = rules.min_len
     if rules.HasField("max_len"):
         bounds["maxLength"] = rules.max_len
+    allowed = getattr(rules, "in")  # "in" is a Python keyword: no attribute syntax for it
+    if allowed:
+        bounds["enum"] = list(allowed)
     return bounds
 
 

@@ -12,6 +12,7 @@ from google.api import httpbody_pb2
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
+from see_grpc.service.ports import TradeFilter
 from see_grpc.transport.grpc import convert
 
 # Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
@@ -85,6 +86,35 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
             backtests=[convert.backtest(r) for r in page.items], next_page_token=page.next_page_token
         )
 
+    async def ListBacktestTrades(
+        self, request: backtest_pb2.ListBacktestTradesRequest, context: grpc.aio.ServicerContext
+    ) -> backtest_pb2.ListBacktestTradesResponse:
+        page = await self._backtests.trades(
+            request.backtest_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            filters=TradeFilter(
+                instrument=request.instrument,
+                side=common_pb2.Side.Name(request.side) if request.side else "",
+                exit_reason=request.exit_reason,
+            ),
+        )
+        # Up to 10,000 trades: built in a thread, so a big page does not hold up the event loop.
+        trades = await asyncio.to_thread(convert.trades, page.items)
+        return backtest_pb2.ListBacktestTradesResponse(trades=trades, next_page_token=page.next_page_token)
+
+    async def ExportBacktestTrades(
+        self, request: backtest_pb2.ExportBacktestTradesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        async for piece in _exported(self._backtests, request.backtest_id, "trades", request.format):
+            yield piece
+
+    async def ExportBacktestEquity(
+        self, request: backtest_pb2.ExportBacktestEquityRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        async for piece in _exported(self._backtests, request.backtest_id, "equity", request.format):
+            yield piece
+
     async def ImportBars(
         self, request_iterator: AsyncIterator[backtest_pb2.ImportBarsRequest], context: grpc.aio.ServicerContext
     ) -> backtest_pb2.ImportBarsResponse:
@@ -104,6 +134,21 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
             first_time=convert.timestamp(pd.Timestamp(bars.index.min()).to_pydatetime()),
             last_time=convert.timestamp(pd.Timestamp(bars.index.max()).to_pydatetime()),
         )
+
+
+EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+async def _exported(
+    backtests: BacktestService, backtest_id: str, kind: str, file_format: str
+) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    """The file as HttpBody pieces; the first carries the content type (grpc-gateway takes it from there)."""
+    file_format = file_format or "csv"
+    pieces = await backtests.export(backtest_id, kind, file_format)  # raises before anything is sent
+    content_type = EXPORT_CONTENT_TYPES[file_format]
+    async for data in pieces:
+        yield httpbody_pb2.HttpBody(content_type=content_type, data=data)
+        content_type = ""
 
 
 class _BarColumns:
