@@ -6,13 +6,34 @@ import asyncio
 import logging
 import sys
 
-from see_grpc.config import SettingsError, load_settings
+from see_grpc.config import Settings, SettingsError, load_settings
 from see_grpc.observability.logging import configure_logging
 from see_grpc.observability.tracing import configure_tracing
 from see_grpc.server import serve
 
 
-def main() -> int:
+def _usage() -> str:
+    """The options are the environment variables of Settings; printed with their defaults, no server started."""
+    lines = [
+        "usage: python -m see_grpc [--help]",
+        "",
+        "Starts the SEE server (gRPC + REST). Options are environment variables (or a .env file):",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else str(field.default)
+        lines.append(f"  {name.upper():<32} default: {default}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        if args[0] in ("-h", "--help"):
+            print(_usage())
+            return 0
+        print(_usage(), file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
     except SettingsError as exc:
