@@ -150,11 +150,14 @@ class BacktestService:
             raise
         except BacktestCancelledError:
             raise asyncio.CancelledError from None
-        record = _record(
-            request, config=config, params=params, loaded=loaded, result=result, seconds=time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        # Thousands of trades and equity points to copy and format: in a thread, like the simulation.
+        record = await asyncio.to_thread(
+            _record, request, config=config, params=params, loaded=loaded, result=result, seconds=seconds
         )
+        storable = await asyncio.to_thread(_storable, record)
         async with self._db.unit_of_work() as uow:
-            await uow.backtests.add(_storable(record))
+            await uow.backtests.add(storable)
             await uow.commit()
         return record
 
@@ -163,7 +166,7 @@ class BacktestService:
             record = await uow.backtests.get(backtest_id)
         if record is None:
             raise NotFoundError(f"no backtest with id {quoted(backtest_id)}; GET /api/v1/backtests lists them")
-        return _readable(record)
+        return await asyncio.to_thread(_readable, record)
 
     async def report(self, backtest_id: str) -> str:
         """The stored backtest as one self-contained HTML page, with the prices it ran on when they still exist."""

@@ -12,6 +12,7 @@ from google.api import httpbody_pb2
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
+from see_grpc.service.ports import BacktestRecord
 from see_grpc.transport.grpc import convert
 
 # Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
@@ -27,7 +28,7 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.RunBacktestResponse:
         record = await self._backtests.run(convert.backtest_request(request))
-        return backtest_pb2.RunBacktestResponse(backtest=convert.backtest(record))
+        return backtest_pb2.RunBacktestResponse(backtest=await _converted(record))
 
     async def StreamBacktest(
         self, request: backtest_pb2.StreamBacktestRequest, context: grpc.aio.ServicerContext
@@ -56,13 +57,13 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
                 run.cancel()
                 with suppress(asyncio.CancelledError):
                     await run
-        yield backtest_pb2.StreamBacktestResponse(backtest=convert.backtest(record))
+        yield backtest_pb2.StreamBacktestResponse(backtest=await _converted(record))
 
     async def GetBacktest(
         self, request: backtest_pb2.GetBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.GetBacktestResponse:
         return backtest_pb2.GetBacktestResponse(
-            backtest=convert.backtest(await self._backtests.get(request.backtest_id))
+            backtest=await _converted(await self._backtests.get(request.backtest_id))
         )
 
     async def GetBacktestReport(
@@ -81,9 +82,8 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
             instrument=request.instrument,
             status=convert.BACKTEST_STATUS_FROM_PROTO.get(request.status, ""),
         )
-        return backtest_pb2.ListBacktestsResponse(
-            backtests=[convert.backtest(r) for r in page.items], next_page_token=page.next_page_token
-        )
+        backtests = await asyncio.to_thread(lambda: [convert.backtest(r) for r in page.items])
+        return backtest_pb2.ListBacktestsResponse(backtests=backtests, next_page_token=page.next_page_token)
 
     async def ImportBars(
         self, request_iterator: AsyncIterator[backtest_pb2.ImportBarsRequest], context: grpc.aio.ServicerContext
@@ -93,10 +93,10 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         async for chunk in request_iterator:
             instrument = instrument or chunk.instrument
             timeframe = timeframe or chunk.timeframe
-            columns.add(chunk.bars)
+            await asyncio.to_thread(columns.add, chunk.bars)  # a chunk may hold a million bars: read in a thread
         if not instrument or not timeframe:
             raise InvalidArgumentError("the first chunk must name the instrument and the timeframe")
-        bars = await self._backtests.import_bars(instrument, timeframe, columns.frame())
+        bars = await self._backtests.import_bars(instrument, timeframe, await asyncio.to_thread(columns.frame))
         return backtest_pb2.ImportBarsResponse(
             instrument=instrument,
             timeframe=timeframe,
@@ -104,6 +104,11 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
             first_time=convert.timestamp(pd.Timestamp(bars.index.min()).to_pydatetime()),
             last_time=convert.timestamp(pd.Timestamp(bars.index.max()).to_pydatetime()),
         )
+
+
+async def _converted(record: BacktestRecord) -> backtest_pb2.Backtest:
+    # Thousands of trades and equity points take a second to convert: never on the event loop.
+    return await asyncio.to_thread(convert.backtest, record)
 
 
 class _BarColumns:
