@@ -90,10 +90,12 @@ async def _every(interval: float, call: Callable[[], Awaitable[None]], sink: lis
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def start_probes(http: aiohttp.ClientSession, channel: grpc.aio.Channel, probes: Probes) -> list[asyncio.Task[None]]:
+def start_probes(
+    http: aiohttp.ClientSession, channel: grpc.aio.Channel, probes: Probes, api_key: str
+) -> list[asyncio.Task[None]]:
     """Two tasks, each calling on its own every PROBE_EVERY seconds until cancelled."""
     strategies = strategy_pb2_grpc.StrategyServiceStub(channel)
-    metadata = (("x-api-key", API_KEY),)
+    metadata = (("x-api-key", api_key),)
 
     async def health() -> None:
         async with http.get("/health", timeout=aiohttp.ClientTimeout(total=30)) as response:
@@ -110,9 +112,9 @@ def start_probes(http: aiohttp.ClientSession, channel: grpc.aio.Channel, probes:
     ]
 
 
-async def optimize(http: aiohttp.ClientSession, body: dict[str, Any], *, within: float) -> dict[str, Any]:
+async def optimize(http: aiohttp.ClientSession, body: dict[str, Any], api_key: str, *, within: float) -> dict[str, Any]:
     """Start an optimization over REST and poll it until it is no longer running; its final status document."""
-    headers = {"X-API-Key": API_KEY}
+    headers = {"X-API-Key": api_key}
     async with http.post("/api/v1/optimize", json=body, headers=headers) as response:
         assert response.status == 200, await response.text()
         optimization_id = (await response.json())["optimization_id"]
@@ -127,7 +129,7 @@ async def optimize(http: aiohttp.ClientSession, body: dict[str, Any], *, within:
 
 
 async def large_backtest_and_report(
-    http: aiohttp.ClientSession, channel: grpc.aio.Channel, start: str, end: str
+    http: aiohttp.ClientSession, channel: grpc.aio.Channel, start: str, end: str, api_key: str
 ) -> tuple[backtest_pb2.Backtest, str]:
     """The 2,000,000-bar backtest over gRPC, then its HTML report over REST."""
     request = backtest_pb2.RunBacktestRequest(strategy_id=STRATEGY, instrument="EUR/USD", timeframe="1m")
@@ -135,22 +137,22 @@ async def large_backtest_and_report(
     request.end_date.FromJsonString(end.replace("+00:00", "Z"))
     request.initial_capital = 10_000
     stub = backtest_pb2_grpc.BacktestServiceStub(channel)
-    answer = await stub.RunBacktest(request, metadata=(("x-api-key", API_KEY),), timeout=600)
+    answer = await stub.RunBacktest(request, metadata=(("x-api-key", api_key),), timeout=600)
     backtest = answer.backtest
     path = f"/api/v1/backtests/{backtest.backtest_id}/report"
-    async with http.get(path, headers={"X-API-Key": API_KEY}) as response:
+    async with http.get(path, headers={"X-API-Key": api_key}) as response:
         assert response.status == 200, await response.text()
         return backtest, await response.text()
 
 
 async def heavy_mix(
-    http: aiohttp.ClientSession, channel: grpc.aio.Channel, start: str, end: str, *, within: float
+    http: aiohttp.ClientSession, channel: grpc.aio.Channel, start: str, end: str, api_key: str, *, within: float
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[backtest_pb2.Backtest, str]]:
     """All heavy requests at once: the Bayesian walk-forward, the grid and the large backtest with its report."""
     bayes, grid, backtest = await asyncio.gather(
-        optimize(http, BAYESIAN_WALK_FORWARD, within=within),
-        optimize(http, GRID_1000, within=within),
-        large_backtest_and_report(http, channel, start, end),
+        optimize(http, BAYESIAN_WALK_FORWARD, api_key, within=within),
+        optimize(http, GRID_1000, api_key, within=within),
+        large_backtest_and_report(http, channel, start, end, api_key),
     )
     return bayes, grid, backtest
 
@@ -172,10 +174,10 @@ async def _main(bars: int, within: float) -> None:
                 grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel,
             ):
                 probes = Probes()
-                tasks = start_probes(http, channel, probes)
+                tasks = start_probes(http, channel, probes, API_KEY)
                 started = time.monotonic()
                 try:
-                    bayes, grid, (backtest, report) = await heavy_mix(http, channel, start, end, within=within)
+                    bayes, grid, (backtest, report) = await heavy_mix(http, channel, start, end, API_KEY, within=within)
                 finally:
                     for task in tasks:
                         task.cancel()

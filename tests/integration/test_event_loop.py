@@ -9,7 +9,7 @@ import pytest
 
 from bench.loop import Probes, heavy_mix, start_probes, write_minute_bars
 from see.v1 import backtest_pb2
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import API_KEY, RunningServer
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +23,11 @@ async def test_the_heaviest_requests_at_once_never_delay_health_or_get_strategy(
 ) -> None:
     start, end = await asyncio.to_thread(write_minute_bars, tmp_path / "data" / "bars")
     probes = Probes()
-    tasks = start_probes(running.http, running.channel, probes)  # each on its own, every 100 ms
+    tasks = start_probes(running.http, running.channel, probes, API_KEY)  # each on its own, every 100 ms
     try:
-        bayes, grid, (backtest, report) = await heavy_mix(running.http, running.channel, start, end, within=DEADLINE)
+        bayes, grid, (backtest, report) = await heavy_mix(
+            running.http, running.channel, start, end, API_KEY, within=DEADLINE
+        )
     finally:
         for task in tasks:
             task.cancel()
