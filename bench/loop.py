@@ -181,7 +181,7 @@ async def _main(bars: int, within: float) -> None:
                 finally:
                     for task in tasks:
                         task.cancel()
-                print(f"heavy mix took {time.monotonic() - started:.1f} s: Bayesian walk-forward {bayes['status']}, ")
+                print(f"heavy mix took {time.monotonic() - started:.1f} s: Bayesian walk-forward {bayes['status']},")
                 print(f"  grid {grid['status']}, backtest of {bars:,} bars with {len(backtest.trades):,} trades,")
                 print(f"  report {len(report) / 1e6:.1f} MB")
                 print(summary("/health", probes.health))
