@@ -13,6 +13,7 @@ from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.ports import TradeFilter
+from see_grpc.service.ports import BacktestRecord
 from see_grpc.transport.grpc import convert
 
 # Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
@@ -28,7 +29,7 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.RunBacktestResponse:
         record = await self._backtests.run(convert.backtest_request(request))
-        return backtest_pb2.RunBacktestResponse(backtest=convert.backtest(record))
+        return backtest_pb2.RunBacktestResponse(backtest=await _converted(record))
 
     async def StreamBacktest(
         self, request: backtest_pb2.StreamBacktestRequest, context: grpc.aio.ServicerContext
@@ -57,13 +58,13 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
                 run.cancel()
                 with suppress(asyncio.CancelledError):
                     await run
-        yield backtest_pb2.StreamBacktestResponse(backtest=convert.backtest(record))
+        yield backtest_pb2.StreamBacktestResponse(backtest=await _converted(record))
 
     async def GetBacktest(
         self, request: backtest_pb2.GetBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.GetBacktestResponse:
         return backtest_pb2.GetBacktestResponse(
-            backtest=convert.backtest(await self._backtests.get(request.backtest_id))
+            backtest=await _converted(await self._backtests.get(request.backtest_id))
         )
 
     async def GetBacktestReport(
@@ -82,9 +83,8 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
             instrument=request.instrument,
             status=convert.BACKTEST_STATUS_FROM_PROTO.get(request.status, ""),
         )
-        return backtest_pb2.ListBacktestsResponse(
-            backtests=[convert.backtest(r) for r in page.items], next_page_token=page.next_page_token
-        )
+        backtests = await asyncio.to_thread(lambda: [convert.backtest(r) for r in page.items])
+        return backtest_pb2.ListBacktestsResponse(backtests=backtests, next_page_token=page.next_page_token)
 
     async def ListBacktestTrades(
         self, request: backtest_pb2.ListBacktestTradesRequest, context: grpc.aio.ServicerContext
@@ -123,10 +123,10 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         async for chunk in request_iterator:
             instrument = instrument or chunk.instrument
             timeframe = timeframe or chunk.timeframe
-            columns.add(chunk.bars)
+            await asyncio.to_thread(columns.add, chunk.bars)  # a chunk may hold a million bars: read in a thread
         if not instrument or not timeframe:
             raise InvalidArgumentError("the first chunk must name the instrument and the timeframe")
-        bars = await self._backtests.import_bars(instrument, timeframe, columns.frame())
+        bars = await self._backtests.import_bars(instrument, timeframe, await asyncio.to_thread(columns.frame))
         return backtest_pb2.ImportBarsResponse(
             instrument=instrument,
             timeframe=timeframe,
@@ -149,6 +149,11 @@ async def _exported(
     async for data in pieces:
         yield httpbody_pb2.HttpBody(content_type=content_type, data=data)
         content_type = ""
+
+
+async def _converted(record: BacktestRecord) -> backtest_pb2.Backtest:
+    # Thousands of trades and equity points take a second to convert: never on the event loop.
+    return await asyncio.to_thread(convert.backtest, record)
 
 
 class _BarColumns:
