@@ -12,8 +12,7 @@ from google.api import httpbody_pb2
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
-from see_grpc.service.ports import TradeFilter
-from see_grpc.service.ports import BacktestRecord
+from see_grpc.service.ports import BacktestRecord, TradeFilter
 from see_grpc.transport.grpc import convert
 
 # Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
