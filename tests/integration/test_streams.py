@@ -4,6 +4,7 @@ once, a client that goes away is CANCELLED and no error."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -163,6 +164,12 @@ async def test_grpc_stream_initial_metadata_goes_out_before_the_first_event(runn
     assert metadata.get("x-request-id")
     assert not call.done()
     call.cancel()
+    # Nothing left running for the fixture's teardown: the execution is stopped and the call has ended.
+    async with running.http.post(f"/api/v1/executions/{execution_id}:stop", json={}, headers=FULL) as stopped:
+        assert stopped.status == 200
+    async with asyncio.timeout(DEADLINE):
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await call.code()
 
 
 def signal_payload(strategy_id: str, n: int) -> dict[str, Any]:
