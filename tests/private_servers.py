@@ -10,7 +10,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,14 +18,9 @@ from pathlib import Path
 import asyncpg
 
 from tests.conftest import unavailable
+from tests.support.server import free_port
 
 READY_DEADLINE_SECONDS = 30.0  # generous: a busy machine may take a while to start a server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateRedis:
