@@ -193,6 +193,12 @@ class SeeClient:
         """Gets a stored backtest."""
         return self._unary(self._backtest.GetBacktest, request, options)
 
+    def get_backtest_report(
+        self, request: backtest_pb2.GetBacktestReportRequest, **options: Unpack[CallOptions]
+    ) -> UnaryCall[httpbody_pb2.HttpBody]:
+        """A stored backtest as one self-contained HTML page (data holds it, content_type says text/html)."""
+        return self._unary(self._backtest.GetBacktestReport, request, options)
+
     def list_backtests(
         self, request: backtest_pb2.ListBacktestsRequest, **options: Unpack[CallOptions]
     ) -> UnaryCall[backtest_pb2.ListBacktestsResponse]:
@@ -286,6 +292,12 @@ class SeeClient:
     ) -> AsyncIterator[optimization_pb2.StreamOptimizationResponse]:
         """Yields the progress of an optimization, then its result."""
         return self._stream(self._optimization.StreamOptimization, request, options)
+
+    def list_optimizations(
+        self, request: optimization_pb2.ListOptimizationsRequest, **options: Unpack[CallOptions]
+    ) -> UnaryCall[optimization_pb2.ListOptimizationsResponse]:
+        """Lists stored optimizations, newest first, without their trials, a page at a time."""
+        return self._unary(self._optimization.ListOptimizations, request, options)
 
     def cancel_optimization(
         self, request: optimization_pb2.CancelOptimizationRequest, **options: Unpack[CallOptions]
