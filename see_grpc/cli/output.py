@@ -72,7 +72,7 @@ def cell(value: object) -> str:
     if isinstance(value, timestamp_pb2.Timestamp):
         return when(value)
     if isinstance(value, struct_pb2.Struct):
-        return ", ".join(f"{k}={_compact(v)}" for k, v in MessageToDict(value).items())
+        return ", ".join(f"{k}={_compact(v)}" for k, v in sorted(MessageToDict(value).items()))  # a map: no order
     if isinstance(value, float):
         return f"{value:,.6g}" if abs(value) < 1e6 else f"{value:,.2f}"
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):  # lists and protobuf repeated fields
