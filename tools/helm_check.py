@@ -51,7 +51,8 @@ TEMPLATE_SUBSET = (
     "{{ pipeline }}, {{- and -}} trim markers, {{/* comments */}}; "
     'if / else / end; range $key, $value := <map or list> / end; define "name" / end (in _*.tpl only); '
     'terms: . .Field.Path $ $.Path $var $var.Path "string" 123 true false; '
-    "functions: include, quote, default, toYaml, nindent, printf (%s %d %v), trunc, trimSuffix, contains, not"
+    "functions: include, quote, default, toYaml, nindent, printf (%s %d %v), trunc, trimSuffix, contains, not, "
+    "eq (two values of one basic type)"
 )
 
 # The variables the platform's service docs and the contract name (see_grpc/config.py adds SEE's own).
@@ -527,6 +528,23 @@ def fn_not(args: Sequence[Any], where: str) -> bool:
     return is_empty(value)
 
 
+def fn_eq(args: Sequence[Any], where: str) -> bool:
+    left, right = expect(args, 2, "eq", where)
+
+    def kind(value: Any) -> str:
+        if isinstance(value, bool):
+            return "bool"
+        if isinstance(value, int | float):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        raise TemplateError(f"{where}: eq compares strings, numbers or booleans, not {value!r}")
+
+    if kind(left) != kind(right):  # Go's text/template refuses these too ("incompatible types for comparison")
+        raise TemplateError(f"{where}: eq of {left!r} and {right!r}: incompatible types")
+    return bool(left == right)
+
+
 FUNCTIONS: dict[str, Callable[[Sequence[Any], str], Any]] = {
     "quote": fn_quote,
     "default": fn_default,
@@ -537,6 +555,7 @@ FUNCTIONS: dict[str, Callable[[Sequence[Any], str], Any]] = {
     "trimSuffix": fn_trim_suffix,
     "contains": fn_contains,
     "not": fn_not,
+    "eq": fn_eq,
 }
 
 
