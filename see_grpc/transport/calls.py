@@ -131,4 +131,4 @@ def _log_access(call: Call, code: grpc.StatusCode, http: HttpExchange | None, se
     # The request id explicitly: a stream may end in a context that is not the call's own.
     fields.update(duration_ms=milliseconds, request_id=call.request_id)
     summary = " ".join(str(fields[key]) for key in ("method", "route", "status") if key in fields)
-    access_logger.info("%s %.1f ms", summary, milliseconds, extra={"fields": fields})
+    access_logger.info("%s %.2f ms", summary, milliseconds, extra={"fields": fields})
