@@ -1229,7 +1229,7 @@ def check_dask(rendered: Rendered) -> list[str]:
         given = rendered.values["config"]["DASK_SCHEDULER_ADDRESS"]
         return [] if config.get("DASK_SCHEDULER_ADDRESS") == given else ["DASK_SCHEDULER_ADDRESS is not config's value"]
     service = component(rendered, "Service", "dask-scheduler")
-    comm = next((p for p in service["spec"]["ports"] if p.get("name") == "tcp-comm"), {})
+    comm: dict[str, Any] = next((p for p in service["spec"]["ports"] if p.get("name") == "tcp-comm"), {})
     address = f"tcp://{service['metadata']['name']}:{comm.get('port')}"
     problems = []
     if config.get("DASK_SCHEDULER_ADDRESS") != address:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from see.v1 import strategy_pb2, strategy_pb2_grpc
 from tests.integration.conftest import API_KEY, SERVICE_KEY, RunningServer
@@ -33,12 +35,12 @@ class Scrape:
 
     def value(self, name: str, **labels: str) -> float:
         """The sum of the samples called `name` whose labels include `labels` (0 when there is none)."""
-        return sum(sample.value for sample in self._samples(name, labels))
+        return float(sum(sample.value for sample in self._samples(name, labels)))
 
     def has(self, name: str, **labels: str) -> bool:
         return any(True for _ in self._samples(name, labels))
 
-    def _samples(self, name: str, labels: dict[str, str]) -> Any:
+    def _samples(self, name: str, labels: dict[str, str]) -> Iterator[Sample]:
         for family in text_string_to_metric_families(self.text):
             for sample in family.samples:
                 if sample.name == name and labels.items() <= sample.labels.items():
