@@ -18,7 +18,7 @@ from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.config import Settings
 from see_grpc.errors import FailedPreconditionError
-from see_grpc.observability.metrics import BacktestMetrics, ExecutionMetrics, Metrics
+from see_grpc.observability.metrics import BacktestMetrics, CatalogueMetrics, ExecutionMetrics, Metrics
 from see_grpc.sandbox.pool import SandboxPool, isolation_summary
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager, TradingPorts
@@ -145,9 +145,10 @@ async def build(settings: Settings) -> Container:
     await database.start()
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     bus = build_event_bus(settings.redis_url, password)
+    metrics = Metrics()
     try:
         sandbox = _sandbox(settings)
-        catalogue = StrategyCatalogue(database, sandbox=sandbox)
+        catalogue = StrategyCatalogue(database, sandbox=sandbox, observer=CatalogueMetrics(metrics))
         await catalogue.seed_builtins()
         if settings.strategies_dir is not None:
             await catalogue.load_directory(settings.strategies_dir)
@@ -157,7 +158,6 @@ async def build(settings: Settings) -> Container:
         raise
     bar_store = FileBarStore(await _bars_dir(settings))
     inputs = StrategyDataProvider.from_settings(settings)
-    metrics = Metrics()
     backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics))
     optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     integrations = build_integrations(settings, bar_store)
@@ -181,7 +181,7 @@ async def build(settings: Settings) -> Container:
         "see.v1.ExecutionService": ExecutionServicer(executions, bus),
         "see.v1.SystemService": SystemServicer(health),
     }
-    tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key))
+    tracker = CallTracker(ApiKeyAuthenticator(api_key, service_key), access_log=settings.access_log)
     return Container(
         settings,
         database,

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
     debug_mode: bool = False
+    # SEE's own: one INFO line per request (REST and gRPC) with method, route, status, duration and request id.
+    access_log: bool = True
     host: str = "0.0.0.0"  # noqa: S104 - the service is meant to be reachable; HOST narrows it
     port: int = Field(8003, ge=0, le=65535)  # 0 picks a free port
     grpc_port: int = Field(50051, ge=0, le=65535)

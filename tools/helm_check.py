@@ -51,7 +51,8 @@ TEMPLATE_SUBSET = (
     "{{ pipeline }}, {{- and -}} trim markers, {{/* comments */}}; "
     'if / else / end; range $key, $value := <map or list> / end; define "name" / end (in _*.tpl only); '
     'terms: . .Field.Path $ $.Path $var $var.Path "string" 123 true false; '
-    "functions: include, quote, default, toYaml, nindent, printf (%s %d %v), trunc, trimSuffix, contains, not"
+    "functions: include, quote, default, toYaml, nindent, printf (%s %d %v), trunc, trimSuffix, contains, not, "
+    "eq (two values of one basic type)"
 )
 
 # The variables the platform's service docs and the contract name (see_grpc/config.py adds SEE's own).
@@ -86,6 +87,8 @@ SECRET_LIKE_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|crede
 URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")  # redis://:pw@host too
 TMP_DIR = "/tmp"  # noqa: S108 - only compared with the mount paths in the rendered Deployment
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+COMPONENT = "app.kubernetes.io/component"
+DASK_COMPONENTS = ("dask-scheduler", "dask-worker")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
@@ -527,6 +530,23 @@ def fn_not(args: Sequence[Any], where: str) -> bool:
     return is_empty(value)
 
 
+def fn_eq(args: Sequence[Any], where: str) -> bool:
+    left, right = expect(args, 2, "eq", where)
+
+    def kind(value: Any) -> str:
+        if isinstance(value, bool):
+            return "bool"
+        if isinstance(value, int | float):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        raise TemplateError(f"{where}: eq compares strings, numbers or booleans, not {value!r}")
+
+    if kind(left) != kind(right):  # Go's text/template refuses these too ("incompatible types for comparison")
+        raise TemplateError(f"{where}: eq of {left!r} and {right!r}: incompatible types")
+    return bool(left == right)
+
+
 FUNCTIONS: dict[str, Callable[[Sequence[Any], str], Any]] = {
     "quote": fn_quote,
     "default": fn_default,
@@ -537,6 +557,7 @@ FUNCTIONS: dict[str, Callable[[Sequence[Any], str], Any]] = {
     "trimSuffix": fn_trim_suffix,
     "contains": fn_contains,
     "not": fn_not,
+    "eq": fn_eq,
 }
 
 
@@ -851,7 +872,69 @@ def check_schema_versions(versions: Sequence[str]) -> list[str]:
     return [f"kubernetes-validate ships no schemas for Kubernetes {v}" for v in versions if v not in shipped]
 
 
+LABEL_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# The Prometheus Operator's Duration (monitoring.coreos.com CRDs).
+DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+# Custom resources kubernetes-validate ships no schema for: the part of their CRD's schema the chart may use, strict
+# (anything else the chart renders is refused, as an unknown field would be).
+CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "ServiceMonitor"},
+            "metadata": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "labels": LABEL_MAP, "annotations": LABEL_MAP},
+            },
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["selector", "endpoints"],
+                "properties": {
+                    "selector": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"matchLabels": LABEL_MAP},
+                    },
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["port"],
+                            "properties": {
+                                "port": {"type": "string"},
+                                "path": {"type": "string", "pattern": "^/"},
+                                "scheme": {"enum": ["http", "https"]},
+                                "interval": DURATION,
+                                "scrapeTimeout": DURATION,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def schema_problems(manifest: Manifest, versions: Sequence[str] = K8S_VERSIONS) -> list[str]:
+    custom = CUSTOM_RESOURCE_SCHEMAS.get((str(manifest.body.get("apiVersion")), manifest.kind))
+    if custom is not None:
+        errors = jsonschema.Draft7Validator(custom).iter_errors(manifest.body)
+        return [
+            f"{manifest.title} ({manifest.source}): {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
+            for e in errors
+        ]
     problems = []
     for version in versions:
         try:
@@ -876,11 +959,29 @@ def objects(rendered: Rendered, kind: str) -> list[dict[str, Any]]:
     return [manifest.body for manifest in rendered.manifests if manifest.kind == kind]
 
 
+def labels_of(body: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = body["metadata"].get("labels") or {}
+    return labels
+
+
 def single(rendered: Rendered, kind: str) -> dict[str, Any]:
-    found = objects(rendered, kind)
+    """The server's one object of a kind. The chart's add-ons (Dask) label theirs with app.kubernetes.io/component;
+    the server's own objects have no component."""
+    found = [body for body in objects(rendered, kind) if COMPONENT not in labels_of(body)]
     if len(found) != 1:
-        raise CheckError(f"expected exactly one {kind}, found {len(found)}")
+        raise CheckError(f"expected exactly one {kind} of the server, found {len(found)}")
     return found[0]
+
+
+def component(rendered: Rendered, kind: str, name: str) -> dict[str, Any]:
+    found = [body for body in objects(rendered, kind) if labels_of(body).get(COMPONENT) == name]
+    if len(found) != 1:
+        raise CheckError(f"expected exactly one {kind} of component {name}, found {len(found)}")
+    return found[0]
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
 
 
 def pod_spec(rendered: Rendered) -> dict[str, Any]:
@@ -1085,6 +1186,89 @@ def check_switches(rendered: Rendered) -> list[str]:
     return problems
 
 
+def check_metrics(rendered: Rendered) -> list[str]:
+    values, problems = rendered.values["metrics"], []
+    annotations = single(rendered, "Deployment")["spec"]["template"]["metadata"].get("annotations") or {}
+    if values["podAnnotations"]:
+        expected = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+        expected["prometheus.io/port"] = str(container_ports(rendered).get("http"))
+        wrong = {key: annotations.get(key) for key, value in expected.items() if annotations.get(key) != value}
+        if wrong:
+            problems.append(f"the pod's scrape annotations are {wrong}, expected {expected}")
+    elif "prometheus.io/scrape" in annotations and "prometheus.io/scrape" not in rendered.values["podAnnotations"]:
+        problems.append("scrape annotations on the pod although metrics.podAnnotations is false")
+    monitors = objects(rendered, "ServiceMonitor")
+    if len(monitors) != int(bool(values["serviceMonitor"]["enabled"])):
+        problems.append("one ServiceMonitor must render exactly when metrics.serviceMonitor.enabled")
+    server = single(rendered, "Service")
+    for monitor in monitors:
+        selector = monitor["spec"]["selector"].get("matchLabels", {})
+        chosen = [svc["metadata"]["name"] for svc in objects(rendered, "Service") if selects(selector, labels_of(svc))]
+        if chosen != [server["metadata"]["name"]]:
+            problems.append(f"the ServiceMonitor selects Services {chosen}, expected only the server's")
+        ports = {port.get("name") for port in server["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            if endpoint["port"] != "http" or endpoint.get("path") != "/metrics" or "http" not in ports:
+                problems.append(f"the ServiceMonitor endpoint {endpoint} is not /metrics on the http port")
+        if not values["serviceMonitor"]["labels"].items() <= labels_of(monitor).items():
+            problems.append("the ServiceMonitor lacks metrics.serviceMonitor.labels")
+    return problems
+
+
+def check_dask(rendered: Rendered) -> list[str]:
+    values, config = rendered.values["dask"], config_data(rendered)
+    addons = sorted(
+        f"{m.kind}/{labels_of(m.body).get(COMPONENT)}"
+        for m in rendered.manifests
+        if m.kind != "ServiceMonitor" and COMPONENT in labels_of(m.body)
+    )
+    expected = ["Deployment/dask-scheduler", "Deployment/dask-worker", "Service/dask-scheduler"]
+    if addons != (expected if values["enabled"] else []):
+        return [f"dask.enabled is {values['enabled']} but the chart renders add-ons {addons}"]
+    if not values["enabled"]:
+        given = rendered.values["config"]["DASK_SCHEDULER_ADDRESS"]
+        return [] if config.get("DASK_SCHEDULER_ADDRESS") == given else ["DASK_SCHEDULER_ADDRESS is not config's value"]
+    service = component(rendered, "Service", "dask-scheduler")
+    comm: dict[str, Any] = next((p for p in service["spec"]["ports"] if p.get("name") == "tcp-comm"), {})
+    address = f"tcp://{service['metadata']['name']}:{comm.get('port')}"
+    problems = []
+    if config.get("DASK_SCHEDULER_ADDRESS") != address:
+        problems.append(
+            f"DASK_SCHEDULER_ADDRESS is {config.get('DASK_SCHEDULER_ADDRESS')!r}, the scheduler is {address}"
+        )
+    scheduler, workers = (component(rendered, "Deployment", name) for name in DASK_COMPONENTS)
+    if not selects(service["spec"]["selector"], scheduler["spec"]["template"]["metadata"]["labels"]):
+        problems.append("the scheduler's Service does not select the scheduler's pods")
+    worker = workers["spec"]["template"]["spec"]["containers"][0]
+    if worker.get("args", [None])[0] != address:
+        problems.append(f"the workers connect to {worker.get('args', [None])[0]!r}, not {address}")
+    if workers["spec"].get("replicas") != values["worker"]["replicas"]:
+        problems.append("the worker Deployment does not have dask.worker.replicas replicas")
+    for deployment in (scheduler, workers):
+        pod = deployment["spec"]["template"]["spec"]
+        mounts = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+        secure = all(c.get("securityContext", {}).get("readOnlyRootFilesystem") is True for c in pod["containers"])
+        if pod.get("securityContext", {}).get("runAsNonRoot") is not True or not secure or TMP_DIR not in mounts:
+            problems.append(f"{deployment['metadata']['name']} must run non-root, read-only, with a writable /tmp")
+    return problems
+
+
+def check_selectors(rendered: Rendered) -> list[str]:
+    """Each Deployment and Service selects the pods of exactly one Deployment (Dask pods are never the server's)."""
+    deployments = objects(rendered, "Deployment")
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"].get("labels", {}) for d in deployments}
+    selectors = [(f"Deployment/{d['metadata']['name']}", d["spec"]["selector"]["matchLabels"]) for d in deployments]
+    selectors += [
+        (f"Service/{s['metadata']['name']}", s["spec"].get("selector", {})) for s in objects(rendered, "Service")
+    ]
+    problems = []
+    for title, selector in selectors:
+        chosen = sorted(name for name, labels in pods.items() if selects(selector, labels))
+        if len(chosen) != 1:
+            problems.append(f"{title} selects the pods of {chosen or 'no Deployment'}, expected exactly one")
+    return problems
+
+
 def check_metadata(rendered: Rendered) -> list[str]:
     problems = []
     for manifest in rendered.manifests:
@@ -1118,6 +1302,9 @@ PROJECT_CHECKS: tuple[tuple[str, Callable[[Rendered], list[str]]], ...] = (
     ("every variable the service reads is provided", check_environment),
     ("runtime matches the image (uid, ports, DATA_DIR, /tmp, grace)", check_runtime),
     ("optional objects follow their switches", check_switches),
+    ("metrics: scrape annotations and ServiceMonitor on /metrics of the http port", check_metrics),
+    ("dask: scheduler and workers follow dask.enabled, DASK_SCHEDULER_ADDRESS reaches them", check_dask),
+    ("every selector picks the pods of exactly one Deployment", check_selectors),
     ("labels, names, NOTES.txt", check_metadata),
 )
 
@@ -1157,9 +1344,20 @@ VARIANTS = (
             "nodeSelector.pool=trading",
             "serviceAccount.annotations.owner=quant",
             "image.tag=0.1.0-rc1",
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
+            "dask.enabled=true",
+            "dask.worker.replicas=4",
         ),
     ),
-    Variant("autoscaled-ephemeral", ("autoscaling.enabled=true", "persistence.enabled=false")),
+    Variant(
+        "autoscaled-ephemeral",
+        ("autoscaling.enabled=true", "persistence.enabled=false", "metrics.podAnnotations=false"),
+    ),
+    Variant(
+        "external-dask",
+        ("config.DASK_SCHEDULER_ADDRESS=tcp://dask.analytics:8786", "dask.image.repository=registry.local/see-dask"),
+    ),
     Variant(
         "external-objects",
         (

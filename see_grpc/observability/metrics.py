@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -89,6 +91,16 @@ class Metrics:
         children[1].observe(seconds)
 
 
+class CatalogueMetrics:
+    """The CatalogueObserver, over the Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def size(self, count: int) -> None:
+        self._metrics.strategies_registered.set(count)
+
+
 class BacktestMetrics:
     """The BacktestObserver, over the Prometheus metrics."""
 
@@ -121,3 +133,8 @@ class ExecutionMetrics:
 
     def equity(self, execution_id: str, pnl: float) -> None:
         self._metrics.execution_pnl.labels(execution_id).set(pnl)
+
+    def ended(self, execution_id: str) -> None:
+        # One series per running execution, not per execution ever run: the label set stays bounded.
+        with contextlib.suppress(KeyError):  # ended before its first bar was marked
+            self._metrics.execution_pnl.remove(execution_id)

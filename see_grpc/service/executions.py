@@ -253,6 +253,7 @@ class ExecutionManager:
     def _forget(self, execution_id: str) -> None:
         self._tasks.pop(execution_id, None)
         self.observer.running(len(self._tasks))
+        self.observer.ended(execution_id)
 
     async def _claim_orphans(self) -> None:
         now = datetime.now(UTC)

@@ -124,6 +124,9 @@ class StrategyRepository(Protocol):
     async def delete(self, strategy_id: str) -> bool:
         """True when a row was deleted."""
 
+    async def count(self) -> int:
+        """Every stored strategy, whatever its status."""
+
 
 class BacktestRepository(Protocol):
     async def add(self, backtest: BacktestRecord) -> None: ...
@@ -457,6 +460,13 @@ class Monitor(Protocol):
         """Never raises: monitoring must not stop trading."""
 
 
+class CatalogueObserver(Protocol):
+    """What the strategy catalogue reports (Prometheus metrics in production)."""
+
+    def size(self, count: int) -> None:
+        """The strategies stored, after start-up's seeding and after each registration or deletion."""
+
+
 class BacktestObserver(Protocol):
     """What backtests report (Prometheus metrics in production)."""
 
@@ -478,6 +488,9 @@ class ExecutionObserver(Protocol):
 
     def equity(self, execution_id: str, pnl: float) -> None:
         """P&L of an execution (equity minus allocation) after a bar."""
+
+    def ended(self, execution_id: str) -> None:
+        """This process no longer runs the execution (it ended, or the process is stopping)."""
 
 
 class SweepRunner(Protocol):

@@ -26,6 +26,7 @@ from see_grpc.errors import (
 from see_grpc.sandbox.pool import SandboxPool, StrategyInfo, sandboxed_class
 from see_grpc.service.access import require_full_access
 from see_grpc.service.ports import (
+    CatalogueObserver,
     Database,
     Page,
     StrategyRecord,
@@ -84,11 +85,19 @@ class StrategyCatalogue:
     cache_seconds at most.
     """
 
-    def __init__(self, database: Database, *, cache_seconds: float = 2.0, sandbox: SandboxPool | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        cache_seconds: float = 2.0,
+        sandbox: SandboxPool | None = None,
+        observer: CatalogueObserver | None = None,
+    ) -> None:
         self._db = database
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, StrategyRecord]] = {}
         self._sandbox = sandbox
+        self._observer = observer
 
     async def seed_builtins(self) -> None:
         """Make sure every built-in exists with its current definition; keeps the status an operator set."""
@@ -121,7 +130,7 @@ class StrategyCatalogue:
                     await uow.strategies.add(record)
                 elif stored != record:
                     await uow.strategies.update(record)
-            await uow.commit()
+            await self._commit_change(uow)
         self._cache.clear()
 
     async def browse(self, *, page_size: int, page_token: str, type: str, status: str) -> Page[StrategyRecord]:
@@ -179,7 +188,7 @@ class StrategyCatalogue:
             if await uow.strategies.get_by_name(record.name) is not None:
                 raise AlreadyExistsError(f"a strategy named {quoted(record.name)} already exists")
             await uow.strategies.add(record)
-            await uow.commit()
+            await self._commit_change(uow)
         return record
 
     async def set_status(self, strategy_id: str, status: str) -> StrategyRecord:
@@ -215,8 +224,17 @@ class StrategyCatalogue:
                 )
             await _refuse_if_trading(uow, strategy_id, "deleted")
             await uow.strategies.delete(strategy_id)
-            await uow.commit()
+            await self._commit_change(uow)
         self._cache.pop(strategy_id, None)
+
+    async def _commit_change(self, uow: UnitOfWork) -> None:
+        """Commit a change to what the catalogue holds and report its new size (counted in the same transaction).
+
+        A change made by another replica shows in this process's count at its next change (or restart)."""
+        count = await uow.strategies.count()
+        await uow.commit()
+        if self._observer is not None:
+            self._observer.size(count)
 
     async def _load_code(self, code: str, parameters: dict[str, Any], *, trial: bool) -> StrategyInfo:
         """Check and load user code in the sandbox (never in this process); remembers its parameter specs."""

@@ -26,6 +26,8 @@ from see_grpc.transport.auth import ApiKeyAuthenticator
 from see_grpc.transport.errors import internal_status, status_from_error
 
 logger = logging.getLogger(__name__)
+# Its own logger, so a deployment can route or silence access lines apart from the rest (or set ACCESS_LOG=false).
+access_logger = logging.getLogger("see_grpc.access")
 
 # Open without an API key: health checking, reflection, and the health routes.
 OPEN_METHOD_PREFIXES = (
@@ -60,9 +62,10 @@ class Call:
 class CallTracker:
     """Starts and ends calls for the transports."""
 
-    def __init__(self, authenticator: ApiKeyAuthenticator) -> None:
+    def __init__(self, authenticator: ApiKeyAuthenticator, *, access_log: bool = True) -> None:
         self._authenticator = authenticator
         self._tracer = trace.get_tracer("see_grpc")
+        self._access_log = access_log
 
     def start(self, method: str, *, request_id: str | None, headers: Mapping[str, str] | None = None) -> Call:
         """Open the call: request id, trace span, timer."""
@@ -91,12 +94,41 @@ class CallTracker:
         call.span.set_status(Status(StatusCode.ERROR, status.message))
         return status
 
-    def finish(self, call: Call, code: grpc.StatusCode) -> float:
-        """Close the call; returns its duration in seconds."""
+    def finish(self, call: Call, code: grpc.StatusCode, http: HttpExchange | None = None) -> float:
+        """Close the call and write its access log line; returns its duration in seconds."""
+        seconds = time.perf_counter() - call.started
         call.span.set_attribute("rpc.grpc.status_code", code.value[0])
         call.span.end()
+        if self._access_log:
+            _log_access(call, code, http, seconds)
         for token in reversed(call._tokens):
             # A stream whose generator grpc finalizes from another context has nothing of its own to restore there.
             with contextlib.suppress(ValueError):
                 token.var.reset(token)  # type: ignore[arg-type]
-        return time.perf_counter() - call.started
+        return seconds
+
+
+@dataclass(frozen=True)
+class HttpExchange:
+    """What the access log line of a call over REST adds: its HTTP method, route template and status."""
+
+    method: str
+    route: str
+    status: int
+
+
+def _log_access(call: Call, code: grpc.StatusCode, http: HttpExchange | None, seconds: float) -> None:
+    """One line per call, its parts as fields for log queries; never a header (the API key is one)."""
+    if not access_logger.isEnabledFor(logging.INFO):  # LOG_LEVEL above INFO: not even the fields are built
+        return
+    milliseconds = round(seconds * 1000, 3)
+    fields: dict[str, object]
+    if http is None:
+        fields = {"protocol": "grpc", "method": call.method, "status": code.name}
+    else:
+        fields = {"protocol": "http", "method": http.method, "route": http.route, "status": http.status}
+        fields.update(rpc=call.method, code=code.name)
+    # The request id explicitly: a stream may end in a context that is not the call's own.
+    fields.update(duration_ms=milliseconds, request_id=call.request_id)
+    summary = " ".join(str(fields[key]) for key in ("method", "route", "status") if key in fields)
+    access_logger.info("%s %.2f ms", summary, milliseconds, extra={"fields": fields})

@@ -152,7 +152,69 @@ def test_release_name_and_overrides_shape_the_names(chart: Any) -> None:
     assert hc.single(render(chart, "fullnameOverride=x"), "Service")["metadata"]["name"] == "x"
 
 
+DASK = ("dask.enabled=true", "dask.worker.replicas=3")
+
+
+def test_pods_carry_scrape_annotations_unless_switched_off(chart: Any) -> None:
+    pod = hc.single(render(chart, "podAnnotations.team=quant"), "Deployment")["spec"]["template"]["metadata"]
+    assert pod["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8003",
+        "prometheus.io/path": "/metrics",
+        "team": "quant",
+    }
+    off = hc.single(render(chart, "metrics.podAnnotations=false"), "Deployment")["spec"]["template"]["metadata"]
+    assert "annotations" not in off
+
+
+def test_service_monitor_renders_only_when_enabled(chart: Any) -> None:
+    assert "ServiceMonitor" not in kinds(render(chart))
+    rendered = render(chart, "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom", *DASK)
+    monitor = hc.single(rendered, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    assert hc.check_schemas(rendered) == [] and hc.check_metrics(rendered) == []
+
+
+def test_dask_is_off_by_default_and_wired_when_on(chart: Any) -> None:
+    assert hc.config_data(render(chart))["DASK_SCHEDULER_ADDRESS"] == ""
+    rendered = render(chart, *DASK)
+    assert kinds(rendered) == sorted([*kinds(render(chart)), "Deployment", "Deployment", "Service"])
+    assert hc.config_data(rendered)["DASK_SCHEDULER_ADDRESS"] == "tcp://see-dask-scheduler:8786"
+    workers = hc.component(rendered, "Deployment", "dask-worker")
+    assert workers["spec"]["replicas"] == 3
+    container = workers["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "see:0.1.0" and container["command"] == ["dask", "worker"]
+    assert container["args"][:5] == ["tcp://see-dask-scheduler:8786", "--nworkers", "1", "--nthreads", "2"]
+    assert hc.check_dask(rendered) == [] and hc.check_selectors(rendered) == []
+
+
 # --- the checks catch mistakes ------------------------------------------------------------------------------------
+
+
+def test_a_service_monitor_field_outside_the_crd_subset_is_refused(chart: Any) -> None:
+    monitor = next(
+        m for m in render(chart, "metrics.serviceMonitor.enabled=true").manifests if m.kind == "ServiceMonitor"
+    )
+    monitor.body["spec"]["endpoints"][0]["intervall"] = "30s"
+    monitor.body["spec"]["endpoints"][0]["interval"] = "half a minute"
+    problems = " ".join(hc.schema_problems(monitor))
+    assert "intervall" in problems and "half a minute" in problems
+
+
+def test_dask_pods_the_server_would_select_are_caught(chart: Any) -> None:
+    rendered = render(chart, *DASK)
+    scheduler = hc.component(rendered, "Deployment", "dask-scheduler")
+    scheduler["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "see"
+    assert any("Service/see selects" in problem for problem in hc.check_selectors(rendered))
+
+
+def test_a_wrong_scheduler_address_is_caught(chart: Any) -> None:
+    rendered = render(chart, *DASK)
+    hc.config_data(rendered)["DASK_SCHEDULER_ADDRESS"] = "tcp://elsewhere:8786"
+    assert any("DASK_SCHEDULER_ADDRESS" in problem for problem in hc.check_dask(rendered))
 
 
 def test_a_wrong_field_type_fails_schema_validation(chart: Any) -> None:
@@ -260,6 +322,13 @@ def test_trim_markers_and_functions_follow_go_and_sprig() -> None:
     assert render_text(template, values) == (
         'm:\n  on: "true"\n  a: "x y"\n  b: "2"\n  y:\n    a: x y\n    b: 2\n  n: see\n  c: true false 7\n'
     )
+
+
+def test_eq_compares_values_of_one_type_as_go_does() -> None:
+    template = '{{ if eq .Values.name "a" }}yes{{ else }}no{{ end }} {{ eq .Values.n 2 }}'
+    assert render_text(template, {"name": "a", "n": 3}) == "yes false"
+    with pytest.raises(hc.TemplateError, match="incompatible types"):
+        render_text('{{ eq .Values.n "2" }}', {"n": 2})
 
 
 def test_include_renders_a_define_with_its_own_context() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -76,6 +76,9 @@ class SqlStrategyRepository:
         await self._session.delete(row)
         await self._session.flush()
         return True
+
+    async def count(self) -> int:
+        return int(await self._session.scalar(select(func.count()).select_from(StrategyRow)) or 0)
 
     async def _duplicate(self, strategy: StrategyRecord) -> AlreadyExistsError:
         if await self.get_by_name(strategy.name) is not None:

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from see_grpc.errors import InvalidArgumentError, UnimplementedError
 from see_grpc.observability.metrics import Metrics
 from see_grpc.text import quoted
-from see_grpc.transport.calls import Call, CallTracker
+from see_grpc.transport.calls import Call, CallTracker, HttpExchange
 from see_grpc.transport.errors import HTTP_STATUS, grpc_code_of, rpc_status
 from see_grpc.transport.once import EncodedOnce
 from see_grpc.transport.rest import fastjson
@@ -171,7 +171,8 @@ class RestGateway:
         return _json_response(_error_body(status), HTTP_STATUS[code], call.request_id), code
 
     def _finish(self, call: Call, method: str, label: str, code: grpc.StatusCode, http_status: int) -> None:
-        self._metrics.observe_http(method, label, str(http_status), self._tracker.finish(call, code))
+        seconds = self._tracker.finish(call, code, HttpExchange(method, label, http_status))
+        self._metrics.observe_http(method, label, str(http_status), seconds)
 
     def _find(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
         """The route and its path variables, or None and the methods the path does take (for 405's Allow)."""
