@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 # Backtest answers are bounded to well under 4 MB; the margin covers a large optimization's leaderboard.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 INTERRUPTED = 130
+PIPE_CLOSED = 141  # as a process ended by SIGPIPE, the way `yes | head` ends
 
 errors = Console(stderr=True, highlight=False)
 _T = TypeVar("_T")
@@ -71,6 +73,9 @@ def run(connection: Connection, work: Callable[[SeeClient], Awaitable[_T]]) -> _
     except KeyboardInterrupt:
         errors.print("interrupted")
         raise typer.Exit(INTERRUPTED) from None
+    except BrokenPipeError:  # `see fills --follow ID | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error while exiting
+        raise typer.Exit(PIPE_CLOSED) from None
 
 
 def fail_with(error: grpc.aio.AioRpcError, connection: Connection) -> NoReturn:
