@@ -150,10 +150,10 @@ class BacktestService:
             self._observer.backtest(request.strategy_id, outcome, time.perf_counter() - started)
 
     async def _run(self, request: BacktestRequest, progress: Report | None, started: float) -> BacktestRecord:
-        report = ProgressGate().gated(progress) if progress is not None else None
-        if report is not None:
-            report(Progress(Stage.LOADING, 0, 0))
         prepared = await self.prepare(request)
+        # Nothing is reported before the request is valid and its bars are loaded: a stream whose request is refused
+        # fails before its first message (over REST, with the error's HTTP status).
+        report = ProgressGate().gated(progress) if progress is not None else None
         template, params, config, loaded = prepared.template, prepared.params, prepared.config, prepared.loaded
         stop = threading.Event()
         try:

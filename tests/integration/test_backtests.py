@@ -145,14 +145,13 @@ Stage = backtest_pb2.BacktestProgress.Stage
 def check_progress(progress: list[backtest_pb2.BacktestProgress]) -> None:
     """Stages in order, bars only growing, no gap above 2 % (+ a bar of rounding), ending with every bar."""
     stages = [p.stage for p in progress]
-    assert stages == sorted(stages) and {Stage.LOADING, Stage.SIMULATING, Stage.SAVING} <= set(stages)
-    bars = [p for p in progress if p.bars_total]
-    total = bars[0].bars_total
-    assert total > 1_000 and all(p.bars_total == total for p in bars)
-    done = [0] + [p.bars_processed for p in bars]
-    assert done == sorted(done) and done[-1] == total
+    assert stages == sorted(stages) and set(stages) == {Stage.SIGNALS, Stage.SIMULATING, Stage.RESULTS, Stage.SAVING}
+    total = progress[0].bars_total
+    assert total > 1_000 and all(p.bars_total == total for p in progress)
+    done = [p.bars_processed for p in progress]
+    assert done[0] == 0 and done == sorted(done) and done[-1] == total
     assert max(b - a for a, b in itertools.pairwise(done)) <= 0.02 * total + 1
-    assert all(p.fraction == pytest.approx(p.bars_processed / total) for p in bars)
+    assert all(p.fraction == pytest.approx(p.bars_processed / total) for p in progress)
 
 
 async def test_stream_reports_progress_every_2_percent_then_the_result(running: RunningServer) -> None:
@@ -176,6 +175,14 @@ async def test_stream_over_rest_is_newline_delimited_results(running: RunningSer
     progress = [json_format.ParseDict(o["result"]["progress"], backtest_pb2.BacktestProgress()) for o in objects[:-1]]
     check_progress(progress)
     assert "SIGNALS" in {o["result"]["progress"]["stage"] for o in objects[:-1]}  # enum names in JSON
+
+
+async def test_a_refused_stream_over_rest_is_an_error_response_not_a_progress_line(running: RunningServer) -> None:
+    """Progress starts once the request is valid and its bars are loaded, so refusals keep their HTTP status."""
+    for body, status in (({**REQUEST, "strategy_id": "nope"}, 404), ({**REQUEST, "timeframe": "15m"}, 400)):
+        async with running.http.post("/api/v1/backtest:stream", json=body, headers=FULL) as response:
+            assert response.status == status, await response.text()
+            assert "result" not in await response.json()
 
 
 async def test_import_bars_then_backtest_them(running: RunningServer) -> None:

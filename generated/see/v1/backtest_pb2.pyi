@@ -475,30 +475,30 @@ class BacktestProgress(_message.Message):
     class _StageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BacktestProgress._Stage.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         STAGE_UNSPECIFIED: BacktestProgress._Stage.ValueType  # 0
-        LOADING: BacktestProgress._Stage.ValueType  # 1
-        """Validating the request, loading the bars and the strategy's other inputs; bars_total is still 0."""
-        SIGNALS: BacktestProgress._Stage.ValueType  # 2
-        """The strategy computes its target positions over all the bars, in one vectorised call."""
-        SIMULATING: BacktestProgress._Stage.ValueType  # 3
+        SIGNALS: BacktestProgress._Stage.ValueType  # 1
+        """The strategy computes its target positions over all the bars, in one vectorised call. The request is
+        valid and the bars are loaded by then: a request the server refuses fails before any progress is sent.
+        """
+        SIMULATING: BacktestProgress._Stage.ValueType  # 2
         """Fills, stops, margin and equity, bar by bar: bars_processed counts the bars done."""
-        RESULTS: BacktestProgress._Stage.ValueType  # 4
+        RESULTS: BacktestProgress._Stage.ValueType  # 3
         """The trade list and the metrics."""
-        SAVING: BacktestProgress._Stage.ValueType  # 5
+        SAVING: BacktestProgress._Stage.ValueType  # 4
         """Storing the backtest; the finished backtest follows."""
 
     class Stage(_Stage, metaclass=_StageEnumTypeWrapper):
         """What the run is doing. Bars move only while SIMULATING; the stages around it take time of their own."""
 
     STAGE_UNSPECIFIED: BacktestProgress.Stage.ValueType  # 0
-    LOADING: BacktestProgress.Stage.ValueType  # 1
-    """Validating the request, loading the bars and the strategy's other inputs; bars_total is still 0."""
-    SIGNALS: BacktestProgress.Stage.ValueType  # 2
-    """The strategy computes its target positions over all the bars, in one vectorised call."""
-    SIMULATING: BacktestProgress.Stage.ValueType  # 3
+    SIGNALS: BacktestProgress.Stage.ValueType  # 1
+    """The strategy computes its target positions over all the bars, in one vectorised call. The request is
+    valid and the bars are loaded by then: a request the server refuses fails before any progress is sent.
+    """
+    SIMULATING: BacktestProgress.Stage.ValueType  # 2
     """Fills, stops, margin and equity, bar by bar: bars_processed counts the bars done."""
-    RESULTS: BacktestProgress.Stage.ValueType  # 4
+    RESULTS: BacktestProgress.Stage.ValueType  # 3
     """The trade list and the metrics."""
-    SAVING: BacktestProgress.Stage.ValueType  # 5
+    SAVING: BacktestProgress.Stage.ValueType  # 4
     """Storing the backtest; the finished backtest follows."""
 
     FRACTION_FIELD_NUMBER: _builtins.int
@@ -506,7 +506,7 @@ class BacktestProgress(_message.Message):
     BARS_TOTAL_FIELD_NUMBER: _builtins.int
     STAGE_FIELD_NUMBER: _builtins.int
     fraction: _builtins.float
-    """bars_processed / bars_total: 0 to 1 (0 while bars_total is 0)."""
+    """bars_processed / bars_total: 0 to 1."""
     bars_processed: _builtins.int
     bars_total: _builtins.int
     stage: Global___BacktestProgress.Stage.ValueType

@@ -20,7 +20,6 @@ REPORT_INTERVAL_SECONDS = 0.25  # between reports that are neither a 2 % step no
 
 
 class Stage(StrEnum):
-    LOADING = "loading"  # validating the request, loading bars and inputs (the service)
     SIGNALS = "signals"  # the strategy's target positions over all the bars: one vectorised call
     SIMULATING = "simulating"  # fills, stops, margin and equity bar by bar: bars_done moves
     RESULTS = "results"  # the trade list and the metrics
@@ -31,11 +30,11 @@ class Stage(StrEnum):
 class Progress:
     stage: Stage
     bars_done: int
-    bars_total: int  # 0 until the bars are loaded
+    bars_total: int
 
     @property
     def fraction(self) -> float:
-        return self.bars_done / self.bars_total if self.bars_total else 0.0
+        return self.bars_done / self.bars_total
 
 
 Report = Callable[[Progress], None]
@@ -58,7 +57,7 @@ def slices(total: int, *, steps: bool) -> list[tuple[int, int]]:
 
 def is_step(bars_done: int, total: int) -> bool:
     """Whether bars_done is one of the 2 % steps of total."""
-    step = -(-bars_done * STEPS // total) if total else 0  # the first step at or after bars_done
+    step = -(-bars_done * STEPS // total)  # the first step at or after bars_done
     return step_bar(step, total) == bars_done
 
 

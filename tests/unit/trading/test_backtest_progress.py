@@ -48,7 +48,6 @@ def test_is_step() -> None:
 def test_gate_sends_every_step_and_each_new_stage_at_once() -> None:
     clock = Clock()  # never moves: only steps and stages get through
     gate = ProgressGate(clock=clock)
-    assert gate.admits(Progress(Stage.LOADING, 0, 0))
     assert gate.admits(Progress(Stage.SIGNALS, 0, 10_000_000))
     sent = [done for done in range(0, 10_000_001, 50_000) if gate.admits(simulating(done))]
     assert sent == [step_bar(step, 10_000_000) for step in range(STEPS + 1)]
