@@ -8,7 +8,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +56,7 @@ from see_grpc.trading.backtest import (
     conversion_pairs,
     run_backtest,
 )
+from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.strategies.base import BaseStrategy
 from see_grpc.trading.strategies.causal import with_cause_close
@@ -68,7 +69,6 @@ FIRST_TRADES = 100
 EXPORT_FORMATS = ("csv", "parquet")
 # Pieces of an exported file, each one message of a stream: well under 4 MB.
 EXPORT_CHUNK_BYTES = 1 << 20
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,12 @@ class BacktestService:
         )
         return PreparedBacktest(template, params, config, loaded, conversion)
 
-    async def run(self, request: BacktestRequest, progress: Progress | None = None) -> BacktestRecord:
-        """Validate, simulate and store; a bad request raises before anything is stored."""
+    async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
+        """Validate, simulate and store; a bad request raises before anything is stored.
+
+        `progress` hears each stage and every 2 % of the bars simulated, and at most a few other reports a second
+        (ProgressGate); it is called from the simulation's worker thread too, so it must not touch the event loop.
+        """
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -145,8 +149,11 @@ class BacktestService:
         finally:
             self._observer.backtest(request.strategy_id, outcome, time.perf_counter() - started)
 
-    async def _run(self, request: BacktestRequest, progress: Progress | None, started: float) -> BacktestRecord:
+    async def _run(self, request: BacktestRequest, progress: Report | None, started: float) -> BacktestRecord:
         prepared = await self.prepare(request)
+        # Nothing is reported before the request is valid and its bars are loaded: a stream whose request is refused
+        # fails before its first message (over REST, with the error's HTTP status).
+        report = ProgressGate().gated(progress) if progress is not None else None
         template, params, config, loaded = prepared.template, prepared.params, prepared.config, prepared.loaded
         stop = threading.Event()
         try:
@@ -157,7 +164,7 @@ class BacktestService:
                 loaded.bars,
                 config,
                 conversion=prepared.conversion,
-                progress=progress,
+                progress=report,
                 should_stop=stop.is_set,
             )
         except asyncio.CancelledError:
@@ -165,6 +172,8 @@ class BacktestService:
             raise
         except BacktestCancelledError:
             raise asyncio.CancelledError from None
+        if report is not None:
+            report(Progress(Stage.SAVING, result.bars_processed, result.bars_processed))
         record, full = await asyncio.to_thread(
             _record,
             request,

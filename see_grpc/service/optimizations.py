@@ -9,6 +9,7 @@ import math
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -49,9 +50,15 @@ KEPT_RESULTS = 1_000  # the best trials kept, stored and shown
 # what starting a process pool costs.
 SMALL_SEARCH = 5_000_000
 CHUNKS_PER_WORKER = 4  # per batch: progress and cancellation granularity, and load balance between workers
+# A chunk holds at most this many trial-bars (trials x bars each), about half a second of run_sweep, so a batch of
+# long trials still shows progress, chunk by chunk (and at least one trial whatever its length).
+CHUNK_TRIAL_BARS = 2_500_000
 BATCH = 1_024  # GRID and RANDOM trials asked at once
 SAVE_EVERY_SECONDS = 2.0
-STREAM_EVERY_SECONDS = 0.2  # a stream sends at most this often (each update re-ranks the trials)
+# Streams get every finished batch; within a long batch, a finished chunk at most this often (each update re-ranks
+# the trials).
+STREAM_EVERY_SECONDS = 0.2
+WATCH_BACKLOG = 64  # updates a stream may fall behind by; a client slower than that skips the oldest
 POLL_SECONDS = 1.0  # streaming an optimization that another server runs
 # Parameters that change the input data, not the rule: one value per optimization.
 DATA_PARAMETERS = frozenset({"cause_instrument"})
@@ -100,6 +107,24 @@ class _Plan:
         return make_search(self.method, self.space, max_trials=self.max_trials, seed=self.seed, is_valid=self.is_valid)
 
 
+class _Watcher:
+    """The updates of one stream, in order; a client too slow to take WATCH_BACKLOG of them skips the oldest."""
+
+    def __init__(self) -> None:
+        self._pending: deque[OptimizationRecord] = deque(maxlen=WATCH_BACKLOG)
+        self._ready = asyncio.Event()
+
+    def put(self, record: OptimizationRecord) -> None:
+        self._pending.append(record)
+        self._ready.set()
+
+    async def next(self) -> OptimizationRecord:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._pending.popleft()
+
+
 @dataclass
 class _Live:
     """An optimization running in this process."""
@@ -107,17 +132,38 @@ class _Live:
     record: OptimizationRecord
     trials: list[Trial] = field(default_factory=list)  # of the current window
     task: asyncio.Task[None] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
     saved_at: float = field(default_factory=time.monotonic)
-
-    def publish(self) -> None:
-        """Wake every watcher; later ones wait on a fresh event."""
-        event, self.changed = self.changed, asyncio.Event()
-        event.set()
+    watchers: list[_Watcher] = field(default_factory=list)
+    shown_done: int = 0  # trials_done of the last update the watchers got
+    shown_at: float = 0.0
+    showing: asyncio.Lock = field(default_factory=asyncio.Lock)  # updates go out one at a time, in order
 
     def snapshot(self) -> OptimizationRecord:
-        """The record with its best trials so far (ranking a few thousand trials: worth a thread)."""
+        """The record with its best trials so far."""
         return replace(self.record, results=_results(list(self.trials)), update_time=datetime.now(UTC))
+
+    async def current(self) -> OptimizationRecord:
+        """The snapshot of now: state copied at once, trials ranked in a thread (thousands of them take a while)."""
+        record, trials = replace(self.record), list(self.trials)
+        return await asyncio.to_thread(lambda: replace(record, results=_results(trials), update_time=datetime.now(UTC)))
+
+    async def show(self, *, throttled: bool) -> None:
+        """Send every watcher the optimization as it is now, unless they have it already (or, `throttled`, got an
+        update less than STREAM_EVERY_SECONDS ago)."""
+        async with self.showing:
+            if not self.watchers or self.record.trials_done == self.shown_done:
+                return
+            if throttled and time.monotonic() - self.shown_at < STREAM_EVERY_SECONDS:
+                return
+            self.shown_done, self.shown_at = self.record.trials_done, time.monotonic()
+            record = await self.current()
+            for watcher in self.watchers:
+                watcher.put(record)
+
+    def finish(self) -> None:
+        """The final state to every watcher: it ends their streams."""
+        for watcher in self.watchers:
+            watcher.put(self.record)
 
 
 class OptimizationService:
@@ -161,7 +207,7 @@ class OptimizationService:
     async def get(self, optimization_id: str) -> OptimizationRecord:
         live = self._live.get(optimization_id)
         if live is not None:
-            return await asyncio.to_thread(live.snapshot)
+            return await live.current()
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.optimizations.get(optimization_id)
         if record is None:
@@ -176,20 +222,26 @@ class OptimizationService:
             return await uow.optimizations.list(page_size=size, page_token=page_token, strategy_id=strategy_id)
 
     async def watch(self, optimization_id: str) -> AsyncGenerator[OptimizationRecord]:
-        """The optimization now, then after each change (at most every STREAM_EVERY_SECONDS) until it ends."""
+        """The optimization now, then after each finished batch (and within a long one, each finished chunk at
+        most every STREAM_EVERY_SECONDS), trials_done growing each time, until its final state."""
         live = self._live.get(optimization_id)
         if live is None:
             async for record in self._poll(optimization_id):
                 yield record
             return
-        while True:
-            changed = live.changed
-            record = await asyncio.to_thread(live.snapshot)
-            yield record
-            if record.status != "running":
-                return
-            await changed.wait()
-            await asyncio.sleep(STREAM_EVERY_SECONDS)
+        watcher = _Watcher()
+        live.watchers.append(watcher)  # before the first snapshot: nothing after it is missed
+        try:
+            record, done = await live.current(), -1
+            while True:
+                if record.status != "running" or record.trials_done > done:
+                    yield record
+                    done = record.trials_done
+                if record.status != "running":
+                    return
+                record = await watcher.next()
+        finally:
+            live.watchers.remove(watcher)
 
     async def _poll(self, optimization_id: str) -> AsyncGenerator[OptimizationRecord]:
         """An optimization this process does not run: finished, or running on another replica."""
@@ -288,8 +340,9 @@ class OptimizationService:
             try:
                 await self._save(live.record)
             finally:
+                # No await between: a stream that starts after this reads the stored record instead.
                 self._live.pop(live.record.optimization_id, None)
-                live.publish()
+                live.finish()
 
     def _end(self, live: _Live, status: str, message: str) -> None:
         live.record = replace(live.snapshot(), status=status, status_message=message)
@@ -324,10 +377,11 @@ class OptimizationService:
                 async with asyncio.TaskGroup() as group:
                     chunks = [
                         group.create_task(self._chunk(live, plan, runner, chunk, window))
-                        for chunk in _split(batch, runner.workers * CHUNKS_PER_WORKER)
+                        for chunk in _split(batch, _parts(len(batch), window, runner.workers))
                     ]
             except ExceptionGroup as failed:
                 raise failed.exceptions[0] from None  # the first failure says what went wrong; the rest repeat it
+            await live.show(throttled=False)  # every finished batch reaches the streams
             # in proposal order, whatever ended first
             await asyncio.to_thread(search.tell, [told for chunk in chunks for told in chunk.result()])
         return live.trials
@@ -346,10 +400,10 @@ class OptimizationService:
         )
         live.trials.extend(trial for _, trial in trials)
         live.record.trials_done += len(chunk)
-        live.publish()
+        await live.show(throttled=True)
         if time.monotonic() - live.saved_at >= SAVE_EVERY_SECONDS:
             live.saved_at = time.monotonic()
-            await self._save(await asyncio.to_thread(live.snapshot))
+            await self._save(await live.current())
         return [(candidate, None if trial.violations else trial.score) for candidate, trial in trials]
 
     async def _save(self, record: OptimizationRecord) -> None:
@@ -411,6 +465,12 @@ def _windows(settings: WalkForwardSettings | None, bars: int) -> list[WalkForwar
 def _importable(cls: type) -> bool:
     """A class another process can import by name (built-ins, STRATEGIES_DIR files), unlike sandboxed user code."""
     return getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls
+
+
+def _parts(trials: int, window: Window, workers: int) -> int:
+    """Chunks of a batch: a few per worker, more when trials are long (see CHUNK_TRIAL_BARS)."""
+    start, stop = window
+    return max(workers * CHUNKS_PER_WORKER, math.ceil(trials * (stop - start) / CHUNK_TRIAL_BARS))
 
 
 def _split(batch: list[Candidate], parts: int) -> list[list[Candidate]]:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from tests.integration.conftest import API_KEY, RunningServer
@@ -139,18 +139,30 @@ async def test_grpc_backtest_in_yen_converts_pnl_to_dollars(running: RunningServ
     assert backtest.metrics.final_equity == pytest.approx(50000 + sum(t.pnl for t in trades), rel=1e-9)
 
 
-async def test_stream_reports_progress_then_the_result(running: RunningServer) -> None:
+Stage = backtest_pb2.BacktestProgress.Stage
+
+
+def check_progress(progress: list[backtest_pb2.BacktestProgress]) -> None:
+    """Stages in order, bars only growing, no gap above 2 % (+ a bar of rounding), ending with every bar."""
+    stages = [p.stage for p in progress]
+    assert stages == sorted(stages) and set(stages) == {Stage.SIGNALS, Stage.SIMULATING, Stage.RESULTS, Stage.SAVING}
+    total = progress[0].bars_total
+    assert total > 1_000 and all(p.bars_total == total for p in progress)
+    done = [p.bars_processed for p in progress]
+    assert done[0] == 0 and done == sorted(done) and done[-1] == total
+    assert max(b - a for a, b in itertools.pairwise(done)) <= 0.02 * total + 1
+    assert all(p.fraction == pytest.approx(p.bars_processed / total) for p in progress)
+
+
+async def test_stream_reports_progress_every_2_percent_then_the_result(running: RunningServer) -> None:
     stub = backtest_pb2_grpc.BacktestServiceStub(running.channel)
-    updates = [
-        update
-        async for update in stub.StreamBacktest(
-            backtest_pb2.StreamBacktestRequest(backtest=_grpc_request()), metadata=METADATA
-        )
-    ]
+    request = backtest_pb2.StreamBacktestRequest(backtest=_grpc_request())
+    updates = [update async for update in stub.StreamBacktest(request, metadata=METADATA)]
     assert updates[-1].WhichOneof("event") == "backtest"
     assert updates[-1].backtest.status == backtest_pb2.Backtest.COMPLETED
-    fractions = [u.progress.fraction for u in updates if u.WhichOneof("event") == "progress"]
-    assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
+    assert all(u.WhichOneof("event") == "progress" for u in updates[:-1])
+    check_progress([u.progress for u in updates[:-1]])
+    assert len(updates) - 1 <= 60  # each 2 % step and stage; no flood
 
 
 async def test_stream_over_rest_is_newline_delimited_results(running: RunningServer) -> None:
@@ -160,6 +172,17 @@ async def test_stream_over_rest_is_newline_delimited_results(running: RunningSer
     objects = [json.loads(line) for line in lines]
     assert all(set(o) == {"result"} for o in objects)
     assert objects[-1]["result"]["backtest"]["status"] == "COMPLETED"
+    progress = [json_format.ParseDict(o["result"]["progress"], backtest_pb2.BacktestProgress()) for o in objects[:-1]]
+    check_progress(progress)
+    assert "SIGNALS" in {o["result"]["progress"]["stage"] for o in objects[:-1]}  # enum names in JSON
+
+
+async def test_a_refused_stream_over_rest_is_an_error_response_not_a_progress_line(running: RunningServer) -> None:
+    """Progress starts once the request is valid and its bars are loaded, so refusals keep their HTTP status."""
+    for body, status in (({**REQUEST, "strategy_id": "nope"}, 404), ({**REQUEST, "timeframe": "15m"}, 400)):
+        async with running.http.post("/api/v1/backtest:stream", json=body, headers=FULL) as response:
+            assert response.status == status, await response.text()
+            assert "result" not in await response.json()
 
 
 async def test_import_bars_then_backtest_them(running: RunningServer) -> None:

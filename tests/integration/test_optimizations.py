@@ -14,6 +14,7 @@ import pytest
 from google.protobuf import json_format
 
 from see.v1 import optimization_pb2, optimization_pb2_grpc
+from see_grpc.trading.optimization.search import BAYESIAN_BATCH
 from tests.integration.conftest import API_KEY, RunningServer
 
 pytestmark = pytest.mark.integration
@@ -178,6 +179,42 @@ async def test_walk_forward_picks_the_in_sample_best_and_stitches_out_of_sample(
     best = max(sharpe, key=lambda k: sharpe[k])
     assert (first["parameters"]["fast_period"], first["parameters"]["slow_period"]) == best
     assert first["in_sample_objective"] == pytest.approx(sharpe[best], rel=1e-9)
+
+
+async def test_a_bayesian_walk_forward_stream_shows_every_batch(running: RunningServer) -> None:
+    """BAYESIAN proposes BAYESIAN_BATCH trials at a time, searched afresh in each window: the stream sends each
+    finished batch of each window, trials_done strictly growing, then the final state."""
+    backtest = {**BACKTEST, "end_date": "2025-06-01T00:00:00Z"}
+    body = {
+        "backtest": backtest,
+        "space": [
+            {"name": "fast_period", "min": 2, "max": 20},
+            {"name": "slow_period", "min": 25, "max": 80, "step": 5},
+        ],
+        "method": "BAYESIAN",
+        "max_trials": 3 * BAYESIAN_BATCH,
+        "seed": 3,
+        "walk_forward": {"in_sample_bars": 1000, "out_of_sample_bars": 700},
+        "engine": "IN_PROCESS",
+    }
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.StreamOptimizationRequest(optimization_id=started["optimization_id"])
+    updates = [u.optimization async for u in stub.StreamOptimization(request, metadata=METADATA)]
+
+    final = updates[-1]
+    assert final.status == optimization_pb2.Optimization.COMPLETED, final.status_message
+    total = final.trials_total
+    assert final.trials_done == total and total >= 2 * 3 * BAYESIAN_BATCH  # two windows or more
+    running_done = [u.trials_done for u in updates[:-1]]
+    assert all(u.status == optimization_pb2.Optimization.RUNNING for u in updates[:-1])
+    assert all(a < b for a, b in itertools.pairwise(running_done))
+    # Every batch that ended after the stream began was sent (batches done before, the first update sums up).
+    assert set(range(BAYESIAN_BATCH, total + 1, BAYESIAN_BATCH)) - set(running_done) <= set(
+        range(0, running_done[0] + 1)
+    )
+    assert running_done[-1] == total
 
 
 @pytest.mark.parametrize(

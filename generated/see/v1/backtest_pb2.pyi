@@ -462,27 +462,65 @@ Global___StreamBacktestRequest: _TypeAlias = StreamBacktestRequest  # noqa: Y015
 
 @_typing.final
 class BacktestProgress(_message.Message):
-    """How far a running backtest has got."""
+    """How far a running backtest has got. A stream sends one at each change of stage, at every 2 % of the bars
+    simulated, and at least every half second while the run goes on (repeating the last when nothing moved).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    class _Stage:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BacktestProgress._Stage.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STAGE_UNSPECIFIED: BacktestProgress._Stage.ValueType  # 0
+        SIGNALS: BacktestProgress._Stage.ValueType  # 1
+        """The strategy computes its target positions over all the bars, in one vectorised call. The request is
+        valid and the bars are loaded by then: a request the server refuses fails before any progress is sent.
+        """
+        SIMULATING: BacktestProgress._Stage.ValueType  # 2
+        """Fills, stops, margin and equity, bar by bar: bars_processed counts the bars done."""
+        RESULTS: BacktestProgress._Stage.ValueType  # 3
+        """The trade list and the metrics."""
+        SAVING: BacktestProgress._Stage.ValueType  # 4
+        """Storing the backtest; the finished backtest follows."""
+
+    class Stage(_Stage, metaclass=_StageEnumTypeWrapper):
+        """What the run is doing. Bars move only while SIMULATING; the stages around it take time of their own."""
+
+    STAGE_UNSPECIFIED: BacktestProgress.Stage.ValueType  # 0
+    SIGNALS: BacktestProgress.Stage.ValueType  # 1
+    """The strategy computes its target positions over all the bars, in one vectorised call. The request is
+    valid and the bars are loaded by then: a request the server refuses fails before any progress is sent.
+    """
+    SIMULATING: BacktestProgress.Stage.ValueType  # 2
+    """Fills, stops, margin and equity, bar by bar: bars_processed counts the bars done."""
+    RESULTS: BacktestProgress.Stage.ValueType  # 3
+    """The trade list and the metrics."""
+    SAVING: BacktestProgress.Stage.ValueType  # 4
+    """Storing the backtest; the finished backtest follows."""
 
     FRACTION_FIELD_NUMBER: _builtins.int
     BARS_PROCESSED_FIELD_NUMBER: _builtins.int
     BARS_TOTAL_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
     fraction: _builtins.float
-    """0 to 1."""
+    """bars_processed / bars_total: 0 to 1."""
     bars_processed: _builtins.int
     bars_total: _builtins.int
+    stage: Global___BacktestProgress.Stage.ValueType
     def __init__(
         self,
         *,
         fraction: _builtins.float = ...,
         bars_processed: _builtins.int = ...,
         bars_total: _builtins.int = ...,
+        stage: Global___BacktestProgress.Stage.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars_processed", b"bars_processed", "bars_total", b"bars_total", "fraction", b"fraction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars_processed", b"bars_processed", "bars_total", b"bars_total", "fraction", b"fraction", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,11 +15,11 @@ from see_grpc.trading.backtest.config import SIZING_MODES, BacktestConfig
 from see_grpc.trading.backtest.conversion import conversion_array
 from see_grpc.trading.backtest.financing import rollover_days
 from see_grpc.trading.backtest.metrics import compute_metrics
+from see_grpc.trading.backtest.progress import Progress, Report, Stage, slices
 from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
 from see_grpc.trading.instruments import Instrument, timeframe_delta
 from see_grpc.trading.strategies.base import BaseStrategy
 
-CHUNK_BARS = 250_000  # progress and cancellation are checked between chunks
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
 
@@ -47,19 +47,23 @@ def run_backtest(
     config: BacktestConfig,
     *,
     conversion: pd.Series | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Report | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BacktestResult:
     """Simulate `strategy` on `bars` (mid OHLC, tz-aware UTC index) and report trades, equity and metrics.
 
     `params` are validated with the strategy's rules. `conversion` is the quote->account rate aligned to bars
     (None when the quote is the account currency or the instrument's own close converts it, e.g. USD/JPY in USD).
+    `progress` hears each stage and, while simulating, each slice of bars done (see progress.py).
     """
     params = strategy.validate_parameters(params)
     _check_bars(bars, strategy.warmup_bars(params))
+    report = progress or _ignore
+    report(Progress(Stage.SIGNALS, 0, len(bars)))
     target = _targets(strategy, bars, params)
     market = _market(bars, config, conversion)
     state, trades, equity = _simulate(target, market, config, progress, should_stop)
+    report(Progress(Stage.RESULTS, len(bars), len(bars)))
     index = pd.DatetimeIndex(bars.index)
     times = bar_times(index)
     return BacktestResult(
@@ -69,6 +73,10 @@ def run_backtest(
         equity_curve=equity,
         bars_processed=len(bars),
     )
+
+
+def _ignore(progress: Progress) -> None:
+    """No one is watching."""
 
 
 def bar_times(index: pd.DatetimeIndex) -> np.ndarray:
@@ -175,7 +183,7 @@ def _simulate(
     target: np.ndarray,
     market: _Market,
     config: BacktestConfig,
-    progress: Callable[[int, int], None] | None,
+    progress: Report | None,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = target.shape[0]
@@ -186,16 +194,15 @@ def _simulate(
     trades = np.zeros((changes + 1, k.N_TRADE_COLUMNS))
     equity = np.empty(n)
     settings = _settings(config)
-    for start in range(0, n, CHUNK_BARS):
+    for start, stop in slices(n, steps=progress is not None):
         if should_stop is not None and should_stop():
             raise BacktestCancelledError(f"Backtest cancelled after {start} of {n} bars.")
-        stop = min(start + CHUNK_BARS, n)
         k.simulate(
             start, stop, target, market.open, market.high, market.low, market.close, market.half_spread,
             market.conv, market.rollover_days, settings, state, trades, equity,
         )  # fmt: skip
         if progress is not None:
-            progress(stop, n)
+            progress(Progress(Stage.SIMULATING, stop, n))
     return state, trades, equity
 
 

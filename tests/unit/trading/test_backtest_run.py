@@ -12,8 +12,9 @@ from backtesting.test import EURUSD
 
 from see_grpc.errors import BacktestConfigError, BacktestDataError
 from see_grpc.trading.backtest import DEFAULT_COSTS, BacktestCancelledError, BacktestConfig, run_backtest
-from see_grpc.trading.backtest import engine as engine_module
+from see_grpc.trading.backtest import progress as progress_module
 from see_grpc.trading.backtest.metrics import bars_per_year, compute_metrics
+from see_grpc.trading.backtest.progress import Progress, Stage
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
 
 from .engine_helpers import Scripted, config, flat_bars, make_bars, run
@@ -75,12 +76,16 @@ def test_bid_ask_columns_give_the_spread() -> None:
     assert trade.exit_price == pytest.approx(1.0999)
 
 
-def test_progress_and_cancellation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_module, "CHUNK_BARS", 4)
+def test_progress_reports_each_stage_and_every_step_and_cancellation_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(progress_module, "CHUNK_BARS", 4)
     bars = flat_bars(1.1, 10)
-    calls: list[tuple[int, int]] = []
-    run_backtest(Scripted([0.0] * 10), {}, bars, config(), progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(4, 10), (8, 10), (10, 10)]
+    calls: list[Progress] = []
+    run_backtest(Scripted([0.0] * 10), {}, bars, config(), progress=calls.append)
+    simulating = [(p.bars_done, p.bars_total) for p in calls if p.stage is Stage.SIMULATING]
+    assert simulating == [(done, 10) for done in range(1, 11)]  # 10 bars: every bar is a 2 % step
+    assert [p.stage for p in calls] == [Stage.SIGNALS] + [Stage.SIMULATING] * 10 + [Stage.RESULTS]
     asked: list[int] = []
 
     def stop_second_time() -> bool:
@@ -89,6 +94,19 @@ def test_progress_and_cancellation(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(BacktestCancelledError, match="after 4 of 10 bars"):
         run_backtest(Scripted([0.0] * 10), {}, bars, config(), should_stop=stop_second_time)
+
+
+def test_a_run_in_progress_slices_trades_exactly_like_one_without() -> None:
+    """The 2 % slices carry the simulation's state over: same trades and metrics as the coarse chunks."""
+    strategy = BUILTIN_STRATEGIES["trend_following_v1"]()
+    params = {"fast_period": 3, "slow_period": 7}
+    bars = EURUSD.rename(columns=str.lower).tz_localize("UTC")
+    costs = config(spread_pips=1.0, trailing_stop_pips=15.0, financing=True)  # state that spans slices
+    watched = run_backtest(strategy, params, bars, costs, progress=lambda _: None)
+    unwatched = run_backtest(strategy, params, bars, costs)
+    assert len(watched.trades) > 50
+    assert watched.trades == unwatched.trades
+    assert watched.metrics == unwatched.metrics
 
 
 def test_metrics_of_a_small_curve() -> None:

@@ -13,8 +13,12 @@ from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.ports import BacktestRecord, TradeFilter
+from see_grpc.trading.backtest.progress import Progress, Stage
 from see_grpc.transport.grpc import convert
 
+# A stream repeats its last progress after this long without one (a person watching sees the run is alive).
+HEARTBEAT_SECONDS = 0.5
+STAGES = {stage: backtest_pb2.BacktestProgress.Stage.Value(stage.name) for stage in Stage}
 # Per ImportBars call (the proto says so); the store merges successive calls, so longer histories take several.
 MAX_IMPORT_BARS = 1_000_000
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -36,22 +40,26 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[backtest_pb2.BacktestProgress] = asyncio.Queue()
 
-        def progress(done: int, total: int) -> None:  # called from the simulation's worker thread
-            update = backtest_pb2.BacktestProgress(
-                fraction=done / total if total else 1.0, bars_processed=done, bars_total=total
-            )
-            loop.call_soon_threadsafe(updates.put_nowait, update)
+        def progress(report: Progress) -> None:  # called from the simulation's worker thread too: only a hand-over
+            loop.call_soon_threadsafe(updates.put_nowait, _progress(report))
 
         run = asyncio.ensure_future(self._backtests.run(convert.backtest_request(request.backtest), progress))
+        last: backtest_pb2.BacktestProgress | None = None
         try:
             while not run.done():
                 waiter = asyncio.ensure_future(updates.get())
-                await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                # A stage that takes long (a sandboxed strategy's signals, metrics of a huge run) still shows life.
+                await asyncio.wait({run, waiter}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 if waiter.done():
-                    yield backtest_pb2.StreamBacktestResponse(progress=waiter.result())
+                    last = waiter.result()
                 else:
                     waiter.cancel()
+                    if run.done() or last is None:
+                        continue
+                yield backtest_pb2.StreamBacktestResponse(progress=last)
             record = run.result()
+            while not updates.empty():  # reports the run made before it ended, the last ones among them
+                yield backtest_pb2.StreamBacktestResponse(progress=updates.get_nowait())
         finally:
             if not run.done():  # the client went away or its deadline passed: stop the simulation
                 run.cancel()
@@ -148,6 +156,15 @@ async def _exported(
     async for data in pieces:
         yield httpbody_pb2.HttpBody(content_type=content_type, data=data)
         content_type = ""
+
+
+def _progress(report: Progress) -> backtest_pb2.BacktestProgress:
+    return backtest_pb2.BacktestProgress(
+        fraction=report.fraction,
+        bars_processed=report.bars_done,
+        bars_total=report.bars_total,
+        stage=STAGES[report.stage],
+    )
 
 
 async def _converted(record: BacktestRecord) -> backtest_pb2.Backtest:
