@@ -101,13 +101,19 @@ async def _stream(
                 return update.backtest
         raise RuntimeError("the server ended the backtest stream without a result")
     with progress_bar("bars") as bar:
-        task = bar.add_task(f"backtest {request.strategy_id}", total=None)
+        task = bar.add_task("starting", total=None)
         async for update in updates:
             if update.HasField("backtest"):
                 bar.update(task, completed=bar.tasks[0].total or 0)
                 return update.backtest
             step = update.progress
-            bar.update(task, total=step.bars_total or None, completed=step.bars_processed)
+            stage = backtest_pb2.BacktestProgress.Stage.Name(step.stage).lower()
+            bar.update(
+                task,
+                description=stage,
+                total=step.bars_total or None,
+                completed=step.bars_processed,
+            )
     raise RuntimeError("the server ended the backtest stream without a result")
 
 
@@ -171,12 +177,13 @@ def write_report(
     backtest_id: BacktestId,
     out: Annotated[Path, typer.Argument(help="The HTML file to write.", dir_okay=False)],
     open_report: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Write a stored backtest's HTML report (charts, metrics, trades; works offline)."""
     request = backtest_pb2.GetBacktestReportRequest(backtest_id=backtest_id)
     page = run(connection(ctx), lambda c: c.get_backtest_report(request, timeout=None))
     out.write_bytes(page.data)
-    output.console.print(f"report written to {out}")
+    written(out, len(page.data), as_json)
     if open_report:
         webbrowser.open(out.resolve().as_uri())
 
@@ -198,7 +205,7 @@ def trades(
     if export is not None:
         fmt = _export_format(export)
         request = backtest_pb2.ExportBacktestTradesRequest(backtest_id=backtest_id, format=fmt)
-        _export(ctx, export, lambda c: c.export_backtest_trades(request))
+        _export(ctx, export, lambda c: c.export_backtest_trades(request), as_json)
         return
     if side and side.lower() not in _SIDES:
         usage_error(f"--side {side!r}: choose long or short")
@@ -218,16 +225,19 @@ def trades(
         output.console.print(f"first {len(page.trades)} shown; --limit for more, --export FILE for all")
 
 
-def equity(ctx: typer.Context, backtest_id: BacktestId, export: Export = None) -> None:
+def equity(ctx: typer.Context, backtest_id: BacktestId, export: Export = None, as_json: Json = False) -> None:
     """Write a backtest's equity curve at full resolution (one point per bar) to a .csv or .parquet file."""
     if export is None:
         usage_error("--export FILE is required (.csv or .parquet)")
     request = backtest_pb2.ExportBacktestEquityRequest(backtest_id=backtest_id, format=_export_format(export))
-    _export(ctx, export, lambda c: c.export_backtest_equity(request))
+    _export(ctx, export, lambda c: c.export_backtest_equity(request), as_json)
 
 
 def _export(
-    ctx: typer.Context, path: Path, chunks: Callable[[SeeClient], AsyncIterator[httpbody_pb2.HttpBody]]
+    ctx: typer.Context,
+    path: Path,
+    chunks: Callable[[SeeClient], AsyncIterator[httpbody_pb2.HttpBody]],
+    as_json: bool,
 ) -> None:
     """Write the streamed file under a temporary name, so a failed download leaves no half file behind."""
     partial = path.with_name(path.name + ".partial")
@@ -246,7 +256,14 @@ def _export(
         partial.unlink(missing_ok=True)
         raise
     partial.replace(path)
-    output.console.print(f"{size:,} bytes written to {path}")
+    written(path, size, as_json)
+
+
+def written(path: Path, size: int, as_json: bool) -> None:
+    if as_json:
+        output.print_json({"file": str(path), "bytes": size})
+    else:
+        output.console.print(f"{size:,} bytes written to {path}")
 
 
 def _export_format(path: Path) -> str:

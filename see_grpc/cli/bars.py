@@ -61,7 +61,7 @@ def import_bars(
     async def work(client: SeeClient) -> list[backtest_pb2.ImportBarsResponse]:
         replies = []
         with progress_bar("bars") as bar:
-            task = bar.add_task(f"import {file.name}", total=len(frame), visible=not as_json)
+            task = bar.add_task("uploading", total=len(frame), visible=not as_json)
             for begin in range(0, len(frame), CALL_BARS):
                 part = frame.iloc[begin : begin + CALL_BARS]
                 replies.append(await client.import_bars(_chunks(part, instrument, timeframe, bar, task), timeout=None))

@@ -120,7 +120,7 @@ async def _follow(
             latest = update.optimization
         return latest
     with progress_bar("trials") as bar:
-        task = bar.add_task(f"optimize {started.strategy_id}", total=started.trials_total or None)
+        task = bar.add_task("optimizing", total=started.trials_total or None)
         async for update in updates:
             latest = update.optimization
             bar.update(task, total=latest.trials_total or None, completed=latest.trials_done)
