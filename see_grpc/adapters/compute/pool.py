@@ -36,7 +36,10 @@ class ProcessPoolRunner:
         self._pool = ProcessPoolExecutor(workers, mp_context=_CONTEXT, initializer=_install, initargs=(job,))
 
     async def sweep(self, grid: list[dict[str, Any]], window: tuple[int, int]) -> list[dict[str, float]]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _sweep, grid, window)
+        # Submitting may start worker processes (fork from the forkserver, the job pickled to each): a thread's
+        # work, not the event loop's (it held the loop for 2 s on the first chunk of a large optimization).
+        future = await asyncio.to_thread(self._pool.submit, _sweep, grid, window)
+        return await asyncio.wrap_future(future)
 
     async def close(self) -> None:
         # Queued chunks are dropped; a chunk in flight ends in its worker, which then exits.

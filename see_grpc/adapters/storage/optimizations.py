@@ -16,6 +16,11 @@ from see_grpc.service.ports import OptimizationRecord, Page
 _FIELDS = [f.name for f in dataclasses.fields(OptimizationRecord)]
 
 
+def _values(optimization: OptimizationRecord) -> dict[str, object]:
+    """The row's values, sharing the record's lists: dataclasses.asdict would deep-copy a thousand trials."""
+    return {name: getattr(optimization, name) for name in _FIELDS}
+
+
 def _record(row: OptimizationRow) -> OptimizationRecord:
     return OptimizationRecord(**{name: getattr(row, name) for name in _FIELDS})
 
@@ -25,14 +30,14 @@ class SqlOptimizationRepository:
         self._session = session
 
     async def add(self, optimization: OptimizationRecord) -> None:
-        await self._session.execute(insert(OptimizationRow).values(**dataclasses.asdict(optimization)))
+        await self._session.execute(insert(OptimizationRow).values(**_values(optimization)))
 
     async def get(self, optimization_id: str) -> OptimizationRecord | None:
         row = await self._session.get(OptimizationRow, optimization_id, populate_existing=True)
         return None if row is None else _record(row)
 
     async def update(self, optimization: OptimizationRecord) -> None:
-        values = dataclasses.asdict(optimization)
+        values = _values(optimization)
         result = await self._session.execute(
             update(OptimizationRow)
             .where(OptimizationRow.optimization_id == values.pop("optimization_id"))
