@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _OversizePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OversizePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OversizePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OVERSIZE_POLICY_UNSPECIFIED: _OversizePolicy.ValueType  # 0
+    """TRIM."""
+    TRIM: _OversizePolicy.ValueType  # 1
+    """Trade the largest size the margin allows and say so in the backtest's warnings."""
+    REFUSE: _OversizePolicy.ValueType  # 2
+    """Refuse the backtest (FAILED_PRECONDITION) when the first entry would not fit, naming the largest size that would."""
+
+class OversizePolicy(_OversizePolicy, metaclass=_OversizePolicyEnumTypeWrapper):
+    """What a backtest does when an entry asks for more units than the margin allows."""
+
+OVERSIZE_POLICY_UNSPECIFIED: OversizePolicy.ValueType  # 0
+"""TRIM."""
+TRIM: OversizePolicy.ValueType  # 1
+"""Trade the largest size the margin allows and say so in the backtest's warnings."""
+REFUSE: OversizePolicy.ValueType  # 2
+"""Refuse the backtest (FAILED_PRECONDITION) when the first entry would not fit, naming the largest size that would."""
+Global___OversizePolicy: _TypeAlias = OversizePolicy  # noqa: Y015
+
 @_typing.final
 class BacktestCosts(_message.Message):
     """Trading costs of a backtest. Unset fields take the documented retail defaults."""
@@ -34,6 +58,7 @@ class BacktestCosts(_message.Message):
     FINANCING_FIELD_NUMBER: _builtins.int
     FINANCING_LONG_RATE_FIELD_NUMBER: _builtins.int
     FINANCING_SHORT_RATE_FIELD_NUMBER: _builtins.int
+    SPREAD_FROM_DATA_FIELD_NUMBER: _builtins.int
     spread_pips: _builtins.float
     """0 to 1,000 pips."""
     commission_per_million: _builtins.float
@@ -42,8 +67,15 @@ class BacktestCosts(_message.Message):
     """0 to 1,000 pips."""
     financing: _builtins.bool
     financing_long_rate: _builtins.float
-    """Annual financing rates applied to long and short positions (e.g. -0.02 = you pay 2 % a year), -1 to 1."""
+    """Annual financing rates of long and short positions, -1 to 1, charged on the notional at 17:00 New York
+    (Wednesday triple). Positive is a cost (0.025 = you pay 2.5 % a year), negative a credit (-0.01 = you earn
+    1 % a year, the carry of a long in the higher-yielding currency).
+    """
     financing_short_rate: _builtins.float
+    spread_from_data: _builtins.bool
+    """Fill at each bar's own spread, from the data's `spread` column (pips) or its bid_*/ask_* columns, instead
+    of spread_pips. Refused when the data has neither.
+    """
     def __init__(
         self,
         *,
@@ -53,10 +85,11 @@ class BacktestCosts(_message.Message):
         financing: _builtins.bool | None = ...,
         financing_long_rate: _builtins.float | None = ...,
         financing_short_rate: _builtins.float | None = ...,
+        spread_from_data: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_commission_per_million", b"_commission_per_million", "_financing", b"_financing", "_financing_long_rate", b"_financing_long_rate", "_financing_short_rate", b"_financing_short_rate", "_slippage_pips", b"_slippage_pips", "_spread_pips", b"_spread_pips", "commission_per_million", b"commission_per_million", "financing", b"financing", "financing_long_rate", b"financing_long_rate", "financing_short_rate", b"financing_short_rate", "slippage_pips", b"slippage_pips", "spread_pips", b"spread_pips"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_commission_per_million", b"_commission_per_million", "_financing", b"_financing", "_financing_long_rate", b"_financing_long_rate", "_financing_short_rate", b"_financing_short_rate", "_slippage_pips", b"_slippage_pips", "_spread_from_data", b"_spread_from_data", "_spread_pips", b"_spread_pips", "commission_per_million", b"commission_per_million", "financing", b"financing", "financing_long_rate", b"financing_long_rate", "financing_short_rate", b"financing_short_rate", "slippage_pips", b"slippage_pips", "spread_from_data", b"spread_from_data", "spread_pips", b"spread_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_commission_per_million", b"_commission_per_million", "_financing", b"_financing", "_financing_long_rate", b"_financing_long_rate", "_financing_short_rate", b"_financing_short_rate", "_slippage_pips", b"_slippage_pips", "_spread_pips", b"_spread_pips", "commission_per_million", b"commission_per_million", "financing", b"financing", "financing_long_rate", b"financing_long_rate", "financing_short_rate", b"financing_short_rate", "slippage_pips", b"slippage_pips", "spread_pips", b"spread_pips"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_commission_per_million", b"_commission_per_million", "_financing", b"_financing", "_financing_long_rate", b"_financing_long_rate", "_financing_short_rate", b"_financing_short_rate", "_slippage_pips", b"_slippage_pips", "_spread_from_data", b"_spread_from_data", "_spread_pips", b"_spread_pips", "commission_per_million", b"commission_per_million", "financing", b"financing", "financing_long_rate", b"financing_long_rate", "financing_short_rate", b"financing_short_rate", "slippage_pips", b"slippage_pips", "spread_from_data", b"spread_from_data", "spread_pips", b"spread_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__commission_per_million: _TypeAlias = _typing.Literal["commission_per_million"]  # noqa: Y015
     _WhichOneofArgType__commission_per_million: _TypeAlias = _typing.Literal["_commission_per_million", b"_commission_per_million"]  # noqa: Y015
@@ -68,6 +101,8 @@ class BacktestCosts(_message.Message):
     _WhichOneofArgType__financing_short_rate: _TypeAlias = _typing.Literal["_financing_short_rate", b"_financing_short_rate"]  # noqa: Y015
     _WhichOneofReturnType__slippage_pips: _TypeAlias = _typing.Literal["slippage_pips"]  # noqa: Y015
     _WhichOneofArgType__slippage_pips: _TypeAlias = _typing.Literal["_slippage_pips", b"_slippage_pips"]  # noqa: Y015
+    _WhichOneofReturnType__spread_from_data: _TypeAlias = _typing.Literal["spread_from_data"]  # noqa: Y015
+    _WhichOneofArgType__spread_from_data: _TypeAlias = _typing.Literal["_spread_from_data", b"_spread_from_data"]  # noqa: Y015
     _WhichOneofReturnType__spread_pips: _TypeAlias = _typing.Literal["spread_pips"]  # noqa: Y015
     _WhichOneofArgType__spread_pips: _TypeAlias = _typing.Literal["_spread_pips", b"_spread_pips"]  # noqa: Y015
     @_typing.overload
@@ -81,9 +116,63 @@ class BacktestCosts(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__slippage_pips) -> _WhichOneofReturnType__slippage_pips | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__spread_from_data) -> _WhichOneofReturnType__spread_from_data | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__spread_pips) -> _WhichOneofReturnType__spread_pips | None: ...
 
 Global___BacktestCosts: _TypeAlias = BacktestCosts  # noqa: Y015
+
+@_typing.final
+class Sizing(_message.Message):
+    """How many units each entry trades."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Mode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Sizing._Mode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MODE_UNSPECIFIED: Sizing._Mode.ValueType  # 0
+        """FIXED_UNITS."""
+        FIXED_UNITS: Sizing._Mode.ValueType  # 1
+        """position_size_units every time."""
+        EQUITY_FRACTION: Sizing._Mode.ValueType  # 2
+        """fraction of equity committed as margin: notional = fraction x equity x leverage."""
+        RISK_PER_TRADE: Sizing._Mode.ValueType  # 3
+        """the units whose stop_loss_pips stop loses fraction of equity (needs stop_loss_pips)."""
+
+    class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
+    MODE_UNSPECIFIED: Sizing.Mode.ValueType  # 0
+    """FIXED_UNITS."""
+    FIXED_UNITS: Sizing.Mode.ValueType  # 1
+    """position_size_units every time."""
+    EQUITY_FRACTION: Sizing.Mode.ValueType  # 2
+    """fraction of equity committed as margin: notional = fraction x equity x leverage."""
+    RISK_PER_TRADE: Sizing.Mode.ValueType  # 3
+    """the units whose stop_loss_pips stop loses fraction of equity (needs stop_loss_pips)."""
+
+    MODE_FIELD_NUMBER: _builtins.int
+    FRACTION_FIELD_NUMBER: _builtins.int
+    mode: Global___Sizing.Mode.ValueType
+    fraction: _builtins.float
+    """EQUITY_FRACTION and RISK_PER_TRADE: above 0, at most 1; default 0.02."""
+    def __init__(
+        self,
+        *,
+        mode: Global___Sizing.Mode.ValueType = ...,
+        fraction: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "mode", b"mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fraction: _TypeAlias = _typing.Literal["fraction"]  # noqa: Y015
+    _WhichOneofArgType__fraction: _TypeAlias = _typing.Literal["_fraction", b"_fraction"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fraction) -> _WhichOneofReturnType__fraction | None: ...
+
+Global___Sizing: _TypeAlias = Sizing  # noqa: Y015
 
 @_typing.final
 class RunBacktestRequest(_message.Message):
@@ -100,6 +189,14 @@ class RunBacktestRequest(_message.Message):
     LEVERAGE_FIELD_NUMBER: _builtins.int
     COSTS_FIELD_NUMBER: _builtins.int
     ACCOUNT_CURRENCY_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_PIPS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_PIPS_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
+    SIZING_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    OVERSIZE_FIELD_NUMBER: _builtins.int
+    NEGATIVE_BALANCE_PROTECTION_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     """Required, at most 128 characters. In StartOptimizationRequest it may be given at the top level instead, so the
     rule "required" is checked by the backtest itself, not declared here.
@@ -116,6 +213,22 @@ class RunBacktestRequest(_message.Message):
     """Positive, at most 1,000."""
     account_currency: _builtins.str
     """Defaults to "USD"."""
+    stop_loss_pips: _builtins.float
+    """Exit levels in pips from the entry price, checked inside each bar on its high and low (the worse one first
+    when both could hit): above 0, at most 10,000. Unset: none.
+    """
+    take_profit_pips: _builtins.float
+    trailing_stop_pips: _builtins.float
+    margin_call_level: _builtins.float
+    """Equity / used margin below which no exposure is added (default 1.0 = 100 %) and at which open positions are
+    closed (stop-out, default 0.5 = 50 %, ESMA's retail level); margin_call_level >= stop_out_level, at most 10.
+    """
+    stop_out_level: _builtins.float
+    oversize: Global___OversizePolicy.ValueType
+    negative_balance_protection: _builtins.bool
+    """Negative balance protection, on unless set to false: equity floors at zero, as EU and UK retail brokers
+    guarantee; the run then ends with exit reason "margin_call" and a warning.
+    """
     @_builtins.property
     def start_date(self) -> _timestamp_pb2.Timestamp:
         """Required: the window is start_date <= time < end_date, within the supported time range."""
@@ -127,7 +240,15 @@ class RunBacktestRequest(_message.Message):
         """Overrides of the strategy's parameters: at most 16 levels deep, numbers finite."""
 
     @_builtins.property
-    def costs(self) -> Global___BacktestCosts: ...
+    def costs(self) -> Global___BacktestCosts:
+        """Unset: a 1.0-pip spread, no commission, no slippage, financing on at 2.5 % a year on both sides
+        (realistic retail costs on the majors; Backtest.applied says what ran).
+        """
+
+    @_builtins.property
+    def sizing(self) -> Global___Sizing:
+        """Unset: FIXED_UNITS with position_size_units (default 10,000)."""
+
     def __init__(
         self,
         *,
@@ -142,21 +263,142 @@ class RunBacktestRequest(_message.Message):
         leverage: _builtins.float | None = ...,
         costs: Global___BacktestCosts | None = ...,
         account_currency: _builtins.str = ...,
+        stop_loss_pips: _builtins.float | None = ...,
+        take_profit_pips: _builtins.float | None = ...,
+        trailing_stop_pips: _builtins.float | None = ...,
+        sizing: Global___Sizing | None = ...,
+        margin_call_level: _builtins.float | None = ...,
+        stop_out_level: _builtins.float | None = ...,
+        oversize: Global___OversizePolicy.ValueType = ...,
+        negative_balance_protection: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_position_size_units", b"_position_size_units", "costs", b"costs", "end_date", b"end_date", "leverage", b"leverage", "parameters", b"parameters", "position_size_units", b"position_size_units", "start_date", b"start_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "end_date", b"end_date", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_position_size_units", b"_position_size_units", "account_currency", b"account_currency", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "leverage", b"leverage", "parameters", b"parameters", "position_size_units", b"position_size_units", "start_date", b"start_date", "strategy_id", b"strategy_id", "timeframe", b"timeframe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__leverage: _TypeAlias = _typing.Literal["leverage"]  # noqa: Y015
     _WhichOneofArgType__leverage: _TypeAlias = _typing.Literal["_leverage", b"_leverage"]  # noqa: Y015
+    _WhichOneofReturnType__margin_call_level: _TypeAlias = _typing.Literal["margin_call_level"]  # noqa: Y015
+    _WhichOneofArgType__margin_call_level: _TypeAlias = _typing.Literal["_margin_call_level", b"_margin_call_level"]  # noqa: Y015
+    _WhichOneofReturnType__negative_balance_protection: _TypeAlias = _typing.Literal["negative_balance_protection"]  # noqa: Y015
+    _WhichOneofArgType__negative_balance_protection: _TypeAlias = _typing.Literal["_negative_balance_protection", b"_negative_balance_protection"]  # noqa: Y015
     _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
     _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015
+    _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
+    _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
+    _WhichOneofReturnType__stop_out_level: _TypeAlias = _typing.Literal["stop_out_level"]  # noqa: Y015
+    _WhichOneofArgType__stop_out_level: _TypeAlias = _typing.Literal["_stop_out_level", b"_stop_out_level"]  # noqa: Y015
+    _WhichOneofReturnType__take_profit_pips: _TypeAlias = _typing.Literal["take_profit_pips"]  # noqa: Y015
+    _WhichOneofArgType__take_profit_pips: _TypeAlias = _typing.Literal["_take_profit_pips", b"_take_profit_pips"]  # noqa: Y015
+    _WhichOneofReturnType__trailing_stop_pips: _TypeAlias = _typing.Literal["trailing_stop_pips"]  # noqa: Y015
+    _WhichOneofArgType__trailing_stop_pips: _TypeAlias = _typing.Literal["_trailing_stop_pips", b"_trailing_stop_pips"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__leverage) -> _WhichOneofReturnType__leverage | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__margin_call_level) -> _WhichOneofReturnType__margin_call_level | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__negative_balance_protection) -> _WhichOneofReturnType__negative_balance_protection | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__position_size_units) -> _WhichOneofReturnType__position_size_units | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss_pips) -> _WhichOneofReturnType__stop_loss_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_out_level) -> _WhichOneofReturnType__stop_out_level | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__take_profit_pips) -> _WhichOneofReturnType__take_profit_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_stop_pips) -> _WhichOneofReturnType__trailing_stop_pips | None: ...
 
 Global___RunBacktestRequest: _TypeAlias = RunBacktestRequest  # noqa: Y015
+
+@_typing.final
+class AppliedSettings(_message.Message):
+    """The settings a backtest actually ran with, defaults resolved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_SIZE_UNITS_FIELD_NUMBER: _builtins.int
+    LEVERAGE_FIELD_NUMBER: _builtins.int
+    SIZING_FIELD_NUMBER: _builtins.int
+    COSTS_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_PIPS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_PIPS_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    OVERSIZE_FIELD_NUMBER: _builtins.int
+    NEGATIVE_BALANCE_PROTECTION_FIELD_NUMBER: _builtins.int
+    DATA_START_FIELD_NUMBER: _builtins.int
+    DATA_END_FIELD_NUMBER: _builtins.int
+    BARS_FIELD_NUMBER: _builtins.int
+    WARMUP_BARS_FIELD_NUMBER: _builtins.int
+    DATA_FILES_FIELD_NUMBER: _builtins.int
+    position_size_units: _builtins.float
+    leverage: _builtins.float
+    stop_loss_pips: _builtins.float
+    take_profit_pips: _builtins.float
+    trailing_stop_pips: _builtins.float
+    margin_call_level: _builtins.float
+    stop_out_level: _builtins.float
+    oversize: Global___OversizePolicy.ValueType
+    negative_balance_protection: _builtins.bool
+    bars: _builtins.int
+    warmup_bars: _builtins.int
+    """Bars at the start of the window before the strategy can give its first signal (its warm-up)."""
+    @_builtins.property
+    def sizing(self) -> Global___Sizing: ...
+    @_builtins.property
+    def costs(self) -> Global___BacktestCosts:
+        """Every field set: the costs that ran."""
+
+    @_builtins.property
+    def data_start(self) -> _timestamp_pb2.Timestamp:
+        """The first and last bar the simulation used (start_date <= time < end_date) and how many."""
+
+    @_builtins.property
+    def data_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def data_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The files the bars (and any conversion rates) came from."""
+
+    def __init__(
+        self,
+        *,
+        position_size_units: _builtins.float = ...,
+        leverage: _builtins.float = ...,
+        sizing: Global___Sizing | None = ...,
+        costs: Global___BacktestCosts | None = ...,
+        stop_loss_pips: _builtins.float | None = ...,
+        take_profit_pips: _builtins.float | None = ...,
+        trailing_stop_pips: _builtins.float | None = ...,
+        margin_call_level: _builtins.float = ...,
+        stop_out_level: _builtins.float = ...,
+        oversize: Global___OversizePolicy.ValueType = ...,
+        negative_balance_protection: _builtins.bool = ...,
+        data_start: _timestamp_pb2.Timestamp | None = ...,
+        data_end: _timestamp_pb2.Timestamp | None = ...,
+        bars: _builtins.int = ...,
+        warmup_bars: _builtins.int = ...,
+        data_files: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "data_end", b"data_end", "data_start", b"data_start", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "bars", b"bars", "costs", b"costs", "data_end", b"data_end", "data_files", b"data_files", "data_start", b"data_start", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "warmup_bars", b"warmup_bars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
+    _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
+    _WhichOneofReturnType__take_profit_pips: _TypeAlias = _typing.Literal["take_profit_pips"]  # noqa: Y015
+    _WhichOneofArgType__take_profit_pips: _TypeAlias = _typing.Literal["_take_profit_pips", b"_take_profit_pips"]  # noqa: Y015
+    _WhichOneofReturnType__trailing_stop_pips: _TypeAlias = _typing.Literal["trailing_stop_pips"]  # noqa: Y015
+    _WhichOneofArgType__trailing_stop_pips: _TypeAlias = _typing.Literal["_trailing_stop_pips", b"_trailing_stop_pips"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss_pips) -> _WhichOneofReturnType__stop_loss_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__take_profit_pips) -> _WhichOneofReturnType__take_profit_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_stop_pips) -> _WhichOneofReturnType__trailing_stop_pips | None: ...
+
+Global___AppliedSettings: _TypeAlias = AppliedSettings  # noqa: Y015
 
 @_typing.final
 class BacktestMetrics(_message.Message):
@@ -354,6 +596,8 @@ class Backtest(_message.Message):
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     TRADES_TOTAL_FIELD_NUMBER: _builtins.int
     EQUITY_POINTS_TOTAL_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     backtest_id: _builtins.str
     status: Global___Backtest.Status.ValueType
     strategy_id: _builtins.str
@@ -389,6 +633,16 @@ class Backtest(_message.Message):
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def applied(self) -> Global___AppliedSettings:
+        """What ran, defaults resolved."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every adjustment made instead of failing (units trimmed to margin, window clipped to the data, warm-up taken
+        from the window, conversion rates filled across gaps, the account floored at zero), one sentence each.
+        """
+
     def __init__(
         self,
         *,
@@ -411,10 +665,12 @@ class Backtest(_message.Message):
         duration_seconds: _builtins.float = ...,
         trades_total: _builtins.int = ...,
         equity_points_total: _builtins.int = ...,
+        applied: Global___AppliedSettings | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_date", b"end_date", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "create_time", b"create_time", "end_date", b"end_date", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "equity_points_total", b"equity_points_total", "initial_capital", b"initial_capital", "instrument", b"instrument", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades", "trades_total", b"trades_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "applied", b"applied", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "equity_points_total", b"equity_points_total", "initial_capital", b"initial_capital", "instrument", b"instrument", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades", "trades_total", b"trades_total", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

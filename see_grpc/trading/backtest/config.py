@@ -70,6 +70,10 @@ class BacktestConfig:
     margin_call_level: float = 1.0  # equity / used margin at which no new exposure is added
     stop_out_level: float = 0.5  # equity / used margin at which the position is closed (ESMA retail: 50 %)
     use_data_spread: bool = False
+    # An entry larger than the margin allows: trimmed with a warning (False) or the backtest refused (True).
+    refuse_oversize: bool = False
+    # Equity floors at zero (EU/UK retail brokers' negative balance protection); the run ends at a margin call.
+    negative_balance_protection: bool = True
 
     def __post_init__(self) -> None:
         self._check_market()

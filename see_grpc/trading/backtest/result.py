@@ -35,3 +35,5 @@ class BacktestResult:
     equity_curve_times: np.ndarray  # datetime64[ns], UTC
     equity_curve: np.ndarray  # account currency, one point per bar at its close
     bars_processed: int
+    # Every adjustment the engine made instead of failing, one sentence each (units trimmed, account floored at 0).
+    warnings: tuple[str, ...] = ()
