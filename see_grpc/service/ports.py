@@ -58,6 +58,9 @@ class BacktestRecord:
     error: str = ""
     trades_total: int = 0
     equity_points_total: int = 0
+    # The settings that ran, defaults resolved (see AppliedSettings in backtest.proto); times as ISO strings.
+    applied: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
