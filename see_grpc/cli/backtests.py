@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from google.api import httpbody_pb2
+from rich.markup import escape
 from rich.table import Table
 
 from see.v1 import backtest_pb2, common_pb2
@@ -45,6 +46,17 @@ def backtest(
     commission: Annotated[float | None, typer.Option(help="Commission per million of notional.")] = None,
     slippage_pips: Annotated[float | None, typer.Option(help="Slippage in pips per fill.")] = None,
     financing: Annotated[bool | None, typer.Option("--financing/--no-financing", help="Overnight financing.")] = None,
+    spread_from_data: Annotated[
+        bool, typer.Option("--spread-from-data", help="Fill at the data's per-bar spread or bid/ask columns.")
+    ] = False,
+    stop_loss: Annotated[float | None, typer.Option(help="Stop loss in pips from the entry.")] = None,
+    take_profit: Annotated[float | None, typer.Option(help="Take profit in pips from the entry.")] = None,
+    trailing_stop: Annotated[float | None, typer.Option(help="Trailing stop in pips.")] = None,
+    sizing: Annotated[str, typer.Option(help="fixed_units, equity_fraction or risk_per_trade.")] = "fixed_units",
+    fraction: Annotated[float | None, typer.Option(help="equity_fraction / risk_per_trade: e.g. 0.01.")] = None,
+    refuse_oversize: Annotated[
+        bool, typer.Option("--refuse-oversize", help="Fail instead of trimming units to the margin.")
+    ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report to this file.", dir_okay=False)] = None,
     open_report: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")] = False,
     as_json: Json = False,
@@ -55,6 +67,8 @@ def backtest(
     """
     if open_report and report is None:
         usage_error("--open needs --report FILE")
+    if sizing.upper() not in backtest_pb2.Sizing.Mode.keys()[1:]:
+        usage_error(f"--sizing {sizing!r}: choose fixed_units, equity_fraction or risk_per_trade")
     request = backtest_pb2.RunBacktestRequest(
         strategy_id=strategy_id,
         start_date=timestamp(start, "--from"),
@@ -67,8 +81,17 @@ def backtest(
         position_size_units=units,
         leverage=leverage,
         costs=backtest_pb2.BacktestCosts(
-            spread_pips=spread_pips, commission_per_million=commission, slippage_pips=slippage_pips, financing=financing
+            spread_pips=spread_pips,
+            commission_per_million=commission,
+            slippage_pips=slippage_pips,
+            financing=financing,
+            spread_from_data=spread_from_data or None,
         ),
+        stop_loss_pips=stop_loss,
+        take_profit_pips=take_profit,
+        trailing_stop_pips=trailing_stop,
+        sizing=backtest_pb2.Sizing(mode=backtest_pb2.Sizing.Mode.Value(sizing.upper()), fraction=fraction),
+        oversize=backtest_pb2.REFUSE if refuse_oversize else backtest_pb2.OVERSIZE_POLICY_UNSPECIFIED,
     )
 
     async def work(client: SeeClient) -> backtest_pb2.Backtest:
@@ -301,6 +324,8 @@ def print_summary(result: backtest_pb2.Backtest) -> None:
     ]
     output.console.print(output.details("backtest", header))
     output.console.print(output.details("metrics", figures))
+    for warning in result.warnings:  # adjustments made instead of failing: a trader must see them
+        output.console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
 def trade_table(rows: list[backtest_pb2.Trade]) -> Table:
