@@ -106,6 +106,7 @@ class PreparedBacktest:
     config: BacktestConfig
     loaded: LoadedBars
     conversion: pd.Series | None
+    extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (the financing table)
 
 
 class BacktestService:
@@ -131,13 +132,14 @@ class BacktestService:
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
+        config, swap_source = await asyncio.to_thread(self._with_swap_rates, config, request)
         loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
         if config.use_data_spread:
             _check_data_spread(loaded)
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
-        return PreparedBacktest(template, params, config, loaded, conversion)
+        return PreparedBacktest(template, params, config, loaded, conversion, (swap_source,) if swap_source else ())
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored.
@@ -194,6 +196,7 @@ class BacktestService:
             result=result,
             seconds=time.perf_counter() - started,
             warmup=template().warmup_bars(params),
+            files=[loaded.source, *prepared.extra_files],
         )
         async with self._db.unit_of_work() as uow:
             await uow.backtests.add(record)
@@ -298,6 +301,15 @@ class BacktestService:
             bars = bars.join(extra)
         return LoadedBars(bars, loaded.source, loaded.synthetic)
 
+    def _with_swap_rates(self, config: BacktestConfig, request: BacktestRequest) -> tuple[BacktestConfig, str]:
+        """The pair's rates from the data folder's financing table, where the request names none of its own."""
+        rates = self._bars.swap_rates(config.instrument)
+        if rates is None or "financing_long_rate" in request.costs or "financing_short_rate" in request.costs:
+            return config, ""
+        return dataclasses.replace(
+            config, financing_long_rate=rates.long_rate, financing_short_rate=rates.short_rate
+        ), rates.source
+
     def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.Series | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)
         pairs = conversion_pairs(config.pair, config.account_currency)
@@ -393,6 +405,7 @@ def _record(
     result: BacktestResult,
     seconds: float,
     warmup: int,
+    files: list[str],
 ) -> tuple[BacktestRecord, BacktestSeries]:
     """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
@@ -424,7 +437,7 @@ def _record(
         duration_seconds=seconds,
         trades_total=len(result.trades),
         equity_points_total=len(result.equity_curve),
-        applied=applied_settings(config, index, warmup, [loaded.source]),
+        applied=applied_settings(config, index, warmup, files),
         warnings=[*window_warnings(request.start, request.end, index, config.timeframe, warmup), *result.warnings],
     )
     return record, BacktestSeries(trades, equity)

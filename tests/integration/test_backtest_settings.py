@@ -164,3 +164,39 @@ async def test_grpc_takes_the_same_fields(running: RunningServer) -> None:
     # capped so that equity / margin stays at least 1.5: at most 10,000 x 50 / 1.5 = 333,333 USD. 250,000 fits.
     first = answer.trades[0]
     assert first.units * first.entry_price == pytest.approx(250_000, rel=2e-4)
+
+
+def write_swap_table(folder: Path, rows: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "financing.csv").write_text("instrument,long_rate,short_rate\n" + rows)
+
+
+async def test_the_financing_table_sets_a_pairs_rates_with_the_stated_sign(
+    running: RunningServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "data" / "bars"
+    fields = {"parameters": {"fast_period": 5, "slow_period": 20}}
+    write_swap_table(folder, "EUR/USD,-0.05,0.05\nUSD_JPY,0.01,0.02\n")
+    status, from_table = await backtest(running, **fields)
+    assert status == 200, from_table
+    assert from_table["applied"]["costs"]["financing_long_rate"] == -0.05
+    assert from_table["applied"]["costs"]["financing_short_rate"] == 0.05
+    assert from_table["applied"]["data_files"][-1] == "financing.csv"
+    held_overnight = [t for t in from_table["trades"] if t["financing"] != 0]
+    assert held_overnight
+    # Negative is earned, positive paid: longs are credited, shorts charged.
+    assert all((t["financing"] > 0) == (t["side"] == "LONG") for t in held_overnight)
+    # The request's own rates win over the table, and the same rates give the same result.
+    status, asked = await backtest(
+        running, **fields, costs={"financing_long_rate": -0.05, "financing_short_rate": 0.05}
+    )
+    assert [t["financing"] for t in asked["trades"]] == [t["financing"] for t in from_table["trades"]]
+    assert "financing.csv" not in asked["applied"]["data_files"]
+
+
+async def test_a_bad_financing_table_row_is_named(running: RunningServer, tmp_path: Path) -> None:
+    write_swap_table(tmp_path / "data" / "bars", "EUR/USD,0.01,0.01\nGBP/USD,0.02,two\n")
+    status, body = await backtest(running)
+    assert status == 400
+    assert body["code"] == 9
+    assert "financing.csv: row 2 cannot be read" in body["message"]
