@@ -67,6 +67,8 @@ def backtest(
     """
     if open_report and report is None:
         usage_error("--open needs --report FILE")
+    if report is not None:
+        writable(report)
     if sizing.upper() not in backtest_pb2.Sizing.Mode.keys()[1:]:
         usage_error(f"--sizing {sizing!r}: choose fixed_units, equity_fraction or risk_per_trade")
     request = backtest_pb2.RunBacktestRequest(
@@ -165,7 +167,7 @@ def list_backtests(
 
     found = run(connection(ctx), work)
     if as_json:
-        output.print_json({"backtests": [output.to_json(b) for b in found]})
+        output.print_json({"backtests": [output.to_json(b) for b in found], "next_page_token": ""})
         return
     rows = [
         (
@@ -203,6 +205,7 @@ def write_report(
     as_json: Json = False,
 ) -> None:
     """Write a stored backtest's HTML report (charts, metrics, trades; works offline)."""
+    writable(out)
     request = backtest_pb2.GetBacktestReportRequest(backtest_id=backtest_id)
     page = run(connection(ctx), lambda c: c.get_backtest_report(request, timeout=None))
     out.write_bytes(page.data)
@@ -226,6 +229,8 @@ def trades(
     Example: see trades bt_123 --export trades.parquet   (then pandas.read_parquet("trades.parquet"))
     """
     if export is not None:
+        if instrument or side or exit_reason:
+            usage_error("--export writes every trade: --instrument, --side and --exit-reason apply to the listing")
         fmt = _export_format(export)
         request = backtest_pb2.ExportBacktestTradesRequest(backtest_id=backtest_id, format=fmt)
         _export(ctx, export, lambda c: c.export_backtest_trades(request), as_json)
@@ -290,9 +295,17 @@ def written(path: Path, size: int, as_json: bool) -> None:
 
 
 def _export_format(path: Path) -> str:
-    if path.suffix not in (".csv", ".parquet"):
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
         usage_error(f"{path.name}: the file must end in .csv or .parquet")
-    return path.suffix[1:]
+    writable(path)
+    return suffix[1:]
+
+
+def writable(path: Path) -> None:
+    """Checked before anything runs: a backtest should not be run and stored only to fail at writing its file."""
+    if not path.parent.is_dir():
+        usage_error(f"{path.parent} is not a folder; create it first")
 
 
 def print_summary(result: backtest_pb2.Backtest) -> None:
