@@ -17,15 +17,19 @@ COUNTING = strategy_with(
 
 # Remembers the targets of the longest data it saw and answers a prefix of it from memory: the prefix then looks
 # like the whole data, and the check would pass if anything survived between requests.
-MEMO_BODY = """
+MEMO_BODY = (
+    """
 key = str(bars.index[0])
 known = MEMO.get(key)
 if known is not None and len(known) >= len(bars):
     positions = known[: len(bars)]
 else:
-""" + "\n".join("    " + line for line in CHEATS["shift_minus_one"].strip().splitlines()) + """
+"""
+    + "\n".join("    " + line for line in CHEATS["shift_minus_one"].strip().splitlines())
+    + """
     MEMO[key] = positions
 """
+)
 MEMO = strategy_code(MEMO_BODY).replace("class Probe", "MEMO = {}\n\n\nclass Probe")
 
 
