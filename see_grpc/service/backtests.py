@@ -139,6 +139,7 @@ class BacktestService:
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
+        await self._catalogue.check_look_ahead(strategy, params, loaded.bars)  # user code, on these very bars
         return PreparedBacktest(template, params, config, loaded, conversion, (swap_source,) if swap_source else ())
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
