@@ -11,11 +11,11 @@ import typer
 
 from see.v1 import backtest_pb2, common_pb2
 from see_grpc.cli import output
-from see_grpc.cli.connection import invalid_input, run
+from see_grpc.cli.connection import invalid_input, run, usage_error
 from see_grpc.cli.options import Json, connection
 from see_grpc.cli.progress import progress_bar
 from see_grpc.client import SeeClient
-from see_grpc.errors import BacktestDataError
+from see_grpc.errors import BacktestDataError, InvalidArgumentError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,11 +48,19 @@ def import_bars(
     """Upload a bar file with a progress bar; bars already stored for the same times are replaced."""
     # pandas: loaded only by the command that needs it, so every other command starts quickly
     from see_grpc.adapters.bars import read_bar_file  # noqa: PLC0415
-    from see_grpc.trading.bars import validate_bars  # noqa: PLC0415
+    from see_grpc.trading.bars import check_timeframe, validate_bars  # noqa: PLC0415
+    from see_grpc.trading.instruments import parse_instrument, parse_timeframe  # noqa: PLC0415
 
     try:
+        parse_instrument(instrument)
+        parse_timeframe(timeframe)
+    except InvalidArgumentError as exc:
+        usage_error(exc.message)
+    try:
         frame = read_bar_file(file)
-        validate_bars(frame, file.name)  # all of it before anything is sent: a file is stored whole or not at all
+        # All of it before anything is sent: a file is stored whole or not at all.
+        validate_bars(frame, file.name)
+        check_timeframe(frame, timeframe, file.name)
     except BacktestDataError as exc:
         invalid_input(str(exc))
     except (ValueError, OSError) as exc:  # not text, not Parquet, empty: pandas and pyarrow say which

@@ -34,6 +34,32 @@ def validate_bars(bars: pd.DataFrame, source: str) -> None:
             raise BacktestDataError(f"{source}: row {row + 1} (time {index[row]}) {problem}. Fix or remove that row.")
 
 
+# Bars up to this size start on a multiple of it within the UTC day; longer ones may follow New York's close.
+ALIGNED_UP_TO = pd.Timedelta(hours=1)
+
+
+def check_timeframe(bars: pd.DataFrame, timeframe: str, source: str) -> None:
+    """Raise BacktestDataError unless the bars are `timeframe` bars: intraday ones start on a multiple of it, and
+    the typical gap between bars (their median: weekends and holidays are the exception) is one timeframe."""
+    step = timeframe_delta(timeframe)
+    index = pd.DatetimeIndex(bars.index)
+    if step <= ALIGNED_UP_TO:
+        off = np.flatnonzero((index - index.normalize()) % step != pd.Timedelta(0))
+        if off.size:
+            row = int(off[0])
+            raise BacktestDataError(
+                f"{source}: row {row + 1} (time {index[row]}) does not start a {timeframe} bar; "
+                f"{timeframe} bars start on multiples of {timeframe} from midnight UTC"
+            )
+    if len(index) > 2:
+        typical = pd.Timedelta(int(np.median(np.diff(index.as_unit("ns").asi8))), "ns")
+        if typical != step:
+            raise BacktestDataError(
+                f"{source}: the bars are typically {typical} apart, not {step}: are they {timeframe} bars? "
+                "Name the timeframe they have"
+            )
+
+
 def _outside(bars: pd.DataFrame, column: str) -> np.ndarray:
     price = bars[column]
     outside: np.ndarray = ((price > bars["high"]) | (price < bars["low"])).to_numpy()

@@ -22,7 +22,7 @@ from see_grpc.adapters.bars.readers import read_bar_file
 from see_grpc.errors import BacktestConfigError, BacktestDataError, InvalidArgumentError
 from see_grpc.service.ports import LoadedBars, SwapRates
 from see_grpc.text import quoted
-from see_grpc.trading.bars import can_resample, resample_bars, validate_bars
+from see_grpc.trading.bars import can_resample, check_timeframe, resample_bars, validate_bars
 from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument, parse_timeframe
 
 SUFFIXES = (".parquet", ".csv")  # parquet first: uploads are written as parquet
@@ -65,6 +65,7 @@ class FileBarStore:
         """
         pair, timeframe = _parsed(instrument, timeframe)
         validate_bars(bars, f"uploaded {pair.symbol} {timeframe} bars")
+        check_timeframe(bars, timeframe, f"uploaded {pair.symbol} {timeframe} bars")
         existing = self._existing(pair, timeframe)
         merged = bars if existing is None else pd.concat([existing, bars])
         merged = merged[~merged.index.duplicated(keep="last")].sort_index()

@@ -10,6 +10,7 @@ import pytest
 
 from see_grpc.adapters.bars import FileBarStore, read_dukascopy, read_histdata
 from see_grpc.errors import BacktestConfigError, BacktestDataError
+from see_grpc.trading.bars import check_timeframe
 
 pytestmark = pytest.mark.unit
 
@@ -184,3 +185,35 @@ def test_changed_file_is_read_again(tmp_path: Path) -> None:
     assert store.load("EUR/USD", "1h", START, END).bars["close"].tolist() == [1.0]
     path.write_text("time,open,high,low,close\n2024-01-02 00:00,2,2,2,2\n2024-01-02 01:00,2,2,2,2\n")
     assert store.load("EUR/USD", "1h", START, END).bars["close"].tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("times", "timeframe", "message"),
+    [
+        (
+            pd.date_range("2024-01-02", periods=50, freq="1h", tz="UTC"),
+            "1m",
+            "the bars are typically 0 days 01:00:00 apart",
+        ),
+        (pd.date_range("2024-01-02", periods=50, freq="1min", tz="UTC"), "1h", "row 2 .* does not start a 1h bar"),
+        (
+            pd.date_range("2024-01-02 00:30", periods=50, freq="5min", tz="UTC"),
+            "15m",
+            "row 2 .* does not start a 15m bar",
+        ),
+    ],
+)
+def test_bars_that_are_not_of_the_named_timeframe_are_refused(
+    times: pd.DatetimeIndex, timeframe: str, message: str
+) -> None:
+    bars = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, index=times)
+    with pytest.raises(BacktestDataError, match=f"up.csv: {message}"):
+        check_timeframe(bars, timeframe, "up.csv")
+
+
+def test_weekends_and_a_new_york_aligned_day_are_fine() -> None:
+    hours = pd.date_range("2024-01-05 18:00", "2024-01-08 06:00", freq="1h", tz="UTC")
+    weekdays = hours[(hours.day_of_week < 5) | (hours.day_of_week == 6) & (hours.hour >= 22)]
+    check_timeframe(pd.DataFrame({"open": 1.0}, index=weekdays), "1h", "x")
+    days = pd.date_range("2024-01-01 22:00", periods=30, freq="1D", tz="UTC")  # daily bars at 17:00 New York
+    check_timeframe(pd.DataFrame({"open": 1.0}, index=days), "1d", "x")
