@@ -216,6 +216,8 @@ class BacktestService:
         self, backtest_id: str, *, page_size: int, page_token: str, filters: TradeFilter
     ) -> Page[dict[str, Any]]:
         size = page_size_of(page_size, DEFAULT_TRADES_PAGE_SIZE, MAX_TRADES_PAGE_SIZE)
+        if filters.instrument:  # "EURUSD" and "eur_usd" find the trades of EUR/USD, as a backtest request would
+            filters = dataclasses.replace(filters, instrument=_instrument_field(filters.instrument))
         async with self._db.unit_of_work(readonly=True) as uow:
             if await uow.backtests.get(backtest_id) is None:
                 raise _unknown(backtest_id)
@@ -329,6 +331,13 @@ class BacktestService:
             f"P&L of {config.pair.symbol} is in {config.pair.quote}; converting it to {config.account_currency} "
             f"needs bars of {' or '.join(s for s, _ in pairs)}: {' '.join(problems)}"
         )
+
+
+def _instrument_field(text: str) -> str:
+    try:
+        return parse_instrument(text).symbol
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(exc.message, violations=[FieldViolation("instrument", exc.message)]) from None
 
 
 def _check_data_spread(loaded: LoadedBars) -> None:

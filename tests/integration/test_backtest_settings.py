@@ -200,3 +200,15 @@ async def test_a_bad_financing_table_row_is_named(running: RunningServer, tmp_pa
     assert status == 400
     assert body["code"] == 9
     assert "financing.csv: row 2 cannot be read" in body["message"]
+
+
+async def test_the_trades_filter_reads_any_spelling_of_the_pair(running: RunningServer) -> None:
+    status, result = await backtest(running)
+    assert status == 200, result
+    pages = []
+    for spelling in ("EUR/USD", "EURUSD", "eur_usd"):
+        path = f"/api/v1/backtests/{result['backtest_id']}/trades?instrument={spelling}&page_size=5"
+        async with running.http.get(path, headers=FULL) as response:
+            assert response.status == 200
+            pages.append((await response.json())["trades"])
+    assert pages[0] and pages[0] == pages[1] == pages[2]
