@@ -196,10 +196,25 @@ class ExecutionManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        record = await self._transition(execution_id, "stopped", "stopped by request")
+        try:
+            record = await self._transition(execution_id, "stopped", "stopped by request")
+        except FailedPreconditionError:
+            # Stopped already (its feed ended) yet still holding positions: closing them is what was asked.
+            holding = await self._stopped_holding(execution_id) if close_positions else None
+            if holding is None:
+                raise
+            record = holding
         if close_positions:
             record = await self._flatten(record, "stopped by request; positions closed")
         return record
+
+    async def _stopped_holding(self, execution_id: str) -> ExecutionRecord | None:
+        async with self._db.unit_of_work(readonly=True) as uow:
+            record = await uow.executions.get(execution_id)
+        holding = record is not None and any(
+            abs(p["units"]) >= 1e-9 for p in record.state.get("positions", {}).values()
+        )
+        return record if holding and record is not None and record.status == "stopped" else None
 
     async def _require_bus(self) -> None:
         """Refuse a new execution while the bus is away rather than accept one nobody could follow."""
@@ -312,7 +327,10 @@ class ExecutionManager:
             await self.flush_outbox(execution_id)
             runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
-            await self._finish(execution_id, "stopped", f"the {self._feed.kind} feed has no more bars")
+            ended = f"the {self._feed.kind} feed has no more bars"
+            if record.mode == "paper":  # as a backtest ends: what is still open closes at the last bar's close
+                await self._flatten(record, f"{ended}; positions closed at the last close")
+            await self._finish(execution_id, "stopped", record.status_message or ended)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -355,7 +373,7 @@ class ExecutionManager:
             if abs(units) < 1e-9:
                 continue
             last = record.state["last_close"][instrument]
-            bar = LiveBar(instrument, datetime.now(UTC), last, last, last, last)
+            bar = LiveBar(instrument, self._closing_time(record, instrument), last, last, last, last)
             order = make_order(
                 record, instrument, -units, f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
             )
@@ -364,6 +382,13 @@ class ExecutionManager:
         async with self.saving(record.execution_id) as uow:
             await uow.executions.update(record)
         return record
+
+    @staticmethod
+    def _closing_time(record: ExecutionRecord, instrument: str) -> datetime:
+        """The last bar's time, as a backtest stamps its end-of-data close: a replay's closing fill stays on the bars'
+        clock, not the wall clock."""
+        last = record.state.get("last_bar", {}).get(instrument)
+        return datetime.now(UTC) if last is None else datetime.fromisoformat(last)
 
     async def execute_order(
         self, record: ExecutionRecord, order: OrderRecord, bar: LiveBar, *, new_order: bool = False

@@ -45,15 +45,14 @@ async def wait_for_status(running: RunningServer, execution_id: str, status: str
 
 
 def position_path_of_backtest(trades: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
-    """(time, position after, price) at every change, from the backtest's round trips (the final close excluded)."""
+    """(time, position after, price) at every change, from the backtest's round trips, the final close included."""
     changes: dict[str, tuple[float, float]] = {}
     for trade in trades:
         signed = trade["units"] if trade["side"] == "LONG" else -trade["units"]
         delta, _ = changes.get(trade["entry_time"], (0.0, 0.0))
         changes[trade["entry_time"]] = (delta + signed, trade["entry_price"])
-        if trade["exit_reason"] != "end_of_data":
-            delta, price = changes.get(trade["exit_time"], (0.0, trade["exit_price"]))
-            changes[trade["exit_time"]] = (delta - signed, price)
+        delta, price = changes.get(trade["exit_time"], (0.0, trade["exit_price"]))
+        changes[trade["exit_time"]] = (delta - signed, price)
     path, position = [], 0.0
     for when in sorted(changes):
         delta, price = changes[when]

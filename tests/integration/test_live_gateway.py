@@ -58,6 +58,11 @@ async def test_live_execution_through_the_gateway_fills_each_order_once(tmp_path
                     lambda r: r.execution.status == execution_pb2.Execution.STOPPED,
                 )
                 execution = reply.execution
+                # The feed ended with a live position open: stopping it again with close_positions closes it.
+                closed = await stub.StopExecution(
+                    execution_pb2.StopExecutionRequest(execution_id=execution.execution_id, close_positions=True),
+                    metadata=METADATA,
+                )
         finally:
             await server.stop()
         assert execution.status == execution_pb2.Execution.STOPPED, execution.status_message
@@ -69,7 +74,12 @@ async def test_live_execution_through_the_gateway_fills_each_order_once(tmp_path
         assert all(gateway.executions[key] == 1 for key in keys)
         net = sum(f.units if f.side == 1 else -f.units for f in execution.fills)
         assert [p.units for p in execution.positions] == [net]
-        assert abs(net) in (0, 10_000)  # always flat or one position of the default size, never doubled
+        assert abs(net) == 10_000  # a trend follower is always in the market after its first cross, never doubled
+        assert [p.units for p in closed.execution.positions] == [0]
+        before = {f.fill_id for f in execution.fills}
+        [closing] = [f for f in closed.execution.fills if f.fill_id not in before]
+        assert closing.units == abs(net) and (closing.side == 1) == (net < 0)
+        assert gateway.executions[closing.client_order_id] == 1
 
 
 def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
