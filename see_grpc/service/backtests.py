@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from see_grpc.errors import (
     BacktestConfigError,
-    BacktestDataError,
     BacktestError,
     BacktestExecutionError,
     FieldViolation,
@@ -52,12 +51,11 @@ from see_grpc.trading.backtest import (
     BacktestConfig,
     BacktestResult,
     TradeRecord,
-    align_conversion,
-    conversion_pairs,
+    load_conversion,
     run_backtest,
 )
 from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
-from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.instruments import parse_instrument, timeframe_delta
 from see_grpc.trading.strategies.base import BaseStrategy
 from see_grpc.trading.strategies.causal import with_cause_close
 
@@ -96,7 +94,7 @@ class PreparedBacktest:
     params: dict[str, object]
     config: BacktestConfig
     loaded: LoadedBars
-    conversion: pd.Series | None
+    conversion: pd.DataFrame | None  # quote->account rates at each bar's open and close (load_conversion)
 
 
 class BacktestService:
@@ -286,24 +284,16 @@ class BacktestService:
             bars = bars.join(extra)
         return LoadedBars(bars, loaded.source, loaded.synthetic)
 
-    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.Series | None]:
+    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.DataFrame | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)
-        pairs = conversion_pairs(config.pair, config.account_currency)
-        if not pairs:
-            return loaded, None
-        problems = []
-        for symbol, invert in pairs:
-            try:
-                rates = self._bars.load(symbol, config.timeframe, start, end)
-            except BacktestDataError as exc:
-                problems.append(exc.message)
-                continue
-            index = pd.DatetimeIndex(loaded.bars.index)
-            return loaded, align_conversion(rates.bars["close"], index, invert, rates.source)
-        raise BacktestDataError(
-            f"P&L of {config.pair.symbol} is in {config.pair.quote}; converting it to {config.account_currency} "
-            f"needs bars of {' or '.join(s for s, _ in pairs)}: {' '.join(problems)}"
-        )
+
+        def conversion_bars(symbol: str) -> tuple[pd.DataFrame, str]:
+            rates = self._bars.load(symbol, config.timeframe, start, end)
+            return rates.bars, rates.source
+
+        bar = timeframe_delta(config.timeframe)
+        conversion = load_conversion(config.pair, config.account_currency, loaded.bars, bar, conversion_bars)
+        return loaded, conversion
 
 
 def _check_request(request: BacktestRequest) -> None:

@@ -17,7 +17,7 @@ def run_sweep(
     bars: pd.DataFrame,
     config: BacktestConfig,
     *,
-    conversion: pd.Series | None = None,
+    conversion: pd.DataFrame | None = None,
 ) -> list[dict[str, float]]:
     """The metrics run_backtest reports for each parameter set, in grid order.
 
