@@ -174,3 +174,11 @@ def test_conversion_starting_after_the_traded_bars_is_a_gap() -> None:
     prices = hourly({"2024-01-08 01:00": (101.0, 101.5), "2024-01-08 02:00": (102.0, 102.5)})
     with pytest.raises(BacktestDataError, match=r"at its open \(2024-01-08T00:00:00\+00:00\) and there is none"):
         align_conversion(prices, TRADED, HOUR, invert=False, source="USD_JPY_1h.csv")
+
+
+def test_conversion_bars_the_traded_pair_lacks_are_skipped() -> None:
+    prices = hourly({f"2024-01-08 0{h}:00": (100.0 + h, 100.5 + h) for h in range(4)})
+    traded = TRADED[[0, 1, 3]]  # no traded bar at 02:00
+    rates = align_conversion(prices, traded, HOUR, invert=False, source="USD_JPY_1h.csv")
+    assert rates[AT_OPEN].tolist() == [100.0, 101.0, 103.0]
+    assert rates[AT_CLOSE].tolist() == [100.5, 101.5, 103.5]
