@@ -10,7 +10,7 @@ import typer
 
 from see.v1 import system_pb2
 from see_grpc.cli import backtests, bars, executions, optimize, output, strategies
-from see_grpc.cli.connection import DEFAULT_TARGET, Connection, find_api_key, run
+from see_grpc.cli.connection import DEFAULT_TARGET, Connection, find_api_key, main_guarded, run
 from see_grpc.cli.options import Json, connection
 
 app = typer.Typer(
@@ -52,7 +52,7 @@ def options(
 
 @app.command()
 def health(ctx: typer.Context, as_json: Json = False) -> None:
-    """The server's health and the status of each dependency."""
+    """The server's health and the status of each dependency (--json: GET /health/detailed's answer)."""
     reply = run(connection(ctx), lambda c: c.get_detailed_health(system_pb2.GetDetailedHealthRequest()))
     if as_json:
         output.print_json(reply)
@@ -63,4 +63,4 @@ def health(ctx: typer.Context, as_json: Json = False) -> None:
 
 
 def main() -> None:
-    app()
+    main_guarded(app)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from google.api import httpbody_pb2
+from rich.markup import escape
 from rich.table import Table
 
 from see.v1 import backtest_pb2, common_pb2
@@ -45,6 +46,17 @@ def backtest(
     commission: Annotated[float | None, typer.Option(help="Commission per million of notional.")] = None,
     slippage_pips: Annotated[float | None, typer.Option(help="Slippage in pips per fill.")] = None,
     financing: Annotated[bool | None, typer.Option("--financing/--no-financing", help="Overnight financing.")] = None,
+    spread_from_data: Annotated[
+        bool, typer.Option("--spread-from-data", help="Fill at the data's per-bar spread or bid/ask columns.")
+    ] = False,
+    stop_loss: Annotated[float | None, typer.Option(help="Stop loss in pips from the entry.")] = None,
+    take_profit: Annotated[float | None, typer.Option(help="Take profit in pips from the entry.")] = None,
+    trailing_stop: Annotated[float | None, typer.Option(help="Trailing stop in pips.")] = None,
+    sizing: Annotated[str, typer.Option(help="fixed_units, equity_fraction or risk_per_trade.")] = "fixed_units",
+    fraction: Annotated[float | None, typer.Option(help="equity_fraction / risk_per_trade: e.g. 0.01.")] = None,
+    refuse_oversize: Annotated[
+        bool, typer.Option("--refuse-oversize", help="Fail instead of trimming units to the margin.")
+    ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report to this file.", dir_okay=False)] = None,
     open_report: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")] = False,
     as_json: Json = False,
@@ -55,6 +67,10 @@ def backtest(
     """
     if open_report and report is None:
         usage_error("--open needs --report FILE")
+    if report is not None:
+        writable(report)
+    if sizing.upper() not in backtest_pb2.Sizing.Mode.keys()[1:]:
+        usage_error(f"--sizing {sizing!r}: choose fixed_units, equity_fraction or risk_per_trade")
     request = backtest_pb2.RunBacktestRequest(
         strategy_id=strategy_id,
         start_date=timestamp(start, "--from"),
@@ -67,8 +83,17 @@ def backtest(
         position_size_units=units,
         leverage=leverage,
         costs=backtest_pb2.BacktestCosts(
-            spread_pips=spread_pips, commission_per_million=commission, slippage_pips=slippage_pips, financing=financing
+            spread_pips=spread_pips,
+            commission_per_million=commission,
+            slippage_pips=slippage_pips,
+            financing=financing,
+            spread_from_data=spread_from_data or None,
         ),
+        stop_loss_pips=stop_loss,
+        take_profit_pips=take_profit,
+        trailing_stop_pips=trailing_stop,
+        sizing=backtest_pb2.Sizing(mode=backtest_pb2.Sizing.Mode.Value(sizing.upper()), fraction=fraction),
+        oversize=backtest_pb2.REFUSE if refuse_oversize else backtest_pb2.OVERSIZE_POLICY_UNSPECIFIED,
     )
 
     async def work(client: SeeClient) -> backtest_pb2.Backtest:
@@ -142,7 +167,7 @@ def list_backtests(
 
     found = run(connection(ctx), work)
     if as_json:
-        output.print_json({"backtests": [output.to_json(b) for b in found]})
+        output.print_json({"backtests": [output.to_json(b) for b in found], "next_page_token": ""})
         return
     rows = [
         (
@@ -180,6 +205,7 @@ def write_report(
     as_json: Json = False,
 ) -> None:
     """Write a stored backtest's HTML report (charts, metrics, trades; works offline)."""
+    writable(out)
     request = backtest_pb2.GetBacktestReportRequest(backtest_id=backtest_id)
     page = run(connection(ctx), lambda c: c.get_backtest_report(request, timeout=None))
     out.write_bytes(page.data)
@@ -203,6 +229,8 @@ def trades(
     Example: see trades bt_123 --export trades.parquet   (then pandas.read_parquet("trades.parquet"))
     """
     if export is not None:
+        if instrument or side or exit_reason:
+            usage_error("--export writes every trade: --instrument, --side and --exit-reason apply to the listing")
         fmt = _export_format(export)
         request = backtest_pb2.ExportBacktestTradesRequest(backtest_id=backtest_id, format=fmt)
         _export(ctx, export, lambda c: c.export_backtest_trades(request), as_json)
@@ -267,9 +295,17 @@ def written(path: Path, size: int, as_json: bool) -> None:
 
 
 def _export_format(path: Path) -> str:
-    if path.suffix not in (".csv", ".parquet"):
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
         usage_error(f"{path.name}: the file must end in .csv or .parquet")
-    return path.suffix[1:]
+    writable(path)
+    return suffix[1:]
+
+
+def writable(path: Path) -> None:
+    """Checked before anything runs: a backtest should not be run and stored only to fail at writing its file."""
+    if not path.parent.is_dir():
+        usage_error(f"{path.parent} is not a folder; create it first")
 
 
 def print_summary(result: backtest_pb2.Backtest) -> None:
@@ -301,6 +337,8 @@ def print_summary(result: backtest_pb2.Backtest) -> None:
     ]
     output.console.print(output.details("backtest", header))
     output.console.print(output.details("metrics", figures))
+    for warning in result.warnings:  # adjustments made instead of failing: a trader must see them
+        output.console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
 def trade_table(rows: list[backtest_pb2.Trade]) -> Table:

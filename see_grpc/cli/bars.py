@@ -55,6 +55,8 @@ def import_bars(
         validate_bars(frame, file.name)  # all of it before anything is sent: a file is stored whole or not at all
     except BacktestDataError as exc:
         invalid_input(str(exc))
+    except (ValueError, OSError) as exc:  # not text, not Parquet, empty: pandas and pyarrow say which
+        invalid_input(f"{file.name} cannot be read as bars: {exc}")
     if frame.empty:
         invalid_input(f"{file.name} holds no bars")
 
@@ -80,7 +82,7 @@ def import_bars(
         output.print_json(summary)
         return
     output.console.print(
-        f"{total:,} bars of {instrument} {timeframe} imported, "
+        f"{total:,} bars of {replies[0].instrument} {replies[0].timeframe} imported, "
         f"{output.when(replies[0].first_time)} .. {output.when(replies[-1].last_time)}"
     )
 

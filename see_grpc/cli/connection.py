@@ -51,12 +51,31 @@ class Connection:
 def find_api_key(given: str | None, key_file: Path | None) -> tuple[str, str]:
     """The key and where it came from: --api-key or SEE_API_KEY, else the key file a local server wrote."""
     if given:
-        return given.strip(), "SEE_API_KEY"
+        return _header_safe(given.strip(), "SEE_API_KEY"), "SEE_API_KEY"
     path = key_file or Path(os.environ.get("DATA_DIR", "data")) / KEY_FILE_NAME
     try:
-        return path.read_text().strip(), str(path)
-    except OSError:
+        return _header_safe(path.read_text().strip(), str(path)), str(path)
+    except (OSError, UnicodeDecodeError):
         return "", f"nowhere (SEE_API_KEY is unset and {path} cannot be read)"
+
+
+def _header_safe(key: str, source: str) -> str:
+    """A key travels as a header value: printable ASCII only (a newline or a Cyrillic letter cannot be sent)."""
+    if not all(" " <= char <= "~" for char in key):
+        usage_error(f"the API key from {source} holds characters a header cannot carry (printable ASCII only)")
+    return key
+
+
+def main_guarded(app: Callable[[], object]) -> None:
+    """Ctrl-C before any call (imports take a while) or a closed pipe after the last one: no traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(INTERRUPTED)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(PIPE_CLOSED)
 
 
 def run(connection: Connection, work: Callable[[SeeClient], Awaitable[_T]]) -> _T:

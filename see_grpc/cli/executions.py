@@ -18,6 +18,8 @@ app = typer.Typer(help="Start, list, show, pause, resume and stop executions.", 
 ExecutionId = Annotated[str, typer.Argument(help="The execution's id.", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones until the execution ends.")]
 _EXE = execution_pb2.Execution
+_ORDER = execution_pb2.Order
+RECENT_ORDERS = 10
 _MODES = {"paper": _EXE.PAPER, "live": _EXE.LIVE}
 _STATUSES = {name.lower(): number for name, number in _EXE.Status.items() if number}
 
@@ -135,7 +137,7 @@ def resume(ctx: typer.Context, execution_id: ExecutionId, as_json: Json = False)
 def fills(ctx: typer.Context, execution_id: ExecutionId, follow: Follow = False, as_json: Json = False) -> None:
     """An execution's fills; with --follow, every fill from the first and each new one as it happens.
 
-    With --json, one JSON object a line (as the REST stream), for piping into jq.
+    With --json, one {"result": fill event} line each, as the REST stream sends them, for piping into jq.
     """
     if not follow:
         reply = run(connection(ctx), lambda c: c.get_execution(_get(execution_id)))
@@ -164,10 +166,10 @@ def signals(
 ) -> None:
     """Tail an execution's signals (the target position the strategy asks for) as they happen: needs --follow.
 
-    With --json, one JSON object a line (as the REST stream), each with its event_id for --after.
+    With --json, one {"result": signal event} line each, as the REST stream, with the event_id for --after.
     """
     if not follow:
-        usage_error("signals are a live stream, not stored: add --follow to tail them")
+        usage_error("signals have no stored list: --follow replays those the event bus still holds, then tails")
 
     async def work(client: SeeClient) -> None:
         request = execution_pb2.StreamSignalsRequest(execution_id=execution_id, after_event_id=after)
@@ -183,6 +185,11 @@ def signals(
                 )
 
     run(connection(ctx), work)
+
+
+def _order_count(execution: execution_pb2.Execution) -> str:
+    rejected = sum(1 for order in execution.orders if order.status == _ORDER.REJECTED)
+    return f"{len(execution.orders):,} ({rejected:,} rejected)" if rejected else f"{len(execution.orders):,}"
 
 
 def _get(execution_id: str) -> execution_pb2.GetExecutionRequest:
@@ -204,7 +211,7 @@ def _fill_table(rows: list[execution_pb2.Fill]) -> output.Table:
 
 def _print_execution(execution: execution_pb2.Execution, as_json: bool) -> None:
     if as_json:
-        output.print_json({"execution": output.to_json(execution)})
+        output.print_json(execution)  # as REST answers: the execution itself
         return
     fields = [
         ("execution", execution.execution_id),
@@ -220,10 +227,26 @@ def _print_execution(execution: execution_pb2.Execution, as_json: bool) -> None:
         ("realized P&L", f"{execution.realized_pnl:,.2f}"),
         ("unrealized P&L", f"{execution.unrealized_pnl:,.2f}"),
         ("fills", len(execution.fills)),
+        ("orders", _order_count(execution)),
         ("started", execution.start_time),
         ("stopped", execution.stop_time),
     ]
     output.console.print(output.details(f"execution {execution.execution_id}", fields))
+    recent = list(execution.orders)[-RECENT_ORDERS:]
+    if recent:
+        rows = [
+            (
+                o.create_time,
+                o.instrument,
+                common_pb2.Side.Name(o.side),
+                o.units,
+                _ORDER.Status.Name(o.status),
+                o.reject_reason,
+            )
+            for o in recent
+        ]
+        columns = ["time", "instrument", "side", "units", "status", "reason"]
+        output.console.print(output.table(f"latest {len(recent)} orders", columns, rows))
     positions = [
         (p.instrument, p.units, f"{p.average_price:.5f}", p.unrealized_pnl) for p in execution.positions if p.units
     ]

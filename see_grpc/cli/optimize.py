@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from see.v1 import backtest_pb2, optimization_pb2
 from see_grpc.cli import output
-from see_grpc.cli.connection import run, usage_error
+from see_grpc.cli.connection import errors, run, usage_error
 from see_grpc.cli.options import Json, Params, connection
 from see_grpc.cli.parsing import parameter_range, parameters, timestamp
 from see_grpc.cli.progress import progress_bar
@@ -105,6 +105,12 @@ async def _run(
         cancel = optimization_pb2.CancelOptimizationRequest(optimization_id=started.optimization_id)
         with contextlib.suppress(grpc.aio.AioRpcError):
             await client.cancel_optimization(cancel)
+            errors.print(
+                f"optimization {started.optimization_id} cancelled; the trials done are kept "
+                f"(see optimizations show {started.optimization_id})",
+                markup=False,
+                soft_wrap=True,
+            )
         raise
 
 
@@ -206,7 +212,39 @@ def print_optimization(result: optimization_pb2.Optimization, top: int) -> None:
             for t in result.results[:top]
         ]
         columns = ["rank", "parameters", result.objective or "objective", "return", "max drawdown", "trades", "note"]
-        output.console.print(output.table("leaderboard", columns, rows))
+        title = "leaderboard (the last window's in-sample trials)" if result.HasField("walk_forward") else "leaderboard"
+        output.console.print(output.table(title, columns, rows))
+    if result.HasField("walk_forward"):
+        print_walk_forward(result.walk_forward)
+    if result.HasField("diagnostics"):
+        d = result.diagnostics
+        output.console.print(
+            f"deflated Sharpe ratio {d.deflated_sharpe_ratio:.3f} (best {d.best_sharpe_ratio:.3f}, "
+            f"expected best of {d.trials_considered:,} trials by luck {d.expected_max_sharpe_ratio:.3f})"
+        )
+
+
+def print_walk_forward(result: optimization_pb2.WalkForwardResult) -> None:
+    rows = [
+        (
+            w.index,
+            w.in_sample_start,
+            w.out_of_sample_start,
+            w.out_of_sample_end,
+            w.parameters,
+            f"{w.in_sample_objective:.3f}",
+            f"{w.out_of_sample_objective:.3f}",
+        )
+        for w in result.windows
+    ]
+    columns = ["window", "in-sample from", "out-of-sample from", "to", "parameters", "in-sample", "out-of-sample"]
+    output.console.print(output.table("walk-forward windows", columns, rows))
+    m = result.out_of_sample_metrics
+    output.console.print(
+        f"stitched out-of-sample: return {output.percent(m.total_return)}, Sharpe {m.sharpe_ratio:.2f}, "
+        f"max drawdown {output.percent(m.max_drawdown)}, {m.num_trades:,} trades; Sharpe degradation "
+        f"{result.sharpe_degradation:.2f}, positive windows {output.percent(result.positive_window_fraction)}"
+    )
 
 
 def _walk_forward(text: str) -> optimization_pb2.WalkForwardSettings:

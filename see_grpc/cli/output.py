@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +30,8 @@ __all__ = [
     "when",
 ]
 
-console = Console(highlight=False)
+# Piped output (a file, `less`, a test) gets wide lines rather than values folded at 80 columns; COLUMNS still wins.
+console = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 
 
 def print_json(document: Message | Sequence[Message] | dict[str, Any]) -> None:
@@ -37,8 +40,9 @@ def print_json(document: Message | Sequence[Message] | dict[str, Any]) -> None:
 
 
 def print_json_line(message: Message) -> None:
-    """One compact line per event, as the REST NDJSON streams send them; flushed so a pipe sees it at once."""
-    print(json.dumps(to_json(message), separators=(",", ":")), flush=True)
+    """One line per event in grpc-gateway's streaming form ({"result": ...}), as the REST NDJSON streams send
+    them; flushed so a pipe sees it at once."""
+    print(json.dumps({"result": to_json(message)}, separators=(",", ":")), flush=True)
 
 
 def _document(document: Message | Sequence[Message] | dict[str, Any]) -> Any:
@@ -52,7 +56,7 @@ def _document(document: Message | Sequence[Message] | dict[str, Any]) -> Any:
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(column)
     for row in rows:
         grid.add_row(*(cell(value) for value in row))
     return grid
@@ -62,7 +66,7 @@ def details(title: str, pairs: Iterable[tuple[str, object]]) -> Table:
     """A two-column table of a record's fields."""
     grid = Table(title=title, title_justify="left", show_header=False)
     grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
+    grid.add_column()
     for name, value in pairs:
         grid.add_row(name, cell(value))
     return grid

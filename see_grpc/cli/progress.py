@@ -51,4 +51,5 @@ def progress_bar(unit: str) -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=Console(stderr=True),
+        transient=True,  # gone when the work ends or fails: the summary or the error is what stays
     )

@@ -44,7 +44,7 @@ def list_strategies(
 
     found = run(connection(ctx), work)
     if as_json:
-        output.print_json({"strategies": [output.to_json(s) for s in found]})
+        output.print_json({"strategies": [output.to_json(s) for s in found], "next_page_token": ""})
         return
     rows = [(s.id, s.name, s.type, _STATUS.Name(s.status), s.instruments, s.timeframe) for s in found]
     output.console.print(output.table(None, ["id", "name", "type", "status", "instruments", "timeframe"], rows))
@@ -132,7 +132,10 @@ def _set_status(ctx: typer.Context, strategy_id: str, status: int, as_json: bool
 
 
 def _register_request(file: Path) -> strategy_pb2.RegisterStrategyRequest:
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        invalid_input(f"{file.name} is not UTF-8 text ({exc.reason} at byte {exc.start})")
     if file.suffix == ".json":
         try:
             return json_format.Parse(text, strategy_pb2.RegisterStrategyRequest())
@@ -150,7 +153,7 @@ def _status(text: str) -> strategy_pb2.Strategy.Status.ValueType:
 
 def _print_strategy(strategy: strategy_pb2.Strategy, as_json: bool) -> None:
     if as_json:
-        output.print_json({"strategy": output.to_json(strategy)})
+        output.print_json(strategy)  # as REST answers: the strategy itself
         return
     fields = [
         ("id", strategy.id),

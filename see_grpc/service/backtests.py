@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from see_grpc.errors import (
     BacktestConfigError,
+    BacktestDataError,
     BacktestError,
     BacktestExecutionError,
     FieldViolation,
@@ -54,6 +55,7 @@ from see_grpc.trading.backtest import (
     load_conversion,
     run_backtest,
 )
+from see_grpc.trading.backtest.conversion import Conversion
 from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
 from see_grpc.trading.instruments import parse_instrument, timeframe_delta
 from see_grpc.trading.strategies.base import BaseStrategy
@@ -84,6 +86,15 @@ class BacktestRequest:
     leverage: float | None = None
     costs: dict[str, float | bool] = field(default_factory=dict)  # only the fields the caller set
     account_currency: str = ""
+    stop_loss_pips: float | None = None
+    take_profit_pips: float | None = None
+    trailing_stop_pips: float | None = None
+    sizing_mode: str = ""  # FIXED_UNITS, EQUITY_FRACTION or RISK_PER_TRADE; "": FIXED_UNITS
+    sizing_fraction: float | None = None
+    margin_call_level: float | None = None
+    stop_out_level: float | None = None
+    oversize: str = ""  # TRIM or REFUSE; "": TRIM
+    negative_balance_protection: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,7 @@ class PreparedBacktest:
     config: BacktestConfig
     loaded: LoadedBars
     conversion: pd.DataFrame | None  # quote->account rates at each bar's open and close (load_conversion)
+    extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (conversion, financing table)
 
 
 class BacktestService:
@@ -120,11 +132,17 @@ class BacktestService:
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
+        config, swap_source = await asyncio.to_thread(self._with_swap_rates, config, request)
         loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
+        extra_files = (*(conversion.sources if conversion else ()), *((swap_source,) if swap_source else ()))
+        if config.use_data_spread:
+            _check_data_spread(loaded)
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
-        return PreparedBacktest(template, params, config, loaded, conversion)
+        await self._catalogue.check_look_ahead(strategy, params, loaded.bars)  # user code, on these very bars
+        rates = conversion.rates if conversion else None
+        return PreparedBacktest(template, params, config, loaded, rates, extra_files)
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored.
@@ -180,6 +198,8 @@ class BacktestService:
             loaded=loaded,
             result=result,
             seconds=time.perf_counter() - started,
+            warmup=template().warmup_bars(params),
+            files=[loaded.source, *prepared.extra_files],
         )
         async with self._db.unit_of_work() as uow:
             await uow.backtests.add(record)
@@ -284,7 +304,16 @@ class BacktestService:
             bars = bars.join(extra)
         return LoadedBars(bars, loaded.source, loaded.synthetic)
 
-    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.DataFrame | None]:
+    def _with_swap_rates(self, config: BacktestConfig, request: BacktestRequest) -> tuple[BacktestConfig, str]:
+        """The pair's rates from the data folder's financing table, where the request names none of its own."""
+        rates = self._bars.swap_rates(config.instrument)
+        if rates is None or "financing_long_rate" in request.costs or "financing_short_rate" in request.costs:
+            return config, ""
+        return dataclasses.replace(
+            config, financing_long_rate=rates.long_rate, financing_short_rate=rates.short_rate
+        ), rates.source
+
+    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, Conversion | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)
 
         def conversion_bars(symbol: str) -> tuple[pd.DataFrame, str]:
@@ -292,8 +321,17 @@ class BacktestService:
             return rates.bars, rates.source
 
         bar = timeframe_delta(config.timeframe)
-        conversion = load_conversion(config.pair, config.account_currency, loaded.bars, bar, conversion_bars)
-        return loaded, conversion
+        return loaded, load_conversion(config.pair, config.account_currency, loaded.bars, bar, conversion_bars)
+
+
+def _check_data_spread(loaded: LoadedBars) -> None:
+    columns = set(loaded.bars.columns)
+    sides = ({f"bid_{side}", f"ask_{side}"} for side in ("open", "close"))
+    if "spread" not in columns and not any(pair <= columns for pair in sides):
+        raise BacktestDataError(
+            f"costs.spread_from_data: {loaded.source} has no spread column and no bid_/ask_ columns; "
+            "leave spread_from_data out to fill at spread_pips"
+        )
 
 
 def _check_request(request: BacktestRequest) -> None:
@@ -313,12 +351,32 @@ def _check_request(request: BacktestRequest) -> None:
         raise BacktestConfigError(f"invalid backtest request: {summary}", violations=violations)
 
 
+# A window edge this far from the data is the market being closed (a weekend and a holiday), not missing data.
+CLOSED_MARKET = timedelta(days=4)
+# The request's names for the engine's sizing modes.
+SIZING_MODES = {"FIXED_UNITS": "fixed_units", "EQUITY_FRACTION": "percent_equity", "RISK_PER_TRADE": "risk_per_trade"}
+SIZING_NAMES = {mode: name for name, mode in SIZING_MODES.items()}
+_OPTIONAL_SETTINGS = (
+    "position_size_units",
+    "leverage",
+    "stop_loss_pips",
+    "take_profit_pips",
+    "trailing_stop_pips",
+    "margin_call_level",
+    "stop_out_level",
+    "negative_balance_protection",
+)
+
+
 def _config(request: BacktestRequest, default_instrument: str, default_timeframe: str) -> BacktestConfig:
-    options: dict[str, Any] = dict(request.costs)
-    if request.position_size_units is not None:
-        options["position_size_units"] = request.position_size_units
-    if request.leverage is not None:
-        options["leverage"] = request.leverage
+    options: dict[str, Any] = {name: value for name, value in request.costs.items() if name != "spread_from_data"}
+    options["use_data_spread"] = bool(request.costs.get("spread_from_data", False))
+    options |= {name: getattr(request, name) for name in _OPTIONAL_SETTINGS if getattr(request, name) is not None}
+    if request.sizing_mode:
+        options["sizing"] = SIZING_MODES[request.sizing_mode]
+    if request.sizing_fraction is not None:
+        options["sizing_fraction"] = request.sizing_fraction
+    options["refuse_oversize"] = request.oversize == "REFUSE"
     try:
         instrument = parse_instrument(request.instrument or default_instrument).symbol
     except InvalidArgumentError as exc:
@@ -340,9 +398,12 @@ def _record(
     loaded: LoadedBars,
     result: BacktestResult,
     seconds: float,
+    warmup: int,
+    files: list[str],
 ) -> tuple[BacktestRecord, BacktestSeries]:
     """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
+    index = pd.DatetimeIndex(loaded.bars.index)
     trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
     equity = pd.DataFrame(
         {"time": pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC), "equity": result.equity_curve}
@@ -370,8 +431,72 @@ def _record(
         duration_seconds=seconds,
         trades_total=len(result.trades),
         equity_points_total=len(result.equity_curve),
+        applied=applied_settings(config, index, warmup, files),
+        warnings=[*window_warnings(request.start, request.end, index, config.timeframe, warmup), *result.warnings],
     )
     return record, BacktestSeries(trades, equity)
+
+
+def applied_settings(config: BacktestConfig, index: pd.DatetimeIndex, warmup: int, files: list[str]) -> dict[str, Any]:
+    """What ran, defaults resolved, in AppliedSettings' JSON form (proto field names, enums by name)."""
+    fixed = config.sizing == "fixed_units"
+    applied: dict[str, Any] = {
+        "leverage": config.leverage,
+        "sizing": {"mode": SIZING_NAMES[config.sizing]}
+        if fixed
+        else {"mode": SIZING_NAMES[config.sizing], "fraction": config.sizing_fraction},
+        "costs": {
+            "spread_pips": config.spread_pips,
+            "commission_per_million": config.commission_per_million,
+            "slippage_pips": config.slippage_pips,
+            "financing": config.financing,
+            "financing_long_rate": config.financing_long_rate,
+            "financing_short_rate": config.financing_short_rate,
+            "spread_from_data": config.use_data_spread,
+        },
+        "margin_call_level": config.margin_call_level,
+        "stop_out_level": config.stop_out_level,
+        "oversize": "REFUSE" if config.refuse_oversize else "TRIM",
+        "negative_balance_protection": config.negative_balance_protection,
+        "bars": len(index),
+        "warmup_bars": min(warmup, len(index)),
+        "data_files": files,
+    }
+    if fixed:
+        applied["position_size_units"] = config.position_size_units
+    for name in ("stop_loss_pips", "take_profit_pips", "trailing_stop_pips"):
+        if getattr(config, name) is not None:
+            applied[name] = getattr(config, name)
+    if len(index):
+        applied["data_start"] = _rfc3339(index[0])
+        applied["data_end"] = _rfc3339(index[-1])
+    return applied
+
+
+def window_warnings(start: datetime, end: datetime, index: pd.DatetimeIndex, timeframe: str, warmup: int) -> list[str]:
+    """The window as it ran where it differs from the one asked for: clipped to the data, shortened by warm-up."""
+    if not len(index):
+        return []
+    slack = max(CLOSED_MARKET, 2 * timeframe_delta(timeframe))
+    first, last = index[0].to_pydatetime(), index[-1].to_pydatetime()
+    warnings = []
+    if first - start > slack:
+        warnings.append(
+            f"the data starts at {_rfc3339(index[0])}, after start_date {_rfc3339(start)}: the run starts there"
+        )
+    if end - last > slack:
+        warnings.append(f"the data ends at {_rfc3339(index[-1])}, before end_date {_rfc3339(end)}: the run ends there")
+    if warmup > 0:
+        shown = index[min(warmup, len(index) - 1)]
+        warnings.append(
+            f"warm-up: the strategy needs {warmup:,} bars before its first signal, so it holds no position before "
+            f"{_rfc3339(shown)}"
+        )
+    return warnings
+
+
+def _rfc3339(moment: datetime | pd.Timestamp) -> str:
+    return pd.Timestamp(moment).tz_convert(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unknown(backtest_id: str) -> NotFoundError:

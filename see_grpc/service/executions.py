@@ -137,6 +137,7 @@ class ExecutionManager:
         strategy = await self._catalogue.get_runnable(request.strategy_id)
         template = await self._catalogue.runnable(strategy)  # user code runs in the sandbox, live as in backtests
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
+        await self._catalogue.check_look_ahead(strategy, params)  # no bars yet: user code is tried on trial bars
         if request.mode == "live" and not self._live_enabled:
             raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
         await self._require_bus()

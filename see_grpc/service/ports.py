@@ -58,6 +58,9 @@ class BacktestRecord:
     error: str = ""
     trades_total: int = 0
     equity_points_total: int = 0
+    # The settings that ran, defaults resolved (see AppliedSettings in backtest.proto); times as ISO strings.
+    applied: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,20 @@ class LoadedBars:
     synthetic: bool
 
 
+@dataclass(frozen=True)
+class SwapRates:
+    """A pair's annual financing rates from the data folder's table: positive is paid, negative earned."""
+
+    long_rate: float
+    short_rate: float
+    source: str  # the table's file name
+
+
 class BarStore(Protocol):
     """Historical bars (BACKTEST_DATA_DIR); blocking calls, run them off the event loop."""
+
+    def swap_rates(self, instrument: str) -> SwapRates | None:
+        """The pair's row of the financing table, None when there is no table or no row for it."""
 
     def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
         """Bars with start <= time < end; BacktestDataError/BacktestConfigError when there are none or bad ones."""

@@ -10,10 +10,12 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from see_grpc.errors import (
     AlreadyExistsError,
@@ -36,6 +38,7 @@ from see_grpc.service.ports import (
 from see_grpc.text import quoted
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
 from see_grpc.trading.lifecycle import STRATEGY, require_runnable
+from see_grpc.trading.lookahead import cut_points, first_look_ahead, trial_bars
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES, BaseStrategy, ParamSpec
 
 # Registering without code configures the built-in of that type: its rule, the caller's instruments and defaults.
@@ -49,6 +52,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
 CODE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 OPERATOR_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_DESCRIPTION = 2000
+CHECK_BARS = 1000  # trial bars after warm-up that code is checked for look-ahead on when no real data is at hand
 
 
 logger = logging.getLogger(__name__)
@@ -157,6 +161,15 @@ class StrategyCatalogue:
         require_runnable(strategy.id, strategy.status)
         return strategy
 
+    async def check_look_ahead(
+        self, strategy: StrategyRecord, params: Mapping[str, Any], bars: pd.DataFrame | None = None
+    ) -> None:
+        """Refuse user code whose targets with `params` look ahead on `bars` (default: trial bars), with
+        FailedPreconditionError naming the first bar. Built-in and STRATEGIES_DIR classes are trusted and not
+        checked here (a test checks every built-in the same way)."""
+        if strategy.code is not None:
+            await self._refuse_look_ahead(strategy.code, params, bars)
+
     async def register(
         self,
         *,
@@ -172,6 +185,7 @@ class StrategyCatalogue:
             require_full_access("registering strategy code")
             # Unset fields come from what the class declares; the sandbox checked its parameters.
             info = await self._load_code(code, parameters, trial=True)
+            await self._refuse_look_ahead(code, info.parameters, None)
             name, description = name or info.name, description or info.description
             instruments, timeframe = instruments or list(info.instruments), timeframe or info.timeframe
             parameters, type = info.parameters, type or info.type or "custom"
@@ -242,6 +256,11 @@ class StrategyCatalogue:
         _code_specs[_code_key(code)] = info.parameter_specs
         return info
 
+    async def _refuse_look_ahead(self, code: str, params: Mapping[str, Any], bars: pd.DataFrame | None) -> None:
+        found = await asyncio.to_thread(_look_ahead_of, self._require_sandbox(), code, dict(params), bars)
+        if found is not None:
+            raise FailedPreconditionError(found)
+
     def _require_sandbox(self) -> SandboxPool:
         if self._sandbox is None:
             raise FailedPreconditionError("this server runs no strategy sandbox, so it cannot load strategy code")
@@ -257,6 +276,14 @@ async def _refuse_if_trading(uow: UnitOfWork, strategy_id: str, becoming: str) -
             f"paused; stop {'them' if count > 1 else 'it'} (POST /api/v1/executions/{{execution_id}}:stop) before "
             f"it can be {becoming}"
         )
+
+
+def _look_ahead_of(pool: SandboxPool, code: str, params: dict[str, Any], bars: pd.DataFrame | None) -> str | None:
+    """What is wrong, if the code's targets on prefixes of `bars` differ from its targets on all of them."""
+    warmup = pool.load(code, params, trial=False).warmup_bars
+    data = trial_bars(warmup + CHECK_BARS) if bars is None else bars
+    found = first_look_ahead(lambda frame: pool.positions(code, params, frame), data, cut_points(len(data), warmup))
+    return None if found is None else found.describe()
 
 
 def _code_key(code: str) -> str:

@@ -24,12 +24,20 @@ def validate_bars(bars: pd.DataFrame, source: str) -> None:
         (bars[list(PRICE_COLUMNS)].isna().any(axis=1).to_numpy(), "has a missing (NaN) price"),
         ((bars[list(PRICE_COLUMNS)] <= 0).any(axis=1).to_numpy(), "has a price <= 0"),
         ((bars["high"] < bars["low"]).to_numpy(), "has high < low"),
+        (_outside(bars, "open"), "has an open outside [low, high]"),
+        (_outside(bars, "close"), "has a close outside [low, high]"),
     )
     for bad, problem in checks:
         rows = np.flatnonzero(bad)
         if rows.size:
             row = int(rows[0])
             raise BacktestDataError(f"{source}: row {row + 1} (time {index[row]}) {problem}. Fix or remove that row.")
+
+
+def _outside(bars: pd.DataFrame, column: str) -> np.ndarray:
+    price = bars[column]
+    outside: np.ndarray = ((price > bars["high"]) | (price < bars["low"])).to_numpy()
+    return outside
 
 
 def resample_bars(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:

@@ -83,20 +83,22 @@ async def test_backtest_summary_shows_the_metrics_a_trader_reads(running: Runnin
     assert f"{metrics['final_equity']:,.2f} USD" in ran.out
     assert f"{metrics['total_return'] * 100:,.2f} %" in ran.out
     assert f"{int(stored['trades_total']):,}" in ran.out
-    assert "bars" in ran.err  # the progress bar goes to stderr, the summary to stdout
+    assert not ran.err.strip()  # the progress bar (stderr) is gone once the summary is printed
 
 
 async def test_trades_export_holds_every_trade(running: RunningServer, tmp_path: Path) -> None:
     ran = await see(running, "backtest", "trend_following_v1", *WINDOW, "-p", "fast_period=5", "--json")
     backtest = ran.json()
-    parquet, csv = tmp_path / "trades.parquet", tmp_path / "trades.csv"
+    out = tmp_path / "out"
+    out.mkdir()
+    parquet, csv = out / "trades.parquet", out / "trades.csv"
     assert (await see(running, "trades", backtest["backtest_id"], "--export", str(parquet))).code == 0
     assert (await see(running, "trades", backtest["backtest_id"], "-o", str(csv))).code == 0
     frame = pd.read_parquet(parquet)
     assert len(frame) == int(backtest["trades_total"]) > 0
     assert len(pd.read_csv(csv)) == len(frame)
     assert frame["pnl"].sum() == pytest.approx(sum(t["pnl"] for t in await _all_trades(running, backtest)))
-    assert set(os.listdir(tmp_path)) == {"trades.parquet", "trades.csv"}  # no .partial left behind
+    assert set(os.listdir(out)) == {"trades.parquet", "trades.csv"}  # no .partial left behind
 
 
 async def _all_trades(running: RunningServer, backtest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,11 +138,11 @@ async def test_register_pause_archive_activate_a_strategy_from_a_file(running: R
         running, "strategies", "register", str(request), "--timeframe", "1h", "-p", "fast_period=5", "--json"
     )
     assert ran.code == 0, ran.err
-    strategy = ran.json()["strategy"]
+    strategy = ran.json()  # the strategy itself, as REST answers
     assert (strategy["timeframe"], strategy["parameters"]["fast_period"]) == ("1h", 5)
     for command, status in (("pause", "PAUSED"), ("archive", "ARCHIVED"), ("activate", "ACTIVE")):
         changed = await see(running, "strategies", command, strategy["id"], "--json")
-        assert changed.json()["strategy"]["status"] == status
+        assert changed.json()["status"] == status
         stored = await rest(running, f"/api/v1/strategies/{strategy['id']}")
         assert stored["status"] == status
     listed = (await see(running, "strategies", "list", "--json")).json()["strategies"]
@@ -154,15 +156,15 @@ async def test_an_execution_from_start_to_stop_with_its_fills_followed(running: 
     replay = ["--replay-from", "2024-01-01", "--replay-to", "2024-01-15", "--bars-per-second", "0"]
     ran = await see(running, *start, *replay, "-p", "slow_period=12", "--json")
     assert ran.code == 0, ran.err
-    execution_id = ran.json()["execution"]["execution_id"]
+    execution_id = ran.json()["execution_id"]
     followed = await see(running, "fills", "--follow", execution_id, "--json")  # ends when the feed runs out
     assert followed.code == 0, followed.err
-    streamed = [json.loads(line)["fill"]["fill_id"] for line in followed.out.splitlines()]
+    streamed = [json.loads(line)["result"]["fill"]["fill_id"] for line in followed.out.splitlines()]
     stored = (await see(running, "fills", execution_id, "--json")).json()["fills"]
     assert streamed == [fill["fill_id"] for fill in stored]
     assert len(streamed) > 0
     shown = await see(running, "executions", "show", execution_id, "--json")
-    assert shown.json()["execution"]["status"] in ("STOPPED", "RUNNING")
+    assert shown.json()["status"] in ("STOPPED", "RUNNING")
 
 
 async def test_bars_import_reads_histdata_and_the_backtest_uses_them(running: RunningServer, tmp_path: Path) -> None:
@@ -223,11 +225,54 @@ async def test_the_key_file_of_a_local_server_is_used_when_no_key_is_set(
     (local / "data" / "api_key").write_text(API_KEY + "\n")
     ran = await see(running, "strategies", "show", "trend_following_v1", "--json", key=None, cwd=local)
     assert ran.code == 0, ran.err
-    assert ran.json()["strategy"]["id"] == "trend_following_v1"
+    assert ran.json()["id"] == "trend_following_v1"
 
 
 async def test_an_unreachable_server_is_named(running: RunningServer, tmp_path: Path) -> None:
     ran = await see(running, "--target", "127.0.0.1:1", "--timeout", "5", "strategies", "list")
     assert ran.code == 14
     assert "127.0.0.1:1" in ran.err
+    assert "Traceback" not in ran.err
+
+
+async def test_json_of_one_object_is_what_rest_answers(running: RunningServer) -> None:
+    shown = await see(running, "strategies", "show", "trend_following_v1", "--json")
+    assert shown.json() == await rest(running, "/api/v1/strategies/trend_following_v1")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["trades", "bt", "--export", "/no/such/folder/t.csv"], "is not a folder"),
+        (["trades", "bt", "--export", "t.parquet", "--side", "long"], "--export writes every trade"),
+        (["backtest", "trend_following_v1", *WINDOW, "--report", "/no/such/folder/r.html"], "is not a folder"),
+    ],
+)
+async def test_mistakes_are_caught_before_anything_runs(running: RunningServer, args: list[str], says: str) -> None:
+    ran = await see(running, *args)
+    assert ran.code == 2, ran.err
+    assert says in ran.err
+    listed = await rest(running, "/api/v1/backtests")
+    assert listed["backtests"] == []  # the backtest with an unwritable report did not run
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.csv", b""), ("binary.csv", b"\xff\xfe\x00garbage\x81"), ("fake.parquet", b"not parquet at all")],
+)
+async def test_unreadable_bar_files_are_refused_with_a_message(
+    running: RunningServer, tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    ran = await see(running, "bars", "import", str(path), "-i", "EUR/USD", "--timeframe", "1h")
+    assert ran.code == 3, ran.err
+    assert f"{name} cannot be read as bars" in ran.err
+    assert "Traceback" not in ran.err
+
+
+async def test_a_key_a_header_cannot_carry_is_refused_before_sending(running: RunningServer) -> None:
+    ran = await see(running, "strategies", "list", key="line\nbreak")
+    assert ran.code == 2
+    assert "printable ASCII" in ran.err
     assert "Traceback" not in ran.err

@@ -334,6 +334,7 @@ class AppliedSettings(_message.Message):
     WARMUP_BARS_FIELD_NUMBER: _builtins.int
     DATA_FILES_FIELD_NUMBER: _builtins.int
     position_size_units: _builtins.float
+    """FIXED_UNITS only: the units of every entry (before any trim to the margin)."""
     leverage: _builtins.float
     stop_loss_pips: _builtins.float
     take_profit_pips: _builtins.float
@@ -364,7 +365,7 @@ class AppliedSettings(_message.Message):
     def __init__(
         self,
         *,
-        position_size_units: _builtins.float = ...,
+        position_size_units: _builtins.float | None = ...,
         leverage: _builtins.float = ...,
         sizing: Global___Sizing | None = ...,
         costs: Global___BacktestCosts | None = ...,
@@ -381,16 +382,20 @@ class AppliedSettings(_message.Message):
         warmup_bars: _builtins.int = ...,
         data_files: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "data_end", b"data_end", "data_start", b"data_start", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "data_end", b"data_end", "data_start", b"data_start", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "bars", b"bars", "costs", b"costs", "data_end", b"data_end", "data_files", b"data_files", "data_start", b"data_start", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "warmup_bars", b"warmup_bars"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "bars", b"bars", "costs", b"costs", "data_end", b"data_end", "data_files", b"data_files", "data_start", b"data_start", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "warmup_bars", b"warmup_bars"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
+    _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015
     _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
     _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
     _WhichOneofReturnType__take_profit_pips: _TypeAlias = _typing.Literal["take_profit_pips"]  # noqa: Y015
     _WhichOneofArgType__take_profit_pips: _TypeAlias = _typing.Literal["_take_profit_pips", b"_take_profit_pips"]  # noqa: Y015
     _WhichOneofReturnType__trailing_stop_pips: _TypeAlias = _typing.Literal["trailing_stop_pips"]  # noqa: Y015
     _WhichOneofArgType__trailing_stop_pips: _TypeAlias = _typing.Literal["_trailing_stop_pips", b"_trailing_stop_pips"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__position_size_units) -> _WhichOneofReturnType__position_size_units | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss_pips) -> _WhichOneofReturnType__stop_loss_pips | None: ...
     @_typing.overload

@@ -20,12 +20,14 @@ import pandas as pd
 
 from see_grpc.adapters.bars.readers import read_bar_file
 from see_grpc.errors import BacktestConfigError, BacktestDataError, InvalidArgumentError
-from see_grpc.service.ports import LoadedBars
+from see_grpc.service.ports import LoadedBars, SwapRates
 from see_grpc.text import quoted
 from see_grpc.trading.bars import can_resample, resample_bars, validate_bars
 from see_grpc.trading.instruments import TIMEFRAMES, Instrument, parse_instrument, parse_timeframe
 
 SUFFIXES = (".parquet", ".csv")  # parquet first: uploads are written as parquet
+SWAP_TABLE = "financing.csv"  # instrument,long_rate,short_rate: annual, positive paid, negative earned
+SWAP_COLUMNS = ("instrument", "long_rate", "short_rate")
 SYNTHETIC_MARKER = ".synthetic.json"
 SYNTHETIC_SOURCE = "synthetic sample (generated, not market data)"
 _CACHE_FILES = 4  # validated files kept in memory, so repeated runs (optimisation) skip parsing
@@ -93,6 +95,15 @@ class FileBarStore:
             f"No {pair.symbol} {timeframe} data in the data folder (BACKTEST_DATA_DIR): add "
             f"{pair.file_stem}_{timeframe}.csv or .parquet{finer_hint}. Files present: {present}."
         )
+
+    def swap_rates(self, instrument: str) -> SwapRates | None:
+        """The pair's row of financing.csv (checked whole: a bad row anywhere is an error naming it)."""
+        path = self._inside(SWAP_TABLE)
+        if not path.is_file():
+            return None
+        table = _swap_table(path)
+        rates = table.get(parse_instrument(instrument).symbol)
+        return None if rates is None else SwapRates(*rates, source=SWAP_TABLE)
 
     def _file(self, pair: Instrument, timeframe: str) -> Path | None:
         for suffix in SUFFIXES:
@@ -180,6 +191,28 @@ def _parsed(instrument: str, timeframe: str) -> tuple[Instrument, str]:
         return parse_instrument(instrument), parse_timeframe(timeframe)
     except InvalidArgumentError as exc:
         raise BacktestConfigError(exc.message) from exc
+
+
+def _swap_table(path: Path) -> dict[str, tuple[float, float]]:
+    frame = pd.read_csv(path, dtype=str).rename(columns=lambda name: str(name).strip().lower())
+    missing = [column for column in SWAP_COLUMNS if column not in frame.columns]
+    if missing:
+        raise BacktestDataError(
+            f"{SWAP_TABLE}: missing column(s) {', '.join(missing)}; it needs {', '.join(SWAP_COLUMNS)}"
+        )
+    table: dict[str, tuple[float, float]] = {}
+    for row, (symbol, long_text, short_text) in enumerate(frame[list(SWAP_COLUMNS)].itertuples(index=False), 1):
+        try:
+            pair = parse_instrument(str(symbol)).symbol
+            rates = float(long_text), float(short_text)
+        except (InvalidArgumentError, ValueError) as exc:
+            raise BacktestDataError(f"{SWAP_TABLE}: row {row} cannot be read ({exc})") from None
+        if not all(-1 <= rate <= 1 for rate in rates):  # NaN fails too
+            raise BacktestDataError(f"{SWAP_TABLE}: row {row} ({pair}) has a rate outside -1..1 (annual, 0.02 = 2 %)")
+        if pair in table:
+            raise BacktestDataError(f"{SWAP_TABLE}: row {row} repeats {pair}")
+        table[pair] = rates
+    return table
 
 
 def _utc(moment: datetime) -> pd.Timestamp:

@@ -218,6 +218,8 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
         equity_curve=[[as_utc(when).isoformat(), equity] for when, equity in record.equity_curve],
         trades_total=record.trades_total,
         equity_points_total=record.equity_points_total,
+        applied=dict(record.applied),
+        warnings=list(record.warnings),
         data_source=record.data_source,
         synthetic_data=record.synthetic_data,
         duration_seconds=record.duration_seconds,
@@ -249,6 +251,8 @@ def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
         error=row.error,
         trades_total=row.trades_total,
         equity_points_total=row.equity_points_total,
+        applied=dict(row.applied),
+        warnings=list(row.warnings),
     )
 
 

@@ -92,6 +92,8 @@ class BacktestRow(Base):
     equity_curve: Mapped[list[list[Any]]] = mapped_column(JsonType)  # [[iso UTC time, equity], ...]
     trades_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
     equity_points_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    applied: Mapped[dict[str, Any]] = mapped_column(JsonType, server_default="{}")
+    warnings: Mapped[list[str]] = mapped_column(JsonType, server_default="[]")
     data_source: Mapped[str] = mapped_column(String)
     synthetic_data: Mapped[bool]
     duration_seconds: Mapped[float] = mapped_column(Double)

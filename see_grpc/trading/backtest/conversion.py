@@ -81,12 +81,18 @@ class _Leg(NamedTuple):
     prices: pd.DataFrame  # open and close of the pair
     invert: bool
     source: str
+    loaded: bool  # False: the traded bars themselves
+
+
+class Conversion(NamedTuple):
+    rates: pd.DataFrame  # AT_OPEN and AT_CLOSE, aligned to the traded bars
+    sources: tuple[str, ...]  # the conversion files loaded, as BarLoader named them
 
 
 def load_conversion(
     instrument: Instrument, account_currency: str, bars: pd.DataFrame, bar: pd.Timedelta, load: BarLoader
-) -> pd.DataFrame | None:
-    """The conversion frame of `bars` (columns AT_OPEN, AT_CLOSE) from the first route whose pairs all load.
+) -> Conversion | None:
+    """The conversion rates of `bars` (columns AT_OPEN, AT_CLOSE) from the first route whose pairs all load.
 
     None when the engine needs nothing beyond the bars (quote or base is the account currency). A step whose pair
     is the instrument itself uses `bars`. Conversion bars share the traded timeframe `bar`. Raises
@@ -99,10 +105,9 @@ def load_conversion(
     for route in conversion_routes(instrument, account_currency):
         legs = [_leg(instrument, bars, step, load, problems) for step in route]
         if all(leg is not None for leg in legs):
-            rates = [
-                align_conversion(leg.prices, index, bar, invert=leg.invert, source=leg.source) for leg in legs if leg
-            ]
-            return functools.reduce(operator.mul, rates)
+            loaded = [leg for leg in legs if leg is not None]
+            rates = [align_conversion(leg.prices, index, bar, invert=leg.invert, source=leg.source) for leg in loaded]
+            return Conversion(functools.reduce(operator.mul, rates), tuple(leg.source for leg in loaded if leg.loaded))
     raise BacktestDataError(
         f"P&L of {instrument.symbol} is in {instrument.quote}; converting it to {account_currency.upper()} needs "
         f"bars of {_route_names(instrument, account_currency)}: {' '.join(problems)}"
@@ -116,14 +121,14 @@ def _leg(
     spellings = _spellings(*step)
     for symbol, invert in spellings:
         if symbol == instrument.symbol:
-            return _Leg(bars, invert, f"{symbol} (the traded bars)")
+            return _Leg(bars, invert, f"{symbol} (the traded bars)", loaded=False)
     for symbol, invert in spellings:
         try:
             prices, source = load(symbol)
         except BacktestDataError as exc:
             problems.append(exc.message)
             continue
-        return _Leg(prices, invert, source)
+        return _Leg(prices, invert, source, loaded=True)
     return None
 
 

@@ -100,7 +100,23 @@ COST_FIELDS = (
     "financing",
     "financing_long_rate",
     "financing_short_rate",
+    "spread_from_data",
 )
+_OPTIONAL_REQUEST_FIELDS = (
+    "position_size_units",
+    "leverage",
+    "stop_loss_pips",
+    "take_profit_pips",
+    "trailing_stop_pips",
+    "margin_call_level",
+    "stop_out_level",
+    "negative_balance_protection",
+)
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    """The value's name; "" for the unspecified zero (the documented default)."""
+    return "" if value == 0 else str(enum.Name(value))
 
 
 def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestRequest:
@@ -112,10 +128,12 @@ def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestReques
         parameters=from_struct(message.parameters),
         instrument=message.instrument,
         timeframe=message.timeframe,
-        position_size_units=message.position_size_units if message.HasField("position_size_units") else None,
-        leverage=message.leverage if message.HasField("leverage") else None,
         costs={name: getattr(message.costs, name) for name in COST_FIELDS if message.costs.HasField(name)},  # type: ignore[arg-type]
         account_currency=message.account_currency,
+        sizing_mode=_enum_name(backtest_pb2.Sizing.Mode, message.sizing.mode),
+        sizing_fraction=message.sizing.fraction if message.sizing.HasField("fraction") else None,
+        oversize=_enum_name(backtest_pb2.OversizePolicy, message.oversize),
+        **{name: getattr(message, name) for name in _OPTIONAL_REQUEST_FIELDS if message.HasField(name)},  # type: ignore[arg-type]
     )
 
 
@@ -170,6 +188,8 @@ def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
         duration_seconds=record.duration_seconds,
         trades_total=record.trades_total,
         equity_points_total=record.equity_points_total,
+        applied=json_format.ParseDict(record.applied, backtest_pb2.AppliedSettings(), ignore_unknown_fields=True),
+        warnings=record.warnings,
     )
 
 

@@ -140,6 +140,8 @@ def test_coarsest_finer_file_is_preferred(tmp_path: Path) -> None:
         ),
         ("2024-01-02 00:00,1,1,1,1\n2024-01-02 00:00,1,1,1,1\n", "row 2 .* repeats the time"),
         ("2024-01-02 00:00,1,1,1,1\n2024-01-02 01:00,1,0.9,1.1,1\n", "row 2 .* has high < low"),
+        ("2024-01-02 00:00,1,1,1,1\n2024-01-02 01:00,1.2,1.1,0.9,1\n", "row 2 .* has an open outside \\[low, high\\]"),
+        ("2024-01-02 00:00,1,1.1,0.9,0.8\n", "row 1 .* has a close outside \\[low, high\\]"),
         ("2024-01-02 00:00,1,1,1,\n", "row 1 .* missing \\(NaN\\) price"),
         ("2024-01-02 00:00,1,1,1,1\nyesterday,1,1,1,1\n", "row 2 has a time that cannot be read: 'yesterday'"),
         ("2024-01-02 00:00,1,1,1,1\n2024-01-02 01:00,1,1,1,abc\n", "row 2 column 'close' holds 'abc', which is not"),

@@ -37,9 +37,10 @@ def test_sample_backtest(tmp_path: Path, strategy_id: str, instrument: str, time
 
     bar = timeframe_delta(timeframe)
     conversion = load_conversion(parse_instrument(instrument), "USD", loaded.bars, bar, conversion_bars)
+    rates = None if conversion is None else conversion.rates
     config = BacktestConfig(instrument, timeframe, 10_000)
 
-    result = run_backtest(BUILTIN_STRATEGIES[strategy_id](), {}, loaded.bars, config, conversion=conversion)
+    result = run_backtest(BUILTIN_STRATEGIES[strategy_id](), {}, loaded.bars, config, conversion=rates)
 
     assert result.bars_processed == len(loaded.bars) == len(result.equity_curve)
     assert result.metrics["num_trades"] > 0

@@ -37,7 +37,7 @@ def loader(files: dict[str, pd.DataFrame]):  # type: ignore[no-untyped-def]
 def conversion_of(instrument: str, account: str, bars: pd.DataFrame, files: dict[str, pd.DataFrame]) -> pd.DataFrame:
     conversion = load_conversion(parse_instrument(instrument), account, bars, HOUR, loader(files))
     assert conversion is not None
-    return conversion
+    return conversion.rates
 
 
 def test_usd_jpy_in_usd_converts_at_the_open_of_the_fill_bar() -> None:
@@ -182,3 +182,12 @@ def test_conversion_bars_the_traded_pair_lacks_are_skipped() -> None:
     rates = align_conversion(prices, traded, HOUR, invert=False, source="USD_JPY_1h.csv")
     assert rates[AT_OPEN].tolist() == [100.0, 101.0, 103.0]
     assert rates[AT_CLOSE].tolist() == [100.5, 101.5, 103.5]
+
+
+def test_the_conversion_names_the_files_it_loaded() -> None:
+    load = loader({"GBP/USD": GBP_USD, "USD/JPY": USD_JPY, "EUR/USD": USD_JPY / 100})
+    cross = load_conversion(parse_instrument("EUR/GBP"), "JPY", EUR_GBP, HOUR, load)
+    own = load_conversion(parse_instrument("USD/JPY"), "EUR", USD_JPY, HOUR, load)
+    assert cross is not None and cross.sources == ("GBP_USD_1h.csv", "USD_JPY_1h.csv")
+    assert own is not None and own.sources == ("EUR_USD_1h.csv",)  # its yen leg is the traded bars
+    assert load_conversion(parse_instrument("USD/JPY"), "USD", USD_JPY, HOUR, load) is None
