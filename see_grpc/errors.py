@@ -94,6 +94,10 @@ class BacktestDataError(BacktestError):
     """Historical data is missing or bad for the requested range."""
 
 
+class BacktestSizeError(BacktestError, FailedPreconditionError):
+    """The request asked to refuse rather than trim, and its position does not fit the margin."""
+
+
 class BacktestExecutionError(BacktestError):
     """The simulation itself failed."""
 

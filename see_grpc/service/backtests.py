@@ -52,10 +52,10 @@ from see_grpc.trading.backtest import (
     BacktestConfig,
     BacktestResult,
     TradeRecord,
-    align_conversion,
-    conversion_pairs,
+    load_conversion,
     run_backtest,
 )
+from see_grpc.trading.backtest.conversion import Conversion
 from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
 from see_grpc.trading.instruments import parse_instrument, timeframe_delta
 from see_grpc.trading.strategies.base import BaseStrategy
@@ -105,8 +105,8 @@ class PreparedBacktest:
     params: dict[str, object]
     config: BacktestConfig
     loaded: LoadedBars
-    conversion: pd.Series | None
-    extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (the financing table)
+    conversion: pd.DataFrame | None  # quote->account rates at each bar's open and close (load_conversion)
+    extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (conversion, financing table)
 
 
 class BacktestService:
@@ -134,13 +134,15 @@ class BacktestService:
         config = _config(request, strategy.instruments[0], strategy.timeframe)
         config, swap_source = await asyncio.to_thread(self._with_swap_rates, config, request)
         loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
+        extra_files = (*(conversion.sources if conversion else ()), *((swap_source,) if swap_source else ()))
         if config.use_data_spread:
             _check_data_spread(loaded)
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
         await self._catalogue.check_look_ahead(strategy, params, loaded.bars)  # user code, on these very bars
-        return PreparedBacktest(template, params, config, loaded, conversion, (swap_source,) if swap_source else ())
+        rates = conversion.rates if conversion else None
+        return PreparedBacktest(template, params, config, loaded, rates, extra_files)
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored.
@@ -313,24 +315,15 @@ class BacktestService:
             config, financing_long_rate=rates.long_rate, financing_short_rate=rates.short_rate
         ), rates.source
 
-    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, pd.Series | None]:
+    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, Conversion | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)
-        pairs = conversion_pairs(config.pair, config.account_currency)
-        if not pairs:
-            return loaded, None
-        problems = []
-        for symbol, invert in pairs:
-            try:
-                rates = self._bars.load(symbol, config.timeframe, start, end)
-            except BacktestDataError as exc:
-                problems.append(exc.message)
-                continue
-            index = pd.DatetimeIndex(loaded.bars.index)
-            return loaded, align_conversion(rates.bars["close"], index, invert, rates.source)
-        raise BacktestDataError(
-            f"P&L of {config.pair.symbol} is in {config.pair.quote}; converting it to {config.account_currency} "
-            f"needs bars of {' or '.join(s for s, _ in pairs)}: {' '.join(problems)}"
-        )
+
+        def conversion_bars(symbol: str) -> tuple[pd.DataFrame, str]:
+            rates = self._bars.load(symbol, config.timeframe, start, end)
+            return rates.bars, rates.source
+
+        bar = timeframe_delta(config.timeframe)
+        return loaded, load_conversion(config.pair, config.account_currency, loaded.bars, bar, conversion_bars)
 
 
 def _instrument_field(text: str) -> str:

@@ -9,7 +9,7 @@ from itertools import repeat
 import numpy as np
 import pandas as pd
 
-from see_grpc.errors import BacktestDataError, BacktestExecutionError, StrategyExecutionError
+from see_grpc.errors import BacktestDataError, BacktestExecutionError, BacktestSizeError, StrategyExecutionError
 from see_grpc.trading.backtest import kernel as k
 from see_grpc.trading.backtest.config import SIZING_MODES, BacktestConfig
 from see_grpc.trading.backtest.conversion import conversion_array
@@ -36,7 +36,8 @@ class _Market:
     low: np.ndarray
     close: np.ndarray
     half_spread: np.ndarray
-    conv: np.ndarray
+    conv_open: np.ndarray  # quote->account rate at each bar's open
+    conv_close: np.ndarray  # ... and at its close
     rollover_days: np.ndarray
 
 
@@ -46,14 +47,16 @@ def run_backtest(
     bars: pd.DataFrame,
     config: BacktestConfig,
     *,
-    conversion: pd.Series | None = None,
+    conversion: pd.DataFrame | None = None,
     progress: Report | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BacktestResult:
     """Simulate `strategy` on `bars` (mid OHLC, tz-aware UTC index) and report trades, equity and metrics.
 
-    `params` are validated with the strategy's rules. `conversion` is the quote->account rate aligned to bars
-    (None when the quote is the account currency or the instrument's own close converts it, e.g. USD/JPY in USD).
+    `params` are validated with the strategy's rules. `conversion` holds the quote->account rates at each bar's
+    open and close (conversion.load_conversion; None when the quote is the account currency or the instrument's own
+    prices convert it, e.g. USD/JPY in USD). Raises BacktestSizeError before simulating when `refuse_oversize` is
+    set and the first entry at the starting equity would not fit the margin.
     `progress` hears each stage and, while simulating, each slice of bars done (see progress.py).
     """
     params = strategy.validate_parameters(params)
@@ -62,16 +65,20 @@ def run_backtest(
     report(Progress(Stage.SIGNALS, 0, len(bars)))
     target = _targets(strategy, bars, params)
     market = _market(bars, config, conversion)
+    if config.refuse_oversize:
+        _refuse_oversize(market, config)
     state, trades, equity = _simulate(target, market, config, progress, should_stop)
     report(Progress(Stage.RESULTS, len(bars), len(bars)))
     index = pd.DatetimeIndex(bars.index)
     times = bar_times(index)
+    records = _trade_records(trades[: int(state[k.S_TRADES])], index, config.pair.symbol)
     return BacktestResult(
         metrics=_metrics(state, trades, equity, times, config),
-        trades=_trade_records(trades[: int(state[k.S_TRADES])], index, config.pair.symbol),
+        trades=records,
         equity_curve_times=times,
         equity_curve=equity,
         bars_processed=len(bars),
+        warnings=_warnings(state, records, config),
     )
 
 
@@ -123,11 +130,12 @@ def _targets(strategy: BaseStrategy, bars: pd.DataFrame, params: Mapping[str, ob
     return target
 
 
-def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.Series | None) -> _Market:
+def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.DataFrame | None) -> _Market:
     pair = config.pair
-    conv = conversion_array(pair, config.account_currency, bars, conversion)
-    if not np.isfinite(conv).all() or (conv <= 0).any():
-        raise BacktestDataError("The conversion rates hold missing or non-positive values.")
+    conv_open, conv_close = conversion_array(pair, config.account_currency, bars, conversion)
+    for conv in (conv_open, conv_close):
+        if not np.isfinite(conv).all() or (conv <= 0).any():
+            raise BacktestDataError("The conversion rates hold missing or non-positive values.")
     bar = timeframe_delta(config.timeframe)
     days = rollover_days(pd.DatetimeIndex(bars.index), bar) if config.financing else np.zeros(len(bars))
     open_, high, low, close = (bars[column].to_numpy(np.float64) for column in PRICE_COLUMNS)
@@ -137,7 +145,8 @@ def _market(bars: pd.DataFrame, config: BacktestConfig, conversion: pd.Series | 
         low,
         close,
         half_spread=_half_spread(bars, config, pair),
-        conv=conv,
+        conv_open=conv_open,
+        conv_close=conv_close,
         rollover_days=days,
     )
 
@@ -176,6 +185,8 @@ def _settings(config: BacktestConfig) -> np.ndarray:
     settings[k.P_TRAILING] = (config.trailing_stop_pips or 0.0) * pip
     settings[k.P_MARGIN_CALL] = config.margin_call_level
     settings[k.P_STOP_OUT] = config.stop_out_level
+    settings[k.P_BASE_IS_ACCOUNT] = config.pair.base == config.account_currency.upper()
+    settings[k.P_PROTECT] = config.negative_balance_protection
     return settings
 
 
@@ -199,11 +210,50 @@ def _simulate(
             raise BacktestCancelledError(f"Backtest cancelled after {start} of {n} bars.")
         k.simulate(
             start, stop, target, market.open, market.high, market.low, market.close, market.half_spread,
-            market.conv, market.rollover_days, settings, state, trades, equity,
+            market.conv_open, market.conv_close, market.rollover_days, settings, state, trades, equity,
         )  # fmt: skip
         if progress is not None:
             progress(Progress(Stage.SIMULATING, stop, n))
     return state, trades, equity
+
+
+def _refuse_oversize(market: _Market, config: BacktestConfig) -> None:
+    """Raise when an entry on the first bar at the starting equity would be trimmed to the margin.
+
+    Priced at the first bar's ask (a long's entry): the higher side, so the size named fits either direction.
+    """
+    price = market.open[0] + market.half_spread[0] + config.slippage_pips * config.pair.pip_size
+    asked, allowed = k.entry_units(price, market.conv_open[0], _settings(config), config.initial_capital)
+    if allowed < asked:
+        currency = config.account_currency.upper()
+        raise BacktestSizeError(
+            f"{asked:,.0f} units do not fit the margin: at the first bar's price ({price:g}) "
+            f"{config.initial_capital:,.2f} {currency} at {config.leverage:g}:1 leverage and a margin call level of "
+            f"{config.margin_call_level:g} allow at most {allowed:,.0f} units. Ask for {allowed:,.0f} units or "
+            "fewer, or set oversize to TRIM to trade what fits with a warning."
+        )
+
+
+def _warnings(state: np.ndarray, trades: list[TradeRecord], config: BacktestConfig) -> tuple[str, ...]:
+    """One sentence per adjustment the simulation made instead of failing."""
+    notes = []
+    trimmed = int(state[k.S_TRIMMED])
+    if trimmed:
+        notes.append(
+            f"position size trimmed to the margin on {trimmed:,} of {int(state[k.S_ENTRIES]):,} entries: "
+            f"{state[k.S_MAX_ASKED]:,.0f} units asked, as few as {state[k.S_MIN_ALLOWED]:,.0f} allowed at "
+            f"{config.leverage:g}:1 leverage"
+        )
+    forgiven = float(state[k.S_FORGIVEN])
+    if forgiven > 0:
+        last = trades[-1]  # the account is empty after the write-off, so it was the last trade
+        notes.append(
+            f"negative balance protection: the {last.side.lower()} position closed at {last.exit_price:g} on "
+            f"{last.exit_time.isoformat()} would have left equity at {-forgiven:,.2f} "
+            f"{config.account_currency.upper()}; {forgiven:,.2f} of the loss was forgiven, equity is 0 and the "
+            "backtest made no trades after it (exit reason margin_call)"
+        )
+    return tuple(notes)
 
 
 def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) -> list[TradeRecord]:

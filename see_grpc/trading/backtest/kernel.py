@@ -26,7 +26,9 @@ P_TAKE_PROFIT = 8
 P_TRAILING = 9
 P_MARGIN_CALL = 10
 P_STOP_OUT = 11
-N_SETTINGS = 12
+P_BASE_IS_ACCOUNT = 12  # 1: the base is the account currency, so the notional is the units (USD/JPY in USD)
+P_PROTECT = 13  # 1: negative balance protection, cash floors at 0 and the account stops trading
+N_SETTINGS = 14
 
 # Slots of the `state` array.
 S_DIR = 0
@@ -41,7 +43,12 @@ S_FINANCING = 8  # financing of the open trade so far
 S_MARGIN = 9  # margin blocked at entry, account currency
 S_TRADES = 10  # trades recorded
 S_BARS_IN_MARKET = 11
-N_STATE = 12
+S_ENTRIES = 12  # positions opened
+S_TRIMMED = 13  # entries whose units were cut to what the margin allows
+S_MAX_ASKED = 14  # the largest units asked by a trimmed entry
+S_MIN_ALLOWED = 15  # the fewest units a trimmed entry was allowed
+S_FORGIVEN = 16  # losses beyond the balance written off by negative balance protection
+N_STATE = 17
 
 # Columns of the `trades` array.
 T_ENTRY_BAR = 0
@@ -70,14 +77,19 @@ def simulate(  # noqa: PLR0917 - numba takes positional arguments only
     low: np.ndarray,
     close: np.ndarray,
     half_spread: np.ndarray,
-    conv: np.ndarray,
+    conv_open: np.ndarray,
+    conv_close: np.ndarray,
     rollover_days: np.ndarray,
     settings: np.ndarray,
     state: np.ndarray,
     trades: np.ndarray,
     equity: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Advance bars [start, stop); the last bar of the arrays closes any open position (end_of_data)."""
+    """Advance bars [start, stop); the last bar of the arrays closes any open position (end_of_data).
+
+    conv_open / conv_close are the quote->account rates at each bar's open (fills inside the bar) and close
+    (financing, marking, the end-of-data exit).
+    """
     last = close.shape[0] - 1
     exits = (
         settings[P_STOP_LOSS],
@@ -88,30 +100,31 @@ def simulate(  # noqa: PLR0917 - numba takes positional arguments only
     )
     for t in range(start, stop):
         if t > 0 and target[t - 1] != state[S_LAST_TARGET]:
-            _fill_signal(t, target[t - 1], open_[t], half_spread[t], conv[t], settings, state, trades)
+            _fill_signal(t, target[t - 1], open_[t], half_spread[t], conv_open[t], settings, state, trades)
         if state[S_DIR] != 0:
             price, reason, state[S_BEST] = _intrabar_exit(
-                state[S_DIR], open_[t], high[t], low[t], half_spread[t], conv[t],
+                state[S_DIR], open_[t], high[t], low[t], half_spread[t], conv_open[t],
                 (state[S_ENTRY_PRICE], state[S_BEST], state[S_UNITS], state[S_CASH], state[S_MARGIN]), exits,
             )  # fmt: skip
             if reason >= 0:
-                _close(t, price, reason, conv[t], settings, state, trades)
+                _close(t, price, reason, conv_open[t], settings, state, trades)
         d = state[S_DIR]
         if d != 0:
             state[S_BARS_IN_MARKET] += 1
             if rollover_days[t] != 0:
                 daily_rate = settings[P_LONG_DAILY] if d > 0 else settings[P_SHORT_DAILY]
                 # Charged on the notional at this bar's close, in account currency.
-                charge = daily_rate * rollover_days[t] * state[S_UNITS] * close[t] * conv[t]
+                notional = _notional(state[S_UNITS], close[t], conv_close[t], settings[P_BASE_IS_ACCOUNT])
+                charge = daily_rate * rollover_days[t] * notional
                 state[S_CASH] -= charge
                 state[S_FINANCING] -= charge
             if t == last:
                 price = _exit_price(close[t], half_spread[t], d) - d * settings[P_SLIPPAGE]
-                _close(t, price, R_END, conv[t], settings, state, trades)
+                _close(t, price, R_END, conv_close[t], settings, state, trades)
         unrealized = 0.0
         if state[S_DIR] != 0:
             exit_value = _exit_price(close[t], half_spread[t], d) - state[S_ENTRY_PRICE]
-            unrealized = d * state[S_UNITS] * exit_value * conv[t]
+            unrealized = d * state[S_UNITS] * exit_value * conv_close[t]
         equity[t] = state[S_CASH] + unrealized
 
 
@@ -119,6 +132,12 @@ def simulate(  # noqa: PLR0917 - numba takes positional arguments only
 def _exit_price(mid: float, half_spread: float, direction: float) -> float:  # pragma: no cover - compiled
     """Bid for a long, ask for a short."""
     return mid - direction * half_spread
+
+
+@njit
+def _notional(units: float, price: float, conv: float, base_is_account: float) -> float:  # pragma: no cover
+    """Account-currency value of `units` at `price`: exactly the units when the base is the account currency."""
+    return units if base_is_account else units * price * conv
 
 
 @njit
@@ -149,8 +168,11 @@ def _fill_signal(  # noqa: PLR0917 - numba takes positional arguments only
 
 
 @njit
-def _entry_units(price: float, conv: float, settings: np.ndarray, equity: float) -> float:  # pragma: no cover
-    unit_value = price * conv  # account currency per unit of base
+def entry_units(  # pragma: no cover - compiled
+    price: float, conv: float, settings: np.ndarray, equity: float
+) -> tuple[float, float]:
+    """(units the sizing mode asks for, units the margin allows), both floored to whole units."""
+    unit_value = _notional(1.0, price, conv, settings[P_BASE_IS_ACCOUNT])  # account currency per unit of base
     mode = settings[P_SIZING]
     if mode == 0:
         units = settings[P_SIZE]
@@ -159,7 +181,7 @@ def _entry_units(price: float, conv: float, settings: np.ndarray, equity: float)
     else:
         units = settings[P_SIZE] * equity / (settings[P_STOP_LOSS] * conv)
     cap = equity * settings[P_LEVERAGE] / (settings[P_MARGIN_CALL] * unit_value)
-    return float(np.floor(min(units, cap)))
+    return float(np.floor(units)), float(np.floor(min(units, cap)))
 
 
 @njit
@@ -169,10 +191,16 @@ def _open(  # noqa: PLR0917 - numba takes positional arguments only
     equity = state[S_CASH]
     if equity <= 0:
         return
-    units = _entry_units(price, conv, settings, equity)
+    asked, units = entry_units(price, conv, settings, equity)
     if units < 1:
         return
-    commission = units * price * conv * settings[P_COMMISSION]
+    state[S_ENTRIES] += 1
+    if units < asked:
+        state[S_MAX_ASKED] = max(state[S_MAX_ASKED], asked)
+        state[S_MIN_ALLOWED] = units if state[S_TRIMMED] == 0 else min(state[S_MIN_ALLOWED], units)
+        state[S_TRIMMED] += 1
+    notional = _notional(units, price, conv, settings[P_BASE_IS_ACCOUNT])
+    commission = notional * settings[P_COMMISSION]
     state[S_DIR] = direction
     state[S_UNITS] = units
     state[S_ENTRY_PRICE] = price
@@ -181,7 +209,7 @@ def _open(  # noqa: PLR0917 - numba takes positional arguments only
     state[S_BEST] = price
     state[S_COMMISSION] = commission
     state[S_FINANCING] = 0.0
-    state[S_MARGIN] = units * price * conv / settings[P_LEVERAGE]
+    state[S_MARGIN] = notional / settings[P_LEVERAGE]
 
 
 @njit
@@ -190,8 +218,15 @@ def _close(  # noqa: PLR0917 - numba takes positional arguments only
 ) -> None:  # pragma: no cover - compiled
     direction, units, entry = state[S_DIR], state[S_UNITS], state[S_ENTRY_PRICE]
     gross = direction * units * (price - entry) * conv
-    commission = units * price * conv * settings[P_COMMISSION]
-    state[S_CASH] += gross - commission
+    commission = _notional(units, price, conv, settings[P_BASE_IS_ACCOUNT]) * settings[P_COMMISSION]
+    cash = state[S_CASH] + gross - commission
+    if settings[P_PROTECT] and cash < 0:
+        # A gap took the account below zero: the broker writes the rest off, and with nothing left it cannot trade.
+        gross -= cash
+        reason = R_MARGIN_CALL
+        state[S_FORGIVEN] -= cash
+        cash = 0.0
+    state[S_CASH] = cash
     row = trades[int(state[S_TRADES])]
     row[T_ENTRY_BAR] = state[S_ENTRY_BAR]
     row[T_EXIT_BAR] = t

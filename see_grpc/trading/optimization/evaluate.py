@@ -25,9 +25,9 @@ class SweepJob:
     strategy: type[BaseStrategy]
     bars: pd.DataFrame
     config: BacktestConfig
-    conversion: pd.Series | None = None
+    conversion: pd.DataFrame | None = None
 
-    def window(self, window: Window) -> tuple[pd.DataFrame, pd.Series | None]:
+    def window(self, window: Window) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         start, stop = window
         conversion = None if self.conversion is None else self.conversion.iloc[start:stop]
         return self.bars.iloc[start:stop], conversion

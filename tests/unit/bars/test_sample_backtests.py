@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
-from see_grpc.trading.backtest import BacktestConfig, align_conversion, conversion_pairs, run_backtest
-from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.backtest import BacktestConfig, load_conversion, run_backtest
+from see_grpc.trading.instruments import parse_instrument, timeframe_delta
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
 
 pytestmark = pytest.mark.unit
@@ -29,13 +30,17 @@ def test_sample_backtest(tmp_path: Path, strategy_id: str, instrument: str, time
     ensure_sample_data(tmp_path)
     store = FileBarStore(tmp_path)
     loaded = store.load(instrument, timeframe, START, END)
-    conversion = None
-    for symbol, invert in conversion_pairs(parse_instrument(instrument), "USD")[:1]:
+
+    def conversion_bars(symbol: str) -> tuple[pd.DataFrame, str]:
         rates = store.load(symbol, timeframe, START, END)
-        conversion = align_conversion(rates.bars["close"], loaded.bars.index, invert, rates.source)
+        return rates.bars, rates.source
+
+    bar = timeframe_delta(timeframe)
+    conversion = load_conversion(parse_instrument(instrument), "USD", loaded.bars, bar, conversion_bars)
+    rates = None if conversion is None else conversion.rates
     config = BacktestConfig(instrument, timeframe, 10_000)
 
-    result = run_backtest(BUILTIN_STRATEGIES[strategy_id](), {}, loaded.bars, config, conversion=conversion)
+    result = run_backtest(BUILTIN_STRATEGIES[strategy_id](), {}, loaded.bars, config, conversion=rates)
 
     assert result.bars_processed == len(loaded.bars) == len(result.equity_curve)
     assert result.metrics["num_trades"] > 0

@@ -54,6 +54,6 @@ def config(instrument: str = "EUR/USD", timeframe: str = "1h", **overrides: obje
 
 
 def run(
-    targets: Sequence[float], bars: pd.DataFrame, cfg: BacktestConfig, conversion: pd.Series | None = None
+    targets: Sequence[float], bars: pd.DataFrame, cfg: BacktestConfig, conversion: pd.DataFrame | None = None
 ) -> BacktestResult:
     return run_backtest(Scripted(targets), {}, bars, cfg, conversion=conversion)

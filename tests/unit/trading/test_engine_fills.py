@@ -1,16 +1,10 @@
-"""Fills, spread, slippage, commission, reversals and conversion, worked out by hand."""
+"""Fills, spread, slippage, commission and reversals, worked out by hand (conversion: test_engine_conversion.py)."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from see_grpc.errors import BacktestDataError
-from see_grpc.trading.backtest import align_conversion, conversion_pairs
-from see_grpc.trading.instruments import parse_instrument
-
-from .engine_helpers import config, flat_bars, make_bars, run
+from .engine_helpers import config, make_bars, run
 
 pytestmark = pytest.mark.unit
 
@@ -79,54 +73,3 @@ def test_signal_on_last_bar_is_never_filled() -> None:
     assert result.trades == []
     assert result.metrics["num_trades"] == 0
     assert result.metrics["final_equity"] == 10_000
-
-
-def test_usd_jpy_uses_jpy_pip_and_converts_pnl_with_its_own_close() -> None:
-    bars = make_bars(
-        [
-            (149.00, 149.50, 148.50, 149.00),
-            (150.00, 150.20, 149.80, 150.00),
-            (150.50, 150.90, 150.40, 150.80),
-            (151.00, 151.10, 149.90, 150.00),
-        ]
-    )
-    result = run([1, 1, 0, 0], bars, config("USD/JPY", spread_pips=1.0))
-
-    (trade,) = result.trades
-    assert trade.entry_price == pytest.approx(150.005)  # one pip is 0.01, half of it on the ask
-    assert trade.exit_price == pytest.approx(150.995)
-    # 10,000 x 0.99 = 9,900 JPY, converted at the exit bar's USD/JPY close of 150.
-    assert trade.pnl == pytest.approx(66.0)
-    assert result.metrics["final_equity"] == pytest.approx(10_066.0)
-
-
-def test_eur_gbp_converts_through_gbp_usd_series() -> None:
-    bars = make_bars([(0.85, 0.85, 0.85, 0.85), (0.85, 0.86, 0.85, 0.86), (0.86, 0.86, 0.86, 0.86)])
-    gbp_usd = pd.Series([1.25, 1.25, 1.30], index=bars.index)
-    result = run([1, 0, 0], bars, config("EUR/GBP"), conversion=gbp_usd)
-
-    (trade,) = result.trades
-    # 10,000 x (0.86 - 0.85) = 100 GBP at GBP/USD 1.30 on the exit bar.
-    assert trade.pnl == pytest.approx(130.0)
-    # Bar 1 close 0.86 marks 100 GBP at 1.25.
-    assert result.equity_curve[1] == pytest.approx(10_125.0)
-
-
-def test_cross_without_conversion_names_the_bars_needed() -> None:
-    with pytest.raises(BacktestDataError, match="GBP/USD"):
-        run([1, 0, 0], flat_bars(0.85, 3), config("EUR/GBP"))
-
-
-def test_conversion_pairs() -> None:
-    assert conversion_pairs(parse_instrument("EUR/USD"), "USD") == []
-    assert conversion_pairs(parse_instrument("USD/JPY"), "USD") == []
-    assert conversion_pairs(parse_instrument("EUR/GBP"), "USD") == [("GBP/USD", False), ("USD/GBP", True)]
-    assert conversion_pairs(parse_instrument("EUR/JPY"), "USD") == [("USD/JPY", True), ("JPY/USD", False)]
-    assert conversion_pairs(parse_instrument("GBP/CHF"), "EUR") == [("EUR/CHF", True), ("CHF/EUR", False)]
-
-
-def test_align_conversion_takes_last_known_close_and_inverts() -> None:
-    index = pd.date_range("2024-01-08", periods=4, freq="1h", tz="UTC")
-    usd_jpy = pd.Series([100.0, 200.0], index=index[[1, 3]])
-    rates = align_conversion(usd_jpy, pd.DatetimeIndex(index), invert=True, source="USD_JPY_1h.csv")
-    np.testing.assert_allclose(rates.to_numpy(), [0.01, 0.01, 0.01, 0.005])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from see_grpc.errors import StrategyConfigurationError
+from see_grpc.errors import BacktestSizeError, StrategyConfigurationError
 from see_grpc.trading.backtest import BacktestConfig, run_backtest
 from see_grpc.trading.backtest.sweep import run_sweep
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
@@ -44,3 +44,9 @@ def test_an_invalid_combination_fails_the_sweep_before_any_runs() -> None:
 
     with pytest.raises(StrategyConfigurationError, match="fast_period"):
         run_sweep(BUILTIN_STRATEGIES["trend_following_v1"](), grid, BARS, CONFIG)
+
+
+def test_a_refused_size_fails_the_sweep_as_it_fails_a_backtest() -> None:
+    oversized = BacktestConfig("EUR/USD", "1h", 100_000.0, position_size_units=100_000_000, refuse_oversize=True)
+    with pytest.raises(BacktestSizeError, match="do not fit the margin"):
+        run_sweep(BUILTIN_STRATEGIES["trend_following_v1"](), [{}], BARS, oversized)
