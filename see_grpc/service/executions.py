@@ -419,6 +419,8 @@ class ExecutionManager:
         fresh = await self._journal.store(fill_record, order, record, new_order=new_order)
         if fresh:
             self.observer.fill(order.instrument)
+            if new_order:  # stored with its fill (a closing order): counted as stored, like every other order
+                self.observer.order("pending")
             self.observer.order("filled")
             if await self._publish(record.execution_id, FILLS, _fill_event(fill_record)):
                 self._published(record.execution_id)[1].append(fill_record.client_order_id)
