@@ -44,7 +44,9 @@ def options(
         Path | None,
         typer.Option(help="Read the API key from this file when SEE_API_KEY is unset.", dir_okay=False),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Deadline of each call in seconds.", min=0.1)] = 30.0,
+    timeout: Annotated[
+        float, typer.Option(help="Deadline of each call in seconds; streams (progress, --follow) have none.", min=0.1)
+    ] = 30.0,
 ) -> None:
     api_key, source = find_api_key(os.environ.get("SEE_API_KEY"), key_file)
     ctx.obj = Connection(target=target, api_key=api_key, key_source=source, timeout=timeout)
