@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
+from see.v1 import backtest_pb2, backtest_pb2_grpc
 from tests.integration.conftest import SERVICE_KEY, RunningServer
 
 pytestmark = pytest.mark.integration
@@ -69,3 +71,19 @@ async def test_missing_data_names_the_file_not_the_server_folder(running: Runnin
     assert answer["code"] == 9  # FAILED_PRECONDITION: the data is missing
     assert "No NZD/CAD 1h data in the data folder (BACKTEST_DATA_DIR): add NZD_CAD_1h.csv" in answer["message"]
     assert str(tmp_path) not in answer["message"]
+
+
+async def test_a_bad_bar_in_a_full_chunk_is_named_and_nothing_is_stored(running: RunningServer, tmp_path: Path) -> None:
+    """A 10,000-bar chunk is checked off the event loop: the same answer as a small one."""
+    stub = backtest_pb2_grpc.BacktestServiceStub(running.channel)
+    chunk = backtest_pb2.ImportBarsRequest(instrument="AUD/CAD", timeframe="1m")
+    for number in range(10_000):
+        bar = chunk.bars.add(open=0.9, high=0.91, low=0.89, close=0.9)
+        bar.time.seconds = 1_767_225_600 + 60 * number
+    chunk.bars[9_999].open = -1.0
+    before = _files(tmp_path)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ImportBars(iter([chunk]), metadata=(("x-api-key", SERVICE_KEY),), timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "bars[9999].open" in (caught.value.details() or "")
+    assert _files(tmp_path) == before
