@@ -34,16 +34,20 @@ class LocalRiskGate:
 
 
 class LocalCapitalGate:
-    """A paper account of `balance` (PAPER_ACCOUNT_BALANCE): any one allocation up to the balance is accepted."""
+    """A paper account of `balance` (PAPER_ACCOUNT_BALANCE) shared by every execution: what the running ones
+    hold is not available to a new one."""
 
     def __init__(self, balance: float) -> None:
         self._balance = balance
 
-    async def check_allocation(self, strategy_id: str, amount: float) -> None:
+    async def check_allocation(self, strategy_id: str, amount: float, *, allocated: float) -> None:
         validate_allocation(amount)
-        if amount > self._balance:
+        available = self._balance - allocated
+        if amount > available:
+            held = f", of which running executions hold {allocated:,.2f}" if allocated else ""
             raise FailedPreconditionError(
-                f"capital_allocation {amount:,.2f} exceeds the paper account balance {self._balance:,.2f}"
+                f"capital_allocation {amount:,.2f} exceeds what the paper account has free: {max(available, 0):,.2f} "
+                f"(balance {self._balance:,.2f}{held}); stop an execution or allocate less"
             )
 
 

@@ -143,7 +143,9 @@ class ExecutionManager:
         await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
         # Before the transaction: Portfolio Management may be a remote call.
-        await self._capital.check_allocation(request.strategy_id, request.capital_allocation)
+        async with self._db.unit_of_work(readonly=True) as uow:
+            allocated = await uow.executions.allocated_active()
+        await self._capital.check_allocation(request.strategy_id, request.capital_allocation, allocated=allocated)
         async with self._db.unit_of_work() as uow:
             stored = await uow.strategies.get(request.strategy_id)  # not the cached copy: archived or deleted since?
             if stored is None:

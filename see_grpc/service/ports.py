@@ -366,6 +366,9 @@ class ExecutionRepository(Protocol):
         """Executions not over yet (lifecycle.EXECUTION.active: starting, running or paused), of one strategy if
         strategy_id is set."""
 
+    async def allocated_active(self) -> float:
+        """The capital allocated to the executions not over yet."""
+
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
         """Active executions whose lease is free, expired or already this owner's."""
 
@@ -464,8 +467,9 @@ class RiskGate(Protocol):
 class CapitalGate(Protocol):
     """Where capital allocations are checked: a local paper account, or Portfolio Management."""
 
-    async def check_allocation(self, strategy_id: str, amount: float) -> None:
-        """Raises FailedPreconditionError (not enough capital) or DependencyUnavailableError."""
+    async def check_allocation(self, strategy_id: str, amount: float, *, allocated: float) -> None:
+        """Raises FailedPreconditionError (not enough capital) or DependencyUnavailableError. `allocated` is what
+        the executions still running already hold (a remote portfolio keeps its own books)."""
 
 
 class Monitor(Protocol):

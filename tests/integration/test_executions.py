@@ -137,7 +137,8 @@ async def test_signals_over_rest_stream_as_ndjson(running: RunningServer) -> Non
 
 
 async def test_stop_pause_resume_and_limits(running: RunningServer) -> None:
-    slow = execute_body(paper_feed={"bars_per_second": 2})
+    # 50,000 each: ten of them hold half the paper account, so the count limit is what refuses the eleventh.
+    slow = execute_body(capital_allocation=50_000, paper_feed={"bars_per_second": 2})
     ids = []
     for _ in range(10):  # MAX_CONCURRENT_STRATEGIES defaults to 10
         async with running.http.post("/api/v1/execute", json=slow, headers=FULL) as response:
@@ -203,3 +204,27 @@ async def test_a_subscriber_that_goes_away_is_unregistered(running: RunningServe
             break
         await asyncio.sleep(0.02)
     assert bus.subscriber_count("signals") == 0
+
+
+async def test_running_executions_share_the_paper_account(running: RunningServer) -> None:
+    """1,000,000 of paper money (PAPER_ACCOUNT_BALANCE): two allocations of 600,000 do not both fit."""
+    slow = {**WINDOW, "bars_per_second": 1}
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(capital_allocation=600_000, paper_feed=slow), headers=FULL
+    ) as response:
+        assert response.status == 200, await response.text()
+        first = await response.json()
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(capital_allocation=600_000, paper_feed=slow), headers=FULL
+    ) as response:
+        refused = await response.json()
+        assert response.status == 400, refused
+    assert refused["code"] == 9
+    assert "free: 400,000.00" in refused["message"] and "running executions hold 600,000.00" in refused["message"]
+    stop = f"/api/v1/executions/{first['execution_id']}:stop"
+    async with running.http.post(stop, json={"close_positions": True}, headers=FULL) as response:
+        assert response.status == 200
+    async with running.http.post(
+        "/api/v1/execute", json=execute_body(capital_allocation=600_000), headers=FULL
+    ) as response:
+        assert response.status == 200, await response.text()  # the first one's capital is free again

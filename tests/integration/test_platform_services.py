@@ -132,12 +132,12 @@ async def test_a_risk_reply_without_a_verdict_is_a_dependency_error(service: Fak
 async def test_portfolio_approval_and_refusal_with_what_is_available(service: FakeService) -> None:
     async with PortfolioCapitalGate(_config(service.url, "Portfolio Management")) as gate:
         service.reply = {"approved": True, "available": 250_000.0, "reason": ""}
-        await gate.check_allocation("strategy-1", 100_000)
+        await gate.check_allocation("strategy-1", 100_000, allocated=0)
         service.reply = {"approved": False, "available": 250_000.0, "reason": "not enough free margin"}
         with pytest.raises(FailedPreconditionError, match=r"not enough free margin; 250,000.00 is available"):
-            await gate.check_allocation("strategy-1", 300_000)
+            await gate.check_allocation("strategy-1", 300_000, allocated=0)
         with pytest.raises(InvalidArgumentError, match="positive"):
-            await gate.check_allocation("strategy-1", 0)
+            await gate.check_allocation("strategy-1", 0, allocated=0)
     assert service.received == [{"strategy_id": "strategy-1", "amount": a} for a in (100_000, 300_000)]
 
 
@@ -145,7 +145,7 @@ async def test_portfolio_outage_is_a_dependency_error(service: FakeService) -> N
     service.faults = ["500", "500"]
     async with PortfolioCapitalGate(_config(service.url, "Portfolio Management")) as gate:
         with pytest.raises(DependencyUnavailableError, match="Portfolio Management"):
-            await gate.check_allocation("strategy-1", 100)
+            await gate.check_allocation("strategy-1", 100, allocated=0)
 
 
 # -- Monitoring ----------------------------------------------------------------------------------------------------
@@ -195,12 +195,15 @@ async def test_local_risk_gate_applies_the_limits_in_the_context() -> None:
 
 async def test_local_capital_gate_checks_against_the_balance() -> None:
     gate = LocalCapitalGate(1_000.0)
-    await gate.check_allocation("s", 1_000.0)
-    with pytest.raises(FailedPreconditionError, match=r"exceeds the paper account balance 1,000\.00"):
-        await gate.check_allocation("s", 1_000.01)
+    await gate.check_allocation("s", 1_000.0, allocated=0)
+    with pytest.raises(FailedPreconditionError, match=r"has free: 1,000\.00 \(balance 1,000\.00\)"):
+        await gate.check_allocation("s", 1_000.01, allocated=0)
+    await gate.check_allocation("s", 400.0, allocated=600.0)
+    with pytest.raises(FailedPreconditionError, match=r"free: 400\.00 .* running executions hold 600\.00"):
+        await gate.check_allocation("s", 400.01, allocated=600.0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(InvalidArgumentError):
-            await gate.check_allocation("s", bad)
+            await gate.check_allocation("s", bad, allocated=0)
 
 
 async def test_log_monitor_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:

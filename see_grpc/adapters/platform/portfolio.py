@@ -11,7 +11,8 @@ ALLOCATION_CHECK_PATH = "/api/v1/allocations/check"
 
 
 class PortfolioCapitalGate(PlatformHttpClient):
-    async def check_allocation(self, strategy_id: str, amount: float) -> None:
+    async def check_allocation(self, strategy_id: str, amount: float, *, allocated: float) -> None:
+        del allocated  # Portfolio Management keeps its own books of what is allocated
         validate_allocation(amount)  # a malformed amount is the caller's error, not worth a request
         reply = await self.post_json(ALLOCATION_CHECK_PATH, {"strategy_id": strategy_id, "amount": amount})
         approved = reply.get("approved")

@@ -75,6 +75,12 @@ class SqlExecutionRepository:
             stmt = stmt.where(ExecutionRow.strategy_id == strategy_id)
         return int(await self._session.scalar(stmt) or 0)
 
+    async def allocated_active(self) -> float:
+        stmt = select(func.coalesce(func.sum(ExecutionRow.capital_allocation), 0.0)).where(
+            ExecutionRow.status.in_(ACTIVE_STATUSES)
+        )
+        return float(await self._session.scalar(stmt) or 0.0)
+
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
         stmt = select(ExecutionRow).where(
             ExecutionRow.status.in_(ACTIVE_STATUSES),
