@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -95,6 +96,7 @@ class BacktestRequest:
     stop_out_level: float | None = None
     oversize: str = ""  # TRIM or REFUSE; "": TRIM
     negative_balance_protection: bool | None = None
+    allow_conversion_gaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class PreparedBacktest:
     loaded: LoadedBars
     conversion: pd.DataFrame | None  # quote->account rates at each bar's open and close (load_conversion)
     extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (conversion, financing table)
+    warnings: tuple[str, ...] = ()  # what loading adjusted (conversion gaps bridged, when allowed)
 
 
 class BacktestService:
@@ -133,7 +136,9 @@ class BacktestService:
         assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
         config, swap_source = await asyncio.to_thread(self._with_swap_rates, config, request)
-        loaded, conversion = await asyncio.to_thread(self._load, config, request.start, request.end)
+        loaded, conversion = await asyncio.to_thread(
+            functools.partial(self._load, allow_gaps=request.allow_conversion_gaps), config, request.start, request.end
+        )
         extra_files = (*(conversion.sources if conversion else ()), *((swap_source,) if swap_source else ()))
         if config.use_data_spread:
             _check_data_spread(loaded)
@@ -141,8 +146,8 @@ class BacktestService:
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
         await self._catalogue.check_look_ahead(strategy, params, loaded.bars)  # user code, on these very bars
-        rates = conversion.rates if conversion else None
-        return PreparedBacktest(template, params, config, loaded, rates, extra_files)
+        rates, bridged = (conversion.rates, conversion.warnings) if conversion else (None, ())
+        return PreparedBacktest(template, params, config, loaded, rates, extra_files, bridged)
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored.
@@ -200,6 +205,7 @@ class BacktestService:
             seconds=time.perf_counter() - started,
             warmup=template().warmup_bars(params),
             files=[loaded.source, *prepared.extra_files],
+            loading=list(prepared.warnings),
         )
         async with self._db.unit_of_work() as uow:
             await uow.backtests.add(record)
@@ -315,7 +321,9 @@ class BacktestService:
             config, financing_long_rate=rates.long_rate, financing_short_rate=rates.short_rate
         ), rates.source
 
-    def _load(self, config: BacktestConfig, start: datetime, end: datetime) -> tuple[LoadedBars, Conversion | None]:
+    def _load(
+        self, config: BacktestConfig, start: datetime, end: datetime, *, allow_gaps: bool
+    ) -> tuple[LoadedBars, Conversion | None]:
         loaded = self._bars.load(config.instrument, config.timeframe, start, end)
 
         def conversion_bars(symbol: str) -> tuple[pd.DataFrame, str]:
@@ -323,7 +331,10 @@ class BacktestService:
             return rates.bars, rates.source
 
         bar = timeframe_delta(config.timeframe)
-        return loaded, load_conversion(config.pair, config.account_currency, loaded.bars, bar, conversion_bars)
+        conversion = load_conversion(
+            config.pair, config.account_currency, loaded.bars, bar, conversion_bars, allow_gaps=allow_gaps
+        )
+        return loaded, conversion
 
 
 def _instrument_field(text: str) -> str:
@@ -409,6 +420,7 @@ def _record(
     seconds: float,
     warmup: int,
     files: list[str],
+    loading: list[str],
 ) -> tuple[BacktestRecord, BacktestSeries]:
     """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
@@ -440,8 +452,13 @@ def _record(
         duration_seconds=seconds,
         trades_total=len(result.trades),
         equity_points_total=len(result.equity_curve),
-        applied=applied_settings(config, index, warmup, files),
-        warnings=[*window_warnings(request.start, request.end, index, config.timeframe, warmup), *result.warnings],
+        applied=applied_settings(config, index, warmup, files)
+        | {"allow_conversion_gaps": request.allow_conversion_gaps},
+        warnings=[
+            *window_warnings(request.start, request.end, index, config.timeframe, warmup),
+            *loading,
+            *result.warnings,
+        ],
     )
     return record, BacktestSeries(trades, equity)
 

@@ -61,6 +61,18 @@ async def test_a_gap_in_the_conversion_file_is_refused_naming_it(running: Runnin
     assert status == 400 and body["code"] == 9, body  # FAILED_PRECONDITION
     assert "GBP_USD_1h.parquet have a gap" in body["message"]
     assert "2024-02-06T11:00:00+00:00" in body["message"]  # the close of the 10:00 bar, the first stale instant
+    # Asked to, the run bridges the hole with the latest earlier rate (09:00's bar closes at 10:00) and says so.
+    status, bridged = await backtest(running, instrument="EUR/GBP", allow_conversion_gaps=True)
+    assert status == 200, bridged
+    assert bridged["applied"]["allow_conversion_gaps"] is True
+    notes = [w for w in bridged["warnings"] if "GBP_USD_1h.parquet have gaps" in w]
+    assert len(notes) == 1, bridged["warnings"]
+    note = notes[0]
+    # The latest price before each instant is the 09:00 bar's close at 10:00: the 11:00 bar's close (12:00) and the
+    # 12:00 bar's open (12:00) find it 2 h old, the 12:00 bar's close (13:00, where the 13:00 bar's open does not
+    # count) 3 h; the 10:00 bar's open and close (10:00, 11:00) find it at most an hour old.
+    assert "2 traded bars, the first at 2024-02-06T11:00:00+00:00" in note
+    assert "up to 0 days 03:00:00 old" in note
 
 
 async def test_oversize_trimmed_with_a_warning_or_refused(running: RunningServer, tmp_path: Path) -> None:

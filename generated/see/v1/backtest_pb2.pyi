@@ -197,6 +197,7 @@ class RunBacktestRequest(_message.Message):
     STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
     OVERSIZE_FIELD_NUMBER: _builtins.int
     NEGATIVE_BALANCE_PROTECTION_FIELD_NUMBER: _builtins.int
+    ALLOW_CONVERSION_GAPS_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     """Required, at most 128 characters. In StartOptimizationRequest it may be given at the top level instead, so the
     rule "required" is checked by the backtest itself, not declared here.
@@ -228,6 +229,10 @@ class RunBacktestRequest(_message.Message):
     negative_balance_protection: _builtins.bool
     """Negative balance protection, on unless set to false: equity floors at zero, as EU and UK retail brokers
     guarantee; the run then ends with exit reason "margin_call" and a warning.
+    """
+    allow_conversion_gaps: _builtins.bool
+    """Conversion bars (for P&L in the account currency) must cover the window: a rate more than one bar old is an
+    error naming the file and the gap. true: take the latest earlier rate and say so in the backtest's warnings.
     """
     @_builtins.property
     def start_date(self) -> _timestamp_pb2.Timestamp:
@@ -271,10 +276,11 @@ class RunBacktestRequest(_message.Message):
         stop_out_level: _builtins.float | None = ...,
         oversize: Global___OversizePolicy.ValueType = ...,
         negative_balance_protection: _builtins.bool | None = ...,
+        allow_conversion_gaps: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "end_date", b"end_date", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "allow_conversion_gaps", b"allow_conversion_gaps", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__leverage: _TypeAlias = _typing.Literal["leverage"]  # noqa: Y015
     _WhichOneofArgType__leverage: _TypeAlias = _typing.Literal["_leverage", b"_leverage"]  # noqa: Y015
@@ -333,6 +339,7 @@ class AppliedSettings(_message.Message):
     BARS_FIELD_NUMBER: _builtins.int
     WARMUP_BARS_FIELD_NUMBER: _builtins.int
     DATA_FILES_FIELD_NUMBER: _builtins.int
+    ALLOW_CONVERSION_GAPS_FIELD_NUMBER: _builtins.int
     position_size_units: _builtins.float
     """FIXED_UNITS only: the units of every entry (before any trim to the margin)."""
     leverage: _builtins.float
@@ -346,6 +353,7 @@ class AppliedSettings(_message.Message):
     bars: _builtins.int
     warmup_bars: _builtins.int
     """Bars at the start of the window before the strategy can give its first signal (its warm-up)."""
+    allow_conversion_gaps: _builtins.bool
     @_builtins.property
     def sizing(self) -> Global___Sizing: ...
     @_builtins.property
@@ -381,10 +389,11 @@ class AppliedSettings(_message.Message):
         bars: _builtins.int = ...,
         warmup_bars: _builtins.int = ...,
         data_files: _abc.Iterable[_builtins.str] | None = ...,
+        allow_conversion_gaps: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "data_end", b"data_end", "data_start", b"data_start", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "bars", b"bars", "costs", b"costs", "data_end", b"data_end", "data_files", b"data_files", "data_start", b"data_start", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "warmup_bars", b"warmup_bars"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "allow_conversion_gaps", b"allow_conversion_gaps", "bars", b"bars", "costs", b"costs", "data_end", b"data_end", "data_files", b"data_files", "data_start", b"data_start", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "position_size_units", b"position_size_units", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "warmup_bars", b"warmup_bars"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
     _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015

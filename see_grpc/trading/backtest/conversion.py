@@ -87,16 +87,24 @@ class _Leg(NamedTuple):
 class Conversion(NamedTuple):
     rates: pd.DataFrame  # AT_OPEN and AT_CLOSE, aligned to the traded bars
     sources: tuple[str, ...]  # the conversion files loaded, as BarLoader named them
+    warnings: tuple[str, ...] = ()  # the gaps bridged when the caller allowed them
 
 
 def load_conversion(
-    instrument: Instrument, account_currency: str, bars: pd.DataFrame, bar: pd.Timedelta, load: BarLoader
+    instrument: Instrument,
+    account_currency: str,
+    bars: pd.DataFrame,
+    bar: pd.Timedelta,
+    load: BarLoader,
+    *,
+    allow_gaps: bool = False,
 ) -> Conversion | None:
     """The conversion rates of `bars` (columns AT_OPEN, AT_CLOSE) from the first route whose pairs all load.
 
     None when the engine needs nothing beyond the bars (quote or base is the account currency). A step whose pair
     is the instrument itself uses `bars`. Conversion bars share the traded timeframe `bar`. Raises
-    BacktestDataError naming the pairs tried when no route loads, or the file and first gap of one that does.
+    BacktestDataError naming the pairs tried when no route loads, or the file and first gap of one that does;
+    with `allow_gaps`, a gap takes the latest earlier price and is reported in Conversion.warnings instead.
     """
     if not conversion_pairs(instrument, account_currency):
         return None
@@ -106,8 +114,14 @@ def load_conversion(
         legs = [_leg(instrument, bars, step, load, problems) for step in route]
         if all(leg is not None for leg in legs):
             loaded = [leg for leg in legs if leg is not None]
-            rates = [align_conversion(leg.prices, index, bar, invert=leg.invert, source=leg.source) for leg in loaded]
-            return Conversion(functools.reduce(operator.mul, rates), tuple(leg.source for leg in loaded if leg.loaded))
+            bridged: list[str] = []
+            gaps = bridged if allow_gaps else None
+            rates = [
+                align_conversion(leg.prices, index, bar, invert=leg.invert, source=leg.source, gaps=gaps)
+                for leg in loaded
+            ]
+            sources = tuple(leg.source for leg in loaded if leg.loaded)
+            return Conversion(functools.reduce(operator.mul, rates), sources, tuple(bridged))
     raise BacktestDataError(
         f"P&L of {instrument.symbol} is in {instrument.quote}; converting it to {account_currency.upper()} needs "
         f"bars of {_route_names(instrument, account_currency)}: {' '.join(problems)}"
@@ -133,12 +147,19 @@ def _leg(
 
 
 def align_conversion(
-    prices: pd.DataFrame, index: pd.DatetimeIndex, bar: pd.Timedelta, *, invert: bool, source: str
+    prices: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    bar: pd.Timedelta,
+    *,
+    invert: bool,
+    source: str,
+    gaps: list[str] | None = None,
 ) -> pd.DataFrame:
     """Rates of a pair (open and close columns) at the open and the close of each bar of `index`, as the module's
     docstring defines them; both series have bars of length `bar`. 1 / price when `invert`.
 
-    Raises BacktestDataError naming `source` and the first gap, or a missing or non-positive price used.
+    Raises BacktestDataError naming `source` and the first gap, or a missing or non-positive price used; given a
+    `gaps` list, a gap with an earlier price to take is described there instead.
     """
     prices = prices.sort_index()
     if not prices.index.is_unique:
@@ -147,7 +168,7 @@ def align_conversion(
     if prices.index.equals(index):  # the usual case: every bar's own open and close, no gap possible
         rates = {AT_OPEN: open_prices, AT_CLOSE: close_prices}
     else:
-        rates = _aligned((pd.DatetimeIndex(prices.index), open_prices, close_prices), index, bar, source)
+        rates = _aligned((pd.DatetimeIndex(prices.index), open_prices, close_prices), index, bar, source, gaps)
     for rate in rates.values():
         if not (np.isfinite(rate) & (rate > 0)).all():
             raise BacktestDataError(f"Conversion bars {source} hold missing or non-positive prices.")
@@ -155,7 +176,11 @@ def align_conversion(
 
 
 def _aligned(
-    prices: tuple[pd.DatetimeIndex, np.ndarray, np.ndarray], index: pd.DatetimeIndex, bar: pd.Timedelta, source: str
+    prices: tuple[pd.DatetimeIndex, np.ndarray, np.ndarray],
+    index: pd.DatetimeIndex,
+    bar: pd.Timedelta,
+    source: str,
+    gaps: list[str] | None,
 ) -> dict[str, np.ndarray]:
     """Rates at the open and close of each bar of `index` from bars at other times; raises at the first gap."""
     times, open_prices, close_prices = prices
@@ -164,7 +189,7 @@ def _aligned(
     opens = pd.DatetimeIndex(index).as_unit("ns").asi8
     queries = {AT_OPEN: (opens, True), AT_CLOSE: (opens + step, False)}
     latest = {column: _latest(query, observations, at_instant) for column, (query, at_instant) in queries.items()}
-    _check_gaps(index, {column: (queries[column][0], age) for column, (_, age) in latest.items()}, step, source)
+    _check_gaps(index, {column: (queries[column][0], age) for column, (_, age) in latest.items()}, step, source, gaps)
     return {column: rate for column, (rate, _) in latest.items()}
 
 
@@ -199,17 +224,33 @@ def _pad(times: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def _check_gaps(
-    index: pd.DatetimeIndex, ages: dict[str, tuple[np.ndarray, np.ndarray]], step: int, source: str
+    index: pd.DatetimeIndex,
+    ages: dict[str, tuple[np.ndarray, np.ndarray]],
+    step: int,
+    source: str,
+    allowed: list[str] | None,
 ) -> None:
-    """Raise for the earliest query instant whose latest conversion price is more than one conversion bar old."""
+    """Raise for the earliest query instant whose latest conversion price is more than one conversion bar old;
+    with `allowed`, describe the gaps there instead, unless some instant has no earlier price at all."""
     gaps = []
+    stale_bars: set[int] = set()
     for column, (query, age) in ages.items():
         stale = np.flatnonzero(age > step)
+        stale_bars.update(stale.tolist())
         if stale.size:
             gaps.append((int(query[stale[0]]), column, int(stale[0]), int(age[stale[0]])))
     if not gaps:
         return
     instant, column, position, staleness = min(gaps)
+    never = any((age == np.iinfo(np.int64).max).any() for _, age in ages.values())
+    if allowed is not None and not never:
+        allowed.append(
+            f"conversion bars {source} have gaps: {len(stale_bars):,} traded bars, the first at "
+            f"{index[position].isoformat()}, took the latest earlier rate (up to "
+            f"{pd.Timedelta(max(int(age[age > step].max(initial=0)) for _, age in ages.values()))} old) because "
+            "allow_conversion_gaps is set"
+        )
+        return
     when = "open" if column == AT_OPEN else "close"
     needed = pd.Timestamp(instant, tz="UTC")
     last = (

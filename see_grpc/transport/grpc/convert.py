@@ -133,6 +133,7 @@ def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestReques
         sizing_mode=_enum_name(backtest_pb2.Sizing.Mode, message.sizing.mode),
         sizing_fraction=message.sizing.fraction if message.sizing.HasField("fraction") else None,
         oversize=_enum_name(backtest_pb2.OversizePolicy, message.oversize),
+        allow_conversion_gaps=message.allow_conversion_gaps,
         **{name: getattr(message, name) for name in _OPTIONAL_REQUEST_FIELDS if message.HasField(name)},  # type: ignore[arg-type]
     )
 
