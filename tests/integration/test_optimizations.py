@@ -254,3 +254,33 @@ async def test_bad_method_number_over_grpc(running: RunningServer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.GetOptimization(optimization_pb2.GetOptimizationRequest(optimization_id="nope"), metadata=METADATA)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_stream_sends_what_changed_and_ends_with_the_whole_result(running: RunningServer) -> None:
+    body = {
+        "backtest": {**BACKTEST, "start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"},
+        "space": [{"name": "fast_period", "min": 2, "max": 41}, {"name": "slow_period", "min": 50, "max": 100}],
+        "engine": "IN_PROCESS",
+    }
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.StreamOptimizationRequest(optimization_id=started["optimization_id"])
+    updates = [u async for u in stub.StreamOptimization(request, metadata=METADATA)]
+    *progress, last = updates
+    assert progress, "a 2,040-trial grid sends progress before its end"
+    assert all(u.optimization.status == optimization_pb2.Optimization.RUNNING for u in progress)
+    assert all(not u.optimization.results for u in progress)  # no leaderboard resent with every batch
+    sent = [t.trial_number for u in progress for t in u.new_results]
+    assert len(sent) == len(set(sent))  # each trial once
+    assert last.optimization.status == optimization_pb2.Optimization.COMPLETED and not last.new_results
+    final = last.optimization.results
+    assert last.optimization.trials_total == 40 * 51 and len(final) == 1000  # the best 1,000 of 2,040 are kept
+    # Every kept trial was sent as it entered, unless it ran after the last progress message (one chunk at a
+    # time in process: trials end in number order).
+    late = {t.trial_number for t in final} - set(sent)
+    assert all(number >= progress[-1].optimization.trials_done for number in late)
+    assert max(u.ByteSize() for u in progress) < last.ByteSize()
+    assert final == (await stub.GetOptimization(
+        optimization_pb2.GetOptimizationRequest(optimization_id=started["optimization_id"]), metadata=METADATA
+    )).optimization.results  # fmt: skip

@@ -569,16 +569,30 @@ class StreamOptimizationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OPTIMIZATION_FIELD_NUMBER: _builtins.int
+    NEW_RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def optimization(self) -> Global___Optimization: ...
+    def optimization(self) -> Global___Optimization:
+        """The optimization as it is now. While it runs (status RUNNING), results is empty: the trials that entered the
+        leaderboard since the previous message are in new_results instead, so a long search does not send its whole
+        leaderboard with every batch. The last message (any other status) has the full ranked results, as
+        GetOptimization answers.
+        """
+
+    @_builtins.property
+    def new_results(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizationTrial]:
+        """RUNNING messages only: trials kept since the previous message, each with its rank at this moment (ranks of
+        trials sent earlier move down as better ones arrive; sort by objective_value to keep a leaderboard).
+        """
+
     def __init__(
         self,
         *,
         optimization: Global___Optimization | None = ...,
+        new_results: _abc.Iterable[Global___OptimizationTrial] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["optimization", b"optimization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["optimization", b"optimization"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_results", b"new_results", "optimization", b"optimization"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

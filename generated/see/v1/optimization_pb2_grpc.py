@@ -81,7 +81,8 @@ class OptimizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamOptimization(self, request, context):
-        """Streams progress until the optimization ends.
+        """Streams progress until the optimization ends: each message says what changed (see
+        StreamOptimizationResponse); the last one holds the whole result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,9 @@ class OptimizationServiceStub:
     GetOptimization: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.GetOptimizationRequest, _optimization_pb2.GetOptimizationResponse]
     """Gets an optimization with its ranked results so far."""
     StreamOptimization: _grpc.UnaryStreamMultiCallable[_optimization_pb2.StreamOptimizationRequest, _optimization_pb2.StreamOptimizationResponse]
-    """Streams progress until the optimization ends."""
+    """Streams progress until the optimization ends: each message says what changed (see
+    StreamOptimizationResponse); the last one holds the whole result.
+    """
     ListOptimizations: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]
     """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]
@@ -54,7 +56,9 @@ class OptimizationServiceAsyncStub(OptimizationServiceStub):
     GetOptimization: _aio.UnaryUnaryMultiCallable[_optimization_pb2.GetOptimizationRequest, _optimization_pb2.GetOptimizationResponse]  # type: ignore[assignment]
     """Gets an optimization with its ranked results so far."""
     StreamOptimization: _aio.UnaryStreamMultiCallable[_optimization_pb2.StreamOptimizationRequest, _optimization_pb2.StreamOptimizationResponse]  # type: ignore[assignment]
-    """Streams progress until the optimization ends."""
+    """Streams progress until the optimization ends: each message says what changed (see
+    StreamOptimizationResponse); the last one holds the whole result.
+    """
     ListOptimizations: _aio.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]  # type: ignore[assignment]
     """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _aio.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]  # type: ignore[assignment]
@@ -85,7 +89,9 @@ class OptimizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _optimization_pb2.StreamOptimizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_optimization_pb2.StreamOptimizationResponse], _abc.AsyncIterator[_optimization_pb2.StreamOptimizationResponse]]:
-        """Streams progress until the optimization ends."""
+        """Streams progress until the optimization ends: each message says what changed (see
+        StreamOptimizationResponse); the last one holds the whole result.
+        """
 
     @_abc_1.abstractmethod
     def ListOptimizations(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import datetime
@@ -62,9 +63,10 @@ class OptimizationServicer(optimization_pb2_grpc.OptimizationServiceServicer):
     async def StreamOptimization(
         self, request: optimization_pb2.StreamOptimizationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[optimization_pb2.StreamOptimizationResponse]:
+        sent: set[int] = set()  # trial numbers this stream has sent
         async with aclosing(self._optimizations.watch(request.optimization_id)) as updates:
             async for record in updates:
-                yield optimization_pb2.StreamOptimizationResponse(optimization=await converted(record))
+                yield await asyncio.to_thread(_update, record, sent)
 
     async def CancelOptimization(
         self, request: optimization_pb2.CancelOptimizationRequest, context: grpc.aio.ServicerContext
@@ -113,6 +115,16 @@ def _range(message: optimization_pb2.ParameterRange) -> RangeRequest:
         step=message.step if message.HasField("step") else None,
         choices=tuple(json_format.MessageToDict(c) for c in message.choices),
     )
+
+
+def _update(record: OptimizationRecord, sent: set[int]) -> optimization_pb2.StreamOptimizationResponse:
+    """A running optimization as what changed since the stream's last message; an ended one whole."""
+    if record.status != "running":
+        return optimization_pb2.StreamOptimizationResponse(optimization=optimization(record))
+    fresh = [trial for trial in record.results if trial["number"] not in sent]
+    sent.update(trial["number"] for trial in fresh)
+    summary = optimization(dataclasses.replace(record, results=[]))
+    return optimization_pb2.StreamOptimizationResponse(optimization=summary, new_results=[_trial(t) for t in fresh])
 
 
 async def converted(record: OptimizationRecord) -> optimization_pb2.Optimization:
