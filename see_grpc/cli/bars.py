@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from see.v1 import backtest_pb2, common_pb2
+from see.v1 import backtest_pb2
 from see_grpc.cli import output
 from see_grpc.cli.connection import invalid_input, run, usage_error
 from see_grpc.cli.options import Json, connection
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Upload historical bars.", no_args_is_help=True)
 
-CHUNK_BARS = 10_000  # the most one ImportBarsRequest may carry
+CHUNK_BARS = 50_000  # the most one ImportBarsRequest's columns may carry (2.8 MB, under the 4 MB message limit)
 CALL_BARS = 1_000_000  # the most one ImportBars call may carry; larger files take several calls (merged)
 
 
@@ -101,26 +100,23 @@ async def _chunks(
     first = True
     for begin in range(0, len(frame), CHUNK_BARS):
         part = frame.iloc[begin : begin + CHUNK_BARS]
-        request = backtest_pb2.ImportBarsRequest(bars=_bars(part))
+        request = backtest_pb2.ImportBarsRequest(columns=_columns(part))
         if first:
             request.instrument, request.timeframe, first = instrument, timeframe, False
         yield request
         bar.advance(task, len(part))
 
 
-def _bars(part: pd.DataFrame) -> list[common_pb2.Bar]:
-    nanos = part.index.to_numpy(dtype="datetime64[ns]").view("int64")
-    volume = part["volume"].to_numpy() if "volume" in part else None
-    spread = part["spread"].to_numpy() if "spread" in part else None
-    bars = []
-    for row, (stamp, o, h, low, c) in enumerate(
-        zip(nanos, part["open"], part["high"], part["low"], part["close"], strict=True)
-    ):
-        bar = common_pb2.Bar(open=o, high=h, low=low, close=c)
-        bar.time.seconds, bar.time.nanos = divmod(int(stamp), 1_000_000_000)
-        if volume is not None and not math.isnan(volume[row]):
-            bar.volume = float(volume[row])
-        if spread is not None and not math.isnan(spread[row]):
-            bar.spread_pips = float(spread[row])
-        bars.append(bar)
-    return bars
+def _columns(part: pd.DataFrame) -> backtest_pb2.BarColumns:
+    """The bars as BarColumns: a packed list per field, built at numpy speed (a message per bar costs 10x)."""
+    import numpy as np  # noqa: PLC0415 - with pandas, only for the command that needs it
+
+    columns = backtest_pb2.BarColumns(
+        time_unix_micros=part.index.to_numpy(dtype="datetime64[us]").view("int64").tolist(),
+        **{name: part[name].to_numpy(np.float64).tolist() for name in ("open", "high", "low", "close")},
+    )
+    if "volume" in part:
+        columns.volume.extend(part["volume"].fillna(0.0).to_numpy(np.float64).tolist())
+    if "spread" in part:
+        columns.spread_pips.extend(part["spread"].to_numpy(np.float64).tolist())
+    return columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import pandas as pd
 import pytest
 
 from see.v1 import backtest_pb2, backtest_pb2_grpc
@@ -87,3 +88,59 @@ async def test_a_bad_bar_in_a_full_chunk_is_named_and_nothing_is_stored(running:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "bars[9999].open" in (caught.value.details() or "")
     assert _files(tmp_path) == before
+
+
+def _column_chunk(instrument: str, opens: list[float]) -> backtest_pb2.ImportBarsRequest:
+    first = 1_767_225_600_000_000  # 2026-01-01 00:00 UTC in microseconds
+    columns = backtest_pb2.BarColumns(
+        time_unix_micros=[first + 60_000_000 * n for n in range(len(opens))],
+        open=opens,
+        high=[price + 0.001 for price in opens],
+        low=[price - 0.001 for price in opens],
+        close=opens,
+        spread_pips=[float("nan")] * (len(opens) - 1) + [2.5],
+    )
+    return backtest_pb2.ImportBarsRequest(instrument=instrument, timeframe="1m", columns=columns)
+
+
+async def test_columns_import_the_same_bars_as_messages(running: RunningServer, tmp_path: Path) -> None:
+    stub = backtest_pb2_grpc.BacktestServiceStub(running.channel)
+    opens = [0.9 + 0.0001 * n for n in range(500)]
+    reply = await stub.ImportBars(iter([_column_chunk("AUD/NZD", opens)]), metadata=(("x-api-key", SERVICE_KEY),))
+    assert reply.bars_imported == 500 and reply.first_time.seconds == 1_767_225_600
+    stored = pd.read_parquet(tmp_path / "data" / "bars" / "AUD_NZD_1m.parquet")
+    assert stored["open"].tolist() == opens
+    assert stored["high"].tolist() == [price + 0.001 for price in opens]
+    assert stored["spread"].isna().sum() == 499 and stored["spread"].iloc[-1] == 2.5
+    assert stored.index[1] - stored.index[0] == pd.Timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"open": -1.0}, "columns.open[3]"),
+        ({"high": float("inf")}, "columns.high[3]"),
+        ({"spread_pips": 20_000.0}, "columns.spread_pips[3]"),
+    ],
+)
+async def test_a_bad_value_in_a_column_is_named(
+    running: RunningServer, tmp_path: Path, change: dict[str, float], field: str
+) -> None:
+    chunk = _column_chunk("CAD/CHF", [0.6] * 10)
+    for name, value in change.items():
+        getattr(chunk.columns, name)[3] = value
+    stub = backtest_pb2_grpc.BacktestServiceStub(running.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ImportBars(iter([chunk]), metadata=(("x-api-key", SERVICE_KEY),))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (caught.value.details() or "")
+    assert not (tmp_path / "data" / "bars" / "CAD_CHF_1m.parquet").exists()
+
+
+async def test_columns_of_different_lengths_are_refused(running: RunningServer) -> None:
+    chunk = _column_chunk("CAD/CHF", [0.6] * 10)
+    del chunk.columns.close[-1]
+    stub = backtest_pb2_grpc.BacktestServiceStub(running.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ImportBars(iter([chunk]), metadata=(("x-api-key", SERVICE_KEY),))
+    assert "columns.close: has 9 values for 10 times" in (caught.value.details() or "")

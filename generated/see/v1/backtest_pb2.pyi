@@ -1050,6 +1050,7 @@ class ImportBarsRequest(_message.Message):
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     TIMEFRAME_FIELD_NUMBER: _builtins.int
     BARS_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     """e.g. "EUR/USD"; only needed on the first chunk."""
     timeframe: _builtins.str
@@ -1058,20 +1059,82 @@ class ImportBarsRequest(_message.Message):
     def bars(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Bar]:
         """At most 10,000 bars per chunk, and 1,000,000 per call (import more in several calls: they are merged)."""
 
+    @_builtins.property
+    def columns(self) -> Global___BarColumns:
+        """The same as bars, column by column: far cheaper to build and to read than a message per bar (the `see`
+        command line sends these). A chunk may hold both; columns follow bars.
+        """
+
     def __init__(
         self,
         *,
         instrument: _builtins.str = ...,
         timeframe: _builtins.str = ...,
         bars: _abc.Iterable[_common_pb2.Bar] | None = ...,
+        columns: Global___BarColumns | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars", b"bars", "instrument", b"instrument", "timeframe", b"timeframe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars", b"bars", "columns", b"columns", "instrument", b"instrument", "timeframe", b"timeframe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportBarsRequest: _TypeAlias = ImportBarsRequest  # noqa: Y015
+
+@_typing.final
+class BarColumns(_message.Message):
+    """Bars as columns of equal length, at most 50,000 a chunk. The values follow Bar's rules, checked per column
+    (time within 1900-2200, prices positive and at most 1e9, volume 0 to 1e15, spread 0 to 10,000 pips), and a
+    refused value is named as columns.<name>[<row>].
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_UNIX_MICROS_FIELD_NUMBER: _builtins.int
+    OPEN_FIELD_NUMBER: _builtins.int
+    HIGH_FIELD_NUMBER: _builtins.int
+    LOW_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    SPREAD_PIPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def time_unix_micros(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Bar start times, microseconds since 1970-01-01 UTC."""
+
+    @_builtins.property
+    def open(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def high(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def low(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def close(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def volume(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Empty, or one per bar."""
+
+    @_builtins.property
+    def spread_pips(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Empty, or one per bar in pips; NaN for a bar without its own spread."""
+
+    def __init__(
+        self,
+        *,
+        time_unix_micros: _abc.Iterable[_builtins.int] | None = ...,
+        open: _abc.Iterable[_builtins.float] | None = ...,
+        high: _abc.Iterable[_builtins.float] | None = ...,
+        low: _abc.Iterable[_builtins.float] | None = ...,
+        close: _abc.Iterable[_builtins.float] | None = ...,
+        volume: _abc.Iterable[_builtins.float] | None = ...,
+        spread_pips: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "high", b"high", "low", b"low", "open", b"open", "spread_pips", b"spread_pips", "time_unix_micros", b"time_unix_micros", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BarColumns: _TypeAlias = BarColumns  # noqa: Y015
 
 @_typing.final
 class ImportBarsResponse(_message.Message):

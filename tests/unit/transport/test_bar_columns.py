@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from see.v1 import common_pb2
+from see.v1 import backtest_pb2, common_pb2
 from see_grpc.errors import InvalidArgumentError
 from see_grpc.transport.grpc.servicers import backtest as servicer
 
@@ -21,10 +21,14 @@ def bar(hour: int, spread: float | None = None) -> common_pb2.Bar:
     return message
 
 
+def chunk(*bars: common_pb2.Bar) -> backtest_pb2.ImportBarsRequest:
+    return backtest_pb2.ImportBarsRequest(bars=bars)
+
+
 def test_columns_make_the_frame_the_store_takes() -> None:
     columns = servicer._BarColumns()
-    columns.add([bar(0), bar(1)])
-    columns.add([bar(2)])
+    columns.add(chunk(bar(0), bar(1)))
+    columns.add(chunk(bar(2)))
     frame = columns.frame()
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]  # no spread column when none was sent
     assert frame.index.name == "time"
@@ -35,7 +39,7 @@ def test_columns_make_the_frame_the_store_takes() -> None:
 
 def test_a_spread_sent_for_some_bars_is_nan_for_the_others() -> None:
     columns = servicer._BarColumns()
-    columns.add([bar(0), bar(1, spread=0.4)])
+    columns.add(chunk(bar(0), bar(1, spread=0.4)))
     assert columns.frame()["spread"].tolist()[1] == 0.4
     assert columns.frame()["spread"].isna().tolist() == [True, False]
 
@@ -47,6 +51,6 @@ def test_no_bars_is_an_empty_frame() -> None:
 def test_one_call_takes_at_most_max_import_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(servicer, "MAX_IMPORT_BARS", 3)
     columns = servicer._BarColumns()
-    columns.add([bar(0), bar(1), bar(2)])
+    columns.add(chunk(bar(0), bar(1), bar(2)))
     with pytest.raises(InvalidArgumentError, match="more than 3 bars in one import"):
-        columns.add([bar(3)])
+        columns.add(chunk(bar(3)))

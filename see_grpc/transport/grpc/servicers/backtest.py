@@ -4,8 +4,10 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
+from typing import NoReturn
 
 import grpc
+import numpy as np
 import pandas as pd
 from google.api import httpbody_pb2
 
@@ -130,7 +132,7 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         async for chunk in request_iterator:
             instrument = instrument or chunk.instrument
             timeframe = timeframe or chunk.timeframe
-            await asyncio.to_thread(columns.add, chunk.bars)  # a chunk may hold a million bars: read in a thread
+            await asyncio.to_thread(columns.add, chunk)  # tens of thousands of bars: read in a thread
         if not instrument or not timeframe:
             raise InvalidArgumentError("the first chunk must name the instrument and the timeframe")
         bars = await self._backtests.import_bars(instrument, timeframe, await asyncio.to_thread(columns.frame))
@@ -173,28 +175,97 @@ async def _converted(record: BacktestRecord) -> backtest_pb2.Backtest:
 
 
 class _BarColumns:
-    """Uploaded bars gathered column by column (a dict per bar would cost ten times the memory and time)."""
+    """Uploaded bars gathered as numpy columns, chunk by chunk (a dict per bar would cost ten times the memory)."""
 
     def __init__(self) -> None:
-        self._times: list[int] = []  # microseconds since the epoch, the resolution pandas gives datetimes
-        self._prices: dict[str, list[float]] = {name: [] for name in PRICE_COLUMNS}
-        self._spreads: list[float] = []
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._count = 0
 
-    def add(self, bars: Sequence[common_pb2.Bar]) -> None:
-        if len(self._times) + len(bars) > MAX_IMPORT_BARS:
+    def add(self, chunk: backtest_pb2.ImportBarsRequest) -> None:
+        """The chunk's bars, then its columns (each checked against Bar's rules, naming a refused value)."""
+        if chunk.bars:
+            self._append(_bar_messages(chunk.bars))
+        if chunk.HasField("columns"):
+            self._append(_checked_columns(chunk.columns))
+
+    def _append(self, columns: dict[str, np.ndarray]) -> None:
+        self._count += len(columns["time"])
+        if self._count > MAX_IMPORT_BARS:
             raise InvalidArgumentError(
                 f"more than {MAX_IMPORT_BARS:,} bars in one import; send the rest in another call (they are merged)",
                 violations=[FieldViolation("bars", f"at most {MAX_IMPORT_BARS:,} per call")],
             )
-        self._times.extend(bar.time.seconds * 1_000_000 + bar.time.nanos // 1_000 for bar in bars)
-        for name, values in self._prices.items():
-            values.extend(getattr(bar, name) for bar in bars)
-        self._spreads.extend(bar.spread_pips if bar.HasField("spread_pips") else math.nan for bar in bars)
+        self._chunks.append(columns)
 
     def frame(self) -> pd.DataFrame:
-        if not self._times:
+        if not self._count:
             return pd.DataFrame()
-        frame = pd.DataFrame(self._prices, index=pd.to_datetime(self._times, unit="us", utc=True).rename("time"))
-        if not all(math.isnan(spread) for spread in self._spreads):
-            frame["spread"] = self._spreads
+        joined = {name: np.concatenate([c[name] for c in self._chunks]) for name in ("time", *PRICE_COLUMNS, "spread")}
+        times = pd.to_datetime(joined.pop("time"), unit="us", utc=True).rename("time")
+        spreads = joined.pop("spread")
+        frame = pd.DataFrame(joined, index=times)
+        if not np.isnan(spreads).all():
+            frame["spread"] = spreads
         return frame
+
+
+def _bar_messages(bars: Sequence[common_pb2.Bar]) -> dict[str, np.ndarray]:
+    """Bar messages (already checked by protovalidate at the edge) as columns."""
+    columns = {
+        "time": np.fromiter((bar.time.seconds * 1_000_000 + bar.time.nanos // 1_000 for bar in bars), np.int64),
+        "spread": np.fromiter((bar.spread_pips if bar.HasField("spread_pips") else math.nan for bar in bars), float),
+    }
+    for name in PRICE_COLUMNS:
+        columns[name] = np.fromiter((getattr(bar, name) for bar in bars), np.float64, count=len(bars))
+    return columns
+
+
+# Bar's rules (common.proto), per column: (low, high, low included).
+_COLUMN_RULES = {
+    "open": (0.0, 1e9, False),
+    "high": (0.0, 1e9, False),
+    "low": (0.0, 1e9, False),
+    "close": (0.0, 1e9, False),
+    "volume": (0.0, 1e15, True),
+}
+_EARLIEST_MICROS, _LATEST_MICROS = -2_208_988_800_000_000, 7_258_118_400_000_000  # 1900-01-01, 2200-01-01
+
+
+def _checked_columns(message: backtest_pb2.BarColumns) -> dict[str, np.ndarray]:
+    times = np.asarray(message.time_unix_micros, dtype=np.int64)
+    rows = len(times)
+    columns: dict[str, np.ndarray] = {"time": times}
+    for name in (*PRICE_COLUMNS, "spread_pips"):
+        values = np.asarray(getattr(message, name), dtype=np.float64)
+        optional = name in ("volume", "spread_pips")
+        if len(values) != rows and not (optional and not len(values)):
+            _refuse(f"columns.{name}", f"has {len(values):,} values for {rows:,} times; one per bar")
+        columns[name] = values if len(values) else np.full(rows, np.nan if name == "spread_pips" else 0.0)
+    _check_range("columns.time_unix_micros", times, (_EARLIEST_MICROS, _LATEST_MICROS - 1), "from 1900 to 2200")
+    for name, (low, high, low_included) in _COLUMN_RULES.items():
+        values = columns[name]
+        bad = ~np.isfinite(values) | (values > high) | ((values < low) if low_included else (values <= low))
+        _first_bad(f"columns.{name}", bad, values, f"finite, {'>=' if low_included else '>'} {low:g}, <= {high:g}")
+    spreads = columns.pop("spread_pips")
+    _first_bad(
+        "columns.spread_pips", ~np.isnan(spreads) & ~((spreads >= 0) & (spreads <= 10_000)), spreads, "0 to 10,000"
+    )
+    columns["spread"] = spreads
+    return columns
+
+
+def _check_range(field: str, values: np.ndarray, bounds: tuple[int, int], rule: str) -> None:
+    _first_bad(field, (values < bounds[0]) | (values > bounds[1]), values, rule)
+
+
+def _first_bad(field: str, bad: np.ndarray, values: np.ndarray, rule: str) -> None:
+    rows = np.flatnonzero(bad)
+    if rows.size:
+        row = int(rows[0])
+        _refuse(f"{field}[{row}]", f"is {values[row]!r}; it must be {rule}")
+
+
+def _refuse(field: str, description: str) -> NoReturn:
+    raise InvalidArgumentError(
+        f"invalid request: {field}: {description}", violations=[FieldViolation(field, description)]
+    )
