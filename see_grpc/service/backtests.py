@@ -526,7 +526,7 @@ def _rfc3339(moment: datetime | pd.Timestamp) -> str:
 
 
 def _unknown(backtest_id: str) -> NotFoundError:
-    return NotFoundError(f"no backtest with id {quoted(backtest_id)}; GET /api/v1/backtests lists them")
+    return NotFoundError(f"no backtest with id {quoted(backtest_id)}; ListBacktests (GET /api/v1/backtests) lists them")
 
 
 def _encoded(slices: list[pa.Table], file_format: str) -> pa.Buffer:

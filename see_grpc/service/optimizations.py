@@ -212,7 +212,8 @@ class OptimizationService:
             record = await uow.optimizations.get(optimization_id)
         if record is None:
             raise NotFoundError(
-                f"no optimization with id {quoted(optimization_id)}; GET /api/v1/optimizations lists them"
+                f"no optimization with id {quoted(optimization_id)}; "
+                "ListOptimizations (GET /api/v1/optimizations) lists them"
             )
         return record
 

@@ -151,7 +151,9 @@ class StrategyCatalogue:
         async with self._db.unit_of_work(readonly=True) as uow:
             strategy = await uow.strategies.get(strategy_id)
         if strategy is None:
-            raise NotFoundError(f"no strategy with id {quoted(strategy_id)}; GET /api/v1/strategies lists them")
+            raise NotFoundError(
+                f"no strategy with id {quoted(strategy_id)}; ListStrategies (GET /api/v1/strategies) lists them"
+            )
         self._cache[strategy_id] = (time.monotonic(), strategy)
         return strategy
 
@@ -273,7 +275,8 @@ async def _refuse_if_trading(uow: UnitOfWork, strategy_id: str, becoming: str) -
     if count:
         raise FailedPreconditionError(
             f"strategy {quoted(strategy_id)} has {count} execution{'s' if count > 1 else ''} starting, running or "
-            f"paused; stop {'them' if count > 1 else 'it'} (POST /api/v1/executions/{{execution_id}}:stop) before "
+            f"paused; stop {'them' if count > 1 else 'it'} "
+            "(StopExecution, POST /api/v1/executions/{execution_id}:stop) before "
             f"it can be {becoming}"
         )
 

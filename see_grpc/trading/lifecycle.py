@@ -91,5 +91,6 @@ def require_runnable(strategy_id: str, status: str) -> None:
     if status != RUNNABLE_STRATEGY:
         raise FailedPreconditionError(
             f"strategy {quoted(strategy_id)} is {status.upper()}: backtests, optimizations and executions need an "
-            f"{RUNNABLE_STRATEGY.upper()} strategy (POST /api/v1/strategies/{{strategy_id}}:setStatus changes it)"
+            f"{RUNNABLE_STRATEGY.upper()} strategy "
+            "(UpdateStrategyStatus, POST /api/v1/strategies/{strategy_id}:setStatus, changes it)"
         )
