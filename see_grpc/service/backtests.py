@@ -376,7 +376,8 @@ CLOSED_MARKET = timedelta(days=4)
 # The request's names for the engine's sizing modes.
 SIZING_MODES = {"FIXED_UNITS": "fixed_units", "EQUITY_FRACTION": "percent_equity", "RISK_PER_TRADE": "risk_per_trade"}
 SIZING_NAMES = {mode: name for name, mode in SIZING_MODES.items()}
-_OPTIONAL_SETTINGS = (
+# BacktestRequest fields that are None unless the caller set them (the engine default applies then).
+OPTIONAL_SETTINGS = (
     "position_size_units",
     "leverage",
     "stop_loss_pips",
@@ -391,7 +392,7 @@ _OPTIONAL_SETTINGS = (
 def _config(request: BacktestRequest, default_instrument: str, default_timeframe: str) -> BacktestConfig:
     options: dict[str, Any] = {name: value for name, value in request.costs.items() if name != "spread_from_data"}
     options["use_data_spread"] = bool(request.costs.get("spread_from_data", False))
-    options |= {name: getattr(request, name) for name in _OPTIONAL_SETTINGS if getattr(request, name) is not None}
+    options |= {name: getattr(request, name) for name in OPTIONAL_SETTINGS if getattr(request, name) is not None}
     if request.sizing_mode:
         options["sizing"] = SIZING_MODES[request.sizing_mode]
     if request.sizing_fraction is not None:

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from see.v1 import backtest_pb2, common_pb2, execution_pb2, strategy_pb2
-from see_grpc.service.backtests import BacktestRequest
+from see_grpc.service.backtests import OPTIONAL_SETTINGS, BacktestRequest
 from see_grpc.service.executions import ExecutionView
 from see_grpc.service.ports import BacktestRecord, ExecutionRecord, StrategyRecord
 from see_grpc.service.strategies import parameter_specs_of
@@ -102,16 +102,6 @@ COST_FIELDS = (
     "financing_short_rate",
     "spread_from_data",
 )
-_OPTIONAL_REQUEST_FIELDS = (
-    "position_size_units",
-    "leverage",
-    "stop_loss_pips",
-    "take_profit_pips",
-    "trailing_stop_pips",
-    "margin_call_level",
-    "stop_out_level",
-    "negative_balance_protection",
-)
 
 
 def _enum_name(enum: Any, value: int) -> str:
@@ -134,7 +124,7 @@ def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestReques
         sizing_fraction=message.sizing.fraction if message.sizing.HasField("fraction") else None,
         oversize=_enum_name(backtest_pb2.OversizePolicy, message.oversize),
         allow_conversion_gaps=message.allow_conversion_gaps,
-        **{name: getattr(message, name) for name in _OPTIONAL_REQUEST_FIELDS if message.HasField(name)},  # type: ignore[arg-type]
+        **{name: getattr(message, name) for name in OPTIONAL_SETTINGS if message.HasField(name)},  # type: ignore[arg-type]
     )
 
 
