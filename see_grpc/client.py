@@ -293,6 +293,12 @@ class SeeClient:
         """Yields the progress of an optimization, then its result."""
         return self._stream(self._optimization.StreamOptimization, request, options)
 
+    def list_optimization_trials(
+        self, request: optimization_pb2.ListOptimizationTrialsRequest, **options: Unpack[CallOptions]
+    ) -> UnaryCall[optimization_pb2.ListOptimizationTrialsResponse]:
+        """Lists every trial of an optimization, by window then rank, a page at a time."""
+        return self._unary(self._optimization.ListOptimizationTrials, request, options)
+
     def list_optimizations(
         self, request: optimization_pb2.ListOptimizationsRequest, **options: Unpack[CallOptions]
     ) -> UnaryCall[optimization_pb2.ListOptimizationsResponse]:

@@ -28,7 +28,16 @@ from see_grpc.errors import (
 )
 from see_grpc.reporting.series import downsample
 from see_grpc.service.backtests import MAX_EQUITY_POINTS, BacktestRequest, BacktestService, PreparedBacktest
-from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner, page_size_of
+from see_grpc.service.ports import (
+    DEFAULT_TRADES_PAGE_SIZE,
+    MAX_TRADES_PAGE_SIZE,
+    Database,
+    OptimizationRecord,
+    Page,
+    SweepRunner,
+    TrialRecord,
+    page_size_of,
+)
 from see_grpc.text import quoted
 from see_grpc.trading.backtest import run_backtest
 from see_grpc.trading.backtest.metrics import bars_per_year
@@ -45,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TRIALS = 100  # RANDOM and BAYESIAN without max_trials
 MAX_WINDOWS = 500
-KEPT_RESULTS = 1_000  # the best trials kept, stored and shown
+SHOWN_RESULTS = 100  # the best trials an optimization shows; ListOptimizationTrials pages through all of them
 # Below this many trial-bars (trials x bars each) a search runs in-process: about a second of run_sweep, which is
 # what starting a process pool costs.
 SMALL_SEARCH = 5_000_000
@@ -131,6 +140,8 @@ class _Live:
 
     record: OptimizationRecord
     trials: list[Trial] = field(default_factory=list)  # of the current window
+    window_index: int = 0  # the walk-forward window searched now
+    stored: int = 0  # trials[:stored] are in the storage
     task: asyncio.Task[None] | None = None
     saved_at: float = field(default_factory=time.monotonic)
     watchers: list[_Watcher] = field(default_factory=list)
@@ -140,12 +151,22 @@ class _Live:
 
     def snapshot(self) -> OptimizationRecord:
         """The record with its best trials so far."""
-        return replace(self.record, results=_results(list(self.trials)), update_time=datetime.now(UTC))
+        return replace(
+            self.record, results=_results(list(self.trials), self.window_index), update_time=datetime.now(UTC)
+        )
 
     async def current(self) -> OptimizationRecord:
         """The snapshot of now: state copied at once, trials ranked in a thread (thousands of them take a while)."""
-        record, trials = replace(self.record), list(self.trials)
-        return await asyncio.to_thread(lambda: replace(record, results=_results(trials), update_time=datetime.now(UTC)))
+        record, trials, window = replace(self.record), list(self.trials), self.window_index
+        return await asyncio.to_thread(
+            lambda: replace(record, results=_results(trials, window), update_time=datetime.now(UTC))
+        )
+
+    def unstored(self) -> list[TrialRecord]:
+        """The trials not handed to the storage yet, marked as handed (no await in between: concurrent savers
+        never both take one)."""
+        pending, self.stored = self.trials[self.stored :], len(self.trials)
+        return [_trial_record(trial, self.window_index) for trial in pending]
 
     async def show(self, *, throttled: bool) -> None:
         """Send every watcher the optimization as it is now, unless they have it already (or, `throttled`, got an
@@ -211,11 +232,22 @@ class OptimizationService:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.optimizations.get(optimization_id)
         if record is None:
-            raise NotFoundError(
-                f"no optimization with id {quoted(optimization_id)}; "
-                "ListOptimizations (GET /api/v1/optimizations) lists them"
-            )
+            raise _not_found(optimization_id)
         return record
+
+    async def trials(
+        self, optimization_id: str, *, page_size: int, page_token: str, window_index: int | None
+    ) -> Page[TrialRecord]:
+        """Every stored trial, by window then rank; while it runs, those saved so far (every SAVE_EVERY_SECONDS)."""
+        if window_index is not None and window_index < 0:
+            raise _invalid("window_index", f"must not be negative, got {window_index}")
+        size = page_size_of(page_size, DEFAULT_TRADES_PAGE_SIZE, MAX_TRADES_PAGE_SIZE)
+        async with self._db.unit_of_work(readonly=True) as uow:
+            if await uow.optimizations.get(optimization_id) is None:
+                raise _not_found(optimization_id)
+            return await uow.optimizations.trials(
+                optimization_id, page_size=size, page_token=page_token, window_index=window_index
+            )
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str) -> Page[OptimizationRecord]:
         size = page_size_of(page_size)
@@ -339,7 +371,7 @@ class OptimizationService:
             self._end(live, "failed", f"internal error: {type(exc).__name__}")
         finally:
             try:
-                await self._save(live.record)
+                await self._save(live.record, live.unstored())
             finally:
                 # No await between: a stream that starts after this reads the stored record instead.
                 self._live.pop(live.record.optimization_id, None)
@@ -360,7 +392,8 @@ class OptimizationService:
         for i, window in enumerate(windows):
             if i:
                 search = await asyncio.to_thread(plan.search)  # each window searches afresh, with the same seed
-                live.trials = []
+                await self._save(await live.current(), live.unstored())  # the previous window's last trials
+                live.trials, live.stored, live.window_index = [], 0, i
             trials = await self._search(live, plan, runner, search, window.in_sample)
             best = ranked(trials)[0]
             segment = await asyncio.to_thread(trade_segment, plan.job, best.params, window.out_of_sample)
@@ -404,13 +437,20 @@ class OptimizationService:
         await live.show(throttled=True)
         if time.monotonic() - live.saved_at >= SAVE_EVERY_SECONDS:
             live.saved_at = time.monotonic()
-            await self._save(await live.current())
+            await self._save(await live.current(), live.unstored())
         return [(candidate, None if trial.violations else trial.score) for candidate, trial in trials]
 
-    async def _save(self, record: OptimizationRecord) -> None:
+    async def _save(self, record: OptimizationRecord, trials: Sequence[TrialRecord] = ()) -> None:
         async with self._db.unit_of_work() as uow:
+            await uow.optimizations.add_trials(record.optimization_id, list(trials))
             await uow.optimizations.update(record)
             await uow.commit()
+
+
+def _not_found(optimization_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"no optimization with id {quoted(optimization_id)}; ListOptimizations (GET /api/v1/optimizations) lists them"
+    )
 
 
 def _invalid(name: str, description: str) -> InvalidArgumentError:
@@ -479,26 +519,22 @@ def _split(batch: list[Candidate], parts: int) -> list[list[Candidate]]:
     return [batch[i : i + size] for i in range(0, len(batch), size)]
 
 
-def _number(value: float) -> float | str:
-    """JSON has no Infinity or NaN (a profit factor without a losing trade is infinite): those become strings."""
-    return value if math.isfinite(value) else str(value)
+def _trial_record(trial: Trial, window_index: int, rank: int = 0) -> TrialRecord:
+    return TrialRecord(
+        number=trial.number,
+        parameters=trial.params,
+        objective_value=trial.objective_value,
+        score=trial.score,
+        metrics=trial.metrics,
+        violations=trial.violations,
+        window_index=window_index,
+        rank=rank,
+    )
 
 
-def _metrics(metrics: dict[str, float]) -> dict[str, float | str]:
-    return {name: _number(value) for name, value in metrics.items()}
-
-
-def _results(trials: list[Trial]) -> list[dict[str, Any]]:
+def _results(trials: list[Trial], window_index: int) -> list[TrialRecord]:
     return [
-        {
-            "rank": rank,
-            "number": trial.number,
-            "parameters": trial.params,
-            "objective_value": _number(trial.objective_value),
-            "metrics": _metrics(trial.metrics),
-            "violations": trial.violations,
-        }
-        for rank, trial in enumerate(ranked(trials)[:KEPT_RESULTS], start=1)
+        _trial_record(trial, window_index, rank) for rank, trial in enumerate(ranked(trials)[:SHOWN_RESULTS], start=1)
     ]
 
 
@@ -547,8 +583,8 @@ def _walk_forward_result(
     index = pd.DatetimeIndex(plan.job.bars.index)
     end = plan.job.bars.index[-1] + timeframe_delta(plan.job.config.timeframe)
 
-    def time_at(position: int) -> str:
-        return (index[position] if position < len(index) else end).isoformat()
+    def time_at(position: int) -> datetime:
+        return pd.Timestamp(index[position] if position < len(index) else end).to_pydatetime()
 
     windows = [
         {
@@ -557,10 +593,10 @@ def _walk_forward_result(
             "out_of_sample_start": time_at(w.oos_start),
             "out_of_sample_end": time_at(w.oos_stop),
             "parameters": best.params,
-            "in_sample_metrics": _metrics(best.metrics),
-            "out_of_sample_metrics": _metrics(segment.metrics),
-            "in_sample_objective": _number(best.objective_value),
-            "out_of_sample_objective": _number(plan.objective.value(segment.metrics)),
+            "in_sample_metrics": best.metrics,
+            "out_of_sample_metrics": segment.metrics,
+            "in_sample_objective": best.objective_value,
+            "out_of_sample_objective": plan.objective.value(segment.metrics),
         }
         for i, (w, best, segment) in enumerate(done)
     ]
@@ -576,9 +612,9 @@ def _walk_forward_result(
         )
         result |= {
             "equity_curve": [
-                [pd.Timestamp(t, tz=UTC).isoformat(), float(e)] for t, e in zip(times, equity, strict=True)
+                (pd.Timestamp(t, tz=UTC).to_pydatetime(), float(e)) for t, e in zip(times, equity, strict=True)
             ],
-            "out_of_sample_metrics": _metrics(stitched.metrics),
+            "out_of_sample_metrics": stitched.metrics,
             "sharpe_degradation": lost.sharpe_ratio,
             "positive_window_fraction": lost.positive_fraction,
         }

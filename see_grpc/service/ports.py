@@ -155,9 +155,29 @@ class BacktestRepository(Protocol):
         yield pd.DataFrame()  # a Protocol's async generator needs a yield to be one
 
 
+@dataclass(frozen=True)
+class TrialRecord:
+    """One evaluated parameter set of an optimization. Numbers are floats as computed (inf and NaN included)."""
+
+    number: int  # order of proposal within its search; each walk-forward window searches afresh from 0
+    parameters: dict[str, Any]
+    objective_value: float
+    score: float  # higher is better whatever the objective's direction; never NaN (a NaN objective is -inf)
+    metrics: dict[str, float]
+    violations: list[str]
+    window_index: int = 0  # the walk-forward window searched (0 without walk-forward)
+    rank: int = 0  # 1-based within its window: constraint keepers first, then score, then number
+
+
 @dataclass
 class OptimizationRecord:
-    """A parameter search: its settings, progress, best trials (ranked) and diagnostics."""
+    """A parameter search: its settings, progress, best trials (ranked) and diagnostics.
+
+    walk_forward: {"windows": [{index, in_sample_start, out_of_sample_start, out_of_sample_end (aware datetimes),
+    parameters, in_sample_metrics, out_of_sample_metrics, in_sample_objective, out_of_sample_objective}], and once
+    it is over equity_curve [(datetime, equity)], out_of_sample_metrics, sharpe_degradation,
+    positive_window_fraction}. Numbers are floats as computed; the storage encodes what JSON cannot hold.
+    """
 
     optimization_id: str
     status: str  # a state of see_grpc.trading.lifecycle.OPTIMIZATION
@@ -168,7 +188,7 @@ class OptimizationRecord:
     settings: dict[str, Any]  # the request as validated: base backtest, space, seed, constraints, walk-forward
     trials_total: int
     trials_done: int
-    results: list[dict[str, Any]]  # ranked trials: rank, parameters, objective_value, metrics, violations, number
+    results: list[TrialRecord]  # the best trials (of the window searched last), ranked
     create_time: datetime
     update_time: datetime
     walk_forward: dict[str, Any] | None = None
@@ -185,6 +205,15 @@ class OptimizationRepository(Protocol):
 
     async def list(self, *, page_size: int, page_token: str = "", strategy_id: str = "") -> Page[OptimizationRecord]:
         """Newest first, without results and walk-forward windows (summary rows)."""
+
+    async def add_trials(self, optimization_id: str, trials: builtins.list[TrialRecord]) -> None:
+        """Store trials of an optimization added earlier; each (window_index, number) once."""
+
+    async def trials(
+        self, optimization_id: str, *, page_size: int, page_token: str, window_index: int | None
+    ) -> Page[TrialRecord]:
+        """Stored trials by window_index then rank (ranks set), of one window or all; InvalidArgumentError for a
+        bad token or one issued for another window_index."""
 
 
 class UnitOfWork(Protocol):

@@ -35,9 +35,11 @@ from see_grpc.service.ports import (
     BacktestSeries,
     ExecutionRecord,
     FillRecord,
+    OptimizationRecord,
     OrderRecord,
     StrategyRecord,
     TradeFilter,
+    TrialRecord,
 )
 
 pytestmark = pytest.mark.integration
@@ -313,7 +315,7 @@ async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatab
 
     async with database._engine.connect() as conn:
         assert await conn.run_sync(differences) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0006"
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0007"
 
 
 def alembic_config() -> Config:
@@ -676,5 +678,181 @@ async def test_migration_moves_stored_trades_into_slices(target: Target) -> None
         assert stored.trades == [trade(n) for n in range(100)] and stored.metrics == {"profit_factor": math.inf}
         assert page.items == [trade(n) for n in range(150)] and page.next_page_token == ""
         assert equity[0]["equity"].tolist() == [10_000.0, 10_001.0, 10_002.0]
+    finally:
+        await db.close()
+
+
+def trial(n: int, window: int = 0) -> TrialRecord:
+    """Trial n: scores repeat (ties broken by number), some infinite, every seventh breaks a constraint."""
+    score = (math.inf, -math.inf, 1.5, -0.25, 1.5)[n % 5] if n % 11 else float(n % 3)
+    return TrialRecord(
+        number=n,
+        parameters={"fast": n, "slow": 2 * n + 1},
+        objective_value=-score if n % 2 else score,  # a minimised objective: its score is minus its value
+        score=score,
+        metrics={"sharpe_ratio": score, "profit_factor": math.inf, "num_trades": float(n)},
+        violations=[f"num_trades {n} < min_trades 1000"] if n % 7 == 0 else [],
+        window_index=window,
+    )
+
+
+def ranked_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Ranked by hand: window, constraint keepers first, higher score, lower number; ranks from 1 per window."""
+    ordered = sorted(trials, key=lambda t: (t.window_index, bool(t.violations), -t.score, t.number))
+    ranks: dict[int, int] = {}
+    out = []
+    for t in ordered:
+        ranks[t.window_index] = ranks.get(t.window_index, 0) + 1
+        out.append(TrialRecord(**{**t.__dict__, "rank": ranks[t.window_index]}))
+    return out
+
+
+def optimization(**changes: object) -> OptimizationRecord:
+    record = OptimizationRecord(
+        optimization_id="o-0",
+        status="running",
+        strategy_id="s-0",
+        method="GRID",
+        objective="sharpe_ratio",
+        engine="in_process",
+        settings={"seed": 0, "min_trades": 0, "max_drawdown_limit": None},
+        trials_total=3000,
+        trials_done=0,
+        results=[],
+        create_time=T0,
+        update_time=T0,
+    )
+    record.__dict__.update(changes)
+    return record
+
+
+async def all_trials(db: SqlDatabase, page_size: int, window: int | None) -> tuple[list[TrialRecord], int]:
+    trials: list[TrialRecord] = []
+    token, pages = "", 0
+    while True:
+        async with db.unit_of_work(readonly=True) as uow:
+            page = await uow.optimizations.trials("o-0", page_size=page_size, page_token=token, window_index=window)
+        trials += page.items
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            return trials, pages
+
+
+@pytest.mark.parametrize("page_size", [10_000, 333, 1])
+async def test_paging_through_trials_returns_each_once_in_rank_order(database: SqlDatabase, page_size: int) -> None:
+    count = 1_200 if page_size > 1 else 40
+    # Saved as a search would: batch by batch, two walk-forward windows, the second added before the first ends.
+    batches = [[trial(n, 0) for n in range(0, count, 2)], [trial(n, 1) for n in range(count)]]
+    batches.append([trial(n, 0) for n in range(1, count, 2)])
+    async with database.unit_of_work() as uow:
+        await uow.optimizations.add(optimization())
+        for batch in batches:
+            await uow.optimizations.add_trials("o-0", batch)
+        await uow.commit()
+    everything = ranked_trials([t for batch in batches for t in batch])
+    trials, pages = await all_trials(database, page_size, None)
+    assert trials == everything
+    assert pages == -(-len(everything) // page_size)
+    second, _ = await all_trials(database, max(1, page_size // 2), 1)
+    assert second == [t for t in everything if t.window_index == 1]
+
+
+async def test_a_trials_token_keeps_its_window(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.optimizations.add(optimization())
+        await uow.optimizations.add_trials("o-0", [trial(n) for n in range(30)])
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        page = await uow.optimizations.trials("o-0", page_size=10, page_token="", window_index=0)
+        with pytest.raises(InvalidArgumentError, match="issued for other filters"):
+            await uow.optimizations.trials("o-0", page_size=10, page_token=page.next_page_token, window_index=None)
+        with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
+            await uow.optimizations.trials("o-0", page_size=10, page_token="bm9wZQ", window_index=0)
+        with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
+            await uow.optimizations.trials("o-0", page_size=10, page_token=page.next_page_token[:-2], window_index=0)
+
+
+async def test_optimization_round_trip_keeps_infinities_and_times(database: SqlDatabase) -> None:
+    """The record holds floats and datetimes as computed; the adapter owns their JSON encoding."""
+    window = {
+        "index": 0,
+        "in_sample_start": T0,
+        "out_of_sample_start": T0 + timedelta(days=1),
+        "out_of_sample_end": T0 + timedelta(days=2),
+        "parameters": {"fast": 5},
+        "in_sample_metrics": {"profit_factor": math.inf},
+        "out_of_sample_metrics": {"sharpe_ratio": -math.inf, "win_rate": math.nan},
+        "in_sample_objective": math.inf,
+        "out_of_sample_objective": 0.5,
+    }
+    walk_forward = {
+        "windows": [window],
+        "equity_curve": [(T0, 10_000.0), (T0 + timedelta(minutes=1), 10_001.5)],
+        "out_of_sample_metrics": {"profit_factor": math.inf},
+        "sharpe_degradation": -math.inf,
+        "positive_window_fraction": 1.0,
+    }
+    results = ranked_trials([trial(n) for n in range(1, 6)])
+    record = optimization(results=results, walk_forward=walk_forward, diagnostics={"deflated_sharpe_ratio": math.nan})
+    async with database.unit_of_work() as uow:
+        await uow.optimizations.add(optimization())
+        await uow.optimizations.update(record)
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        stored = await uow.optimizations.get("o-0")
+        listed = await uow.optimizations.list(page_size=10)
+    assert stored is not None and stored.results == results
+    assert stored.walk_forward is not None and stored.walk_forward["equity_curve"] == walk_forward["equity_curve"]
+    got = stored.walk_forward["windows"][0]
+    assert math.isnan(got["out_of_sample_metrics"].pop("win_rate"))
+    window["out_of_sample_metrics"] = {"sharpe_ratio": -math.inf}
+    assert got == window and stored.walk_forward["sharpe_degradation"] == -math.inf
+    assert stored.diagnostics is not None and math.isnan(stored.diagnostics["deflated_sharpe_ratio"])
+    assert listed.items[0].results == [] and listed.items[0].walk_forward is None
+
+
+async def test_migration_moves_stored_results_into_trial_rows(target: Target) -> None:
+    """An optimization stored before revision 0007 (its best trials in its row) lists them as trials after it."""
+    db = target.open()
+    old = [
+        {"rank": r, "number": n, "parameters": {"fast": n}, "objective_value": v, "violations": [],
+         "metrics": {"sharpe_ratio": v, "profit_factor": "inf"}}
+        for r, (n, v) in enumerate([(3, "inf"), *((n, 2.0 - n / 100) for n in range(150) if n != 3)], start=1)
+    ]  # fmt: skip
+    columns = {
+        "optimization_id": "o-0", "status": "completed", "strategy_id": "s-0", "method": "GRID",
+        "objective": "sharpe_ratio", "engine": "in_process", "settings": {}, "trials_total": 150,
+        "trials_done": 150, "results": old, "walk_forward": None, "diagnostics": None, "status_message": "",
+        "create_time": T0, "update_time": T0,
+    }  # fmt: skip
+    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    json_columns = {"settings", "results", "walk_forward", "diagnostics"}
+    table = sa.table(
+        "optimizations",
+        *(
+            sa.column(name, json_type if name in json_columns else UtcDateTime() if name.endswith("_time") else None)
+            for name in columns
+        ),
+    )
+
+    def old_schema_with_an_optimization(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        connection.execute(table.insert(), [columns])
+
+    db._make_sqlite_folder()
+    async with db._engine.begin() as conn:  # the test plays an older release
+        await conn.run_sync(old_schema_with_an_optimization)
+    await db.start()
+    try:
+        async with db.unit_of_work(readonly=True) as uow:
+            stored = await uow.optimizations.get("o-0")
+            page = await uow.optimizations.trials("o-0", page_size=1000, page_token="", window_index=None)
+        assert stored is not None and [t.number for t in stored.results] == [t["number"] for t in old[:100]]
+        assert [(t.rank, t.number) for t in page.items] == [(t["rank"], t["number"]) for t in old]
+        assert page.items[0].objective_value == math.inf and page.items[0].metrics["profit_factor"] == math.inf
     finally:
         await db.close()

@@ -109,7 +109,9 @@ class OptimizationTrial(_message.Message):
     VIOLATES_CONSTRAINTS_FIELD_NUMBER: _builtins.int
     VIOLATIONS_FIELD_NUMBER: _builtins.int
     TRIAL_NUMBER_FIELD_NUMBER: _builtins.int
+    WINDOW_INDEX_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
+    """1 for the best trial of its search (of its walk-forward window)."""
     objective_value: _builtins.float
     violates_constraints: _builtins.bool
     """True when the trial breaks a constraint (min_trades, max_drawdown_limit): it is ranked after every trial that
@@ -117,6 +119,10 @@ class OptimizationTrial(_message.Message):
     """
     trial_number: _builtins.int
     """Order in which the trial was proposed (0-based); ranks are by objective."""
+    window_index: _builtins.int
+    """The walk-forward window whose in-sample search ran the trial (WalkForwardWindow.index); 0 without
+    walk-forward. Each window searches afresh: trial numbers and ranks start again in each.
+    """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -135,10 +141,11 @@ class OptimizationTrial(_message.Message):
         violates_constraints: _builtins.bool = ...,
         violations: _abc.Iterable[_builtins.str] | None = ...,
         trial_number: _builtins.int = ...,
+        window_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "parameters", b"parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "objective_value", b"objective_value", "parameters", b"parameters", "rank", b"rank", "trial_number", b"trial_number", "violates_constraints", b"violates_constraints", "violations", b"violations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "objective_value", b"objective_value", "parameters", b"parameters", "rank", b"rank", "trial_number", b"trial_number", "violates_constraints", b"violates_constraints", "violations", b"violations", "window_index", b"window_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -376,7 +383,11 @@ class Optimization(_message.Message):
     min_trades: _builtins.int
     max_drawdown_limit: _builtins.float
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizationTrial]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizationTrial]:
+        """The best 100 trials (of the last walk-forward window searched), ranked; ListOptimizationTrials has every
+        trial.
+        """
+
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -597,6 +608,67 @@ class StreamOptimizationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamOptimizationResponse: _TypeAlias = StreamOptimizationResponse  # noqa: Y015
+
+@_typing.final
+class ListOptimizationTrialsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIMIZATION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    WINDOW_INDEX_FIELD_NUMBER: _builtins.int
+    optimization_id: _builtins.str
+    page_size: _builtins.int
+    """0 (the default page, 1,000) or more; above 10,000 it is reduced to 10,000."""
+    page_token: _builtins.str
+    """next_page_token of the previous page, with the same filter."""
+    window_index: _builtins.int
+    """Only the trials of this walk-forward window; unset: every trial, window after window."""
+    def __init__(
+        self,
+        *,
+        optimization_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        window_index: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_window_index", b"_window_index", "window_index", b"window_index"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_window_index", b"_window_index", "optimization_id", b"optimization_id", "page_size", b"page_size", "page_token", b"page_token", "window_index", b"window_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__window_index: _TypeAlias = _typing.Literal["window_index"]  # noqa: Y015
+    _WhichOneofArgType__window_index: _TypeAlias = _typing.Literal["_window_index", b"_window_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__window_index) -> _WhichOneofReturnType__window_index | None: ...
+
+Global___ListOptimizationTrialsRequest: _TypeAlias = ListOptimizationTrialsRequest  # noqa: Y015
+
+@_typing.final
+class ListOptimizationTrialsResponse(_message.Message):
+    """Trials in a stable order: window_index, then rank (constraint keepers first, then by objective, then by
+    trial_number). While the optimization runs, the trials stored so far (saved every few seconds); ranks then move
+    as better trials arrive, so page a finished optimization for a consistent set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def trials(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizationTrial]: ...
+    def __init__(
+        self,
+        *,
+        trials: _abc.Iterable[Global___OptimizationTrial] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "trials", b"trials"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOptimizationTrialsResponse: _TypeAlias = ListOptimizationTrialsResponse  # noqa: Y015
 
 @_typing.final
 class ListOptimizationsRequest(_message.Message):

@@ -50,6 +50,11 @@ class OptimizationServiceStub:
                 request_serializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
                 response_deserializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.FromString,
                 _registered_method=True)
+        self.ListOptimizationTrials = channel.unary_unary(
+                '/see.v1.OptimizationService/ListOptimizationTrials',
+                request_serializer=see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsRequest.SerializeToString,
+                response_deserializer=see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsResponse.FromString,
+                _registered_method=True)
         self.ListOptimizations = channel.unary_unary(
                 '/see.v1.OptimizationService/ListOptimizations',
                 request_serializer=see_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.SerializeToString,
@@ -88,6 +93,13 @@ class OptimizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOptimizationTrials(self, request, context):
+        """Every trial of an optimization, best first, page by page (Optimization.results holds the best 100 only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListOptimizations(self, request, context):
         """Lists stored optimizations, newest first, without their trials.
         """
@@ -119,6 +131,11 @@ def add_OptimizationServiceServicer_to_server(servicer, server):
                     servicer.StreamOptimization,
                     request_deserializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.FromString,
                     response_serializer=see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.SerializeToString,
+            ),
+            'ListOptimizationTrials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOptimizationTrials,
+                    request_deserializer=see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsRequest.FromString,
+                    response_serializer=see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsResponse.SerializeToString,
             ),
             'ListOptimizations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOptimizations,
@@ -213,6 +230,33 @@ class OptimizationService:
             '/see.v1.OptimizationService/StreamOptimization',
             see_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
             see_dot_v1_dot_optimization__pb2.StreamOptimizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOptimizationTrials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/see.v1.OptimizationService/ListOptimizationTrials',
+            see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsRequest.SerializeToString,
+            see_dot_v1_dot_optimization__pb2.ListOptimizationTrialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

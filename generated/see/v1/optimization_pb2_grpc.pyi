@@ -41,6 +41,8 @@ class OptimizationServiceStub:
     """Streams progress until the optimization ends: each message says what changed (see
     StreamOptimizationResponse); the last one holds the whole result.
     """
+    ListOptimizationTrials: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationTrialsRequest, _optimization_pb2.ListOptimizationTrialsResponse]
+    """Every trial of an optimization, best first, page by page (Optimization.results holds the best 100 only)."""
     ListOptimizations: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]
     """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _grpc.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]
@@ -59,6 +61,8 @@ class OptimizationServiceAsyncStub(OptimizationServiceStub):
     """Streams progress until the optimization ends: each message says what changed (see
     StreamOptimizationResponse); the last one holds the whole result.
     """
+    ListOptimizationTrials: _aio.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationTrialsRequest, _optimization_pb2.ListOptimizationTrialsResponse]  # type: ignore[assignment]
+    """Every trial of an optimization, best first, page by page (Optimization.results holds the best 100 only)."""
     ListOptimizations: _aio.UnaryUnaryMultiCallable[_optimization_pb2.ListOptimizationsRequest, _optimization_pb2.ListOptimizationsResponse]  # type: ignore[assignment]
     """Lists stored optimizations, newest first, without their trials."""
     CancelOptimization: _aio.UnaryUnaryMultiCallable[_optimization_pb2.CancelOptimizationRequest, _optimization_pb2.CancelOptimizationResponse]  # type: ignore[assignment]
@@ -92,6 +96,14 @@ class OptimizationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams progress until the optimization ends: each message says what changed (see
         StreamOptimizationResponse); the last one holds the whole result.
         """
+
+    @_abc_1.abstractmethod
+    def ListOptimizationTrials(
+        self,
+        request: _optimization_pb2.ListOptimizationTrialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_optimization_pb2.ListOptimizationTrialsResponse, _abc.Awaitable[_optimization_pb2.ListOptimizationTrialsResponse]]:
+        """Every trial of an optimization, best first, page by page (Optimization.results holds the best 100 only)."""
 
     @_abc_1.abstractmethod
     def ListOptimizations(

@@ -1,7 +1,8 @@
 """Keyset paging: the page token is the opaque, url-safe encoding of where the next page starts.
 
-Lists of rows continue after the last row's (create_time, id); a backtest's trades continue at a trade index, with
-the filters the token was issued for (another filter with that token is refused, as AIP-158 asks).
+Lists of rows continue after the last row's (create_time, id); a backtest's trades continue at a trade index and an
+optimization's trials after a sort key, with the filters the token was issued for (another filter with that token is
+refused, as AIP-158 asks).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from see_grpc.service.ports import MAX_PAGE_SIZE, Page
 S = TypeVar("S", bound=Select[Any])
 R = TypeVar("R")
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 def _pack(values: list[Any]) -> str:
@@ -39,6 +41,7 @@ def _bad_token(description: str) -> InvalidArgumentError:
 
 
 NOT_OURS = "not a token this service issued; pass next_page_token of the previous response unchanged"
+OTHER_FILTERS = "it was issued for other filters; keep the filters while paging, or start without a token"
 
 
 def encode_token(create_time: datetime, key: str) -> str:
@@ -68,8 +71,27 @@ def decode_position(token: str, filters: Sequence[str]) -> int:
     except (ValueError, TypeError) as exc:
         raise _bad_token(NOT_OURS) from exc
     if issued != list(filters):
-        raise _bad_token("it was issued for other filters; keep the filters while paging, or start without a token")
+        raise _bad_token(OTHER_FILTERS)
     return index
+
+
+def encode_key(key: Sequence[int | str], filters: Sequence[str]) -> str:
+    return _pack([list(key), *filters])
+
+
+def decode_key(token: str, filters: Sequence[str], parse: Callable[[list[Any]], K]) -> K:
+    """The sort key a token continues after, parsed (parse raises ValueError or TypeError for a bad one); refused if
+    it was issued for other filters."""
+    try:
+        key, *issued = _unpack(token)
+        if not isinstance(key, list) or not all(isinstance(f, str) for f in issued):
+            raise TypeError("a key token is a sort key and filters")
+        parsed = parse(key)
+    except (ValueError, TypeError) as exc:
+        raise _bad_token(NOT_OURS) from exc
+    if issued != list(filters):
+        raise _bad_token(OTHER_FILTERS)
+    return parsed
 
 
 def page_of(

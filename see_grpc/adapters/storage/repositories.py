@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.exc import FlushError
 
-from see_grpc.adapters.storage import series
+from see_grpc.adapters.storage import encoding, series
 from see_grpc.adapters.storage.paging import decode_position, encode_position, keyset, page_of
 from see_grpc.adapters.storage.tables import BacktestChunkRow, BacktestRow, StrategyRow, as_utc
 from see_grpc.errors import AlreadyExistsError, NotFoundError
@@ -213,9 +212,9 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
         initial_capital=record.initial_capital,
         parameters=dict(record.parameters),
         account_currency=record.account_currency,
-        metrics={name: series.stored_number(value) for name, value in record.metrics.items()},
+        metrics=encoding.stored_metrics(record.metrics),
         trades=[series.stored_trade(t) for t in record.trades],
-        equity_curve=[[as_utc(when).isoformat(), equity] for when, equity in record.equity_curve],
+        equity_curve=[[encoding.stored_time(when), equity] for when, equity in record.equity_curve],
         trades_total=record.trades_total,
         equity_points_total=record.equity_points_total,
         applied=dict(record.applied),
@@ -242,9 +241,9 @@ def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
         parameters=dict(row.parameters),
         account_currency=row.account_currency,
         create_time=row.create_time,
-        metrics={name: float(value) for name, value in row.metrics.items()},  # "inf" reads back as a float
+        metrics=encoding.read_metrics(row.metrics),
         trades=[] if summary else [series.read_trade(t) for t in row.trades],
-        equity_curve=[] if summary else [(as_utc(datetime.fromisoformat(t)), float(v)) for t, v in row.equity_curve],
+        equity_curve=[] if summary else [(encoding.read_time(t), float(v)) for t, v in row.equity_curve],
         data_source=row.data_source,
         synthetic_data=row.synthetic_data,
         duration_seconds=row.duration_seconds,

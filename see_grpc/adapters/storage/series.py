@@ -102,8 +102,3 @@ def read_trade(trade: dict[str, Any]) -> dict[str, Any]:
         "entry_time": datetime.fromisoformat(trade["entry_time"]),
         "exit_time": datetime.fromisoformat(trade["exit_time"]),
     }
-
-
-def stored_number(value: float) -> float | str:
-    """JSON has no Infinity or NaN (a profit factor without a losing trade is infinite): those become strings."""
-    return value if math.isfinite(value) else str(value)

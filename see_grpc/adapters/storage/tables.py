@@ -190,3 +190,23 @@ class OptimizationRow(Base):
     status_message: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OptimizationTrialRow(Base):
+    """One trial of an optimization.
+
+    Rows rather than Parquet slices (as a backtest's trades are): trials arrive batch by batch while the search runs
+    and their ranks move as better ones arrive. Each is inserted once, in one executemany per save, and the index
+    below serves any page of the ranking by a keyset seek; slices would be rewritten on every save."""
+
+    __tablename__ = "optimization_trials"
+    __table_args__ = (
+        Index("ix_optimization_trials_rank", "optimization_id", "window_index", "violates", "sort_key", "number"),
+    )
+
+    optimization_id: Mapped[str] = mapped_column(String, primary_key=True)
+    window_index: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True)
+    violates: Mapped[bool]  # breaks a constraint: ranked after every trial that keeps them
+    sort_key: Mapped[float] = mapped_column(Double)  # minus the score: ascending is best first
+    trial: Mapped[dict[str, Any]] = mapped_column(JsonType)  # parameters, objective_value, metrics, violations

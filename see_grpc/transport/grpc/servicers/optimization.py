@@ -4,7 +4,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from datetime import datetime
 from typing import Any
 
 import grpc
@@ -13,7 +12,7 @@ from google.protobuf import json_format
 from see.v1 import backtest_pb2, optimization_pb2, optimization_pb2_grpc
 from see_grpc.errors import FieldViolation, InvalidArgumentError
 from see_grpc.service.optimizations import OptimizationRequest, OptimizationService, WalkForwardSettings
-from see_grpc.service.ports import OptimizationRecord
+from see_grpc.service.ports import OptimizationRecord, TrialRecord
 from see_grpc.trading.optimization.space import RangeRequest
 from see_grpc.transport.grpc import convert
 
@@ -60,10 +59,23 @@ class OptimizationServicer(optimization_pb2_grpc.OptimizationServiceServicer):
             optimizations=[optimization(r) for r in page.items], next_page_token=page.next_page_token
         )
 
+    async def ListOptimizationTrials(
+        self, request: optimization_pb2.ListOptimizationTrialsRequest, context: grpc.aio.ServicerContext
+    ) -> optimization_pb2.ListOptimizationTrialsResponse:
+        page = await self._optimizations.trials(
+            request.optimization_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            window_index=request.window_index if request.HasField("window_index") else None,
+        )
+        # Up to 10,000 trials: built in a thread, so a big page does not hold up the event loop.
+        trials = await asyncio.to_thread(lambda: [_trial(t) for t in page.items])
+        return optimization_pb2.ListOptimizationTrialsResponse(trials=trials, next_page_token=page.next_page_token)
+
     async def StreamOptimization(
         self, request: optimization_pb2.StreamOptimizationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[optimization_pb2.StreamOptimizationResponse]:
-        sent: set[int] = set()  # trial numbers this stream has sent
+        sent: set[tuple[int, int]] = set()  # (window_index, number) of the trials this stream has sent
         async with aclosing(self._optimizations.watch(request.optimization_id)) as updates:
             async for record in updates:
                 yield await asyncio.to_thread(_update, record, sent)
@@ -117,12 +129,12 @@ def _range(message: optimization_pb2.ParameterRange) -> RangeRequest:
     )
 
 
-def _update(record: OptimizationRecord, sent: set[int]) -> optimization_pb2.StreamOptimizationResponse:
+def _update(record: OptimizationRecord, sent: set[tuple[int, int]]) -> optimization_pb2.StreamOptimizationResponse:
     """A running optimization as what changed since the stream's last message; an ended one whole."""
     if record.status != "running":
         return optimization_pb2.StreamOptimizationResponse(optimization=optimization(record))
-    fresh = [trial for trial in record.results if trial["number"] not in sent]
-    sent.update(trial["number"] for trial in fresh)
+    fresh = [trial for trial in record.results if (trial.window_index, trial.number) not in sent]
+    sent.update((trial.window_index, trial.number) for trial in fresh)
     summary = optimization(dataclasses.replace(record, results=[]))
     return optimization_pb2.StreamOptimizationResponse(optimization=summary, new_results=[_trial(t) for t in fresh])
 
@@ -159,15 +171,16 @@ def optimization(record: OptimizationRecord) -> optimization_pb2.Optimization:
     return message
 
 
-def _trial(trial: dict[str, Any]) -> optimization_pb2.OptimizationTrial:
+def _trial(trial: TrialRecord) -> optimization_pb2.OptimizationTrial:
     return optimization_pb2.OptimizationTrial(
-        rank=trial["rank"],
-        parameters=convert.struct(trial["parameters"]),
-        objective_value=float(trial["objective_value"]),
-        metrics=convert.backtest_metrics(trial["metrics"]),
-        violates_constraints=bool(trial["violations"]),
-        violations=trial["violations"],
-        trial_number=trial["number"],
+        rank=trial.rank,
+        parameters=convert.struct(trial.parameters),
+        objective_value=trial.objective_value,
+        metrics=convert.backtest_metrics(trial.metrics),
+        violates_constraints=bool(trial.violations),
+        violations=trial.violations,
+        trial_number=trial.number,
+        window_index=trial.window_index,
     )
 
 
@@ -175,8 +188,7 @@ def _walk_forward(result: dict[str, Any]) -> optimization_pb2.WalkForwardResult:
     message = optimization_pb2.WalkForwardResult(
         windows=[_window(w) for w in result["windows"]],
         equity_curve=[
-            backtest_pb2.EquityPoint(time=convert.timestamp(datetime.fromisoformat(t)), equity=e)
-            for t, e in result.get("equity_curve", [])
+            backtest_pb2.EquityPoint(time=convert.timestamp(t), equity=e) for t, e in result.get("equity_curve", [])
         ],
         sharpe_degradation=result.get("sharpe_degradation", 0.0),
         positive_window_fraction=result.get("positive_window_fraction", 0.0),
@@ -189,12 +201,12 @@ def _walk_forward(result: dict[str, Any]) -> optimization_pb2.WalkForwardResult:
 def _window(window: dict[str, Any]) -> optimization_pb2.WalkForwardWindow:
     return optimization_pb2.WalkForwardWindow(
         index=window["index"],
-        in_sample_start=convert.timestamp(datetime.fromisoformat(window["in_sample_start"])),
-        out_of_sample_start=convert.timestamp(datetime.fromisoformat(window["out_of_sample_start"])),
-        out_of_sample_end=convert.timestamp(datetime.fromisoformat(window["out_of_sample_end"])),
+        in_sample_start=convert.timestamp(window["in_sample_start"]),
+        out_of_sample_start=convert.timestamp(window["out_of_sample_start"]),
+        out_of_sample_end=convert.timestamp(window["out_of_sample_end"]),
         parameters=convert.struct(window["parameters"]),
         in_sample_metrics=convert.backtest_metrics(window["in_sample_metrics"]),
         out_of_sample_metrics=convert.backtest_metrics(window["out_of_sample_metrics"]),
-        in_sample_objective=float(window["in_sample_objective"]),
-        out_of_sample_objective=float(window["out_of_sample_objective"]),
+        in_sample_objective=window["in_sample_objective"],
+        out_of_sample_objective=window["out_of_sample_objective"],
     )
