@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Annotated
 
 import grpc
@@ -165,16 +166,22 @@ def list_optimizations(
 def show(
     ctx: typer.Context,
     optimization_id: OptimizationId,
-    top: Annotated[int, typer.Option(help="Rows of the leaderboard.", min=1, max=1000)] = 10,
+    top: Annotated[int, typer.Option(help="Rows of the leaderboard.", min=1, max=10_000)] = 10,
     as_json: Json = False,
 ) -> None:
-    """One optimization and its leaderboard."""
+    """One optimization and its leaderboard (beyond the best 100, read with ListOptimizationTrials)."""
     request = optimization_pb2.GetOptimizationRequest(optimization_id=optimization_id)
-    reply = run(connection(ctx), lambda c: c.get_optimization(request))
+    result = run(connection(ctx), lambda c: c.get_optimization(request)).optimization
     if as_json:
-        output.print_json(reply.optimization)
-    else:
-        print_optimization(reply.optimization, top)
+        output.print_json(result)
+        return
+    leaderboard = list(result.results)
+    if leaderboard and top > len(leaderboard) and result.trials_done > len(leaderboard):
+        listing = optimization_pb2.ListOptimizationTrialsRequest(
+            optimization_id=optimization_id, page_size=top, window_index=leaderboard[0].window_index
+        )
+        leaderboard = list(run(connection(ctx), lambda c: c.list_optimization_trials(listing)).trials)
+    print_optimization(result, top, leaderboard)
 
 
 @app.command()
@@ -188,7 +195,13 @@ def cancel(ctx: typer.Context, optimization_id: OptimizationId, as_json: Json = 
         print_optimization(reply.optimization, 0)
 
 
-def print_optimization(result: optimization_pb2.Optimization, top: int) -> None:
+def print_optimization(
+    result: optimization_pb2.Optimization,
+    top: int,
+    leaderboard: Sequence[optimization_pb2.OptimizationTrial] | None = None,
+) -> None:
+    """leaderboard: ranked trials to show instead of result.results (a longer list)."""
+    trials = result.results if leaderboard is None else leaderboard
     header = [
         ("optimization", result.optimization_id),
         ("strategy", result.strategy_id),
@@ -198,7 +211,7 @@ def print_optimization(result: optimization_pb2.Optimization, top: int) -> None:
         ("objective", result.objective),
     ]
     output.console.print(output.details("optimization", header))
-    if top and result.results:
+    if top and trials:
         rows = [
             (
                 t.rank,
@@ -209,7 +222,7 @@ def print_optimization(result: optimization_pb2.Optimization, top: int) -> None:
                 t.metrics.num_trades,
                 "; ".join(t.violations) if t.violates_constraints else "",
             )
-            for t in result.results[:top]
+            for t in trials[:top]
         ]
         columns = ["rank", "parameters", result.objective or "objective", "return", "max drawdown", "trades", "note"]
         title = "leaderboard (the last window's in-sample trials)" if result.HasField("walk_forward") else "leaderboard"

@@ -136,7 +136,7 @@ async def test_cancel_keeps_results_so_far(running: RunningServer) -> None:
 
     assert status == 200 and cancelled["status"] == "CANCELLED"
     assert 0 < cancelled["trials_done"] < cancelled["trials_total"] == 100 * 191
-    assert len(cancelled["results"]) == min(cancelled["trials_done"], 1000)
+    assert len(cancelled["results"]) == min(cancelled["trials_done"], 100)
     sharpe = [t["objective_value"] for t in cancelled["results"]]
     assert sharpe == sorted(sharpe, reverse=True)
     stored = await get(running, f"/api/v1/optimizations/{optimization_id}")
@@ -179,6 +179,15 @@ async def test_walk_forward_picks_the_in_sample_best_and_stitches_out_of_sample(
     best = max(sharpe, key=lambda k: sharpe[k])
     assert (first["parameters"]["fast_period"], first["parameters"]["slow_period"]) == best
     assert first["in_sample_objective"] == pytest.approx(sharpe[best], rel=1e-9)
+    # Every window's trials are listed, that window's best first; the results are the last window's.
+    path = f"/api/v1/optimizations/{started['optimization_id']}/trials"
+    listed = (await get(running, path))["trials"]
+    assert [t.get("window_index", 0) for t in listed] == sorted(i for i in range(len(windows)) for _ in range(6))
+    for window in windows:
+        own = (await get(running, f"{path}?window_index={window.get('index', 0)}"))["trials"]
+        assert [t["rank"] for t in own] == [1, 2, 3, 4, 5, 6] and own[0]["parameters"] == window["parameters"]
+        assert own == [t for t in listed if t.get("window_index", 0) == window.get("index", 0)]
+    assert result["results"] == own
 
 
 async def test_a_bayesian_walk_forward_stream_shows_every_batch(running: RunningServer) -> None:
@@ -275,12 +284,74 @@ async def test_the_stream_sends_what_changed_and_ends_with_the_whole_result(runn
     assert len(sent) == len(set(sent))  # each trial once
     assert last.optimization.status == optimization_pb2.Optimization.COMPLETED and not last.new_results
     final = last.optimization.results
-    assert last.optimization.trials_total == 40 * 51 and len(final) == 1000  # the best 1,000 of 2,040 are kept
+    assert last.optimization.trials_total == 40 * 51 and len(final) == 100  # the best 100 of 2,040 are shown
     # Every kept trial was sent as it entered, unless it ran after the last progress message (one chunk at a
     # time in process: trials end in number order).
     late = {t.trial_number for t in final} - set(sent)
     assert all(number >= progress[-1].optimization.trials_done for number in late)
-    assert max(u.ByteSize() for u in progress) < last.ByteSize()
+    assert max(len(u.new_results) for u in progress) <= len(final)  # at most the whole leaderboard, once
     assert final == (await stub.GetOptimization(
         optimization_pb2.GetOptimizationRequest(optimization_id=started["optimization_id"]), metadata=METADATA
     )).optimization.results  # fmt: skip
+
+
+async def test_paging_through_the_trials_gives_every_trial_once_ranked(running: RunningServer) -> None:
+    backtest = {**BACKTEST, "start_date": "2024-06-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"}
+    counts = []
+    for fast, slow in ((2, 40), (31, 79)):  # the most and the fewest trades of the space
+        _, single = await post(
+            running, "/api/v1/backtest", {**backtest, "parameters": {"fast_period": fast, "slow_period": slow}}
+        )
+        counts.append(single["metrics"]["num_trades"])
+    min_trades = sum(counts) // 2  # some trials break it: they rank after every keeper
+    body = {
+        "backtest": backtest,
+        "space": [{"name": "fast_period", "min": 2, "max": 31}, {"name": "slow_period", "min": 40, "max": 79}],
+        "min_trades": min_trades,
+        "engine": "IN_PROCESS",
+    }
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    optimization_id = started["optimization_id"]
+    result = await finished(running, optimization_id)
+    assert result["status"] == "COMPLETED" and result["trials_done"] == 30 * 40
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    trials: list[optimization_pb2.OptimizationTrial] = []
+    token, pages = "", 0
+    while True:
+        page = await stub.ListOptimizationTrials(
+            optimization_pb2.ListOptimizationTrialsRequest(
+                optimization_id=optimization_id, page_size=333, page_token=token
+            ),
+            metadata=METADATA,
+        )
+        trials += page.trials
+        pages += 1
+        if not (token := page.next_page_token):
+            break
+    assert pages == -(-1200 // 333)
+    assert sorted(t.trial_number for t in trials) == list(range(1200))  # every trial, once
+    assert [t.rank for t in trials] == list(range(1, 1201))
+    # The ranking, checked from the trials' own metrics: keepers first, each group by Sharpe, ties by number.
+    keys = [(t.metrics.num_trades < min_trades, -t.metrics.sharpe_ratio, t.trial_number) for t in trials]
+    assert keys == sorted(keys) and any(k[0] for k in keys) and not keys[0][0]
+    assert all(t.violates_constraints == (t.metrics.num_trades < min_trades) for t in trials)
+    shown = json_format.ParseDict(result, optimization_pb2.Optimization()).results
+    assert list(shown) == trials[:100]
+    # The same trials over REST, one page of up to 10,000; a bigger page_size is reduced, not refused.
+    rest = await get(running, f"/api/v1/optimizations/{optimization_id}/trials?page_size=50000")
+    assert [t["trial_number"] for t in rest["trials"]] == [t.trial_number for t in trials]
+    assert "next_page_token" not in rest or rest["next_page_token"] == ""
+    first = await stub.ListOptimizationTrials(
+        optimization_pb2.ListOptimizationTrialsRequest(optimization_id=optimization_id, page_size=10), metadata=METADATA
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as other_window:  # a token is bound to the window filter
+        await stub.ListOptimizationTrials(
+            optimization_pb2.ListOptimizationTrialsRequest(
+                optimization_id=optimization_id, page_size=10, page_token=first.next_page_token, window_index=0
+            ),
+            metadata=METADATA,
+        )
+    assert other_window.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    async with running.http.get("/api/v1/optimizations/nope/trials", headers=FULL) as response:
+        assert response.status == 404 and "ListOptimizations" in (await response.json())["message"]
