@@ -426,7 +426,9 @@ def _record(
     """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
     index = pd.DatetimeIndex(loaded.bars.index)
-    trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
+    trades = result.trade_table
+    if trades is None:
+        trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
     equity = pd.DataFrame(
         {"time": pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC), "equity": result.equity_curve}
     )

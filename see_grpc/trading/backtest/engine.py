@@ -17,6 +17,7 @@ from see_grpc.trading.backtest.financing import rollover_days
 from see_grpc.trading.backtest.metrics import compute_metrics
 from see_grpc.trading.backtest.progress import Progress, Report, Stage, slices
 from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
+from see_grpc.trading.backtest.trade_table import trade_table
 from see_grpc.trading.instruments import Instrument, timeframe_delta
 from see_grpc.trading.strategies.base import BaseStrategy
 
@@ -71,7 +72,8 @@ def run_backtest(
     report(Progress(Stage.RESULTS, len(bars), len(bars)))
     index = pd.DatetimeIndex(bars.index)
     times = bar_times(index)
-    records = _trade_records(trades[: int(state[k.S_TRADES])], index, config.pair.symbol)
+    closed = trades[: int(state[k.S_TRADES])]
+    records = _trade_records(closed, index, config.pair.symbol)
     return BacktestResult(
         metrics=_metrics(state, trades, equity, times, config),
         trades=records,
@@ -79,6 +81,7 @@ def run_backtest(
         equity_curve=equity,
         bars_processed=len(bars),
         warnings=_warnings(state, records, config),
+        trade_table=trade_table(closed, index, config.pair.symbol),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 
 class TradeRecord(NamedTuple):
@@ -37,3 +38,6 @@ class BacktestResult:
     bars_processed: int
     # Every adjustment the engine made instead of failing, one sentence each (units trimmed, account floored at 0).
     warnings: tuple[str, ...] = ()
+    # The trades again as columns (trade_table.trade_table), for storage and export; None from a path that does
+    # not build it, whose trades are then read from the records.
+    trade_table: pd.DataFrame | None = None
