@@ -20,7 +20,7 @@ def test_trade_table_equals_the_trade_records() -> None:
     )
     bars["high"] = bars[["open", "high", "close"]].max(axis=1)
     bars["low"] = bars[["open", "low", "close"]].min(axis=1)
-    targets = rng.choice([-1.0, 0.0, 1.0], count)
+    targets = rng.choice([-1.0, 0.0, 1.0], count).tolist()
     config = BacktestConfig(
         "EUR/USD", "15m", 10_000.0, spread_pips=1.0, commission_per_million=30.0, stop_loss_pips=8.0,
         take_profit_pips=12.0,
