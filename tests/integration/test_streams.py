@@ -8,12 +8,17 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from see.v1 import execution_pb2, execution_pb2_grpc
+from see_grpc.transport.errors import RESUME_METADATA_KEY
 from tests.integration.conftest import RunningServer
 from tests.integration.test_executions import FULL, METADATA, execute_body, wait_for_status
 
@@ -177,6 +182,15 @@ async def test_grpc_stream_initial_metadata_goes_out_before_the_first_event(runn
             await call.code()
 
 
+def error_infos(details: Iterable[any_pb2.Any]) -> list[tuple[str, dict[str, str]]]:
+    infos = []
+    for detail in details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            infos.append((info.reason, dict(info.metadata)))
+    return infos
+
+
 def signal_payload(strategy_id: str, n: int) -> dict[str, Any]:
     return {
         "execution_id": "e-shutdown",
@@ -220,7 +234,16 @@ async def test_shutdown_ends_open_streams_with_unavailable_and_a_resume_point(ru
     assert grpc_seen == rest_seen
     assert await grpc_stream.code() == grpc.StatusCode.UNAVAILABLE
     assert f"after_event_id={grpc_seen[-1]!r}" in (await grpc_stream.details() or "")
+    # Machine-readable too: a trailing metadata key, and an ErrorInfo in the status details of both transports.
+    trailers = await grpc_stream.trailing_metadata()
+    assert dict(trailers or ())[RESUME_METADATA_KEY] == grpc_seen[-1]
+    status = await rpc_status.aio.from_call(grpc_stream)
+    assert status is not None
+    assert error_infos(status.details) == [("STREAM_INTERRUPTED", {"after_event_id": grpc_seen[-1]})]
     assert len(rest_tail) == 1  # nothing but the final error line
     error = rest_tail[0]["error"]
     assert error["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
     assert f"after_event_id={rest_seen[-1]!r}" in error["message"]
+    assert [(d["reason"], d["metadata"]) for d in error["details"] if d["@type"].endswith("/google.rpc.ErrorInfo")] == [
+        ("STREAM_INTERRUPTED", {"after_event_id": rest_seen[-1]})
+    ]

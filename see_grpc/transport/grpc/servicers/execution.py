@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
+from see_grpc.errors import InvalidArgumentError, StreamInterruptedError
 from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
 from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.transport.grpc import convert
@@ -132,9 +132,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     if all(event.payload.get(key) == value for key, value in wanted.items()):
                         yield event.event_id, event.payload
             except _ShuttingDownError:
-                raise DependencyUnavailableError(
+                raise StreamInterruptedError(
                     f"the server is shutting down; subscribe again (to another replica) with "
-                    f"after_event_id={last_id!r} to get every event after the last one this stream saw"
+                    f"after_event_id={last_id!r} to get every event after the last one this stream saw",
+                    after_event_id=last_id,
                 ) from None
             finally:
                 self._open.discard(events)
