@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import sys
@@ -21,20 +22,23 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 from redis.asyncio import Redis
 
-from bench._common import percentile, print_table
+from bench._common import free_port, percentile, print_table, server_process
 from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.eventbus import InProcessEventBus, RedisEventBus
 from see_grpc.adapters.eventbus.redis import KEY_PREFIX
 from see_grpc.config import Settings
 from see_grpc.errors import DependencyUnavailableError, SubscriberTooSlowError
 from see_grpc.server import SeeServer
+from see_grpc.service.ports import EventBus
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+REPLICAS_REDIS_URL = "redis://127.0.0.1:6379/13"
 SUBSCRIBERS = (1, 100, 1000)
 GOAL_SUBSCRIBERS = 1000
 GOAL_P99_MS = 20.0
@@ -222,38 +226,74 @@ async def grpc_subscriber_processes(subscribers: int, rate: float, seconds: floa
             )
         )
         await server.start()
-        key = uuid.uuid4().hex
-        sizes = [
-            min(SUBSCRIBERS_PER_PROCESS, subscribers - first)
-            for first in range(0, subscribers, SUBSCRIBERS_PER_PROCESS)
-        ]
-        clients = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench._stream_client", str(server.grpc_port), BENCH_KEY, key, str(size),
-                stdout=asyncio.subprocess.PIPE, limit=REPORT_LIMIT,
-            )
-            for size in sizes
-        ]  # fmt: skip
         try:
-
-            async def publish(payload: Payload) -> object:
-                return await server.event_bus.publish("signals", _as_signal(key, payload))
-
-            waiting = [asyncio.ensure_future(_line(client)) for client in clients]
-            while not all(w.done() for w in waiting):
-                await publish({"kind": "ready", "n": 0})
-                await asyncio.sleep(0.5)  # each marker goes to every stream: few, while they connect
-            await steady(publish, rate, seconds)
-            await publish({"kind": "end"})
-            reports = [json.loads(await _line(client)) for client in clients]
+            return await _fan_out(PROCESSES_ROUTE, [server.grpc_port], server.event_bus, subscribers, rate, seconds)
         finally:
-            for client in clients:
-                if client.returncode is None:
-                    client.kill()
-                await client.wait()
             await server.stop()
+
+
+async def grpc_replicas(redis_url: str, replicas: int, subscribers: int, rate: float, seconds: float) -> Result:
+    """Several ``python -m see_grpc`` processes sharing a Redis bus, the subscribers spread over them (each replica
+    fans out to its share on its own core), events published once on Redis."""
+    grpc_ports, http_ports = [free_port() for _ in range(replicas)], [free_port() for _ in range(replicas)]
+    bus = RedisEventBus(redis_url)
+    with tempfile.TemporaryDirectory() as scratch:
+        async with contextlib.AsyncExitStack() as stack:
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            stack.push_async_callback(_delete_stream, redis_url, "signals")
+            for index, (grpc_port, http_port) in enumerate(zip(grpc_ports, http_ports, strict=True)):
+                env = {
+                    "HOST": "127.0.0.1", "PORT": str(http_port), "GRPC_PORT": str(grpc_port), "API_KEY": BENCH_KEY,
+                    "DATA_DIR": str(Path(scratch) / str(index)), "DATABASE_URL": "", "REDIS_URL": redis_url,
+                    "LOG_LEVEL": "WARNING",
+                }  # fmt: skip
+                await stack.enter_async_context(
+                    server_process(["-m", "see_grpc"], env, f"http://127.0.0.1:{http_port}/health", cwd=Path(scratch))
+                )
+            result = await _fan_out(f"gRPC, {replicas} replicas on Redis", grpc_ports, bus, subscribers, rate, seconds)
+    return result
+
+
+async def _delete_stream(url: str, stream: str) -> None:
+    async with Redis.from_url(url) as redis:
+        await redis.delete(KEY_PREFIX + stream)
+
+
+async def _fan_out(
+    route: str, ports: list[int], bus: EventBus, subscribers: int, rate: float, seconds: float
+) -> Result:
+    """Subscriber processes of up to SUBSCRIBERS_PER_PROCESS streams each, spread over the servers at `ports`."""
+    key = uuid.uuid4().hex
+    sizes = [
+        min(SUBSCRIBERS_PER_PROCESS, subscribers - first) for first in range(0, subscribers, SUBSCRIBERS_PER_PROCESS)
+    ]
+    clients = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench._stream_client", str(ports[index % len(ports)]), BENCH_KEY, key, str(size),
+            stdout=asyncio.subprocess.PIPE, limit=REPORT_LIMIT,
+        )
+        for index, size in enumerate(sizes)
+    ]  # fmt: skip
+    try:
+
+        async def publish(payload: Payload) -> object:
+            return await bus.publish("signals", _as_signal(key, payload))
+
+        waiting = [asyncio.ensure_future(_line(client)) for client in clients]
+        while not all(w.done() for w in waiting):
+            await publish({"kind": "ready", "n": 0})
+            await asyncio.sleep(0.5)  # each marker goes to every stream: few, while they connect
+        await steady(publish, rate, seconds)
+        await publish({"kind": "end"})
+        reports = [json.loads(await _line(client)) for client in clients]
+    finally:
+        for client in clients:
+            if client.returncode is None:
+                client.kill()
+            await client.wait()
     latencies = sorted(latency for report in reports for latency in report)
-    return Result(PROCESSES_ROUTE, subscribers, latencies, rate, len(latencies) / seconds, 0)
+    return Result(route, subscribers, latencies, rate, len(latencies) / seconds, 0)
 
 
 async def _line(process: asyncio.subprocess.Process) -> str:
@@ -361,6 +401,13 @@ async def main_async(args: argparse.Namespace) -> None:
     for count in args.subscribers if "processes" in args.routes else ():
         results.append(await grpc_subscriber_processes(count, args.rate, args.seconds))
         print(f"  gRPC with subscriber processes, {count} subscribers: done", flush=True)
+    for count in args.subscribers if "replicas" in args.routes else ():
+        try:
+            results.append(await grpc_replicas(args.replicas_redis_url, args.replicas, count, args.rate, args.seconds))
+        except DependencyUnavailableError as exc:
+            print(f"  replicas: skipped, {exc.message}", flush=True)
+            break
+        print(f"  gRPC on {args.replicas} replicas, {count} subscribers: done", flush=True)
     print(
         f"\nsteady {args.rate:g} events/s for {args.seconds:g}s, then a burst of up to 1,000 events "
         f"({MAX_BURST_DELIVERIES:,} deliveries at most); goal: p99 < {GOAL_P99_MS:g} ms at "
@@ -389,6 +436,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the latency phase")
     parser.add_argument("--subscribers", type=lambda text: [int(n) for n in text.split(",")], default=list(SUBSCRIBERS))
     parser.add_argument("--redis-url", default=REDIS_URL)
-    routes = ["bus", "redis", "grpc", "processes"]  # processes: the server here, its subscribers in processes
+    parser.add_argument("--replicas", type=int, default=2, help="server processes of the replicas route")
+    parser.add_argument(
+        "--replicas-redis-url", default=REPLICAS_REDIS_URL, help="the replicas' bus (its own database: the replicas "
+        "publish on the shared stream names, which other servers on the same Redis database would see)",
+    )  # fmt: skip
+    # processes: the server here, its subscribers in processes; replicas: several server processes on Redis
+    routes = ["bus", "redis", "grpc", "processes", "replicas"]
     parser.add_argument("--routes", type=lambda text: text.split(","), default=routes, help=f"some of {routes}")
     asyncio.run(main_async(parser.parse_args(argv)))

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from see_grpc.adapters.bars import FileBarStore, ensure_sample_data
 from see_grpc.adapters.compute import ComputeEngines
@@ -16,6 +15,7 @@ from see_grpc.adapters.integrations import Integrations, build_integrations
 from see_grpc.adapters.platform.providers import StrategyDataProvider
 from see_grpc.adapters.secrets import load_or_create_api_key
 from see_grpc.adapters.storage import SqlDatabase
+from see_grpc.background import in_background
 from see_grpc.config import Settings
 from see_grpc.errors import FailedPreconditionError
 from see_grpc.observability.metrics import BacktestMetrics, CatalogueMetrics, ExecutionMetrics, Metrics
@@ -60,6 +60,7 @@ class Container:
     servicers: dict[str, object]  # full proto service name -> servicer
     sandbox: SandboxPool = field(default_factory=SandboxPool)  # worker processes that run user strategy code
     optimizations: OptimizationService | None = None
+    bars: FileBarStore | None = None
 
     async def open(self) -> None:
         """Start background work: executions left running resume here, readiness follows the dependencies."""
@@ -76,6 +77,8 @@ class Container:
         await self.inputs.close()
         await self.database.close()
         self.sandbox.close()
+        if self.bars is not None:
+            await asyncio.to_thread(self.bars.settled)  # no sample file half written into a folder being removed
 
 
 def _api_keys(settings: Settings) -> tuple[str, str | None]:
@@ -107,15 +110,23 @@ def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus, sand
     return deps
 
 
-async def _bars_dir(settings: Settings) -> Path:
-    """BACKTEST_DATA_DIR, or the embedded default: a synthetic sample set made on first start (and labelled so)."""
+def _bar_store(settings: Settings) -> FileBarStore:
+    """BACKTEST_DATA_DIR, or the embedded default: a synthetic sample set made on first start (and labelled so).
+
+    The sample set (some 0.7 s of CPU) is written in the background: start-up does not wait for it, the store's
+    reads and writes do.
+    """
     if settings.backtest_data_dir is not None:
-        return settings.backtest_data_dir
+        return FileBarStore(settings.backtest_data_dir)
     directory = settings.data_dir / "bars"
-    written = await asyncio.to_thread(ensure_sample_data, directory)
-    if written:
-        logger.info("wrote %d synthetic sample bar files (not market data) to %s", len(written), directory)
-    return directory
+
+    def write_samples() -> object:
+        written = ensure_sample_data(directory)
+        if written:
+            logger.info("wrote %d synthetic sample bar files (not market data) to %s", len(written), directory)
+        return written
+
+    return FileBarStore(directory, ready=in_background("sample-bars", write_samples))
 
 
 def _sandbox(settings: Settings) -> SandboxPool:
@@ -156,7 +167,7 @@ async def build(settings: Settings) -> Container:
     except BaseException:
         await database.close()
         raise
-    bar_store = FileBarStore(await _bars_dir(settings))
+    bar_store = _bar_store(settings)
     inputs = StrategyDataProvider.from_settings(settings)
     backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics))
     optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
@@ -195,4 +206,5 @@ async def build(settings: Settings) -> Container:
         servicers,
         sandbox,
         optimizations,
+        bar_store,
     )

@@ -56,6 +56,15 @@ class DependencyUnavailableError(ForexTradingPlatformError):
     """A database, event bus or platform service does not answer."""
 
 
+class StreamInterruptedError(DependencyUnavailableError):
+    """A stream was ended by the server (it is shutting down); subscribing again with `after_event_id` (on this or
+    another replica) gets every event after the last one the stream had reached."""
+
+    def __init__(self, message: str, *, after_event_id: str) -> None:
+        super().__init__(message)
+        self.after_event_id = after_event_id
+
+
 class UnimplementedError(ForexTradingPlatformError):
     """The operation is declared in the protos but this server does not offer it (yet)."""
 

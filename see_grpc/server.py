@@ -16,6 +16,7 @@ from see_grpc.bootstrap import Container, build
 from see_grpc.config import Settings
 from see_grpc.service.health import Summary
 from see_grpc.service.ports import EventBus
+from see_grpc.transport import validation
 from see_grpc.transport.grpc.handlers import TrackedHandlers
 from see_grpc.transport.grpc.servicers.execution import ExecutionServicer
 from see_grpc.transport.rest.app import RestGateway
@@ -42,6 +43,7 @@ class SeeServer:
         self._http: web.AppRunner | None = None
         self._health = HealthServicer()
         self._stopped = asyncio.Event()
+        self._warming: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self._container = container = await build(self.settings)
@@ -82,6 +84,8 @@ class SeeServer:
         site = web.TCPSite(self._http, self.settings.host, self.settings.port)
         await site.start()
         self.http_port = self._http.addresses[0][1]
+        # Serving first, then loading (off the loop) what only requests need, so start-up does not wait for it.
+        self._warming = asyncio.ensure_future(asyncio.to_thread(validation.warm_up))
         logger.info(
             "SEE serving gRPC on %s:%d and HTTP on %s:%d (database: %s)",
             self.settings.host,
@@ -119,6 +123,8 @@ class SeeServer:
         if self._http:
             stops.append(self._http.cleanup())
         await asyncio.gather(*stops)
+        if self._warming is not None:
+            await self._warming  # a thread cannot be cancelled: its imports finish before the process may exit
         if self._container:
             await self._container.close()
         logger.info("stopped")

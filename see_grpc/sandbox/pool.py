@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import pandas as pd
 
+from see_grpc.background import in_background
 from see_grpc.errors import (
     FailedPreconditionError,
     ResourceExhaustedError,
@@ -200,11 +201,7 @@ class SandboxPool:
         """
         with self._lock:
             if self._report is None:
-                self._report = future = Future[dict[str, str]]()
-                future.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel it for the others
-                threading.Thread(
-                    target=_settle, args=(future, isolation.probe), name="sandbox-probe", daemon=True
-                ).start()
+                self._report = in_background("sandbox-probe", isolation.probe)
             return self._report
 
     def isolation_report(self) -> dict[str, str]:
@@ -345,13 +342,6 @@ class SandboxPool:
         with self._lock:
             self._started.discard(worker)
             self._idle.pop(worker, None)
-
-
-def _settle(future: Future[dict[str, str]], work: Callable[[], dict[str, str]]) -> None:
-    try:
-        future.set_result(work())
-    except BaseException as exc:  # the waiters see it (a probe that timed out, say), nobody else would
-        future.set_exception(exc)
 
 
 def isolation_summary(report: Mapping[str, str]) -> str:

@@ -53,6 +53,12 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 
 STATUS_BY_NUMBER: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
+# A stream the server ended: its google.rpc.ErrorInfo names the resume point, machine-readable in both transports
+# (gRPC also sends it as this trailing metadata key, for clients that do not decode status details).
+ERROR_DOMAIN = "see.v1"
+STREAM_INTERRUPTED = "STREAM_INTERRUPTED"
+RESUME_METADATA_KEY = "x-after-event-id"
+
 # What a caller may see of an error message. The log keeps it whole, under the request id (CallTracker.fail).
 # Short: a status message travels in gRPC trailers, and one over their size limit reaches the client as
 # RESOURCE_EXHAUSTED instead of the real error.
@@ -99,6 +105,12 @@ def status_from_error(exc: errors.ForexTradingPlatformError) -> status_pb2.Statu
                     )
                     for v in exc.violations
                 ]
+            )
+        )
+    if isinstance(exc, errors.StreamInterruptedError):
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason=STREAM_INTERRUPTED, domain=ERROR_DOMAIN, metadata={"after_event_id": exc.after_event_id}
             )
         )
     return rpc_status(grpc_code_for(exc), public_text(exc.message), *details)

@@ -10,17 +10,20 @@ in any text (strings, Struct keys and values).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import protovalidate
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from see_grpc.errors import FieldViolation, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import protovalidate
 
 # Nesting levels of a Struct or Value: {"a": 1} is 1 level, {"a": {"b": 1}} 2. Strategy parameters are flat.
 MAX_STRUCT_DEPTH = 16
@@ -31,9 +34,7 @@ _STRUCT_TYPES = frozenset(
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
 # PostgreSQL can store no U+0000 in text or JSON: such a value would fail deep in the database instead of here.
 NUL_PROBLEM = "must not contain the NUL character (U+0000)"
-_validator = protovalidate.Validator()  # the event loop's
-# Threads' own, one thread at a time: the validator's rule cache is not documented as thread-safe.
-_thread_validator = protovalidate.Validator()
+# Threads share one validator, one thread at a time: its rule cache is not documented as thread-safe.
 _validating = threading.Lock()
 # Messages up to this size (protobuf bytes) are checked on the event loop: a thread costs more than they do.
 CHECK_ON_LOOP_BYTES = 64 * 1024
@@ -58,14 +59,29 @@ def lenient(parse: Callable[[bytes], Message]) -> Callable[[bytes], Message | Un
     return deserialize
 
 
-def check_request(message: Message | Undecodable, validator: protovalidate.Validator = _validator) -> None:
+@functools.cache
+def _validator(user: Literal["loop", "threads"]) -> protovalidate.Validator:
+    """The event loop's validator, or the threads' one. protovalidate (a CEL interpreter) takes some 0.3 s to
+    import: not at start-up, but in warm_up() once the server serves, or by the first request if it comes first."""
+    import protovalidate  # noqa: PLC0415 - a heavy import, made when first needed
+
+    return protovalidate.Validator()
+
+
+def warm_up() -> None:
+    """Load what checking a request needs (called in a thread once the server is up)."""
+    _validator("loop")
+    _validator("threads")
+
+
+def check_request(message: Message | Undecodable, validator: protovalidate.Validator | None = None) -> None:
     """Raises InvalidArgumentError naming every field that breaks a rule of its proto."""
     if isinstance(message, Undecodable):
         raise InvalidArgumentError(
             "the request is not a valid protobuf message: malformed, or nested deeper than protobuf's limit of "
             "100 levels"
         )
-    violations = _first_per_field(_rule_violations(message, validator))
+    violations = _first_per_field(_rule_violations(message, validator or _validator("loop")))
     violations += list(_value_violations(message, ""))
     if violations:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
@@ -85,7 +101,7 @@ async def checked_each(messages: AsyncIterable[M]) -> AsyncIterator[M]:
 
 def _check_alone(message: Message) -> None:
     with _validating:
-        check_request(message, _thread_validator)
+        check_request(message, _validator("threads"))
 
 
 def _rule_violations(message: Message, validator: protovalidate.Validator) -> list[FieldViolation]:

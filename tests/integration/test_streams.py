@@ -8,13 +8,21 @@ import contextlib
 import json
 import logging
 import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from tests.integration.conftest import RunningServer
+from see_grpc.server import SeeServer
+from see_grpc.transport.errors import RESUME_METADATA_KEY
+from tests.integration.conftest import RunningServer, server_settings
 from tests.integration.test_executions import FULL, METADATA, execute_body, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -177,6 +185,15 @@ async def test_grpc_stream_initial_metadata_goes_out_before_the_first_event(runn
             await call.code()
 
 
+def error_infos(details: Iterable[any_pb2.Any]) -> list[tuple[str, dict[str, str]]]:
+    infos = []
+    for detail in details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            infos.append((info.reason, dict(info.metadata)))
+    return infos
+
+
 def signal_payload(strategy_id: str, n: int) -> dict[str, Any]:
     return {
         "execution_id": "e-shutdown",
@@ -220,7 +237,61 @@ async def test_shutdown_ends_open_streams_with_unavailable_and_a_resume_point(ru
     assert grpc_seen == rest_seen
     assert await grpc_stream.code() == grpc.StatusCode.UNAVAILABLE
     assert f"after_event_id={grpc_seen[-1]!r}" in (await grpc_stream.details() or "")
+    # Machine-readable too: a trailing metadata key, and an ErrorInfo in the status details of both transports.
+    trailers = await grpc_stream.trailing_metadata()
+    assert dict(trailers or ())[RESUME_METADATA_KEY] == grpc_seen[-1]
+    status = await rpc_status.aio.from_call(grpc_stream)
+    assert status is not None
+    assert error_infos(status.details) == [("STREAM_INTERRUPTED", {"after_event_id": grpc_seen[-1]})]
     assert len(rest_tail) == 1  # nothing but the final error line
     error = rest_tail[0]["error"]
     assert error["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
     assert f"after_event_id={rest_seen[-1]!r}" in error["message"]
+    assert [(d["reason"], d["metadata"]) for d in error["details"] if d["@type"].endswith("/google.rpc.ErrorInfo")] == [
+        ("STREAM_INTERRUPTED", {"after_event_id": rest_seen[-1]})
+    ]
+
+
+async def test_a_stream_cut_by_shutdown_resumes_on_another_replica_from_its_resume_point(
+    tmp_path: Path, redis_url: str
+) -> None:
+    strategy_id = f"resume-{uuid.uuid4().hex}"  # the shared Redis may carry other tests' signals: ours by this id
+    first, second = (SeeServer(server_settings(tmp_path / name, redis_url=redis_url)) for name in ("a", "b"))
+    await first.start()
+    await second.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
+            stream = execution_pb2_grpc.ExecutionServiceStub(channel).StreamSignals(
+                execution_pb2.StreamSignalsRequest(strategy_id=strategy_id), metadata=METADATA
+            )
+            async with asyncio.timeout(DEADLINE):
+                await stream.initial_metadata()
+                # Readiness: publish until the stream has an event, then take the rest of what was published.
+                first_event = asyncio.ensure_future(stream.read())
+                n = 0
+                while not first_event.done():
+                    await first.event_bus.publish("signals", signal_payload(strategy_id, n))
+                    n += 1
+                    await asyncio.wait({first_event}, timeout=0.1)
+                seen = [(await first_event).signal.reason]
+                for _ in range(n - 1):
+                    seen.append((await stream.read()).signal.reason)
+                await first.stop()
+                assert await stream.code() == grpc.StatusCode.UNAVAILABLE
+                after = dict(await stream.trailing_metadata() or ())[RESUME_METADATA_KEY]
+        # Published while nobody listens; the resumed stream on the other replica must get exactly these, in order.
+        missed = [signal_payload(strategy_id, n + i) for i in range(3)]
+        for payload in missed:
+            await second.event_bus.publish("signals", payload)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.grpc_port}") as channel:
+            resumed = execution_pb2_grpc.ExecutionServiceStub(channel).StreamSignals(
+                execution_pb2.StreamSignalsRequest(strategy_id=strategy_id, after_event_id=after), metadata=METADATA
+            )
+            async with asyncio.timeout(DEADLINE):
+                got = [(await resumed.read()).signal.reason for _ in missed]
+            resumed.cancel()
+    finally:
+        await first.stop()
+        await second.stop()
+    assert seen == [f"signal {i}" for i in range(n)]
+    assert got == [payload["reason"] for payload in missed]  # nothing lost, nothing seen twice

@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, wait
 from datetime import datetime
 from pathlib import Path
 
@@ -36,13 +37,18 @@ logger = logging.getLogger(__name__)
 
 
 class FileBarStore:
-    def __init__(self, data_dir: Path) -> None:
+    """`ready`, when given, is work on the folder still under way (the sample set a first start writes in the
+    background): every read and write waits for it, and fails as it did."""
+
+    def __init__(self, data_dir: Path, ready: Future[object] | None = None) -> None:
         self.data_dir = data_dir
+        self._ready = ready
         self._cache: OrderedDict[tuple[str, int, int], pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
     def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
         """Bars with start <= time < end; a missing timeframe is resampled from the coarsest finer file."""
+        self._wait_ready()
         pair, timeframe = _parsed(instrument, timeframe)
         path, file_timeframe = self._locate(pair, timeframe)
         bars = self._read(path).loc[_utc(start) : _utc(end) - pd.Timedelta(1, "ns")]
@@ -63,6 +69,7 @@ class FileBarStore:
 
         Rows from a synthetic file are discarded rather than mixed with real data.
         """
+        self._wait_ready()
         pair, timeframe = _parsed(instrument, timeframe)
         validate_bars(bars, f"uploaded {pair.symbol} {timeframe} bars")
         check_timeframe(bars, timeframe, f"uploaded {pair.symbol} {timeframe} bars")
@@ -77,9 +84,19 @@ class FileBarStore:
 
     def available(self) -> list[str]:
         """Bar file names in the data folder."""
+        self._wait_ready()
         if not self.data_dir.is_dir():
             return []
         return sorted(p.name for p in self.data_dir.iterdir() if p.suffix in SUFFIXES and p.name.count("_") == 2)
+
+    def _wait_ready(self) -> None:
+        if self._ready is not None:
+            self._ready.result()
+
+    def settled(self) -> None:
+        """Returns once the folder's preparation has ended, whether or not it failed (on shutdown)."""
+        if self._ready is not None:
+            wait([self._ready])
 
     def _locate(self, pair: Instrument, timeframe: str) -> tuple[Path, str]:
         exact = self._file(pair, timeframe)
@@ -99,6 +116,7 @@ class FileBarStore:
 
     def swap_rates(self, instrument: str) -> SwapRates | None:
         """The pair's row of financing.csv (checked whole: a bad row anywhere is an error naming it)."""
+        self._wait_ready()
         path = self._inside(SWAP_TABLE)
         if not path.is_file():
             return None

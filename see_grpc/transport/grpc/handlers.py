@@ -15,9 +15,10 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc_status import rpc_status
 
+from see_grpc.errors import StreamInterruptedError
 from see_grpc.observability.metrics import Metrics
 from see_grpc.transport.calls import Call, CallTracker
-from see_grpc.transport.errors import grpc_code_of
+from see_grpc.transport.errors import RESUME_METADATA_KEY, grpc_code_of
 from see_grpc.transport.once import EncodedOnce
 from see_grpc.transport.validation import check_request, checked_each, lenient
 
@@ -66,7 +67,11 @@ class TrackedHandlers:
             raise exc
         status = self._tracker.fail(call, exc)
         self._done(call, grpc_code_of(status))
-        await context.abort_with_status(rpc_status.to_status(status))
+        wire = rpc_status.to_status(status)
+        trailers = tuple(wire.trailing_metadata)
+        if isinstance(exc, StreamInterruptedError):
+            trailers += ((RESUME_METADATA_KEY, exc.after_event_id),)
+        await context.abort(wire.code, wire.details, trailing_metadata=trailers)
 
     def _done(self, call: Call, code: grpc.StatusCode) -> None:
         duration = self._tracker.finish(call, code)

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
+from see_grpc.errors import InvalidArgumentError, StreamInterruptedError
 from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
 from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.transport.grpc import convert
@@ -88,35 +88,38 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def StreamSignals(
         self, request: execution_pb2.StreamSignalsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamSignalsResponse]:
-        async for event_id, payload in self._events(SIGNALS, request, context):
-            yield self._signals.get(event_id, payload)
+        async for response in self._events(SIGNALS, request, context, self._signals.get):
+            yield response
 
     async def StreamFills(
         self, request: execution_pb2.StreamFillsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[execution_pb2.StreamFillsResponse]:
-        async for event_id, payload in self._events(FILLS, request, context):
-            yield self._fills.get(event_id, payload)
+        async for response in self._events(FILLS, request, context, self._fills.get):
+            yield response
 
     async def _events(
         self,
         stream: str,
         request: execution_pb2.StreamSignalsRequest | execution_pb2.StreamFillsRequest,
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """The matching events; a stream of one execution ends (OK) once that execution has ended and its events
-        have all been sent. A server shutting down ends it with UNAVAILABLE and the event id to resume after."""
+        response: Callable[[str, dict[str, Any]], M],
+    ) -> AsyncIterator[M]:
+        """The responses to the matching events (`response` gives every subscriber of an event the same object, so
+        it is encoded once for all of them: see transport/once.py). A stream of one execution ends (OK) once that
+        execution has ended and its events have all been sent; a server shutting down ends it with UNAVAILABLE and
+        the event id to resume after."""
         ended = False
         if request.execution_id:  # an unknown id ends the stream at once: NOT_FOUND
             ended = await self._executions.status(request.execution_id) in ENDED
-        wanted = {
-            key: value
+        wanted = [
+            (key, value)
             for key, value in (
                 ("execution_id", request.execution_id),
                 ("strategy_id", request.strategy_id),
                 ("instrument", request.instrument),
             )
             if value
-        }
+        ]
         last_id = request.after_event_id
         # aclosing: a client that goes away unregisters its subscriber at once, not when its buffer overflows.
         async with contextlib.aclosing(self._bus.subscribe(stream, after_id=request.after_event_id)) as events:
@@ -127,14 +130,19 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             elif request.execution_id:
                 self._endings.watch(request.execution_id, events)
             try:
-                async for event in events:
+                async for event in events:  # once per subscriber and event: kept lean
                     last_id = event.event_id
-                    if all(event.payload.get(key) == value for key, value in wanted.items()):
-                        yield event.event_id, event.payload
+                    payload = event.payload
+                    for key, value in wanted:
+                        if payload.get(key) != value:
+                            break
+                    else:
+                        yield response(last_id, payload)
             except _ShuttingDownError:
-                raise DependencyUnavailableError(
+                raise StreamInterruptedError(
                     f"the server is shutting down; subscribe again (to another replica) with "
-                    f"after_event_id={last_id!r} to get every event after the last one this stream saw"
+                    f"after_event_id={last_id!r} to get every event after the last one this stream saw",
+                    after_event_id=last_id,
                 ) from None
             finally:
                 self._open.discard(events)
