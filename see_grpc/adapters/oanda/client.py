@@ -7,6 +7,7 @@ and sent in a header, so it is in no URL, log line or error message.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,6 +17,7 @@ from see_grpc.adapters.oanda.wire import MalformedMessageError, decimal, see_ins
 from see_grpc.adapters.platform.breaker import CircuitBreaker
 from see_grpc.adapters.platform.client import JsonObject, PlatformHttpClient
 from see_grpc.adapters.platform.config import PlatformClientConfig
+from see_grpc.adapters.platform.streams import reconnecting
 from see_grpc.errors import InvalidArgumentError
 
 
@@ -102,6 +104,21 @@ class OandaClient(PlatformHttpClient):
         return await self.send(
             "GET", path, {"params": params, "timeout": timeout, "url": self.account.stream_url + path}
         )
+
+    async def transactions(self, heartbeat_timeout: float) -> AsyncGenerator[JsonObject, None]:
+        """The account's transactions as they happen (GET .../transactions/stream), HEARTBEATs left out: fills,
+        including those the broker made on its own (a margin closeout), for reconciliation. Reconnects like the
+        pricing stream; transactions made while it was down are not replayed (ask .../transactions/sinceid)."""
+        path = self.account_path("/transactions/stream")
+
+        def handle(message: JsonObject) -> list[JsonObject]:
+            return [] if message.get("type") == "HEARTBEAT" else [message]
+
+        stream = reconnecting(
+            self, "the transaction stream", path, lambda: self.open_stream(path, {}, heartbeat_timeout), handle
+        )
+        async for transaction in stream:
+            yield transaction
 
 
 def _object(reply: JsonObject, key: str) -> JsonObject:
