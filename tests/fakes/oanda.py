@@ -77,6 +77,7 @@ class FakeOanda:
         heartbeat_seconds: float = 0.05,
         heartbeat_every: int = 5,
         max_units: float = 1_000_000.0,
+        pace_seconds: float = 0.0,
     ) -> None:
         self.account_id = account_id
         self.token = token
@@ -84,6 +85,7 @@ class FakeOanda:
         self.heartbeat_seconds = heartbeat_seconds
         self.heartbeat_every = heartbeat_every  # a HEARTBEAT after every so many PRICE lines
         self.max_units = max_units  # larger orders are cancelled: INSUFFICIENT_MARGIN
+        self.pace_seconds = pace_seconds  # between two prices: how fast the market moves (0: as fast as it can)
         self.quotes: list[Quote] = []
         self.candles: dict[str, list[LiveBar]] = {}  # EUR_USD -> complete candles GET .../candles answers from
         # Fault switches.
@@ -497,7 +499,7 @@ class FakeOanda:
                     sent += 1
                     if sent % self.heartbeat_every == 0:
                         await _write(response, _heartbeat(self._clock()))
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(self.pace_seconds)
                 else:
                     await _write(response, _heartbeat(self._clock()))
                     await self._wait_change(self.heartbeat_seconds)

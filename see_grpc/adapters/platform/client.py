@@ -33,7 +33,8 @@ class PlatformHttpClient:
 
     Each call passes the breaker, then makes up to `max_attempts` attempts; transient failures (5xx, 429 rate
     limits, timeouts, connection errors, non-JSON replies) are retried with backoff, other 4xx are not. The whole
-    call counts once for the breaker: a failure after the last attempt, or a success (a 4xx is a success: the service is up).
+    call counts once for the breaker: a failure after the last attempt, or a success (a 4xx is a success: the
+    service is up).
     Subclasses with their own attempts (a stream, an order with a look-up before its retry) go through `guarded`.
     """
 
