@@ -24,6 +24,7 @@ from google.protobuf import struct_pb2
 from see.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.oanda.wire import client_id
 from see_grpc.server import SeeServer
+from see_grpc.service.ports import LiveBar
 from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
 from tests.integration.conftest import API_KEY, server_settings
 from tests.support.waiting import until
@@ -157,3 +158,30 @@ async def test_a_paper_execution_on_live_prices_fills_locally_at_the_streamed_qu
             # prices have 5 decimals.
             expected = round(MIDS[hour] + HALF if fill.side == common_pb2.LONG else MIDS[hour] - HALF, 5)
             assert fill.price == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.timeout(300)  # two start-ups and a lease expiry (15 s), on a machine that may be busy
+async def test_a_restarted_server_resumes_the_live_execution_warmed_up_from_candles(tmp_path: Path) -> None:
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS[:45], HALF))
+        oanda.candles["EUR_USD"] = [  # what OANDA's mid candles say about the same hours, by construction
+            LiveBar("EUR/USD", T0 + timedelta(hours=h), m, m + 0.0003, m - 0.0003, m + 0.0001)
+            for h, m in enumerate(MIDS)
+        ]
+        async with _see(tmp_path, oanda) as (_, stub):
+            execution_id = await _start(stub, mode=execution_pb2.Execution.LIVE)
+            before = await until(lambda: _get(stub, execution_id), lambda e: len(e.fills) >= 1, within=120)
+        # SEE is down while the market moves on.
+        oanda.extend([q for q in hourly("EUR/USD", T0, MIDS, HALF) if q.time >= T0 + timedelta(hours=45)])
+        async with _see(tmp_path, oanda) as (_, stub):
+            resumed = await until(
+                lambda: _get(stub, execution_id), lambda e: len(e.fills) >= len(before.fills) + 2, within=180
+            )
+            stopped = await stub.StopExecution(
+                execution_pb2.StopExecutionRequest(execution_id=execution_id, close_positions=True), metadata=METADATA
+            )
+        assert resumed.status == execution_pb2.Execution.RUNNING
+        assert any(r == "GET /v3/instruments/EUR_USD/candles" for r in oanda.requests)  # the strategy's warm-up
+        keys = [f.client_order_id for f in stopped.execution.fills]
+        assert len(set(keys)) == len(keys) and [oanda.executions[client_id(k)] for k in keys] == [1] * len(keys)
+        assert oanda.position("EUR/USD") == 0
