@@ -82,7 +82,7 @@ CONTRACT_VARIABLES = frozenset(
         "SHUTDOWN_GRACE_SECONDS",
     }
 )
-SECRET_VARIABLES = frozenset({"API_KEY", "SERVICE_API_KEY", "REDIS_PASSWORD", "DATABASE_URL"})
+SECRET_VARIABLES = frozenset({"API_KEY", "SERVICE_API_KEY", "REDIS_PASSWORD", "DATABASE_URL", "OANDA_API_TOKEN"})
 SECRET_LIKE_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")  # redis://:pw@host too
 TMP_DIR = "/tmp"  # noqa: S108 - only compared with the mount paths in the rendered Deployment

@@ -38,6 +38,9 @@ def start(
     replay_from: Annotated[str, typer.Option(help="Paper: replay stored bars from this time.")] = "",
     replay_to: Annotated[str, typer.Option(help="Paper: replay stored bars up to this time.")] = "",
     bars_per_second: Annotated[float | None, typer.Option(help="Paper: replay speed (0: as fast as possible).")] = None,
+    live_prices: Annotated[
+        bool, typer.Option(help="Paper: bars from the live venue's prices (OANDA or gateway), not stored ones.")
+    ] = False,
     max_drawdown: Annotated[float | None, typer.Option(help="Kill switch: stop at this drawdown (0.1 = 10 %).")] = None,
     max_daily_loss: Annotated[float | None, typer.Option(help="Kill switch: stop at this loss in a day.")] = None,
     as_json: Json = False,
@@ -57,6 +60,7 @@ def start(
             replay_from=timestamp(replay_from, "--replay-from") if replay_from else None,
             replay_to=timestamp(replay_to, "--replay-to") if replay_to else None,
             bars_per_second=bars_per_second,
+            source=execution_pb2.PaperFeedOptions.LIVE_PRICES if live_prices else execution_pb2.PaperFeedOptions.REPLAY,
         ),
     )
     reply = run(connection(ctx), lambda c: c.start_execution(request))

@@ -36,6 +36,8 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ("DATABASE_URL", "mysql://root@db/see"),
         ("LOG_LEVEL", "CHATTY"),
         ("DEBUG_MODE", "perhaps"),
+        ("OANDA_ENVIRONMENT", "sandbox"),
+        ("OANDA_API_URL", "not a url"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -57,6 +59,35 @@ def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEY", "  ")
     settings = load_settings()
     assert settings.trading_gateway_url is None and settings.api_key is None
+
+
+def _no_oanda(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OANDA_API_TOKEN", "OANDA_ACCOUNT_ID", "OANDA_ENVIRONMENT", "OANDA_API_URL", "OANDA_STREAM_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("alone", ["OANDA_API_TOKEN", "OANDA_ACCOUNT_ID"])
+def test_the_oanda_token_and_account_go_together(monkeypatch: pytest.MonkeyPatch, alone: str) -> None:
+    _no_oanda(monkeypatch)
+    monkeypatch.setenv(alone, "secret-token-value" if alone == "OANDA_API_TOKEN" else "101-004-1234567-001")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "OANDA_API_TOKEN and OANDA_ACCOUNT_ID go together" in str(error.value)
+    assert "secret-token-value" not in str(error.value)
+
+
+def test_oanda_defaults_to_the_practice_hosts_and_hides_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_oanda(monkeypatch)
+    monkeypatch.setenv("OANDA_API_TOKEN", "secret-token-value")
+    monkeypatch.setenv("OANDA_ACCOUNT_ID", "101-004-1234567-001")
+    practice = load_settings()
+    assert practice.oanda_environment == "practice" and practice.oanda_enabled
+    assert practice.oanda_urls == ("https://api-fxpractice.oanda.com", "https://stream-fxpractice.oanda.com")
+    assert "secret-token-value" not in repr(practice) and "secret-token-value" not in str(practice.model_dump())
+    monkeypatch.setenv("OANDA_ENVIRONMENT", "LIVE")
+    assert load_settings().oanda_urls == ("https://api-fxtrade.oanda.com", "https://stream-fxtrade.oanda.com")
+    monkeypatch.setenv("OANDA_API_URL", "http://127.0.0.1:8080/")
+    assert load_settings().oanda_urls == ("http://127.0.0.1:8080", "https://stream-fxtrade.oanda.com")
 
 
 def test_generated_key_is_private_and_kept(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_service_exposes_grpc_and_http(chart: Any) -> None:
 def test_secrets_are_optional_references_and_never_values(chart: Any) -> None:
     rendered = render(chart, "existingSecret.name=see-credentials")
     env = {item["name"]: item for item in hc.main_container(rendered)["env"]}
-    assert set(env) == {"API_KEY", "SERVICE_API_KEY", "REDIS_PASSWORD", "DATABASE_URL"}
+    assert set(env) == {"API_KEY", "SERVICE_API_KEY", "REDIS_PASSWORD", "DATABASE_URL", "OANDA_API_TOKEN"}
     for name, item in env.items():
         assert "value" not in item
         assert item["valueFrom"]["secretKeyRef"] == {"name": "see-credentials", "key": name, "optional": True}

@@ -7,16 +7,17 @@ from typing import Any
 from see_grpc.adapters.gateway.wire import ORDERS_PATH, MalformedMessageError, order_path, parse_fill
 from see_grpc.adapters.platform.client import JsonObject, PlatformHttpClient, TransientReplyError
 from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
+from see_grpc.service import ports
 from see_grpc.service.ports import BrokerFill, LiveBar, OrderRecord
 
 NOT_FOUND = 404
 
 
-class OrderRejectedError(PlatformRequestRejectedError):
+class OrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedError):
     """The gateway refused the order (margin, market closed, unknown instrument ...): not retried.
 
-    A kind of PlatformRequestRejectedError, so the breaker counts it as an answer and the transport maps it to
-    FAILED_PRECONDITION like any FailedPreconditionError.
+    A kind of PlatformRequestRejectedError, so the breaker counts it as an answer, and of the port's
+    OrderRejectedError, so the execution stores the order rejected and goes on.
     """
 
     def __init__(self, order: OrderRecord, status: int, reason: str) -> None:

@@ -1,0 +1,187 @@
+"""Executions end to end on an OANDA v20 account: SEE with OANDA_* set, against the fake v20 server on loopback.
+
+A LIVE execution trades the account (each order filled once across a dropped price stream, fills stored and
+streamed, /health/detailed lists oanda); a broker rejection is stored and the execution trades on; a PAPER
+execution on LIVE_PRICES reads the streamed prices but never sends an order to the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from see.v1 import common_pb2, execution_pb2, execution_pb2_grpc
+from see_grpc.adapters.oanda.wire import client_id
+from see_grpc.server import SeeServer
+from see_grpc.service.ports import LiveBar
+from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
+from tests.integration.conftest import API_KEY, server_settings
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+METADATA = (("x-api-key", API_KEY),)
+HALF = 0.0001
+MIDS = [1.1 + 0.004 * math.sin(i / 6) for i in range(90)]
+PARAMS = {"fast_period": 3, "slow_period": 8}
+
+
+@asynccontextmanager
+async def _see(
+    tmp_path: Path, oanda: FakeOanda
+) -> AsyncIterator[tuple[SeeServer, execution_pb2_grpc.ExecutionServiceStub]]:
+    settings = server_settings(
+        tmp_path / "data",
+        oanda_api_token=TOKEN,
+        oanda_account_id=oanda.account_id,
+        oanda_api_url=oanda.api_url,
+        oanda_stream_url=oanda.stream_url,
+    )
+    server = SeeServer(settings)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            yield server, execution_pb2_grpc.ExecutionServiceStub(channel)
+    finally:
+        await server.stop()
+
+
+async def _start(stub: execution_pb2_grpc.ExecutionServiceStub, **fields: Any) -> str:
+    parameters = struct_pb2.Struct()
+    parameters.update(PARAMS)
+    request = execution_pb2.StartExecutionRequest(
+        strategy_id="trend_following_v1", parameters=parameters, **{"capital_allocation": 100_000, **fields}
+    )
+    started = await stub.StartExecution(request, metadata=METADATA)
+    return str(started.execution.execution_id)
+
+
+async def _get(stub: execution_pb2_grpc.ExecutionServiceStub, execution_id: str) -> execution_pb2.Execution:
+    reply: execution_pb2.GetExecutionResponse = await stub.GetExecution(
+        execution_pb2.GetExecutionRequest(execution_id=execution_id), metadata=METADATA
+    )
+    return reply.execution
+
+
+async def test_a_live_execution_trades_the_oanda_account_each_order_once(tmp_path: Path) -> None:
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS, HALF))
+        oanda.stream_faults = [StreamFault(drop_after=100)]  # the price stream breaks once mid-way
+        async with _see(tmp_path, oanda) as (server, stub):
+            execution_id = await _start(stub, mode=execution_pb2.Execution.LIVE)
+            fills_stream = stub.StreamFills(
+                execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA
+            )
+            streamed: list[str] = []
+
+            async def read() -> None:
+                async for response in fills_stream:
+                    streamed.append(response.fill.client_order_id)
+
+            reader = asyncio.create_task(read())
+            running = await until(lambda: _get(stub, execution_id), lambda e: len(e.fills) >= 3, within=120)
+            stopped = await stub.StopExecution(
+                execution_pb2.StopExecutionRequest(execution_id=execution_id, close_positions=True), metadata=METADATA
+            )
+            await asyncio.wait_for(reader, 60)  # the stream ends with the execution
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{server.http_port}/health/detailed") as response,
+            ):
+                detailed = await response.json()
+        assert running.mode == execution_pb2.Execution.LIVE and running.status == execution_pb2.Execution.RUNNING
+        final = stopped.execution
+        keys = [f.client_order_id for f in final.fills]
+        assert len(set(keys)) == len(keys) >= 4  # three trades and the closing order
+        assert [oanda.executions[client_id(key)] for key in keys] == [1] * len(keys)  # each filled once at OANDA
+        # Every stored fill went out on the fills stream, in the order decided (ids hold the bar time; the
+        # closing order's "flatten" sorts last).
+        assert streamed == sorted(keys)
+        # Each fill is the account's own: its price is the ORDER_FILL transaction's.
+        prices = {t["orderID"]: float(t["price"]) for t in oanda.transactions if t["type"] == "ORDER_FILL"}
+        by_client = {t["clientExtensions"]["id"]: t["id"] for t in oanda.transactions if t["type"] == "MARKET_ORDER"}
+        assert [f.price for f in final.fills] == pytest.approx([prices[by_client[client_id(k)]] for k in keys])
+        assert oanda.position("EUR/USD") == 0 and [p.units for p in final.positions] == [0]
+        by_name = {d["name"]: d for d in detailed["dependencies"]}
+        assert by_name["oanda"]["status"] == "healthy" and by_name["oanda"]["kind"] == "v20 practice"
+        assert TOKEN not in json.dumps(detailed)
+
+
+async def test_an_order_rejected_for_margin_is_stored_rejected_and_trading_goes_on(tmp_path: Path) -> None:
+    async with FakeOanda(max_units=1_000_000) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS, HALF))
+        async with _see(tmp_path, oanda) as (_, stub):
+            execution_id = await _start(
+                stub, mode=execution_pb2.Execution.LIVE, capital_allocation=1_000_000, position_size_units=2_000_000
+            )
+            execution = await until(
+                lambda: _get(stub, execution_id),
+                lambda e: sum(o.status == execution_pb2.Order.REJECTED for o in e.orders) >= 2,
+                within=120,
+            )
+        rejected = [o for o in execution.orders if o.status == execution_pb2.Order.REJECTED]
+        assert all("INSUFFICIENT_MARGIN" in o.reject_reason for o in rejected)
+        assert execution.status == execution_pb2.Execution.RUNNING  # a rejection does not end the execution
+        assert not execution.fills and not oanda.executions and oanda.position("EUR/USD") == 0
+
+
+async def test_a_paper_execution_on_live_prices_fills_locally_at_the_streamed_quote(tmp_path: Path) -> None:
+    async with FakeOanda() as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS, HALF))
+        async with _see(tmp_path, oanda) as (_, stub):
+            execution_id = await _start(
+                stub,
+                mode=execution_pb2.Execution.PAPER,
+                paper_feed=execution_pb2.PaperFeedOptions(source=execution_pb2.PaperFeedOptions.LIVE_PRICES),
+            )
+            execution = await until(lambda: _get(stub, execution_id), lambda e: len(e.fills) >= 2, within=120)
+            await stub.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution_id), metadata=METADATA)
+        assert execution.mode == execution_pb2.Execution.PAPER
+        # Bars came from the account's price stream, and no order ever reached the account.
+        assert any(r.endswith("/pricing/stream") for r in oanda.requests)
+        assert not any("/orders" in r for r in oanda.requests) and not oanda.executions
+        for fill in execution.fills:
+            hour = round((fill.time.ToDatetime(tzinfo=UTC) - T0) / timedelta(hours=1))
+            # The fill bar's opening quote: buy at its ask, sell at its bid (the paper broker adds no spread); v20
+            # prices have 5 decimals.
+            expected = round(MIDS[hour] + HALF if fill.side == common_pb2.LONG else MIDS[hour] - HALF, 5)
+            assert fill.price == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.timeout(300)  # two start-ups and a lease expiry (15 s), on a machine that may be busy
+async def test_a_restarted_server_resumes_the_live_execution_warmed_up_from_candles(tmp_path: Path) -> None:
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS[:45], HALF))
+        oanda.candles["EUR_USD"] = [  # what OANDA's mid candles say about the same hours, by construction
+            LiveBar("EUR/USD", T0 + timedelta(hours=h), m, m + 0.0003, m - 0.0003, m + 0.0001)
+            for h, m in enumerate(MIDS)
+        ]
+        async with _see(tmp_path, oanda) as (_, stub):
+            execution_id = await _start(stub, mode=execution_pb2.Execution.LIVE)
+            before = await until(lambda: _get(stub, execution_id), lambda e: len(e.fills) >= 1, within=120)
+        # SEE is down while the market moves on.
+        oanda.extend([q for q in hourly("EUR/USD", T0, MIDS, HALF) if q.time >= T0 + timedelta(hours=45)])
+        async with _see(tmp_path, oanda) as (_, stub):
+            resumed = await until(
+                lambda: _get(stub, execution_id), lambda e: len(e.fills) >= len(before.fills) + 2, within=180
+            )
+            stopped = await stub.StopExecution(
+                execution_pb2.StopExecutionRequest(execution_id=execution_id, close_positions=True), metadata=METADATA
+            )
+        assert resumed.status == execution_pb2.Execution.RUNNING
+        assert any(r == "GET /v3/instruments/EUR_USD/candles" for r in oanda.requests)  # the strategy's warm-up
+        keys = [f.client_order_id for f in stopped.execution.fills]
+        assert len(set(keys)) == len(keys) and [oanda.executions[client_id(k)] for k in keys] == [1] * len(keys)
+        assert oanda.position("EUR/USD") == 0

@@ -1,0 +1,267 @@
+"""OandaFeed and OandaBroker against the fake v20 account (tests/fakes/oanda.py) on loopback.
+
+Bars are checked against OHLC known by construction (tests.fakes.oanda.hourly): each hour's quotes sit at mid,
+mid + 3 pips, mid - 3 pips, mid + 1 pip. Nothing is mocked: real HTTP on 127.0.0.1, faults injected by the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from see_grpc.adapters.oanda import OandaAccount, OandaBroker, OandaFeed, OandaOrderRejectedError
+from see_grpc.adapters.oanda.wire import client_id
+from see_grpc.adapters.platform import PlatformClientConfig
+from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
+from see_grpc.service import ports
+from see_grpc.service.ports import LiveBar, OrderRecord
+from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 0.5
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+MIDS = [1.1000 + 0.0010 * i for i in range(10)]
+HALF = 0.0001
+
+
+@pytest.fixture
+async def oanda() -> AsyncIterator[FakeOanda]:
+    async with FakeOanda() as fake:
+        fake.extend(hourly("EUR/USD", T0, MIDS, HALF))
+        yield fake
+
+
+def _account(fake: FakeOanda, token: str = TOKEN) -> OandaAccount:
+    return OandaAccount(fake.account_id, SecretStr(token), "practice", fake.api_url, fake.stream_url)
+
+
+def _config(fake: FakeOanda) -> PlatformClientConfig:
+    return PlatformClientConfig(
+        "OANDA (practice)",
+        fake.api_url,
+        timeout_seconds=TIMEOUT,
+        max_attempts=4,
+        backoff_initial_seconds=0.01,
+        backoff_max_seconds=0.05,
+        backoff_jitter_seconds=0.01,
+    )
+
+
+def _feed(fake: FakeOanda) -> OandaFeed:
+    return OandaFeed(_config(fake), _account(fake), heartbeat_timeout=TIMEOUT)
+
+
+def _broker(fake: FakeOanda, token: str = TOKEN) -> OandaBroker:
+    return OandaBroker(_config(fake), _account(fake, token))
+
+
+def _order(units: float = 10_000, side: str = "LONG", hour: int = 5) -> OrderRecord:
+    key = f"exec-1:EUR/USD:{(T0 + timedelta(hours=hour)).isoformat()}"
+    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, "pending", T0)
+
+
+BAR = LiveBar("EUR/USD", T0, 1.1, 1.1, 1.1, 1.1)
+
+
+def _expected(hours: range) -> list[LiveBar]:
+    """Hour h's bar by construction: open at the mid, high +3 pips, low -3 pips, close +1 pip; bid/ask at the open."""
+    return [
+        LiveBar(
+            "EUR/USD",
+            T0 + timedelta(hours=h),
+            MIDS[h],
+            MIDS[h] + 0.0003,
+            MIDS[h] - 0.0003,
+            MIDS[h] + 0.0001,
+            MIDS[h] - HALF,
+            MIDS[h] + HALF,
+        )
+        for h in hours
+    ]
+
+
+async def _take(feed: OandaFeed, count: int, after: datetime | None = None) -> list[LiveBar]:
+    async def take() -> list[LiveBar]:
+        bars = []
+        async for bar in feed.bars("EUR/USD", "1h", {}, after):
+            bars.append(bar)
+            if len(bars) == count:
+                break
+        return bars
+
+    return await asyncio.wait_for(take(), 30)
+
+
+def _close(bars: list[LiveBar], expected: list[LiveBar]) -> bool:
+    def values(bar: LiveBar) -> list[float]:
+        return [bar.open, bar.high, bar.low, bar.close, bar.bid or 0.0, bar.ask or 0.0]
+
+    return [b.time for b in bars] == [b.time for b in expected] and all(
+        v == pytest.approx(w, abs=1e-9)
+        for b, e in zip(bars, expected, strict=True)
+        for v, w in zip(values(b), values(e), strict=True)
+    )
+
+
+# -- the feed ------------------------------------------------------------------------------------------------------
+
+
+async def test_prices_become_hourly_bars_and_the_partial_first_hour_is_left_out(
+    oanda: FakeOanda, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Hour 0 is where the stream opened (partial: not delivered, and the log says so); the last hour is still open.
+    with caplog.at_level(logging.INFO, logger="see_grpc.adapters.oanda.feed"):
+        async with _feed(oanda) as feed:
+            bars = await _take(feed, len(MIDS) - 2)
+    assert _close(bars, _expected(range(1, len(MIDS) - 1)))
+    assert "partial and not delivered" in caplog.text
+    assert oanda.requests == [f"GET /v3/accounts/{oanda.account_id}/pricing/stream"]
+
+
+async def test_drops_and_stalls_reconnect_and_deliver_every_bar_once(oanda: FakeOanda) -> None:
+    # The connection drops after 6 prices, then after 0 (at once), then the stream stalls after 9 (no heartbeats).
+    oanda.stream_faults = [StreamFault(drop_after=6), StreamFault(drop_after=0), StreamFault(stall_after=9)]
+    async with _feed(oanda) as feed:
+        bars = await _take(feed, len(MIDS) - 2)
+    assert _close(bars, _expected(range(1, len(MIDS) - 1)))
+    assert oanda.requests.count(f"GET /v3/accounts/{oanda.account_id}/pricing/stream") == 4
+
+
+async def test_a_resumed_feed_delivers_only_bars_after_the_last_one_seen(oanda: FakeOanda) -> None:
+    async with _feed(oanda) as feed:
+        bars = await _take(feed, 3, after=T0 + timedelta(hours=5))
+    assert [b.time for b in bars] == [T0 + timedelta(hours=h) for h in (6, 7, 8)]
+
+
+async def test_a_stream_that_never_answers_gives_up_as_unavailable(oanda: FakeOanda) -> None:
+    oanda.stream_faults = [StreamFault(drop_after=0)] * 10
+    async with _feed(oanda) as feed:
+        with pytest.raises(DependencyUnavailableError, match=r"EUR/USD pricing stream broke 4 time\(s\) in a row"):
+            await _take(feed, 1)
+
+
+async def test_history_comes_from_mid_candles_up_to_the_given_time(oanda: FakeOanda) -> None:
+    oanda.candles["EUR_USD"] = [LiveBar("EUR/USD", T0 + timedelta(hours=h), 1.1, 1.2, 1.0, 1.15) for h in range(8)]
+    feed = _feed(oanda)
+    bars = await asyncio.to_thread(feed.history, "EUR/USD", "1h", {"history_bars": 3}, T0 + timedelta(hours=5))
+    assert [b.time for b in bars] == [T0 + timedelta(hours=h) for h in (3, 4, 5)]
+    assert (bars[0].open, bars[0].high, bars[0].low, bars[0].close) == (1.1, 1.2, 1.0, 1.15)
+
+
+# -- the broker ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_market_order_fills_at_the_ask_with_a_derived_client_id(oanda: FakeOanda) -> None:
+    async with _broker(oanda) as broker:
+        fill = await broker.submit(_order(), BAR)
+    first = oanda.quotes[0]  # nothing streamed yet: the market's price is the script's first
+    assert fill.price == pytest.approx(first.ask) and fill.commission == 0.0
+    [created] = [t for t in oanda.transactions if t["type"] == "MARKET_ORDER"]
+    assert created["units"] == "10000" and created["timeInForce"] == "FOK"  # a signed string, as v20 wants
+    assert created["clientExtensions"] == {
+        "id": client_id(_order().client_order_id),
+        "tag": "see",
+        "comment": _order().client_order_id,
+    }
+    assert oanda.position("EUR/USD") == 10_000
+
+
+async def test_each_order_fills_once_across_lost_replies_429_and_5xx(oanda: FakeOanda) -> None:
+    async with _broker(oanda) as broker:
+        oanda.lose_order_replies = 1  # executed, then the connection drops: the retry must look it up
+        lost = await broker.submit(_order(hour=1), BAR)
+        oanda.throttle_next = 2  # 429 twice (instruments, then the order): retried with backoff
+        throttled = await broker.submit(_order(side="SHORT", hour=2), BAR)
+        oanda.fail_next = 1
+        failed = await broker.submit(_order(hour=3), BAR)
+        again = await broker.submit(_order(hour=3), BAR)  # the same client order id once more
+    assert lost.price > 0 and throttled.price > 0 and failed == again
+    keys = [client_id(_order(hour=h).client_order_id) for h in (1, 2, 3)]
+    assert [oanda.executions[key] for key in keys] == [1, 1, 1]
+    assert oanda.position("EUR/USD") == 10_000
+    assert any(r.endswith(f"/orders/@{keys[0]}") for r in oanda.requests)  # the look-up by @clientID
+
+
+async def test_margin_and_halted_market_are_rejections_the_execution_can_store(oanda: FakeOanda) -> None:
+    async with _broker(oanda) as broker:
+        with pytest.raises(OandaOrderRejectedError, match="INSUFFICIENT_MARGIN") as margin:
+            await broker.submit(_order(units=5_000_000), BAR)
+        oanda.halted.add("EUR_USD")
+        with pytest.raises(OandaOrderRejectedError, match="MARKET_HALTED") as halted:
+            await broker.submit(_order(hour=7), BAR)
+        with pytest.raises(OandaOrderRejectedError, match="does not trade EUR/CHF"):
+            await broker.submit(replace(_order(hour=8), instrument="EUR/CHF"), BAR)
+    assert isinstance(margin.value, ports.OrderRejectedError) and margin.value.reason == "INSUFFICIENT_MARGIN"
+    assert halted.value.reason == "MARKET_HALTED"
+    assert not oanda.executions and oanda.position("EUR/USD") == 0
+
+
+async def test_a_repeated_order_after_a_lost_cancel_reply_stays_rejected(oanda: FakeOanda) -> None:
+    async with _broker(oanda) as broker:
+        oanda.cancel_next = ["INSUFFICIENT_MARGIN"]
+        with pytest.raises(OandaOrderRejectedError):
+            await broker.submit(_order(), BAR)
+        # The same client order id again: v20 refuses the duplicate; the broker looks it up and finds it cancelled.
+        with pytest.raises(OandaOrderRejectedError, match="INSUFFICIENT_MARGIN"):
+            await broker.submit(_order(), BAR)
+    assert not oanda.executions
+
+
+async def test_the_account_lists_positions_trades_and_a_broker_side_close(oanda: FakeOanda) -> None:
+    async with _broker(oanda) as broker:
+        await broker.submit(_order(), BAR)
+        await broker.submit(_order(units=4_000, side="SHORT", hour=6), BAR)
+        [position] = await broker.open_positions()
+        [trade] = await broker.open_trades()
+        summary = await broker.summary()
+        details = await broker.instrument("USD/JPY")
+        transactions = broker.transactions(heartbeat_timeout=5.0)
+        first = asyncio.ensure_future(anext(transactions))
+        await asyncio.sleep(0.2)  # the stream is open (it sends from now on)
+        oanda.close_position("EUR/USD")
+        closing = await asyncio.wait_for(first, 10)
+        while closing["type"] != "ORDER_FILL":
+            closing = await asyncio.wait_for(anext(transactions), 10)
+        await transactions.aclose()
+        after = await broker.open_positions()
+        assert await broker.pending_orders() == []
+    assert (position.instrument, position.units) == ("EUR/USD", 6_000)
+    assert (trade.units, trade.client_order_id) == (6_000, _order().client_order_id)  # SEE's id, from the extensions
+    assert summary["currency"] == "USD" and summary["openTradeCount"] == 1
+    assert (details.pip_location, details.trade_units_precision, details.margin_rate) == (-2, 0, 0.02)
+    assert closing["reason"] == "MARKET_ORDER_MARGIN_CLOSEOUT" and closing["units"] == "-6000"
+    assert after == []
+
+
+# -- secrets -------------------------------------------------------------------------------------------------------
+
+
+async def test_the_token_is_never_logged_nor_in_errors(oanda: FakeOanda, caplog: pytest.LogCaptureFixture) -> None:
+    errors: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        oanda.stream_faults = [StreamFault(drop_after=2)]
+        async with _feed(oanda) as feed:
+            await _take(feed, 2)
+        async with _broker(oanda) as broker:
+            oanda.throttle_next, oanda.fail_next, oanda.lose_order_replies = 1, 1, 1
+            await broker.submit(_order(), BAR)
+            oanda.halted.add("EUR_USD")
+            with pytest.raises(OandaOrderRejectedError) as rejected:
+                await broker.submit(_order(hour=9), BAR)
+            errors.append(str(rejected.value))
+        wrong = "wrong-" + TOKEN  # refused: the message must quote neither token
+        async with _broker(oanda, token=wrong) as refused:
+            with pytest.raises(FailedPreconditionError, match="Insufficient authorization") as unauthorized:
+                await refused.summary()
+            errors.append(str(unauthorized.value))
+            errors.append(repr(refused.account))
+    for text in (caplog.text, *errors):
+        assert TOKEN not in text
+    assert "reconnecting" in caplog.text  # the drop was logged, without the token
