@@ -47,8 +47,8 @@ class BrokerFillEvent:
 
 
 @dataclass(frozen=True)
-class BrokerPosition:
-    """The broker's open position of the execution in one instrument; units signed (long > 0)."""
+class TaggedPosition:
+    """The broker's position booked under one tag (an execution) in one instrument; units signed (long > 0)."""
 
     instrument: str
     units: float

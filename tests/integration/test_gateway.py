@@ -18,7 +18,7 @@ from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.platform import BreakerState, CircuitBreaker, CircuitOpenError, PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service.ports import LiveBar, OrderRecord
-from see_grpc.trading.reconciliation import Books, BrokerPosition, RepairReason, plan_repairs
+from see_grpc.trading.reconciliation import Books, TaggedPosition, RepairReason, plan_repairs
 from tests.fakes.gateway import FakeGateway, StreamFault
 
 pytestmark = pytest.mark.integration
@@ -227,7 +227,7 @@ async def test_a_cancelled_trial_call_does_not_keep_the_breaker_open(gateway: Fa
 async def test_the_gateway_books_orders_under_the_execution_and_reports_its_own_closeout(gateway: FakeGateway) -> None:
     async with GatewayBroker(_config(gateway)) as broker:
         opened = await broker.submit(_order(), BARS[5])
-        assert await broker.positions("exec-1") == [BrokerPosition("EUR/USD", 10_000)]
+        assert await broker.positions("exec-1") == [TaggedPosition("EUR/USD", 10_000)]
         assert await broker.positions("another-execution") == []
         gateway.close_position("exec-1", "EUR/USD")  # a margin closeout while SEE is away
         history = await broker.fills_since("exec-1", None)

@@ -20,7 +20,7 @@ from see_grpc.adapters.gateway.wire import (
 from see_grpc.adapters.platform.client import JsonObject, PlatformHttpClient, TransientReplyError
 from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
 from see_grpc.service.ports import BrokerFill, LiveBar, OrderRecord
-from see_grpc.trading.reconciliation import BrokerFillEvent, BrokerPosition
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 NOT_FOUND = 404
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class GatewayBroker(PlatformHttpClient):
 
         return await self.guarded(f"POST {ORDERS_PATH}", attempt)
 
-    async def positions(self, tag: str) -> list[BrokerPosition]:
+    async def positions(self, tag: str) -> list[TaggedPosition]:
         """The open positions booked under `tag` (an execution id)."""
         held = await self._listing(POSITIONS_PATH, {"tag": tag}, "positions", parse_position)
         return [position for position in held if position.units != 0]

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from see_grpc.adapters.platform.client import TransientReplyError
 from see_grpc.service.ports import BrokerFill, LiveBar
-from see_grpc.trading.reconciliation import BrokerFillEvent, BrokerPosition
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 STREAM_PATH = "/api/v1/bars/stream"
 HISTORY_PATH = "/api/v1/bars"
@@ -66,14 +66,14 @@ def parse_fill(reply: dict[str, Any]) -> BrokerFill:
     return BrokerFill(price=_price(reply, "price"), commission=float(commission), time=parse_time(reply.get("time")))
 
 
-def parse_position(message: object) -> BrokerPosition:
+def parse_position(message: object) -> TaggedPosition:
     if not isinstance(message, dict) or not isinstance(message.get("instrument"), str):
         raise MalformedMessageError(f"position without an instrument: {message}")
     units = message.get("units")
     if isinstance(units, bool) or not isinstance(units, int | float) or not math.isfinite(units):
         raise MalformedMessageError(f"position with bad units: {message}")
     average = _price(message, "average_price") if message.get("average_price") is not None else None
-    return BrokerPosition(message["instrument"], float(units), average)
+    return TaggedPosition(message["instrument"], float(units), average)
 
 
 def parse_broker_fill(message: object) -> BrokerFillEvent:
