@@ -28,6 +28,7 @@ from see_grpc.adapters.storage.database import async_url
 from see_grpc.service.executions import ExecutionManager, TradingPorts, make_order
 from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
 from see_grpc.service.strategies import StrategyCatalogue
+from see_grpc.service.venues import Venues
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FILLS_PER_EXECUTION = 300
@@ -86,7 +87,7 @@ async def _measure(database: SqlDatabase, executions: int) -> float:
     bus = InProcessEventBus()
     await bus.start()
     unused_feed = PaperFeed(FileBarStore(Path(tempfile.gettempdir())))  # orders are filled directly here
-    ports = TradingPorts(unused_feed, PaperBroker(), LocalRiskGate(), LocalCapitalGate(1e9), LogMonitor())
+    ports = TradingPorts(Venues(unused_feed, PaperBroker()), LocalRiskGate(), LocalCapitalGate(1e9), LogMonitor())
     manager = ExecutionManager(
         database, StrategyCatalogue(database), bus, ports, max_concurrent=100, observer=_NoMetrics()
     )

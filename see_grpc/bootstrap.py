@@ -88,7 +88,9 @@ def _api_keys(settings: Settings) -> tuple[str, str | None]:
     return key, service_key
 
 
-def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus, sandbox: SandboxPool) -> list[Dependency]:
+def _dependencies(
+    settings: Settings, database: SqlDatabase, bus: EventBus, sandbox: SandboxPool, integrations: Integrations
+) -> list[Dependency]:
     async def sandbox_layers() -> str:
         # The probe started at start-up: a check made before it ends waits for it (or times out, leaving it running).
         report: dict[str, str] = await asyncio.wrap_future(sandbox.probe_isolation())
@@ -97,14 +99,21 @@ def _dependencies(settings: Settings, database: SqlDatabase, bus: EventBus, sand
     deps = [
         Dependency("database", database.kind, database.ping),
         Dependency("event_bus", bus.kind, bus.ping if settings.redis_url else None),
-        Dependency("broker", "paper" if settings.trading_gateway_url is None else "http"),
+        Dependency("broker", _broker_kind(integrations)),
         Dependency("sandbox", "os-isolation", sandbox_layers, required=False),
     ]
+    if integrations.oanda is not None:  # a cheap account summary; paper trading goes on without it
+        deps.append(Dependency("oanda", f"v20 {settings.oanda_environment}", integrations.oanda.probe, required=False))
     for name in INTEGRATIONS:
         url = getattr(settings, f"{name}_url")
         probe = http_health_probe(str(url)) if url else None  # unset: the embedded default, nothing to reach
         deps.append(Dependency(name, "http" if url else "embedded", probe, required=False))
     return deps
+
+
+def _broker_kind(integrations: Integrations) -> str:
+    live = integrations.venues.live
+    return "paper" if live is None else f"paper + {live.broker.kind}"
 
 
 async def _bars_dir(settings: Settings) -> Path:
@@ -161,9 +170,7 @@ async def build(settings: Settings) -> Container:
     backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics))
     optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     integrations = build_integrations(settings, bar_store)
-    ports = TradingPorts(
-        integrations.feed, integrations.broker, integrations.risk, integrations.capital, integrations.monitor
-    )
+    ports = TradingPorts(integrations.venues, integrations.risk, integrations.capital, integrations.monitor)
     executions = ExecutionManager(
         database,
         catalogue,
@@ -171,9 +178,8 @@ async def build(settings: Settings) -> Container:
         ports,
         max_concurrent=settings.max_concurrent_strategies,
         observer=ExecutionMetrics(metrics),
-        live_enabled=settings.trading_gateway_url is not None,
     )
-    health = HealthMonitor(_dependencies(settings, database, bus, sandbox))
+    health = HealthMonitor(_dependencies(settings, database, bus, sandbox, integrations))
     servicers: dict[str, object] = {
         "see.v1.StrategyService": StrategyServicer(catalogue),
         "see.v1.BacktestService": BacktestServicer(backtests),

@@ -9,10 +9,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+OandaEnvironment = Literal["practice", "live"]
+# OANDA's v20 hosts per environment: (REST, streaming).
+OANDA_HOSTS: dict[str, tuple[str, str]] = {
+    "practice": ("https://api-fxpractice.oanda.com", "https://stream-fxpractice.oanda.com"),
+    "live": ("https://api-fxtrade.oanda.com", "https://stream-fxtrade.oanda.com"),
+}
 
 
 class Settings(BaseSettings):
@@ -35,6 +41,13 @@ class Settings(BaseSettings):
     risk_management_url: AnyHttpUrl | None = None
     portfolio_management_url: AnyHttpUrl | None = None
     monitoring_service_url: AnyHttpUrl | None = None
+
+    # An OANDA v20 account (docs/brokers.md): LIVE executions trade it. Token and account id go together.
+    oanda_api_token: SecretStr | None = None
+    oanda_account_id: str | None = None
+    oanda_environment: OandaEnvironment = "practice"
+    oanda_api_url: AnyHttpUrl | None = None  # unset: OANDA's REST host for the environment
+    oanda_stream_url: AnyHttpUrl | None = None  # unset: OANDA's streaming host for the environment
 
     redis_url: str | None = None
     redis_password: SecretStr | None = None
@@ -74,6 +87,10 @@ class Settings(BaseSettings):
         "risk_management_url",
         "portfolio_management_url",
         "monitoring_service_url",
+        "oanda_api_token",
+        "oanda_account_id",
+        "oanda_api_url",
+        "oanda_stream_url",
         "otel_exporter_otlp_endpoint",
         "dask_scheduler_address",
         "strategies_dir",
@@ -83,6 +100,39 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("oanda_environment", mode="before")
+    @classmethod
+    def _lower_environment(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("oanda_account_id")
+    @classmethod
+    def _account_id(cls, value: str | None) -> str | None:
+        # v20 account ids look like 101-004-1234567-001; they go into URL paths, so nothing else is let through.
+        if value is not None and not re.fullmatch(r"[0-9A-Za-z-]{1,64}", value.strip()):
+            raise ValueError("must be a v20 account id such as 101-004-1234567-001")
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _oanda_pair(self) -> Settings:
+        if (self.oanda_api_token is None) != (self.oanda_account_id is None):
+            missing = "OANDA_ACCOUNT_ID" if self.oanda_account_id is None else "OANDA_API_TOKEN"
+            raise ValueError(f"OANDA_API_TOKEN and OANDA_ACCOUNT_ID go together: {missing} is not set")
+        return self
+
+    @property
+    def oanda_enabled(self) -> bool:
+        return self.oanda_api_token is not None and self.oanda_account_id is not None
+
+    @property
+    def oanda_urls(self) -> tuple[str, str]:
+        """(REST, streaming) base URLs: the OANDA_*_URL set, else OANDA's hosts for OANDA_ENVIRONMENT."""
+        api, stream = OANDA_HOSTS[self.oanda_environment]
+        return (
+            str(self.oanda_api_url).rstrip("/") if self.oanda_api_url else api,
+            str(self.oanda_stream_url).rstrip("/") if self.oanda_stream_url else stream,
+        )
 
     @field_validator("redis_url")
     @classmethod

@@ -2,8 +2,11 @@
 
 | port         | URL set                                  | unset                                 |
 |--------------|------------------------------------------|---------------------------------------|
-| MarketFeed   | GatewayFeed (TRADING_GATEWAY_URL)        | PaperFeed over the BarStore           |
-| Broker       | GatewayBroker (TRADING_GATEWAY_URL)      | PaperBroker                           |
+| live venue   | OandaFeed + OandaBroker (OANDA_API_TOKEN | none: paper trading on stored bars    |
+|              | and OANDA_ACCOUNT_ID), else GatewayFeed  |                                       |
+|              | + GatewayBroker (TRADING_GATEWAY_URL)    |                                       |
+| replay feed  | PaperFeed over the BarStore (always)     |                                       |
+| paper broker | PaperBroker (always: paper executions)   |                                       |
 | RiskGate     | RiskServiceGate (RISK_MANAGEMENT_URL)    | LocalRiskGate                         |
 | CapitalGate  | PortfolioCapitalGate (PORTFOLIO_...)     | LocalCapitalGate(PAPER_ACCOUNT_...)   |
 | Monitor      | MonitoringClient (MONITORING_SERVICE_URL)| LogMonitor                            |
@@ -18,6 +21,7 @@ from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.local import LocalCapitalGate, LocalRiskGate, LogMonitor
+from see_grpc.adapters.oanda import OandaAccount, OandaBroker, OandaClient, OandaFeed
 from see_grpc.adapters.platform.breaker import CircuitBreaker
 from see_grpc.adapters.platform.client import PlatformHttpClient
 from see_grpc.adapters.platform.config import PlatformClientConfig
@@ -25,7 +29,8 @@ from see_grpc.adapters.platform.monitoring import MonitoringClient
 from see_grpc.adapters.platform.portfolio import PortfolioCapitalGate
 from see_grpc.adapters.platform.risk import RiskServiceGate
 from see_grpc.config import Settings
-from see_grpc.service.ports import BarStore, Broker, CapitalGate, MarketFeed, Monitor, RiskGate
+from see_grpc.service.ports import BarStore, CapitalGate, Monitor, RiskGate
+from see_grpc.service.venues import LiveVenue, Venues
 
 GATEWAY = "Trading Gateway"
 C = TypeVar("C", bound=PlatformHttpClient)
@@ -33,12 +38,12 @@ C = TypeVar("C", bound=PlatformHttpClient)
 
 @dataclass
 class Integrations:
-    feed: MarketFeed
-    broker: Broker
+    venues: Venues
     risk: RiskGate
     capital: CapitalGate
     monitor: Monitor
     clients: list[PlatformHttpClient] = field(default_factory=list)  # the remote ones, closed by close()
+    oanda: OandaClient | None = None  # the account's client, for /health/detailed
 
     async def close(self) -> None:
         for client in self.clients:
@@ -53,20 +58,34 @@ def build_integrations(settings: Settings, bars: BarStore) -> Integrations:
         return PlatformClientConfig(service, str(url), key)
 
     integrations = Integrations(
-        PaperFeed(bars),
-        PaperBroker(),
+        Venues(PaperFeed(bars), PaperBroker()),
         LocalRiskGate(),
         LocalCapitalGate(settings.paper_account_balance),
         LogMonitor(),
     )
-    if settings.trading_gateway_url:
+    if settings.oanda_api_token is not None and settings.oanda_account_id is not None:  # preferred to the gateway
+        api_url, stream_url = settings.oanda_urls
+        account = OandaAccount(
+            settings.oanda_account_id, settings.oanda_api_token, settings.oanda_environment, api_url, stream_url
+        )
+        oanda = replace(config(account.service, api_url), api_key=None, timeout_seconds=10.0)
+        breaker = CircuitBreaker(account.service, oanda.failure_threshold, oanda.reset_timeout_seconds)
+        stream = replace(oanda, max_attempts=8, backoff_max_seconds=15.0)
+        broker = _kept(integrations, OandaBroker(oanda, account, breaker))
+        integrations.venues = replace(
+            integrations.venues,
+            live=LiveVenue(account.service, _kept(integrations, OandaFeed(stream, account, breaker)), broker),
+        )
+        integrations.oanda = broker
+    elif settings.trading_gateway_url:
         gateway = config(GATEWAY, settings.trading_gateway_url)
         # One breaker: when the stream finds the gateway down, orders fail fast too, and the other way round.
         breaker = CircuitBreaker(GATEWAY, gateway.failure_threshold, gateway.reset_timeout_seconds)
         # A live stream rides out a gateway restart: more reconnects, longer pauses than a one-off call.
         stream = replace(gateway, max_attempts=8, backoff_max_seconds=15.0)
-        integrations.feed = _kept(integrations, GatewayFeed(stream, breaker))
-        integrations.broker = _kept(integrations, GatewayBroker(gateway, breaker))
+        feed = _kept(integrations, GatewayFeed(stream, breaker))
+        live = LiveVenue("the Trading Gateway", feed, _kept(integrations, GatewayBroker(gateway, breaker)))
+        integrations.venues = replace(integrations.venues, live=live)
     if settings.risk_management_url:
         integrations.risk = _kept(
             integrations, RiskServiceGate(config("Risk Management", settings.risk_management_url))

@@ -33,7 +33,6 @@ from see_grpc.errors import (
 )
 from see_grpc.service.journal import FillJournal
 from see_grpc.service.ports import (
-    Broker,
     CapitalGate,
     Database,
     EventBus,
@@ -44,12 +43,14 @@ from see_grpc.service.ports import (
     MarketFeed,
     Monitor,
     OrderRecord,
+    OrderRejectedError,
     Page,
     RiskGate,
     UnitOfWork,
     page_size_of,
 )
 from see_grpc.service.strategies import StrategyCatalogue
+from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import quoted
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
@@ -73,8 +74,7 @@ DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the req
 class TradingPorts:
     """Where live trading reads prices, sends orders and asks for permission (embedded defaults or remote)."""
 
-    feed: MarketFeed
-    broker: Broker
+    venues: Venues  # feed and broker by mode and feed source
     risk: RiskGate
     capital: CapitalGate
     monitor: Monitor
@@ -89,7 +89,8 @@ class StartRequest:
     mode: str = "paper"
     position_size_units: float | None = None
     risk: dict[str, float] = field(default_factory=dict)  # only the limits the caller set
-    feed: dict[str, Any] = field(default_factory=dict)  # replay_from, replay_to, bars_per_second, timeframe
+    # source (venues.FEED_SOURCES), replay_from, replay_to, bars_per_second, timeframe
+    feed: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,18 +110,15 @@ class ExecutionManager:
         *,
         max_concurrent: int,
         observer: ExecutionObserver,
-        live_enabled: bool = False,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
-        self._feed = ports.feed
-        self._broker = ports.broker
+        self._venues = ports.venues
         self._risk = ports.risk
         self._capital = ports.capital
         self.monitor = ports.monitor
         self._bus = bus
         self._max_concurrent = max_concurrent
-        self._live_enabled = live_enabled
         self.observer = observer
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -138,8 +136,7 @@ class ExecutionManager:
         template = await self._catalogue.runnable(strategy)  # user code runs in the sandbox, live as in backtests
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
         await self._catalogue.check_look_ahead(strategy, params)  # no bars yet: user code is tried on trial bars
-        if request.mode == "live" and not self._live_enabled:
-            raise FailedPreconditionError("LIVE mode needs TRADING_GATEWAY_URL; this server trades on paper only")
+        self._venues.check(request.mode, request.feed.get("source", REPLAY))
         await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
         # Before the transaction: Portfolio Management may be a remote call.
@@ -329,7 +326,7 @@ class ExecutionManager:
             await self.flush_outbox(execution_id)
             runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
-            ended = f"the {self._feed.kind} feed has no more bars"
+            ended = f"the {self.feed_of(record).kind} feed has no more bars"
             if record.mode == "paper":  # as a backtest ends: what is still open closes at the last bar's close
                 await self._flatten(record, f"{ended}; positions closed at the last close")
             await self._finish(execution_id, "stopped", record.status_message or ended)
@@ -342,6 +339,9 @@ class ExecutionManager:
                 logger.warning("execution %s paused until the database answers: %s", execution_id, exc)
                 return
             await self._failed(execution_id, exc)
+
+    def feed_of(self, record: ExecutionRecord) -> MarketFeed:
+        return self._venues.feed(record.mode, record.settings["feed"].get("source", REPLAY))
 
     async def _failed(self, execution_id: str, exc: Exception) -> None:
         if isinstance(exc, _KillSwitchError):
@@ -398,7 +398,11 @@ class ExecutionManager:
         """Fill an order at the bar's open; store fill, order and positions in one transaction.
 
         new_order: the order is not stored yet (flattening); otherwise it was stored when it was decided."""
-        fill = await self._broker.submit(order, bar)
+        try:
+            fill = await self._venues.broker(record.mode).submit(order, bar)
+        except OrderRejectedError as exc:  # refused for good: stored rejected, the execution trades on
+            await self._rejected(record, order, exc.reason, new_order=new_order)
+            return
         signed = order.units if order.side == "LONG" else -order.units
         position = _position(record, order.instrument)
         position.apply_fill(signed, fill.price)
@@ -426,6 +430,21 @@ class ExecutionManager:
             self.observer.order("filled")
             if await self._publish(record.execution_id, FILLS, _fill_event(fill_record)):
                 self._published(record.execution_id)[1].append(fill_record.client_order_id)
+
+    async def _rejected(self, record: ExecutionRecord, order: OrderRecord, reason: str, *, new_order: bool) -> None:
+        logger.warning(
+            "execution %s: the broker rejected order %s: %s", record.execution_id, order.client_order_id, reason
+        )
+        order.status, order.reject_reason = "rejected", reason
+        async with self.saving(record.execution_id) as uow:
+            if new_order:
+                await uow.executions.add_order(order)
+            else:
+                await uow.executions.update_orders([order])
+        self.observer.order("rejected")
+        await self.monitor.alert(
+            "order_rejected", reason, {"execution_id": record.execution_id, "client_order_id": order.client_order_id}
+        )
 
     async def publish_signal(self, order: OrderRecord) -> None:
         assert order.signal is not None
@@ -527,10 +546,11 @@ class _Runner:
         last = record.state.get("last_bar", {}).get(instrument)
         after = datetime.fromisoformat(last) if last else None
         decide = _decider(self._strategy, self._params)
+        market = self._manager.feed_of(record)
         if after is not None:  # resuming: replay what was already seen to rebuild the strategy's state
-            for seen in await asyncio.to_thread(self._manager._feed.history, instrument, timeframe, feed, after):
+            for seen in await asyncio.to_thread(market.history, instrument, timeframe, feed, after):
                 decide(seen)
-        async for bar in self._manager._feed.bars(instrument, timeframe, feed, after):
+        async for bar in market.bars(instrument, timeframe, feed, after):
             await self._on_bar(instrument, bar, decide(bar))
 
     async def _on_bar(self, instrument: str, bar: LiveBar, direction: float) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 import pandas as pd
 
-from see_grpc.errors import InvalidArgumentError
+from see_grpc.errors import FailedPreconditionError, InvalidArgumentError
 
 T = TypeVar("T")
 
@@ -411,10 +411,13 @@ class LiveBar:
     high: float
     low: float
     close: float
+    # The quote at the bar's open when the feed streams bid/ask (live prices): the paper broker fills at it.
+    bid: float | None = None
+    ask: float | None = None
 
 
 class MarketFeed(Protocol):
-    """Bars of live trading: the paper feed replays stored bars; the Trading Gateway streams real ones."""
+    """Bars of live trading: the paper feed replays stored bars; OANDA and the Trading Gateway stream real ones."""
 
     kind: str
 
@@ -435,13 +438,62 @@ class BrokerFill:
     time: datetime
 
 
+class OrderRejectedError(FailedPreconditionError):
+    """Broker.submit's answer when the broker refused the order for good (margin, market halted, unknown
+    instrument): the order is stored rejected with `reason` and the execution goes on. Never retried."""
+
+    reason: str
+
+
 class Broker(Protocol):
     """Where orders go. submit is idempotent on the order's client_order_id."""
 
     kind: str
 
     async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
-        """Fill a market order at the bar's open (the next bar after the signal)."""
+        """Fill a market order at the bar's open (the next bar after the signal); OrderRejectedError when refused."""
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    """The broker's net position in one instrument, all clients of the account together."""
+
+    instrument: str  # SEE's name, EUR/USD
+    units: float  # signed: long positive
+    average_price: float
+    unrealized_pnl: float  # in the account currency
+
+
+@dataclass(frozen=True)
+class BrokerTrade:
+    """One open trade (a fill that opened units not closed yet)."""
+
+    trade_id: str
+    instrument: str
+    units: float  # signed, what is still open
+    price: float
+    open_time: datetime
+    client_order_id: str  # SEE's client order id of the order that opened it, "" when it was not SEE's
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order the broker holds, not filled or cancelled yet."""
+
+    order_id: str
+    instrument: str
+    units: float  # signed
+    client_order_id: str  # "" when it was not SEE's
+
+
+class BrokerAccount(Protocol):
+    """What a broker account holds, for reconciling SEE's records with it (after a restart, on reconnect)."""
+
+    async def open_positions(self) -> builtins.list[BrokerPosition]: ...
+
+    async def open_trades(self) -> builtins.list[BrokerTrade]: ...
+
+    async def pending_orders(self) -> builtins.list[BrokerOrder]: ...
 
 
 class StrategyDataProvider(Protocol):

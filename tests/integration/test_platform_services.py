@@ -218,7 +218,8 @@ async def test_log_monitor_logs_a_warning(caplog: pytest.LogCaptureFixture) -> N
 async def test_the_factory_picks_embedded_defaults_and_remote_adapters(tmp_path: Path) -> None:
     store = FileBarStore(tmp_path)
     local = build_integrations(Settings.model_validate({"data_dir": tmp_path}), store)
-    assert (local.feed.kind, local.broker.kind) == ("paper", "paper") and not local.clients
+    assert (local.venues.replay.kind, local.venues.paper.kind) == ("paper", "paper") and not local.clients
+    assert local.venues.live is None
     assert isinstance(local.capital, LocalCapitalGate) and isinstance(local.monitor, LogMonitor)
 
     urls = {
@@ -226,7 +227,12 @@ async def test_the_factory_picks_embedded_defaults_and_remote_adapters(tmp_path:
         for name in ("trading_gateway", "risk_management", "portfolio_management", "monitoring_service")
     }
     remote = build_integrations(Settings.model_validate({"data_dir": tmp_path, **urls}), store)
-    assert (remote.feed.kind, remote.broker.kind) == ("gateway", "gateway") and len(remote.clients) == 5
+    assert remote.venues.live is not None and len(remote.clients) == 5
+    assert (remote.venues.live.feed.kind, remote.venues.live.broker.kind) == ("gateway", "gateway")
+    # Paper executions keep the paper broker whatever is configured: paper orders never reach a real account.
+    assert remote.venues.broker("paper").kind == "paper" and remote.venues.broker("live").kind == "gateway"
+    assert remote.venues.feed("paper", "replay").kind == "paper"
+    assert remote.venues.feed("paper", "live_prices").kind == "gateway"
     assert isinstance(remote.risk, RiskServiceGate) and isinstance(remote.capital, PortfolioCapitalGate)
     assert isinstance(remote.monitor, MonitoringClient)
     await remote.close()

@@ -442,18 +442,51 @@ Global___RiskLimits: _TypeAlias = RiskLimits  # noqa: Y015
 
 @_typing.final
 class PaperFeedOptions(_message.Message):
-    """What the paper feed replays: stored bars of BACKTEST_DATA_DIR, as if they arrived live."""
+    """Where a paper execution's bars come from: stored bars of BACKTEST_DATA_DIR replayed as if they arrived live
+    (REPLAY), or the prices of the configured live venue as they happen (LIVE_PRICES). Either way its orders fill
+    on the local paper broker, never on a real account. A LIVE execution always reads the live venue's prices.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    class _Source:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _SourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[PaperFeedOptions._Source.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        SOURCE_UNSPECIFIED: PaperFeedOptions._Source.ValueType  # 0
+        """REPLAY."""
+        REPLAY: PaperFeedOptions._Source.ValueType  # 1
+        """Stored bars, replayed (replay_from, replay_to, bars_per_second apply)."""
+        LIVE_PRICES: PaperFeedOptions._Source.ValueType  # 2
+        """Bars built from the live venue's price stream (OANDA, else the Trading Gateway); fills at the streamed
+        bid/ask. FAILED_PRECONDITION when the server has no live venue configured.
+        """
+
+    class Source(_Source, metaclass=_SourceEnumTypeWrapper):
+        """The source of bars."""
+
+    SOURCE_UNSPECIFIED: PaperFeedOptions.Source.ValueType  # 0
+    """REPLAY."""
+    REPLAY: PaperFeedOptions.Source.ValueType  # 1
+    """Stored bars, replayed (replay_from, replay_to, bars_per_second apply)."""
+    LIVE_PRICES: PaperFeedOptions.Source.ValueType  # 2
+    """Bars built from the live venue's price stream (OANDA, else the Trading Gateway); fills at the streamed
+    bid/ask. FAILED_PRECONDITION when the server has no live venue configured.
+    """
 
     REPLAY_FROM_FIELD_NUMBER: _builtins.int
     REPLAY_TO_FIELD_NUMBER: _builtins.int
     BARS_PER_SECOND_FIELD_NUMBER: _builtins.int
     TIMEFRAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     bars_per_second: _builtins.float
     """Pace of the replay, at most 1,000,000; unset: 1 bar a second; 0: as fast as possible."""
     timeframe: _builtins.str
     """Unset: the strategy's timeframe."""
+    source: Global___PaperFeedOptions.Source.ValueType
+    """Unset: REPLAY; values outside the enum are refused."""
     @_builtins.property
     def replay_from(self) -> _timestamp_pb2.Timestamp:
         """Unset: the last 500 stored bars before replay_to."""
@@ -469,10 +502,11 @@ class PaperFeedOptions(_message.Message):
         replay_to: _timestamp_pb2.Timestamp | None = ...,
         bars_per_second: _builtins.float | None = ...,
         timeframe: _builtins.str = ...,
+        source: Global___PaperFeedOptions.Source.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second", "bars_per_second", b"bars_per_second", "replay_from", b"replay_from", "replay_to", b"replay_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second", "bars_per_second", b"bars_per_second", "replay_from", b"replay_from", "replay_to", b"replay_to", "timeframe", b"timeframe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second", "bars_per_second", b"bars_per_second", "replay_from", b"replay_from", "replay_to", b"replay_to", "source", b"source", "timeframe", b"timeframe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bars_per_second: _TypeAlias = _typing.Literal["bars_per_second"]  # noqa: Y015
     _WhichOneofArgType__bars_per_second: _TypeAlias = _typing.Literal["_bars_per_second", b"_bars_per_second"]  # noqa: Y015

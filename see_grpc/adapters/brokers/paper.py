@@ -1,4 +1,5 @@
-"""The paper broker: fills market orders at the bar's open through the spread, like the backtest engine."""
+"""The paper broker: fills market orders at the bar's open through the spread, like the backtest engine; on a bar
+of live prices, at the streamed quote of its open (buy at the ask, sell at the bid)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ class PaperBroker:
         if known is not None:
             return known
         pip = parse_instrument(order.instrument).pip_size
-        cost = (self._spread_pips / 2 + self._slippage_pips) * pip
-        price = bar.open + cost if order.side == "LONG" else bar.open - cost
+        slippage = self._slippage_pips * pip
+        if bar.bid is not None and bar.ask is not None:  # the market's own spread
+            price = bar.ask + slippage if order.side == "LONG" else bar.bid - slippage
+        else:
+            cost = self._spread_pips / 2 * pip + slippage
+            price = bar.open + cost if order.side == "LONG" else bar.open - cost
         # Commission per million of notional, in the quote currency (converted with the P&L).
         commission = order.units * price * self._commission_per_million / 1e6
         fill = BrokerFill(price=price, commission=commission, time=bar.time)

@@ -19,6 +19,7 @@ from see_grpc.adapters.gateway.wire import (
 )
 from see_grpc.adapters.platform.client import JsonObject, PlatformHttpClient, TransientReplyError
 from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
+from see_grpc.service import ports
 from see_grpc.service.ports import BrokerFill, LiveBar, OrderRecord
 from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
@@ -26,11 +27,11 @@ NOT_FOUND = 404
 T = TypeVar("T")
 
 
-class OrderRejectedError(PlatformRequestRejectedError):
+class OrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedError):
     """The gateway refused the order (margin, market closed, unknown instrument ...): not retried.
 
-    A kind of PlatformRequestRejectedError, so the breaker counts it as an answer and the transport maps it to
-    FAILED_PRECONDITION like any FailedPreconditionError.
+    A kind of PlatformRequestRejectedError, so the breaker counts it as an answer, and of the port's
+    OrderRejectedError, so the execution stores the order rejected and goes on.
     """
 
     def __init__(self, order: OrderRecord, status: int, reason: str) -> None:

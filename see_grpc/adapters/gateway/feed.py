@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator
 from datetime import datetime
@@ -20,19 +19,16 @@ from see_grpc.adapters.gateway.wire import (
     rfc3339,
 )
 from see_grpc.adapters.platform.breaker import CircuitBreaker
-from see_grpc.adapters.platform.client import TRANSIENT, PlatformHttpClient, describe
+from see_grpc.adapters.platform.client import PlatformHttpClient
 from see_grpc.adapters.platform.config import PlatformClientConfig
 from see_grpc.adapters.platform.errors import PlatformServiceError
+from see_grpc.adapters.platform.streams import reconnecting
 from see_grpc.service.ports import LiveBar
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0  # seconds without a line (bar or heartbeat) before the stream counts as stalled
 DEFAULT_HISTORY_BARS = 500  # warm-up bars fetched on a resume, like the paper feed's default replay
-
-
-class StreamDroppedError(Exception):
-    """The stream ended without its `end` message: the connection was dropped."""
 
 
 class GatewayFeed(PlatformHttpClient):
@@ -72,40 +68,25 @@ class GatewayFeed(PlatformHttpClient):
     async def bars(
         self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
     ) -> AsyncGenerator[LiveBar, None]:
-        """Reconnects from the last delivered bar after a drop, a stall or a malformed line; opening the stream is a
-        guarded call (5xx and timeouts retried with backoff, the breaker counts it). Gives up with
-        PlatformServiceError after `max_attempts` broken connections in a row without a line."""
+        """Reconnects from the last delivered bar after a drop, a stall or a malformed line (see
+        platform.streams.reconnecting); ends at the gateway's `end` message."""
         cursor = _Cursor(after)
-        broken = 0  # connections in a row that broke before delivering a line
-        while True:
-            response = await self.guarded(f"GET {STREAM_PATH}", lambda: self._open(instrument, timeframe, cursor.time))
-            lines = cursor.lines
-            try:
-                async with response:
-                    while (message := await _next_message(response)) is not None:  # None: the `end` message
-                        bar = cursor.advance(message, instrument)
-                        if bar is not None:
-                            yield bar
-                return
-            except (*TRANSIENT, StreamDroppedError) as exc:
-                broken = 0 if cursor.lines > lines else broken + 1
-                if broken >= self.config.max_attempts:
-                    self.breaker.record_failure()
-                    raise PlatformServiceError(
-                        f"{self.config.service} at {self.config.base_url}: the {instrument} {timeframe} bar stream "
-                        f"broke {broken} time(s) in a row without a message: {describe(exc)}"
-                    ) from exc
-                pause = self.config.backoff_seconds(broken + 1)
-                logger.warning(
-                    "%s bar stream of %s %s broke after %s (%s); reconnecting in %.2f s",
-                    self.config.service,
-                    instrument,
-                    timeframe,
-                    cursor.time,
-                    describe(exc),
-                    pause,
-                )
-                await asyncio.sleep(pause)
+
+        def handle(message: dict[str, Any]) -> list[LiveBar] | None:
+            if message.get("type") == "end":
+                return None
+            bar = cursor.advance(message, instrument)
+            return [] if bar is None else [bar]
+
+        stream = reconnecting(
+            self,
+            f"the {instrument} {timeframe} bar stream",
+            STREAM_PATH,
+            lambda: self._open(instrument, timeframe, cursor.time),
+            handle,
+        )
+        async for bar in stream:
+            yield bar
 
     async def _open(self, instrument: str, timeframe: str, after: datetime | None) -> aiohttp.ClientResponse:
         query = {"instrument": instrument, "timeframe": timeframe} | ({"after": rfc3339(after)} if after else {})
@@ -123,10 +104,8 @@ class _Cursor:
     def __init__(self, after: datetime | None) -> None:
         self.time = after
         self.sequence: int | None = None
-        self.lines = 0  # messages received, of any type: progress, even in a quiet market
 
     def advance(self, message: dict[str, Any], instrument: str) -> LiveBar | None:
-        self.lines += 1
         if message.get("type") != "bar":
             return None  # heartbeats (and types added later) only prove the stream is alive
         bar = parse_bar(message, instrument)
@@ -141,20 +120,3 @@ class _Cursor:
         # Sequences count the gateway's bars one by one: a jump means it skipped bars; say so, the strategy runs on.
         if self.sequence is not None and bar.sequence != self.sequence + 1:
             logger.warning("%s bar sequence jumped from %d to %d", instrument, self.sequence, bar.sequence)
-
-
-async def _next_message(response: aiohttp.ClientResponse) -> dict[str, Any] | None:
-    """The next JSON object of the stream, None at its `end` message; StreamDroppedError at a bare end of data."""
-    while True:
-        line = await response.content.readline()
-        if not line.endswith(b"\n"):  # EOF, or a line cut short by a dropped connection
-            raise StreamDroppedError("the gateway closed the stream without an end message")
-        if line.strip():
-            break
-    try:
-        message: object = json.loads(line)
-    except ValueError as exc:
-        raise MalformedMessageError(f"stream line is not JSON: {line[:200]!r}") from exc
-    if not isinstance(message, dict):
-        raise MalformedMessageError(f"stream line is not a JSON object: {line[:200]!r}")
-    return None if message.get("type") == "end" else message

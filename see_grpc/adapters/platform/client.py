@@ -16,6 +16,7 @@ from see_grpc.adapters.platform.errors import PlatformRequestRejectedError, Plat
 
 JsonObject = dict[str, Any]
 MAX_ERROR_BODY = 200  # characters of a refusal's body quoted in the error
+TOO_MANY_REQUESTS = 429
 T = TypeVar("T")
 
 
@@ -30,9 +31,9 @@ TRANSIENT = (aiohttp.ClientError, TimeoutError, TransientReplyError)
 class PlatformHttpClient:
     """JSON calls to one service. Use as `async with Client(config) as client:` or call `close()`.
 
-    Each call passes the breaker, then makes up to `max_attempts` attempts; transient failures (5xx, timeouts,
-    connection errors, non-JSON replies) are retried with backoff, 4xx are not. The whole call counts once for the
-    breaker: a failure after the last attempt, or a success (a 4xx is a success: the service is up).
+    Each call passes the breaker, then makes up to `max_attempts` attempts; transient failures (5xx, 429 rate
+    limits, timeouts, connection errors, non-JSON replies) are retried with backoff, other 4xx are not. The whole
+    call counts once for the breaker: a failure after the last attempt, or a success (a 4xx is a success: the service is up).
     Subclasses with their own attempts (a stream, an order with a look-up before its retry) go through `guarded`.
     """
 
@@ -101,18 +102,23 @@ class PlatformHttpClient:
         )
 
     async def send(self, method: str, path: str, request: dict[str, Any]) -> aiohttp.ClientResponse:
-        """One request; the open response of a 2xx/3xx (the caller closes it). 5xx is transient, 4xx a refusal."""
-        response = await self._open_session().request(method, self.config.url(path), **request)
+        """One request; the open response of a 2xx/3xx (the caller closes it). 5xx and 429 are transient, other
+        4xx a refusal. `request` may carry a `url` to call instead of base_url + path (a second host)."""
+        options = dict(request)  # the caller's dict serves every attempt: leave it whole
+        url = options.pop("url", None) or self.config.url(path)
+        response = await self._open_session().request(method, url, **options)
         if response.status < 400:
             return response
         async with response:
-            if response.status >= 500:
+            if response.status >= 500 or response.status == TOO_MANY_REQUESTS:
                 raise TransientReplyError(f"HTTP {response.status}")
-            reason = _refusal_reason(await response.text())
+            body = await response.text()
+        reason = refusal_reason(body)
         raise PlatformRequestRejectedError(
             f"{self.config.service} refused {method} {path} with HTTP {response.status}: {reason}",
             status=response.status,
             reason=reason,
+            body=body,
         )
 
     async def request_json(self, method: str, path: str, request: dict[str, Any]) -> JsonObject:
@@ -129,25 +135,29 @@ class PlatformHttpClient:
     def _open_session(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running event loop, and reused for its connection pool.
         if self._session is None:
-            headers = {"X-API-Key": self.config.api_key} if self.config.api_key else {}
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds), headers=headers
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds), headers=self.headers()
             )
         return self._session
+
+    def headers(self) -> dict[str, str]:
+        """Sent with every request: the platform's X-API-Key; a service with its own authentication overrides it."""
+        return {"X-API-Key": self.config.api_key} if self.config.api_key else {}
 
 
 def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _refusal_reason(body: str) -> str:
-    """The service's own reason: `reason` (or `error`) of a JSON body, else the start of the body."""
+def refusal_reason(body: str, keys: tuple[str, ...] = ("reason", "error", "errorMessage")) -> str:
+    """The service's own reason: the first of `keys` in a JSON body (errorMessage is OANDA v20's), else the start
+    of the body."""
     try:
         parsed: object = json.loads(body)
     except ValueError:
         parsed = None
     if isinstance(parsed, dict):
-        for key in ("reason", "error"):
+        for key in keys:
             if isinstance(parsed.get(key), str) and parsed[key]:
                 return str(parsed[key])
     return body[:MAX_ERROR_BODY]

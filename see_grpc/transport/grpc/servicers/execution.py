@@ -13,6 +13,7 @@ from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.errors import DependencyUnavailableError, InvalidArgumentError
 from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
 from see_grpc.service.ports import EventBus, EventSubscription
+from see_grpc.service.venues import LIVE_PRICES, REPLAY
 from see_grpc.transport.grpc import convert
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,8 @@ class _Converted(Generic[M]):
 
 
 def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest:
-    feed: dict[str, Any] = {"timeframe": request.paper_feed.timeframe}
+    live_prices = request.paper_feed.source == execution_pb2.PaperFeedOptions.LIVE_PRICES
+    feed: dict[str, Any] = {"timeframe": request.paper_feed.timeframe, "source": LIVE_PRICES if live_prices else REPLAY}
     if request.paper_feed.HasField("replay_from"):
         feed["replay_from"] = convert.to_datetime(request.paper_feed.replay_from).isoformat()
     if request.paper_feed.HasField("replay_to"):

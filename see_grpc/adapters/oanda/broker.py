@@ -1,0 +1,212 @@
+"""OandaBroker: market orders on a v20 account, at most one fill per SEE client order id, plus what the account
+holds (open positions, open trades, pending orders) for reconciliation.
+
+Each order carries clientExtensions.id derived from SEE's client order id (wire.client_id). A reply lost to a
+timeout or a dropped connection is retried by looking the order up first (GET .../orders/@<client id>): an order
+that arrived is never sent twice, and a repeat that slips through is refused by v20 itself
+(CLIENT_ORDER_ID_ALREADY_EXISTS), which sends SEE back to the look-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from see_grpc.adapters.oanda.client import InstrumentDetails, OandaAccount, OandaClient
+from see_grpc.adapters.oanda.wire import (
+    CLIENT_TAG,
+    MalformedMessageError,
+    client_id,
+    decimal,
+    oanda_instrument,
+    order_reject_reason,
+    parse_time,
+    see_instrument,
+)
+from see_grpc.adapters.platform.client import JsonObject, TransientReplyError
+from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
+from see_grpc.errors import InvalidArgumentError
+from see_grpc.service import ports
+from see_grpc.service.ports import BrokerFill, BrokerOrder, BrokerPosition, BrokerTrade, LiveBar, OrderRecord
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND = 404
+ALREADY_EXISTS = "CLIENT_ORDER_ID_ALREADY_EXISTS"
+
+
+class OandaOrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedError):
+    """v20 refused the order (rejected it, or cancelled it at once: INSUFFICIENT_MARGIN, MARKET_HALTED ...)."""
+
+    def __init__(self, account: OandaAccount, order: OrderRecord, reason: str, *, status: int = 201) -> None:
+        super().__init__(
+            f"{account.service} rejected order {order.client_order_id} "
+            f"({order.side} {order.units:g} {order.instrument}): {reason}",
+            status=status,
+            reason=reason,
+        )
+
+
+class OandaBroker(OandaClient):
+    kind = "oanda"
+
+    async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
+        """Fills at OANDA's price, not at `bar`. FOK: all the units fill, or the order is cancelled (a rejection)."""
+        units = await self._units(order)
+        path = self.account_path("/orders")
+        posted = False
+
+        async def attempt() -> BrokerFill:
+            nonlocal posted
+            # A previous attempt may have reached v20 and lost its reply: ask before sending the order again.
+            if posted and (known := await self._lookup(order)) is not None:
+                return known
+            posted = True
+            return await self._post(order, path, units)
+
+        return await self.guarded(f"POST {path}", attempt)
+
+    async def _units(self, order: OrderRecord) -> str:
+        try:
+            details = await self.instrument(order.instrument)
+        except InvalidArgumentError as exc:
+            raise OandaOrderRejectedError(self.account, order, exc.message, status=NOT_FOUND) from None
+        signed = order.units if order.side == "LONG" else -order.units
+        text = _units_text(signed, details)
+        if float(text) == 0:
+            raise OandaOrderRejectedError(
+                self.account, order, f"{order.units:g} units round to 0 at {details.trade_units_precision} decimals"
+            )
+        return text
+
+    async def _post(self, order: OrderRecord, path: str, units: str) -> BrokerFill:
+        extensions = {"id": client_id(order.client_order_id), "tag": CLIENT_TAG, "comment": order.client_order_id}
+        body = {
+            "order": {
+                "type": "MARKET",
+                "instrument": oanda_instrument(order.instrument),
+                "units": units,
+                "timeInForce": "FOK",
+                "positionFill": "DEFAULT",
+                "clientExtensions": extensions,
+                "tradeClientExtensions": extensions,
+            }
+        }
+        try:
+            reply = await self.request_json("POST", path, {"json": body})
+        except PlatformRequestRejectedError as exc:
+            reason = order_reject_reason(exc.body)
+            if reason is None:
+                raise
+            if reason.startswith(ALREADY_EXISTS):  # an earlier attempt did arrive: the next one looks it up
+                raise TransientReplyError(f"order {order.client_order_id} exists already") from exc
+            raise OandaOrderRejectedError(self.account, order, reason, status=exc.status) from exc
+        filled = reply.get("orderFillTransaction")
+        if isinstance(filled, dict):
+            return _fill(filled)
+        cancelled = reply.get("orderCancelTransaction")
+        if isinstance(cancelled, dict):
+            raise OandaOrderRejectedError(self.account, order, str(cancelled.get("reason") or "cancelled"))
+        raise MalformedMessageError("order reply with neither orderFillTransaction nor orderCancelTransaction")
+
+    async def _lookup(self, order: OrderRecord) -> BrokerFill | None:
+        """The fill of the order as v20 knows it; None when it never arrived (404); rejected if it was cancelled."""
+        try:
+            reply = await self.request_json(
+                "GET", self.account_path(f"/orders/@{client_id(order.client_order_id)}"), {}
+            )
+        except PlatformRequestRejectedError as exc:
+            if exc.status == NOT_FOUND:
+                return None
+            raise
+        known = reply.get("order")
+        if not isinstance(known, dict):
+            raise MalformedMessageError("order look-up without an 'order' object")
+        state = known.get("state")
+        if state == "FILLED":
+            return _fill(await self._transaction(known.get("fillingTransactionID")))
+        if state == "CANCELLED":
+            cancelled = await self._transaction(known.get("cancellingTransactionID"))
+            raise OandaOrderRejectedError(self.account, order, str(cancelled.get("reason") or "cancelled"))
+        raise TransientReplyError(f"order {order.client_order_id} is {state}")  # PENDING: ask again after a backoff
+
+    async def _transaction(self, transaction_id: object) -> JsonObject:
+        if not isinstance(transaction_id, str) or not transaction_id.isdigit():
+            raise MalformedMessageError(f"transaction id {transaction_id!r} is not a v20 TransactionID")
+        reply = await self.request_json("GET", self.account_path(f"/transactions/{transaction_id}"), {})
+        transaction = reply.get("transaction")
+        if not isinstance(transaction, dict):
+            raise MalformedMessageError("transaction reply without a 'transaction' object")
+        return transaction
+
+    # -- what the account holds (ports.BrokerAccount) -------------------------------------------------------------
+
+    async def open_positions(self) -> list[BrokerPosition]:
+        reply = await self.get_json(self.account_path("/openPositions"), {})
+        return [_position(p) for p in _list(reply, "positions")]
+
+    async def open_trades(self) -> list[BrokerTrade]:
+        reply = await self.get_json(self.account_path("/openTrades"), {})
+        return [_trade(t) for t in _list(reply, "trades")]
+
+    async def pending_orders(self) -> list[BrokerOrder]:
+        reply = await self.get_json(self.account_path("/pendingOrders"), {})
+        return [
+            BrokerOrder(str(o.get("id")), see_instrument(o.get("instrument")), decimal(o, "units"), _see_id(o))
+            for o in _list(reply, "orders")
+            if "instrument" in o and "units" in o  # take-profit / stop-loss orders belong to a trade, not a pair
+        ]
+
+
+def _units_text(signed: float, details: InstrumentDetails) -> str:
+    return f"{signed:.{details.trade_units_precision}f}"
+
+
+def _fill(transaction: JsonObject) -> BrokerFill:
+    if transaction.get("type") != "ORDER_FILL":
+        raise MalformedMessageError(f"expected an ORDER_FILL transaction, got {transaction.get('type')!r}")
+    # fullVWAP is the price the whole fill got; `price` is its deprecated older name.
+    price = decimal(transaction, "fullVWAP" if "fullVWAP" in transaction else "price")
+    if price <= 0:
+        raise MalformedMessageError(f"fill price {price} is not positive")
+    # v20 states commission as a positive amount of the account's home currency (it reduces the balance).
+    commission = abs(decimal(transaction, "commission", default="0"))
+    return BrokerFill(price=price, commission=commission, time=parse_time(transaction.get("time")))
+
+
+def _list(reply: JsonObject, key: str) -> list[dict[str, Any]]:
+    items = reply.get(key)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise MalformedMessageError(f"reply without a {key!r} list of objects")
+    return items
+
+
+def _see_id(item: JsonObject) -> str:
+    extensions = item.get("clientExtensions")
+    if isinstance(extensions, dict) and extensions.get("tag") == CLIENT_TAG:
+        return str(extensions.get("comment") or "")
+    return ""
+
+
+def _position(position: JsonObject) -> BrokerPosition:
+    sides = [position.get("long"), position.get("short")]
+    if not all(isinstance(side, dict) for side in sides):
+        raise MalformedMessageError(f"position without long/short sides: {position}")
+    long, short = (side for side in sides if isinstance(side, dict))
+    units = decimal(long, "units") + decimal(short, "units")  # short units are negative
+    held = long if decimal(long, "units") != 0 else short
+    average = decimal(held, "averagePrice") if "averagePrice" in held else 0.0
+    return BrokerPosition(
+        see_instrument(position.get("instrument")), units, average, decimal(position, "unrealizedPL", default="0")
+    )
+
+
+def _trade(trade: JsonObject) -> BrokerTrade:
+    return BrokerTrade(
+        trade_id=str(trade.get("id")),
+        instrument=see_instrument(trade.get("instrument")),
+        units=decimal(trade, "currentUnits"),
+        price=decimal(trade, "price"),
+        open_time=parse_time(trade.get("openTime")),
+        client_order_id=_see_id(trade),
+    )
