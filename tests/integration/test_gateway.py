@@ -18,7 +18,7 @@ from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.platform import BreakerState, CircuitBreaker, CircuitOpenError, PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service.ports import LiveBar, OrderRecord
-from see_grpc.trading.reconciliation import Books, TaggedPosition, RepairReason, plan_repairs
+from see_grpc.trading.reconciliation import Books, RepairReason, TaggedPosition, plan_repairs
 from tests.fakes.gateway import FakeGateway, StreamFault
 
 pytestmark = pytest.mark.integration
