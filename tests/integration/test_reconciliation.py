@@ -53,7 +53,8 @@ async def serving(settings: Settings) -> AsyncIterator[execution_pb2_grpc.Execut
 
 async def execution_of(stub: execution_pb2_grpc.ExecutionServiceStub, execution_id: str) -> execution_pb2.Execution:
     reply = await stub.GetExecution(execution_pb2.GetExecutionRequest(execution_id=execution_id), metadata=METADATA)
-    return reply.execution
+    execution: execution_pb2.Execution = reply.execution
+    return execution
 
 
 def marked_at(execution: execution_pb2.Execution, close: float) -> float:
@@ -117,8 +118,11 @@ async def test_a_position_the_broker_closed_while_see_was_down_becomes_one_broke
         assert all(count == 1 for count in gateway.executions.values())
 
 
-async def _first_broker_fill(stream: grpc.aio.UnaryStreamCall) -> execution_pb2.StreamFillsResponse:
+async def _first_broker_fill(
+    stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
+) -> execution_pb2.StreamFillsResponse:
     async for event in stream:
-        if event.fill.reason == "broker_closed":
-            return event
+        response: execution_pb2.StreamFillsResponse = event
+        if response.fill.reason == "broker_closed":
+            return response
     raise AssertionError("the fills stream ended without the broker_closed fill")
