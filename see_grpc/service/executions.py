@@ -33,6 +33,7 @@ from see_grpc.errors import (
 )
 from see_grpc.service.journal import FillJournal
 from see_grpc.service.ports import (
+    BrokerFill,
     CapitalGate,
     Database,
     EventBus,
@@ -49,6 +50,7 @@ from see_grpc.service.ports import (
     UnitOfWork,
     page_size_of,
 )
+from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import quoted
@@ -123,6 +125,7 @@ class ExecutionManager:
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._journal = FillJournal(database)
+        self._reconciler = Reconciler(database, ports.monitor, self._book_repair)
         self._unmarked: dict[str, tuple[list[str], list[str]]] = {}
         # Executions whose events wait in the outbox (stored, unpublished) because the bus was away: they publish
         # nothing live until the outbox is empty again, so every stream keeps its order.
@@ -324,6 +327,8 @@ class ExecutionManager:
                 return
             strategy = await self._catalogue.get(record.strategy_id)
             await self.flush_outbox(execution_id)
+            if record.mode == "live":  # what the broker did while SEE was away (or never told it) comes first
+                await self._reconciler.reconcile(record, self._venues.broker(record.mode))
             runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
@@ -403,6 +408,13 @@ class ExecutionManager:
         except OrderRejectedError as exc:  # refused for good: stored rejected, the execution trades on
             await self._rejected(record, order, exc.reason, new_order=new_order)
             return
+        await self.record_fill(record, order, fill, new_order=new_order)
+
+    async def record_fill(
+        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, *, new_order: bool, reason: str = ""
+    ) -> bool:
+        """Book a fill the broker made: position, order status, fill, stored together, then published.
+        False when the client order had a fill already (nothing new). `reason`: FillRecord.reason."""
         signed = order.units if order.side == "LONG" else -order.units
         position = _position(record, order.instrument)
         position.apply_fill(signed, fill.price)
@@ -420,6 +432,7 @@ class ExecutionManager:
             price=fill.price,
             commission=fill.commission,
             time=fill.time,
+            reason=reason,
         )
         record.update_time = datetime.now(UTC)
         fresh = await self._journal.store(fill_record, order, record, new_order=new_order)
@@ -430,6 +443,12 @@ class ExecutionManager:
             self.observer.order("filled")
             if await self._publish(record.execution_id, FILLS, _fill_event(fill_record)):
                 self._published(record.execution_id)[1].append(fill_record.client_order_id)
+        return fresh
+
+    async def _book_repair(
+        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, new_order: bool, reason: str
+    ) -> bool:
+        return await self.record_fill(record, order, fill, new_order=new_order, reason=reason)
 
     async def _rejected(self, record: ExecutionRecord, order: OrderRecord, reason: str, *, new_order: bool) -> None:
         logger.warning(
@@ -736,6 +755,7 @@ def _fill_event(fill: FillRecord) -> dict[str, Any]:
         "price": fill.price,
         "commission": fill.commission,
         "time": fill.time.isoformat(),
+        "reason": fill.reason,
     }
 
 

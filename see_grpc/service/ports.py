@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import pandas as pd
 
 from see_grpc.errors import FailedPreconditionError, InvalidArgumentError
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 T = TypeVar("T")
 
@@ -377,6 +378,7 @@ class FillRecord:
     commission: float
     time: datetime
     published: bool = False  # its fill event reached the bus (else it is published again on resume)
+    reason: str = ""  # why SEE filled without a decision of the strategy: "" for its orders, else see FILL_REASONS
 
 
 class ExecutionRepository(Protocol):
@@ -523,6 +525,17 @@ class BrokerAccount(Protocol):
     async def open_trades(self) -> builtins.list[BrokerTrade]: ...
 
     async def pending_orders(self) -> builtins.list[BrokerOrder]: ...
+
+
+@runtime_checkable
+class TaggedBooks(Protocol):
+    """A broker that keeps each execution's positions and fills under a tag (its execution id), so SEE can
+    reconcile one execution with it (docs/trading-gateway.md, Positions of a tag)."""
+
+    async def positions(self, tag: str) -> builtins.list[TaggedPosition]: ...
+
+    async def fills_since(self, tag: str, after: datetime | None) -> builtins.list[BrokerFillEvent]:
+        """The tag's fills later than `after`, SEE's orders and the broker's own, oldest first."""
 
 
 class StrategyDataProvider(Protocol):

@@ -6,7 +6,8 @@
 Sequences number each instrument's bars from 1 in time order; a stream without `after` starts at the first bar (the
 fake's session begins there). Orders fill at the instrument's last close (plus or
 minus a half spread) and are kept by client_order_id: a repeat returns the original outcome, and `executions`
-counts how often each order really executed (more than 1 is a double fill).
+counts how often each order really executed (more than 1 is a double fill). Positions and fills are booked under
+each order's `tag`; `close_position` closes one on the gateway's own account, as a margin closeout would.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class FakeGateway:
         self.requests: list[str] = []  # "METHOD /path" of every request
         self.executions: Counter[str] = Counter()  # client_order_id -> times executed
         self.orders: dict[str, tuple[int, dict[str, Any]]] = {}  # client_order_id -> (HTTP status, reply)
+        self.fills: list[dict[str, Any]] = []  # every fill, with its "tag", in time order
+        self.positions: dict[tuple[str, str], float] = {}  # (tag, instrument) -> signed units
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._closing = False
@@ -84,6 +87,8 @@ class FakeGateway:
         app.router.add_get("/api/v1/bars", self._history)
         app.router.add_post("/api/v1/orders", self._submit)
         app.router.add_get("/api/v1/orders/{client_order_id}", self._lookup)
+        app.router.add_get("/api/v1/positions", self._positions)
+        app.router.add_get("/api/v1/fills", self._fills)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -98,6 +103,32 @@ class FakeGateway:
     def down(self) -> None:
         """Answer 500 to everything from now on."""
         self.fail_next = 1_000_000
+
+    def close_position(self, tag: str, instrument: str, reason: str = "MARGIN_CLOSEOUT") -> dict[str, Any]:
+        """The gateway closes a tag's position on its own at the last close: the fill SEE did not ask for."""
+        units = self.positions.get((tag, instrument), 0.0)
+        assert units != 0, f"no {instrument} position under {tag}"
+        fill = self._book(tag, None, instrument, -units, self.sequenced(instrument)[-1][1].close, 0.0)
+        fill["reason"] = reason
+        return fill
+
+    def _book(
+        self, tag: str, client_order_id: str | None, instrument: str, units: float, price: float, commission: float
+    ) -> dict[str, Any]:
+        fill = {
+            "fill_id": str(len(self.fills) + 1),
+            "client_order_id": client_order_id,
+            "instrument": instrument,
+            "side": "buy" if units > 0 else "sell",
+            "units": abs(units),
+            "price": price,
+            "commission": commission,
+            "time": _rfc3339_precise(datetime.now(UTC)),
+            "tag": tag,
+        }
+        self.fills.append(fill)
+        self.positions[(tag, instrument)] = self.positions.get((tag, instrument), 0.0) + units
+        return fill
 
     def sequenced(self, instrument: str) -> list[tuple[int, LiveBar]]:
         series = sorted((bar for bar in self.bars if bar.instrument == instrument), key=lambda bar: bar.time)
@@ -209,6 +240,10 @@ class FakeGateway:
         self.executions[client_order_id] += 1
         last = series[-1][1].close
         price = last + HALF_SPREAD if body["side"] == "buy" else last - HALF_SPREAD
+        signed = units if body["side"] == "buy" else -units
+        fill = self._book(
+            str(body.get("tag", "")), client_order_id, instrument, signed, price, units * COMMISSION_PER_UNIT
+        )
         return 201, {
             "client_order_id": client_order_id,
             "status": "filled",
@@ -216,8 +251,8 @@ class FakeGateway:
             "side": body["side"],
             "units": units,
             "price": price,
-            "commission": units * COMMISSION_PER_UNIT,
-            "time": _rfc3339(datetime.now(UTC)),
+            "commission": fill["commission"],
+            "time": fill["time"],
         }
 
     async def _lookup(self, request: web.Request) -> web.StreamResponse:
@@ -226,6 +261,27 @@ class FakeGateway:
         if known is None:
             return web.json_response({"reason": "no order with that client_order_id"}, status=404)
         return web.json_response(known[1])
+
+    async def _positions(self, request: web.Request) -> web.StreamResponse:
+        await self._maybe_delay()
+        tag = request.query["tag"]
+        held = [
+            {"instrument": instrument, "units": units}
+            for (owner, instrument), units in sorted(self.positions.items())
+            if owner == tag and units != 0
+        ]
+        return web.json_response({"positions": held})
+
+    async def _fills(self, request: web.Request) -> web.StreamResponse:
+        await self._maybe_delay()
+        tag, after = request.query["tag"], request.query.get("after")
+        since = _parse(after) if after else None
+        chosen = [
+            {key: value for key, value in fill.items() if key != "tag"}
+            for fill in self.fills
+            if fill["tag"] == tag and (since is None or _parse(fill["time"]) > since)
+        ]
+        return web.json_response({"fills": chosen})
 
 
 def _bar_message(sequence: int, bar: LiveBar, timeframe: str) -> dict[str, Any]:
@@ -253,6 +309,10 @@ def _drop(request: web.Request) -> None:
 
 def _rfc3339(time: datetime) -> str:
     return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339_precise(time: datetime) -> str:
+    return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(value: str) -> datetime:

@@ -18,6 +18,7 @@ from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.platform import BreakerState, CircuitBreaker, CircuitOpenError, PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service.ports import LiveBar, OrderRecord
+from see_grpc.trading.reconciliation import Books, RepairReason, TaggedPosition, plan_repairs
 from tests.fakes.gateway import FakeGateway, StreamFault
 
 pytestmark = pytest.mark.integration
@@ -218,3 +219,44 @@ async def test_a_cancelled_trial_call_does_not_keep_the_breaker_open(gateway: Fa
             await trial
         await broker.submit(_order(), BARS[5])  # admitted as the next trial
     assert _state(breaker) is BreakerState.CLOSED
+
+
+# -- reconciliation ------------------------------------------------------------------------------------------------
+
+
+async def test_the_gateway_books_orders_under_the_execution_and_reports_its_own_closeout(gateway: FakeGateway) -> None:
+    async with GatewayBroker(_config(gateway)) as broker:
+        opened = await broker.submit(_order(), BARS[5])
+        assert await broker.positions("exec-1") == [TaggedPosition("EUR/USD", 10_000)]
+        assert await broker.positions("another-execution") == []
+        gateway.close_position("exec-1", "EUR/USD")  # a margin closeout while SEE is away
+        history = await broker.fills_since("exec-1", None)
+        assert await broker.positions("exec-1") == []
+    ours, closeout = history
+    assert (ours.client_order_id, ours.units, ours.price, ours.time) == (
+        _order().client_order_id,
+        10_000,
+        opened.price,
+        opened.time,
+    )
+    assert (closeout.client_order_id, closeout.units, closeout.reason) == ("", -10_000, "MARGIN_CLOSEOUT")
+    assert closeout.price == BARS[-1].close
+    # What SEE stored (its filled order) against what the gateway did: one broker_closed fill to record.
+    books = Books("exec-1", {"EUR/USD": 10_000}, {}, frozenset({ours.client_order_id}))
+    [repair] = plan_repairs(books, history, {}, prices={}, now=datetime.now(UTC))
+    assert (repair.reason, repair.units, repair.price) == (RepairReason.BROKER_CLOSED, -10_000, closeout.price)
+
+
+async def test_fills_since_a_time_leave_out_what_came_before(gateway: FakeGateway) -> None:
+    async with GatewayBroker(_config(gateway)) as broker:
+        first = await broker.submit(_order(), BARS[5])
+        await broker.submit(_order(side="SHORT", key="exec-1:EUR/USD:2024-01-08T06:00:00+00:00"), BARS[6])
+        later = await broker.fills_since("exec-1", first.time)
+    assert [(f.client_order_id, f.units) for f in later] == [("exec-1:EUR/USD:2024-01-08T06:00:00+00:00", -10_000)]
+
+
+async def test_a_malformed_fill_history_is_an_outage_not_a_repair(gateway: FakeGateway) -> None:
+    gateway.fills.append({"fill_id": "", "tag": "exec-1", "time": "2024-01-08T05:00:00Z"})
+    async with GatewayBroker(_config(gateway)) as broker:
+        with pytest.raises(DependencyUnavailableError, match="fill without fill_id"):
+            await broker.fills_since("exec-1", None)

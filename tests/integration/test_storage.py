@@ -315,7 +315,11 @@ async def test_migrations_are_idempotent_and_match_the_tables(database: SqlDatab
 
     async with database._engine.connect() as conn:
         assert await conn.run_sync(differences) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0007"
+        assert (
+            (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+            == head_revision()
+            == "0008"
+        )
 
 
 def alembic_config() -> Config:

@@ -135,6 +135,7 @@ class Fill(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     COMMISSION_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     fill_id: _builtins.str
     order_id: _builtins.str
     client_order_id: _builtins.str
@@ -145,6 +146,12 @@ class Fill(_message.Message):
     units: _builtins.float
     price: _builtins.float
     commission: _builtins.float
+    reason: _builtins.str
+    """Why the fill happened when the strategy did not decide it: empty for the strategy's own orders;
+    "order_filled" (an order the broker filled while SEE did not hear of it), "broker_closed" or "broker_opened"
+    (the broker traded the position on its own: a margin closeout, a close by hand), "broker_reconciled" (SEE adopted
+    the broker's position with no fill to explain the difference), all found when SEE reconciles with its broker.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -161,10 +168,11 @@ class Fill(_message.Message):
         price: _builtins.float = ...,
         commission: _builtins.float = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "commission", b"commission", "execution_id", b"execution_id", "fill_id", b"fill_id", "instrument", b"instrument", "order_id", b"order_id", "price", b"price", "side", b"side", "strategy_id", b"strategy_id", "time", b"time", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "commission", b"commission", "execution_id", b"execution_id", "fill_id", b"fill_id", "instrument", b"instrument", "order_id", b"order_id", "price", b"price", "reason", b"reason", "side", b"side", "strategy_id", b"strategy_id", "time", b"time", "units", b"units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
-from see_grpc.adapters.gateway.wire import ORDERS_PATH, MalformedMessageError, order_path, parse_fill
+from see_grpc.adapters.gateway.wire import (
+    FILLS_PATH,
+    ORDERS_PATH,
+    POSITIONS_PATH,
+    MalformedMessageError,
+    order_path,
+    parse_broker_fill,
+    parse_fill,
+    parse_position,
+    rfc3339,
+)
 from see_grpc.adapters.platform.client import JsonObject, PlatformHttpClient, TransientReplyError
 from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
 from see_grpc.service import ports
 from see_grpc.service.ports import BrokerFill, LiveBar, OrderRecord
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 NOT_FOUND = 404
+T = TypeVar("T")
 
 
 class OrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedError):
@@ -48,9 +62,32 @@ class GatewayBroker(PlatformHttpClient):
 
         return await self.guarded(f"POST {ORDERS_PATH}", attempt)
 
+    async def positions(self, tag: str) -> list[TaggedPosition]:
+        """The open positions booked under `tag` (an execution id)."""
+        held = await self._listing(POSITIONS_PATH, {"tag": tag}, "positions", parse_position)
+        return [position for position in held if position.units != 0]
+
+    async def fills_since(self, tag: str, after: datetime | None) -> list[BrokerFillEvent]:
+        """Every fill of `tag`'s positions later than `after`, SEE's orders and the gateway's own, oldest first."""
+        params = {"tag": tag} | ({"after": rfc3339(after)} if after is not None else {})
+        return await self._listing(FILLS_PATH, params, "fills", parse_broker_fill)
+
+    async def _listing(self, path: str, params: dict[str, str], name: str, parse: Callable[[Any], T]) -> list[T]:
+        """A list reply, parsed inside the retried call: a malformed one is retried, then an outage."""
+
+        async def attempt() -> list[T]:
+            reply = await self.request_json("GET", path, {"params": params})
+            items = reply.get(name)
+            if not isinstance(items, list):
+                raise MalformedMessageError(f"reply without a {name} list: {str(reply)[:200]}")
+            return [parse(item) for item in items]
+
+        return await self.guarded(f"GET {path}", attempt)
+
     async def _post(self, order: OrderRecord) -> JsonObject:
         body: dict[str, Any] = {
             "client_order_id": order.client_order_id,
+            "tag": order.execution_id,
             "instrument": order.instrument,
             "side": "buy" if order.side == "LONG" else "sell",
             "units": order.units,

@@ -10,10 +10,13 @@ from urllib.parse import quote
 
 from see_grpc.adapters.platform.client import TransientReplyError
 from see_grpc.service.ports import BrokerFill, LiveBar
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 STREAM_PATH = "/api/v1/bars/stream"
 HISTORY_PATH = "/api/v1/bars"
 ORDERS_PATH = "/api/v1/orders"
+POSITIONS_PATH = "/api/v1/positions"
+FILLS_PATH = "/api/v1/fills"
 
 
 class MalformedMessageError(TransientReplyError):
@@ -61,6 +64,45 @@ def parse_fill(reply: dict[str, Any]) -> BrokerFill:
     if not isinstance(commission, int | float) or not math.isfinite(commission):
         raise MalformedMessageError(f"order reply with a bad commission: {reply}")
     return BrokerFill(price=_price(reply, "price"), commission=float(commission), time=parse_time(reply.get("time")))
+
+
+def parse_position(message: object) -> TaggedPosition:
+    if not isinstance(message, dict) or not isinstance(message.get("instrument"), str):
+        raise MalformedMessageError(f"position without an instrument: {message}")
+    units = message.get("units")
+    if isinstance(units, bool) or not isinstance(units, int | float) or not math.isfinite(units):
+        raise MalformedMessageError(f"position with bad units: {message}")
+    average = _price(message, "average_price") if message.get("average_price") is not None else None
+    return TaggedPosition(message["instrument"], float(units), average)
+
+
+def parse_broker_fill(message: object) -> BrokerFillEvent:
+    """A fill of the gateway's history (docs/trading-gateway.md, Fills of a tag)."""
+    if not isinstance(message, dict):
+        raise MalformedMessageError(f"fill that is not an object: {message!r}")
+    fill_id, client_order_id, instrument = (
+        message.get("fill_id"),
+        message.get("client_order_id"),
+        message.get("instrument"),
+    )
+    side, units = message.get("side"), message.get("units")
+    if not isinstance(fill_id, str) or not fill_id or not isinstance(instrument, str) or side not in ("buy", "sell"):
+        raise MalformedMessageError(f"fill without fill_id, instrument or side: {message}")
+    if not (client_order_id is None or isinstance(client_order_id, str)):
+        raise MalformedMessageError(f"fill with a bad client_order_id: {message}")
+    if isinstance(units, bool) or not isinstance(units, int | float) or not math.isfinite(units) or units <= 0:
+        raise MalformedMessageError(f"fill with bad units: {message}")
+    fill = parse_fill(message)
+    return BrokerFillEvent(
+        fill_id=fill_id,
+        client_order_id=client_order_id or "",
+        instrument=instrument,
+        units=float(units) if side == "buy" else -float(units),
+        price=fill.price,
+        commission=fill.commission,
+        time=fill.time,
+        reason=str(message.get("reason") or ""),
+    )
 
 
 def _price(message: dict[str, Any], name: str) -> float:

@@ -151,7 +151,10 @@ class SqlExecutionRepository:
             .where(FillRow.execution_id == execution_id, FillRow.published.is_(False))
             .order_by(FillRow.time, FillRow.fill_id)
         )
-        return [_record(OrderRecord, r) for r in orders], [_record(FillRecord, r) for r in fills]
+        # A stored None is JSON null, which IS NOT NULL lets through: orders without a signal (rejected, closing,
+        # reconciled) have nothing to publish.
+        signalled = [_record(OrderRecord, r) for r in orders if r.signal is not None]
+        return signalled, [_record(FillRecord, r) for r in fills]
 
     async def mark_published(self, signals: builtins.list[str], fills: builtins.list[str]) -> None:
         if signals:

@@ -169,6 +169,7 @@ class FillRow(Base):
     commission: Mapped[float] = mapped_column(Double)
     time: Mapped[datetime] = mapped_column(UtcDateTime)
     published: Mapped[bool] = mapped_column(server_default=false())
+    reason: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class OptimizationRow(Base):

@@ -277,6 +277,7 @@ def fill(payload: dict[str, Any]) -> execution_pb2.Fill:
         price=payload["price"],
         commission=payload["commission"],
         time=timestamp(when if isinstance(when, datetime) else datetime.fromisoformat(when)),
+        reason=payload.get("reason", ""),
     )
 
 

@@ -1,0 +1,94 @@
+"""Reconciling a live execution with its broker before it trades again (start, resume after a restart).
+
+Reads both books (SEE's stored orders, fills and positions; the broker's fills and positions under the execution's
+tag), plans the repairs with trading/reconciliation.py and books each one as a fill through the same path as every
+other fill: stored with the order and the positions in one transaction, then published on the fills stream. Each
+repair is logged and sent to Monitoring. A broker that keeps no books per execution (the local paper broker) has
+nothing to reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from see_grpc.service.ports import (
+    Broker,
+    BrokerFill,
+    Database,
+    ExecutionRecord,
+    Monitor,
+    OrderRecord,
+    TaggedBooks,
+)
+from see_grpc.trading.reconciliation import Books, Repair, RepairReason, plan_repairs
+
+logger = logging.getLogger(__name__)
+
+# Books a fill: (execution, order, fill, new_order, reason) -> False when that client order had a fill already.
+BookFill = Callable[[ExecutionRecord, OrderRecord, BrokerFill, bool, str], Awaitable[bool]]
+
+
+class Reconciler:
+    def __init__(self, database: Database, monitor: Monitor, book: BookFill) -> None:
+        self._db = database
+        self._monitor = monitor
+        self._book = book
+
+    async def reconcile(self, record: ExecutionRecord, broker: Broker) -> list[Repair]:
+        """Repair `record`'s books so its positions equal the broker's; the repairs made (empty when none)."""
+        if not isinstance(broker, TaggedBooks):
+            return []
+        async with self._db.unit_of_work(readonly=True) as uow:
+            orders = await uow.executions.orders(record.execution_id)
+            fills = await uow.executions.fills(record.execution_id)
+        pending = {o.client_order_id: o for o in orders if o.status == "pending"}
+        books = Books(
+            record.execution_id,
+            {name: p["units"] for name, p in record.state.get("positions", {}).items()},
+            {key: (o.instrument, _signed(o.side, o.units)) for key, o in pending.items()},
+            frozenset(f.client_order_id for f in fills),
+        )
+        # Since the start: the recorded ids make a longer history harmless, a shorter one could miss a fill.
+        history = await broker.fills_since(record.execution_id, record.start_time)
+        held = await broker.positions(record.execution_id)
+        prices = {name: float(close) for name, close in record.state.get("last_close", {}).items()}
+        prices |= {p.instrument: p.average_price for p in held if p.average_price}
+        repairs = plan_repairs(
+            books, history, {p.instrument: p.units for p in held}, prices=prices, now=datetime.now(UTC)
+        )
+        for repair in repairs:
+            await self._repair(record, repair, pending.get(repair.client_order_id))
+        return repairs
+
+    async def _repair(self, record: ExecutionRecord, repair: Repair, order: OrderRecord | None) -> None:
+        new_order = order is None
+        if order is None:  # a fill SEE never asked for: its order is made up now, under the repair's stable key
+            order = OrderRecord(
+                order_id=uuid.uuid4().hex,
+                client_order_id=repair.client_order_id,
+                execution_id=record.execution_id,
+                instrument=repair.instrument,
+                side="LONG" if repair.units > 0 else "SHORT",
+                units=abs(repair.units),
+                status="pending",
+                create_time=repair.time,
+            )
+        else:
+            record.state.get("pending", {}).pop(order.instrument, None)
+        fill = BrokerFill(price=repair.price, commission=repair.commission, time=repair.time)
+        if not await self._book(record, order, fill, new_order, repair.reason.value):
+            return
+        logger.warning("execution %s reconciled with its broker: %s", record.execution_id, repair.detail)
+        severity = "broker_reconciled" if repair.reason is RepairReason.BROKER_RECONCILED else "broker_repair"
+        await self._monitor.alert(
+            severity,
+            repair.detail,
+            {"execution_id": record.execution_id, "client_order_id": repair.client_order_id, "reason": repair.reason},
+        )
+
+
+def _signed(side: str, units: float) -> float:
+    return units if side == "LONG" else -units

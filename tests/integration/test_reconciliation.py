@@ -1,0 +1,128 @@
+"""Reconciliation end to end: a LIVE execution through the fake Trading Gateway; while SEE is down the gateway closes
+the position on its own (a margin closeout); the restarted SEE records that close once, as a `broker_closed` fill,
+publishes it on the fills stream, and its position equals the gateway's. (A second reconciliation records nothing
+again: the repair's client order id is derived from the broker's fill id, tests/unit/trading/test_reconciliation.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from see.v1 import common_pb2, execution_pb2, execution_pb2_grpc
+from see_grpc.config import Settings
+from see_grpc.server import SeeServer
+from see_grpc.service.ports import LiveBar
+from tests.fakes.gateway import FakeGateway
+from tests.integration.conftest import API_KEY, SERVICE_KEY, server_settings
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+METADATA = (("x-api-key", API_KEY),)
+LEASE_WAIT = 120.0  # a restarted server takes an execution over once the old lease (15 s) expired: busy machines
+
+
+def v_shape(count: int) -> list[LiveBar]:
+    """Falling, then rising bars: the trend follower goes long once, at the upward cross, and holds."""
+    bars = []
+    for i in range(count):
+        mid = 1.1 + 5e-4 * abs(i - 12)
+        bars.append(LiveBar("EUR/USD", T0 + timedelta(hours=i), mid, mid + 3e-4, mid - 3e-4, mid + 1e-4))
+    return bars
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[execution_pb2_grpc.ExecutionServiceStub]:
+    server = SeeServer(settings)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            yield execution_pb2_grpc.ExecutionServiceStub(channel)
+    finally:
+        await server.stop()
+
+
+async def execution_of(stub: execution_pb2_grpc.ExecutionServiceStub, execution_id: str) -> execution_pb2.Execution:
+    reply = await stub.GetExecution(execution_pb2.GetExecutionRequest(execution_id=execution_id), metadata=METADATA)
+    execution: execution_pb2.Execution = reply.execution
+    return execution
+
+
+def marked_at(execution: execution_pb2.Execution, close: float) -> float:
+    """The equity of a USD-quoted book marked at `close`."""
+    [position] = execution.positions
+    return execution.capital_allocation + position.realized_pnl + position.units * (close - position.average_price)
+
+
+def net(execution: execution_pb2.Execution) -> float:
+    return sum(p.units for p in execution.positions)
+
+
+@pytest.mark.timeout(600)
+async def test_a_position_the_broker_closed_while_see_was_down_becomes_one_broker_closed_fill(tmp_path: Path) -> None:
+    bars = v_shape(30)
+    async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:  # heartbeats after the last bar
+        settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url)
+        async with serving(settings) as stub:
+            parameters = struct_pb2.Struct()
+            parameters.update({"fast_period": 3, "slow_period": 8})
+            started = await stub.StartExecution(
+                execution_pb2.StartExecutionRequest(
+                    strategy_id="trend_following_v1",
+                    capital_allocation=100_000,
+                    mode=execution_pb2.Execution.LIVE,
+                    parameters=parameters,
+                ),
+                metadata=METADATA,
+            )
+            execution_id = started.execution.execution_id
+            # Long once, holding, and marked at the last bar's close (every bar seen: no new one after the restart).
+            before = await until(
+                lambda: execution_of(stub, execution_id),
+                lambda e: (
+                    len(e.fills) == 1
+                    and net(e) == 10_000 == gateway.positions.get((execution_id, "EUR/USD"))
+                    and math.isclose(e.equity, marked_at(e, bars[-1].close), abs_tol=1e-6)
+                ),
+            )
+        # SEE is down: the gateway closes the position on its own.
+        closeout = gateway.close_position(execution_id, "EUR/USD")
+        async with serving(settings) as stub:
+            stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
+            streamed = asyncio.create_task(_first_broker_fill(stream))
+            after = await until(
+                lambda: execution_of(stub, execution_id),
+                lambda e: any(f.reason == "broker_closed" for f in e.fills),
+                within=LEASE_WAIT,
+            )
+            published = await asyncio.wait_for(streamed, timeout=LEASE_WAIT)
+            stream.cancel()
+        new = [f for f in after.fills if f.fill_id not in {b.fill_id for b in before.fills}]
+        assert len(new) == 1, [(f.client_order_id, f.reason, f.side, f.units) for f in after.fills]
+        [repair] = new
+        assert repair.reason == "broker_closed"
+        assert (repair.units, repair.price) == (closeout["units"], closeout["price"]) == (10_000, bars[-1].close)
+        assert repair.side == common_pb2.SHORT
+        assert repair.client_order_id == f"{execution_id}:broker:{closeout['fill_id']}"
+        assert net(after) == 0 == gateway.positions[(execution_id, "EUR/USD")]
+        assert published.fill.fill_id == repair.fill_id
+        assert all(count == 1 for count in gateway.executions.values())
+
+
+async def _first_broker_fill(
+    stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
+) -> execution_pb2.StreamFillsResponse:
+    async for event in stream:
+        response: execution_pb2.StreamFillsResponse = event
+        if response.fill.reason == "broker_closed":
+            return response
+    raise AssertionError("the fills stream ended without the broker_closed fill")
