@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -37,3 +37,5 @@ class BacktestResult:
     bars_processed: int
     # Every adjustment the engine made instead of failing, one sentence each (units trimmed, account floored at 0).
     warnings: tuple[str, ...] = ()
+    # Per instrument, in the book's order: its trades' statistics, net_pnl, costs and exposure of its own bars.
+    instrument_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
