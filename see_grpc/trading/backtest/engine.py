@@ -426,8 +426,9 @@ def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbols: Sequen
     sides = np.where(records[:, k.T_DIR] > 0, "LONG", "SHORT").tolist()
     reasons = np.array(k.EXIT_REASONS, dtype=object)[records[:, k.T_REASON].astype(np.int64)].tolist()
     units, entry_price, exit_price, pnl, commission, financing = records[:, k.T_UNITS : k.T_FINANCING + 1].T.tolist()
+    instruments = np.array(symbols, dtype=object)[records[:, k.T_INSTRUMENT].astype(np.int64)].tolist()
     rows = zip(
-        np.array(symbols, dtype=object)[records[:, k.T_INSTRUMENT].astype(np.int64)].tolist(), sides, units, entry_times, exit_times,
+        instruments, sides, units, entry_times, exit_times,
         entry_price, exit_price, pnl, commission, financing, reasons, strict=True,
     )  # fmt: skip
     # tuple.__new__ is what TradeRecord._make calls, minus a Python frame per record.

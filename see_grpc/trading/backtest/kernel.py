@@ -77,7 +77,7 @@ R_SIGNAL, R_STOP_LOSS, R_TAKE_PROFIT, R_TRAILING, R_MARGIN_CALL, R_END = range(6
 
 
 @njit
-def simulate(  # noqa: PLR0917, PLR0914 - numba takes positional arguments only
+def simulate(  # noqa: PLR0917, PLR0912 - positional arguments only; one loop, as helpers taking arrays cost per bar
     start: int,
     stop: int,
     has_bar: np.ndarray,
@@ -205,7 +205,7 @@ def _fill_signal(  # noqa: PLR0917 - numba takes positional arguments only
 
 
 @njit
-def entry_units(  # noqa: PLR0917 - numba takes positional arguments only
+def entry_units(
     price: float, conv: float, settings: np.ndarray, equity: float, used_margin: float
 ) -> tuple[float, float]:  # pragma: no cover - compiled
     """(units the sizing mode asks for, units the margin allows), both floored to whole units.

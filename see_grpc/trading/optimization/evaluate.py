@@ -77,7 +77,7 @@ def trade_segment(job: SweepJob, params: Mapping[str, object], window: Window) -
     """
     strategy = job.strategy()
     params = strategy.validate_parameters(params)
-    start, stop = window
+    stop = window[1]
     bars, conversion = job.window(window)
     legs = (Leg(job.config, bars, conversion), *job.other_legs(window))
     histories = (job.bars.iloc[:stop], *(leg.bars for leg in job.other_legs(window, history=True)))
