@@ -218,7 +218,7 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
         equity_curve=[[as_utc(when).isoformat(), equity] for when, equity in record.equity_curve],
         trades_total=record.trades_total,
         equity_points_total=record.equity_points_total,
-        applied=dict(record.applied),
+        applied=_stored_applied(record),
         warnings=list(record.warnings),
         data_source=record.data_source,
         synthetic_data=record.synthetic_data,
@@ -228,8 +228,24 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
     )
 
 
+# A portfolio's instruments and per-instrument metrics ride in the applied JSON column (what ran), so they need no
+# schema change; rows stored before portfolios existed have neither and read back as their one instrument.
+_INSTRUMENTS, _INSTRUMENT_METRICS = "instruments", "instrument_metrics"
+
+
+def _stored_applied(record: BacktestRecord) -> dict[str, Any]:
+    shares = {
+        symbol: {name: series.stored_number(value) for name, value in metrics.items()}
+        for symbol, metrics in record.instrument_metrics.items()
+    }
+    return {**record.applied, _INSTRUMENTS: list(record.instruments), _INSTRUMENT_METRICS: shares}
+
+
 def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
     """summary: the list view, whose rows were loaded without trades and equity curve."""
+    applied = dict(row.applied)
+    instruments = applied.pop(_INSTRUMENTS, None) or [row.instrument]
+    shares = applied.pop(_INSTRUMENT_METRICS, None) or {}
     return BacktestRecord(
         backtest_id=row.backtest_id,
         status=row.status,
@@ -251,8 +267,12 @@ def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
         error=row.error,
         trades_total=row.trades_total,
         equity_points_total=row.equity_points_total,
-        applied=dict(row.applied),
+        applied=applied,
         warnings=list(row.warnings),
+        instruments=list(instruments),
+        instrument_metrics={
+            symbol: {name: float(value) for name, value in metrics.items()} for symbol, metrics in shares.items()
+        },
     )
 
 

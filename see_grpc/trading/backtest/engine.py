@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -55,7 +54,7 @@ class _Market:
 
 @dataclass(frozen=True)
 class _Book:
-    """What the kernel reads for a book of instruments: (bars, instruments) arrays on the union of their bar times.
+    """What the kernel reads for a book of instruments: (instruments, bars) arrays on the union of their bar times.
 
     An instrument without a bar at a time carries its last bar's values there (has_bar False), so it is marked at
     its last close; rollover days count on its own bars only.
@@ -65,7 +64,8 @@ class _Book:
     index: pd.DatetimeIndex
     has_bar: np.ndarray
     last_bar: np.ndarray  # each instrument's last bar, where its open position closes (end_of_data)
-    carried: tuple[np.ndarray, ...]  # per instrument: its bar at or before each union bar, -1 before its first
+    # Per instrument: its bar at or before each union bar, -1 before its first; None when it has every bar.
+    carried: tuple[np.ndarray | None, ...]
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
@@ -83,10 +83,12 @@ class _Book:
 
     def grid(self, targets: Sequence[np.ndarray]) -> np.ndarray:
         """Each instrument's targets on the union times: its last bar's target, flat before its first bar."""
-        columns = [
-            np.where(at >= 0, target[np.maximum(at, 0)], 0.0) for target, at in zip(targets, self.carried, strict=True)
-        ]
-        return np.column_stack(columns)
+        return np.stack(
+            [
+                target if at is None else np.where(at >= 0, target[np.maximum(at, 0)], 0.0)
+                for target, at in zip(targets, self.carried, strict=True)
+            ]
+        )
 
 
 def run_backtest(
@@ -183,7 +185,7 @@ def _instrument_metrics(state: np.ndarray, records: np.ndarray, book: _Book) -> 
         metrics["net_pnl"] = float(own[:, k.T_PNL].sum())
         metrics["total_commission"] = float(own[:, k.T_COMMISSION].sum())
         metrics["total_financing"] = float(own[:, k.T_FINANCING].sum())
-        metrics["exposure"] = float(state[i, k.S_BARS_IN_MARKET]) / max(int(book.has_bar[:, i].sum()), 1)
+        metrics["exposure"] = float(state[i, k.S_BARS_IN_MARKET]) / max(int(book.has_bar[i].sum()), 1)
         shares[config.pair.symbol] = metrics
     return shares
 
@@ -268,25 +270,32 @@ def _data_half_spread(bars: pd.DataFrame, pip: float) -> np.ndarray | None:
 
 def _book(legs: Sequence[Leg]) -> _Book:
     markets = [_market(leg.bars, leg.config, leg.conversion) for leg in legs]
-    own = [pd.DatetimeIndex(leg.bars.index) for leg in legs]
-    if len(legs) == 1:
-        index = own[0]
-    else:
-        stamps = functools.reduce(np.union1d, [bar_times(times) for times in own])
-        index = pd.DatetimeIndex(stamps).tz_localize("UTC")
-    union = bar_times(index)
-    rows = [np.searchsorted(union, bar_times(times)) for times in own]
-    carried = tuple(np.searchsorted(bar_times(times), union, side="right") - 1 for times in own)
-    has_bar = np.zeros((len(index), len(legs)), dtype=np.bool_)
-    rollover = np.zeros((len(index), len(legs)))
-    for i, at in enumerate(rows):
-        has_bar[at, i] = True
-        rollover[at, i] = markets[i].rollover_days
+    own = [bar_times(pd.DatetimeIndex(leg.bars.index)) for leg in legs]
+    union = _union(own)
+    index = pd.DatetimeIndex(legs[0].bars.index) if union is own[0] else pd.DatetimeIndex(union).tz_localize("UTC")
+    has_bar = np.zeros((len(legs), len(union)), dtype=np.bool_)
+    rollover = np.zeros((len(legs), len(union)))
+    rows = []
+    for i, times in enumerate(own):
+        at = np.searchsorted(union, times)
+        has_bar[i, at] = True
+        rollover[i, at] = markets[i].rollover_days
+        rows.append(at)
+    carried = tuple(
+        None if len(at) == len(union) else np.cumsum(has_bar[i], dtype=np.int64) - 1 for i, at in enumerate(rows)
+    )
+
+    # Before an instrument's first bar its values are its first bar's: it holds nothing then.
+    clipped = [None if at is None else np.maximum(at, 0) for at in carried]
 
     def grid(name: str) -> np.ndarray:
-        return np.column_stack(
-            [getattr(market, name)[np.maximum(at, 0)] for market, at in zip(markets, carried, strict=True)]
-        )
+        out = np.empty((len(legs), len(union)))
+        for i, (market, at) in enumerate(zip(markets, clipped, strict=True)):
+            if at is None:
+                out[i] = getattr(market, name)
+            else:
+                np.take(getattr(market, name), at, out=out[i])
+        return out
 
     return _Book(
         configs=tuple(leg.config for leg in legs),
@@ -304,6 +313,16 @@ def _book(legs: Sequence[Leg]) -> _Book:
         rollover_days=rollover,
         settings=np.vstack([_settings(leg.config, legs[0].config) for leg in legs]),
     )
+
+
+def _union(times: Sequence[np.ndarray]) -> np.ndarray:
+    """The sorted distinct bar times of all the instruments (the first's own array when they all share it)."""
+    if all(np.array_equal(other, times[0]) for other in times[1:]):
+        return times[0]
+    merged = np.sort(np.concatenate(times), kind="stable")  # a radix sort on datetime64: linear
+    keep = np.empty(len(merged), dtype=np.bool_)
+    keep[0], keep[1:] = True, merged[1:] != merged[:-1]
+    return merged[keep]
 
 
 def _settings(config: BacktestConfig, account: BacktestConfig) -> np.ndarray:
@@ -363,12 +382,13 @@ def _refuse_oversize(book: _Book) -> None:
     Each entry is checked with the margin of the entries before it in the book already used.
     """
     account = book.account
-    capital, used, before = account.initial_capital, 0.0, []
+    capital, used = account.initial_capital, 0.0
+    before: list[str] = []
     for i, config in enumerate(book.configs):
-        first = int(np.argmax(book.has_bar[:, i]))
+        first = int(np.argmax(book.has_bar[i]))
         settings = book.settings[i]
-        price = book.open[first, i] + book.half_spread[first, i] + settings[k.P_SLIPPAGE]
-        conv = book.conv_open[first, i]
+        price = book.open[i, first] + book.half_spread[i, first] + settings[k.P_SLIPPAGE]
+        conv = book.conv_open[i, first]
         asked, allowed = k.entry_units(price, conv, settings, capital, used)
         if allowed < asked:
             currency = account.account_currency.upper()

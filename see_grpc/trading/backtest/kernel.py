@@ -99,7 +99,7 @@ def simulate(  # noqa: PLR0917, PLR0912 - positional arguments only; one loop, a
 ) -> None:  # pragma: no cover - compiled
     """Advance bars [start, stop) of a book of instruments on one account.
 
-    Per-bar arrays are (bars, instruments) on the union of the instruments' bar times; has_bar says which
+    Per-bar arrays are (instruments, bars) on the union of the instruments' bar times; has_bar says which
     instrument has a bar then, and the others' arrays hold their last bar's values (its target, close, spread and
     rate), so an instrument without a bar neither trades nor moves and is marked at its last close. Column i
     closes any open position at its bar last_bar[i] (end_of_data). conv_open / conv_close are the quote->account
@@ -110,11 +110,11 @@ def simulate(  # noqa: PLR0917, PLR0912 - positional arguments only; one loop, a
     for t in range(start, stop):
         held = False
         for i in range(count):
-            if not has_bar[t, i]:
+            if not has_bar[i, t]:
                 held = held or state[i, S_DIR] != 0
                 continue
-            if t > 0 and target[t - 1, i] != state[i, S_LAST_TARGET]:
-                _fill_signal(t, i, target[t - 1, i], open_[t, i], half_spread[t, i], conv_open[t, i], settings,
+            if t > 0 and target[i, t - 1] != state[i, S_LAST_TARGET]:
+                _fill_signal(t, i, target[i, t - 1], open_[i, t], half_spread[i, t], conv_open[i, t], settings,
                              state, account, trades)  # fmt: skip
             if state[i, S_DIR] != 0:
                 # The rest of the book, marked at its last closes, shares the margin level that stops out.
@@ -124,30 +124,30 @@ def simulate(  # noqa: PLR0917, PLR0912 - positional arguments only; one loop, a
                         other_margin += state[j, S_MARGIN] if state[j, S_DIR] != 0 else 0.0
                         other_marks += state[j, S_MARK]
                 price, reason, state[i, S_BEST] = _intrabar_exit(
-                    state[i, S_DIR], open_[t, i], high[t, i], low[t, i], half_spread[t, i], conv_open[t, i],
+                    state[i, S_DIR], open_[i, t], high[i, t], low[i, t], half_spread[i, t], conv_open[i, t],
                     (state[i, S_ENTRY_PRICE], state[i, S_BEST], state[i, S_UNITS], account[A_CASH] + other_marks,
                      state[i, S_MARGIN] + other_margin),
                     (settings[i, P_STOP_LOSS], settings[i, P_TAKE_PROFIT], settings[i, P_TRAILING],
                      settings[i, P_STOP_OUT], settings[i, P_SLIPPAGE]),
                 )  # fmt: skip
                 if reason >= 0:
-                    _close(t, i, price, reason, conv_open[t, i], settings, state, account, trades)
+                    _close(t, i, price, reason, conv_open[i, t], settings, state, account, trades)
             d = state[i, S_DIR]
             if d != 0:
                 held = True
                 state[i, S_BARS_IN_MARKET] += 1
-                if rollover_days[t, i] != 0:
+                if rollover_days[i, t] != 0:
                     daily_rate = settings[i, P_LONG_DAILY] if d > 0 else settings[i, P_SHORT_DAILY]
                     # Charged on the notional at this bar's close, in account currency.
                     notional = _notional(
-                        state[i, S_UNITS], close[t, i], conv_close[t, i], settings[i, P_BASE_IS_ACCOUNT]
+                        state[i, S_UNITS], close[i, t], conv_close[i, t], settings[i, P_BASE_IS_ACCOUNT]
                     )
-                    charge = daily_rate * rollover_days[t, i] * notional
+                    charge = daily_rate * rollover_days[i, t] * notional
                     account[A_CASH] -= charge
                     state[i, S_FINANCING] -= charge
                 if t == last_bar[i]:
-                    price = _exit_price(close[t, i], half_spread[t, i], d) - d * settings[i, P_SLIPPAGE]
-                    _close(t, i, price, R_END, conv_close[t, i], settings, state, account, trades)
+                    price = _exit_price(close[i, t], half_spread[i, t], d) - d * settings[i, P_SLIPPAGE]
+                    _close(t, i, price, R_END, conv_close[i, t], settings, state, account, trades)
         if held:
             account[A_BARS_IN_MARKET] += 1
         unrealized = 0.0
@@ -155,8 +155,8 @@ def simulate(  # noqa: PLR0917, PLR0912 - positional arguments only; one loop, a
             mark = 0.0
             d = state[i, S_DIR]
             if d != 0:
-                exit_value = _exit_price(close[t, i], half_spread[t, i], d) - state[i, S_ENTRY_PRICE]
-                mark = d * state[i, S_UNITS] * exit_value * conv_close[t, i]
+                exit_value = _exit_price(close[i, t], half_spread[i, t], d) - state[i, S_ENTRY_PRICE]
+                mark = d * state[i, S_UNITS] * exit_value * conv_close[i, t]
             state[i, S_MARK] = mark
             unrealized += mark
         equity[t] = account[A_CASH] + unrealized
