@@ -295,22 +295,32 @@ class BacktestService:
     async def report(self, backtest_id: str) -> str:
         """The stored backtest as one self-contained HTML page, with the prices it ran on when they still exist."""
         record = await self.get(backtest_id)
-        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=TradeFilter())
+        # A portfolio's page charts its first instrument: the trades drawn on those prices are that instrument's.
+        shown = TradeFilter(instrument=record.instrument) if len(record.instruments) > 1 else TradeFilter()
+        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=shown)
         record = dataclasses.replace(record, trades=first.items)
+        if shown.instrument and not first.next_page_token:
+            record = dataclasses.replace(record, trades_total=len(first.items))  # the page counts what it shows
         # Loading bars parses files and rendering thins up to millions of prices: both stay off the event loop.
         return await asyncio.to_thread(self._render_report, record)
 
     def _render_report(self, record: BacktestRecord) -> str:
+        book = ""
+        if len(record.instruments) > 1:
+            book = (
+                f"A portfolio of {', '.join(record.instruments)} on one account: equity and metrics are the "
+                f"account's, the prices and trades shown {record.instrument}'s. "
+            )
         try:
             loaded = self._bars.load(record.instrument, record.timeframe, record.start_date, record.end_date)
         except (BacktestError, InvalidArgumentError) as exc:
             # The report is still worth having without the price chart; the page says why it is missing.
             note = f"No price chart: the bars this backtest ran on are no longer available ({exc.message})"
-            return render_report(record, None, note)
+            return render_report(record, None, book + note)
         note = ""
         if loaded.source != record.data_source:
             note = f"Prices shown come from {loaded.source}; the backtest ran on {record.data_source}."
-        return render_report(record, loaded.bars["close"], note)
+        return render_report(record, loaded.bars["close"], (book + note).strip())
 
     async def browse(
         self, *, page_size: int, page_token: str, strategy_id: str, instrument: str, status: str

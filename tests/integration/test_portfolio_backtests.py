@@ -130,3 +130,15 @@ async def test_a_grid_optimization_ranks_the_portfolio_by_its_account_metrics(ru
     for trial in result["results"]:
         single = singles[(trial["parameters"]["fast_period"], trial["parameters"]["slow_period"])]
         assert trial["metrics"] == pytest.approx(single, rel=1e-9, abs=1e-12)
+
+
+async def test_the_report_of_a_portfolio_charts_its_first_instrument_and_says_so(running: RunningServer) -> None:
+    status, result = await post(running, "/api/v1/backtest", {**BASE, "instruments": ["GBP/USD", "EUR/USD"]})
+    assert status == 200, result
+    async with running.http.get(f"/api/v1/backtests/{result['backtest_id']}/report", headers=FULL) as response:
+        assert response.status == 200
+        page = await response.text()
+    assert "A portfolio of GBP/USD, EUR/USD on one account" in page
+    own = await get(running, f"/api/v1/backtests/{result['backtest_id']}/trades?page_size=10000&instrument=GBP_USD")
+    assert 0 < len(own["trades"]) < int(result["trades_total"])
+    assert f"Trades ({len(own['trades'])})" in page  # GBP/USD's, not the account's
