@@ -3,7 +3,7 @@ hand (margin shared between the instruments, stop-out on the account's equity, b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -120,17 +120,16 @@ def test_three_pairs_on_one_account_match_vectorbt_with_cash_sharing() -> None:
 EUR_AT, GBP_AT = 1.1000, 1.2500
 
 
-def flat(price: float, targets: list[float]) -> pd.DataFrame:
+def flat(price: float, targets: Sequence[float]) -> pd.DataFrame:
     bars = make_bars([(price, price, price, price)] * len(targets))
     return bars.assign(target=targets)
 
 
-def margin_book(eur_units: float, gbp_units: float, **overrides: object) -> list[Leg]:
+def margin_book(eur_units: float, gbp_units: float, *, refuse_oversize: bool = False) -> list[Leg]:
     targets = [1, 1, 1, 0, 0]
-    common: dict[str, object] = {"leverage": 10, **overrides}
     return [
-        Leg(config("EUR/USD", position_size_units=eur_units, **common), flat(EUR_AT, targets)),
-        Leg(config("GBP/USD", position_size_units=gbp_units, **common), flat(GBP_AT, targets)),
+        Leg(config(symbol, position_size_units=units, leverage=10, refuse_oversize=refuse_oversize), flat(at, targets))
+        for symbol, units, at in (("EUR/USD", eur_units, EUR_AT), ("GBP/USD", gbp_units, GBP_AT))
     ]
 
 
