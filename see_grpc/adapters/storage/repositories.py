@@ -229,7 +229,7 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
 
 
 # A portfolio's instruments and per-instrument metrics ride in the applied JSON column (what ran), so they need no
-# schema change; rows stored before portfolios existed have neither and read back as their one instrument.
+# schema change; rows stored before portfolios existed have neither (the answer then names their one instrument).
 _INSTRUMENTS, _INSTRUMENT_METRICS = "instruments", "instrument_metrics"
 
 
@@ -244,7 +244,7 @@ def _stored_applied(record: BacktestRecord) -> dict[str, Any]:
 def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
     """summary: the list view, whose rows were loaded without trades and equity curve."""
     applied = dict(row.applied)
-    instruments = applied.pop(_INSTRUMENTS, None) or [row.instrument]
+    instruments = applied.pop(_INSTRUMENTS, [])
     shares = applied.pop(_INSTRUMENT_METRICS, None) or {}
     return BacktestRecord(
         backtest_id=row.backtest_id,
