@@ -319,7 +319,7 @@ def _union(times: Sequence[np.ndarray]) -> np.ndarray:
     """The sorted distinct bar times of all the instruments (the first's own array when they all share it)."""
     if all(np.array_equal(other, times[0]) for other in times[1:]):
         return times[0]
-    merged = np.sort(np.concatenate(times), kind="stable")  # a radix sort on datetime64: linear
+    merged = np.sort(np.concatenate(times), kind="stable")  # timsort merges the sorted runs: near linear
     keep = np.empty(len(merged), dtype=np.bool_)
     keep[0], keep[1:] = True, merged[1:] != merged[:-1]
     return merged[keep]
