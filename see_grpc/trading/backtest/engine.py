@@ -271,25 +271,25 @@ def _data_half_spread(bars: pd.DataFrame, pip: float) -> np.ndarray | None:
 def _book(legs: Sequence[Leg]) -> _Book:
     markets = [_market(leg.bars, leg.config, leg.conversion) for leg in legs]
     own = [bar_times(pd.DatetimeIndex(leg.bars.index)) for leg in legs]
-    union = _union(own)
-    index = pd.DatetimeIndex(legs[0].bars.index) if union is own[0] else pd.DatetimeIndex(union).tz_localize("UTC")
-    has_bar = np.zeros((len(legs), len(union)), dtype=np.bool_)
-    rollover = np.zeros((len(legs), len(union)))
-    rows = []
-    for i, times in enumerate(own):
-        at = np.searchsorted(union, times)
-        has_bar[i, at] = True
-        rollover[i, at] = markets[i].rollover_days
-        rows.append(at)
-    carried = tuple(
-        None if len(at) == len(union) else np.cumsum(has_bar[i], dtype=np.int64) - 1 for i, at in enumerate(rows)
-    )
+    if all(np.array_equal(times, own[0]) for times in own[1:]):  # the usual case: one timeline, nothing to merge
+        index = pd.DatetimeIndex(legs[0].bars.index)
+        has_bar = np.ones((len(legs), len(index)), dtype=np.bool_)
+        carried: tuple[np.ndarray | None, ...] = (None,) * len(legs)
+    else:
+        offsets = np.cumsum([0, *(len(times) for times in own)])
+        union, merged, steps = k.align(np.concatenate(own).view(np.int64), offsets)
+        has_bar = np.ascontiguousarray(merged)  # the kernel's other arrays are contiguous: one compiled signature
+        index = pd.DatetimeIndex(union.view("datetime64[ns]")).tz_localize("UTC")
+        carried = tuple(steps)
+    rollover = np.zeros(has_bar.shape)
+    for i, market in enumerate(markets):
+        rollover[i, has_bar[i]] = market.rollover_days
 
     # Before an instrument's first bar its values are its first bar's: it holds nothing then.
     clipped = [None if at is None else np.maximum(at, 0) for at in carried]
 
     def grid(name: str) -> np.ndarray:
-        out = np.empty((len(legs), len(union)))
+        out = np.empty(has_bar.shape)
         for i, (market, at) in enumerate(zip(markets, clipped, strict=True)):
             if at is None:
                 out[i] = getattr(market, name)
@@ -301,7 +301,7 @@ def _book(legs: Sequence[Leg]) -> _Book:
         configs=tuple(leg.config for leg in legs),
         index=index,
         has_bar=has_bar,
-        last_bar=np.array([at[-1] for at in rows], dtype=np.int64),
+        last_bar=has_bar.shape[1] - 1 - np.argmax(has_bar[:, ::-1], axis=1),
         carried=carried,
         open=grid("open"),
         high=grid("high"),
@@ -313,16 +313,6 @@ def _book(legs: Sequence[Leg]) -> _Book:
         rollover_days=rollover,
         settings=np.vstack([_settings(leg.config, legs[0].config) for leg in legs]),
     )
-
-
-def _union(times: Sequence[np.ndarray]) -> np.ndarray:
-    """The sorted distinct bar times of all the instruments (the first's own array when they all share it)."""
-    if all(np.array_equal(other, times[0]) for other in times[1:]):
-        return times[0]
-    merged = np.sort(np.concatenate(times), kind="stable")  # timsort merges the sorted runs: near linear
-    keep = np.empty(len(merged), dtype=np.bool_)
-    keep[0], keep[1:] = True, merged[1:] != merged[:-1]
-    return merged[keep]
 
 
 def _settings(config: BacktestConfig, account: BacktestConfig) -> np.ndarray:

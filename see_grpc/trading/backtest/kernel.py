@@ -380,3 +380,36 @@ def _exit_fill(  # noqa: PLR0917 - numba takes positional arguments only
     if d * favourable >= d * take_profit:
         return take_profit, R_TAKE_PROFIT
     return np.nan, -1
+
+
+@njit
+def align(times: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Merge instruments' sorted bar times (instrument i's are times[offsets[i]:offsets[i + 1]]) into their union.
+
+    Returns (union, has_bar, carried): has_bar[i, u] says instrument i has a bar at union time u, carried[i, u] is
+    its bar at or before it (-1 before its first). One pass over the bars, where sorting and searching them cost
+    several.
+    """
+    count = offsets.shape[0] - 1
+    union = np.empty(times.shape[0], dtype=np.int64)
+    has_bar = np.zeros((count, times.shape[0]), dtype=np.bool_)
+    carried = np.empty((count, times.shape[0]), dtype=np.int64)
+    at = offsets[:-1].copy()
+    last = np.full(count, -1, dtype=np.int64)
+    u = 0
+    while True:
+        now, done = 0, True
+        for i in range(count):
+            if at[i] < offsets[i + 1] and (done or times[at[i]] < now):
+                now, done = times[at[i]], False
+        if done:
+            break
+        union[u] = now
+        for i in range(count):
+            if at[i] < offsets[i + 1] and times[at[i]] == now:
+                has_bar[i, u] = True
+                last[i] = at[i] - offsets[i]
+                at[i] += 1
+            carried[i, u] = last[i]
+        u += 1
+    return union[:u], has_bar[:, :u], carried[:, :u]
