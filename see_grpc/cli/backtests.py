@@ -35,7 +35,12 @@ def backtest(
     strategy_id: Annotated[str, typer.Argument(help="The strategy to test, e.g. trend_following_v1.")],
     start: Annotated[str, typer.Option("--from", help="First day or time (UTC unless a zone is given).")],
     end: Annotated[str, typer.Option("--to", help="End, exclusive: the window is from <= time < to.")],
-    instrument: Annotated[str, typer.Option("--instrument", "-i", help="Default: the strategy's first.")] = "",
+    instrument: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--instrument", "-i", help="Default: the strategy's first. Repeat it for a portfolio on one account."
+        ),
+    ] = None,
     timeframe: Annotated[str, typer.Option(help="e.g. 1h; default: the strategy's.")] = "",
     params: Params = None,
     capital: Annotated[float, typer.Option(help="Initial capital in the account currency.")] = 10_000.0,
@@ -64,6 +69,7 @@ def backtest(
     """Run a backtest with a live progress bar, then print its summary (or the stored backtest as JSON).
 
     Example: see backtest trend_following_v1 --instrument EUR/USD --from 2025-01-01 --to 2025-04-01 -p fast_period=10
+    (add -i USD/JPY -i GBP/USD to trade the three as one portfolio).
     """
     if open_report and report is None:
         usage_error("--open needs --report FILE")
@@ -77,7 +83,9 @@ def backtest(
         end_date=timestamp(end, "--to"),
         initial_capital=capital,
         parameters=parameters(params or []),
-        instrument=instrument,
+        # One instrument as `instrument`, as before; several as the portfolio's `instruments`.
+        instrument=instrument[0] if instrument and len(instrument) == 1 else "",
+        instruments=instrument if instrument and len(instrument) > 1 else [],
         timeframe=timeframe,
         account_currency=currency,
         position_size_units=units,
@@ -314,7 +322,7 @@ def print_summary(result: backtest_pb2.Backtest) -> None:
     header = [
         ("backtest", result.backtest_id),
         ("strategy", result.strategy_id),
-        ("instrument", f"{result.instrument} {result.timeframe}"),
+        ("instrument", f"{', '.join(result.instruments) or result.instrument} {result.timeframe}"),
         ("period", period),
         ("parameters", result.parameters),
         ("data", result.data_source + (" (synthetic)" if result.synthetic_data else "")),
@@ -337,8 +345,28 @@ def print_summary(result: backtest_pb2.Backtest) -> None:
     ]
     output.console.print(output.details("backtest", header))
     output.console.print(output.details("metrics", figures))
+    if len(result.instrument_metrics) > 1:
+        output.console.print(instrument_table(result))
     for warning in result.warnings:  # adjustments made instead of failing: a trader must see them
         output.console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+def instrument_table(result: backtest_pb2.Backtest) -> Table:
+    """A portfolio's share of each instrument."""
+    table = Table(title="by instrument")
+    for column in ("instrument", "net pnl", "trades", "win rate", "profit factor", "exposure", "commission"):
+        table.add_column(column)
+    for m in result.instrument_metrics:
+        table.add_row(
+            m.instrument,
+            f"{m.net_pnl:,.2f}",
+            f"{m.num_trades:,}",
+            output.percent(m.win_rate),
+            f"{m.profit_factor:.2f}",
+            output.percent(m.exposure),
+            f"{m.total_commission:,.2f}",
+        )
+    return table
 
 
 def trade_table(rows: list[backtest_pb2.Trade]) -> Table:

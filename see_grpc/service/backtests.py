@@ -52,9 +52,10 @@ from see_grpc.trading.backtest import (
     BacktestCancelledError,
     BacktestConfig,
     BacktestResult,
+    Leg,
     TradeRecord,
     load_conversion,
-    run_backtest,
+    run_portfolio,
 )
 from see_grpc.trading.backtest.conversion import Conversion
 from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
@@ -82,6 +83,7 @@ class BacktestRequest:
     initial_capital: float
     parameters: dict[str, Any] = field(default_factory=dict)
     instrument: str = ""
+    instruments: tuple[str, ...] = ()  # a portfolio on one account, instead of `instrument`
     timeframe: str = ""
     position_size_units: float | None = None
     leverage: float | None = None
@@ -100,16 +102,53 @@ class BacktestRequest:
 
 
 @dataclass(frozen=True)
-class PreparedBacktest:
-    """A validated request with what a simulation needs: the strategy class, parameters, settings and bars."""
+class PreparedLeg:
+    """One instrument of a validated request: its settings, bars and conversion rates."""
 
-    template: type[BaseStrategy]
-    params: dict[str, object]
     config: BacktestConfig
     loaded: LoadedBars
     conversion: pd.DataFrame | None  # quote->account rates at each bar's open and close (load_conversion)
     extra_files: tuple[str, ...] = ()  # files beyond the bars that the run used (conversion, financing table)
     warnings: tuple[str, ...] = ()  # what loading adjusted (conversion gaps bridged, when allowed)
+
+    @property
+    def leg(self) -> Leg:
+        return Leg(self.config, self.loaded.bars, self.conversion)
+
+
+@dataclass(frozen=True)
+class PreparedBacktest:
+    """A validated request with what a simulation needs: the strategy class, parameters and each instrument's
+    settings and bars (one leg, or a portfolio's in the request's order). The first leg holds the account."""
+
+    template: type[BaseStrategy]
+    params: dict[str, object]
+    legs: tuple[PreparedLeg, ...]
+
+    @property
+    def config(self) -> BacktestConfig:
+        return self.legs[0].config
+
+    @property
+    def loaded(self) -> LoadedBars:
+        return self.legs[0].loaded
+
+    @property
+    def conversion(self) -> pd.DataFrame | None:
+        return self.legs[0].conversion
+
+    @property
+    def others(self) -> tuple[Leg, ...]:
+        """The portfolio's further instruments, as the engine takes them."""
+        return tuple(leg.leg for leg in self.legs[1:])
+
+    @property
+    def files(self) -> list[str]:
+        return [file for leg in self.legs for file in (leg.loaded.source, *leg.extra_files)]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [warning for leg in self.legs for warning in leg.warnings]
 
 
 class BacktestService:
@@ -133,8 +172,18 @@ class BacktestService:
         strategy = await self._catalogue.get_runnable(request.strategy_id)  # refused unless ACTIVE
         template = await self._catalogue.runnable(strategy)  # user code: target positions come from the sandbox
         params = template.validate_parameters({**strategy.parameters, **request.parameters})
-        assert request.start is not None and request.end is not None  # checked above
         config = _config(request, strategy.instruments[0], strategy.timeframe)
+        legs = []
+        for symbol in _instruments(request, config.instrument):
+            leg = await self._prepare_leg(request, dataclasses.replace(config, instrument=symbol), template, params)
+            await self._catalogue.check_look_ahead(strategy, params, leg.loaded.bars)  # user code, on these bars
+            legs.append(leg)
+        return PreparedBacktest(template, params, tuple(legs))
+
+    async def _prepare_leg(
+        self, request: BacktestRequest, config: BacktestConfig, template: type[BaseStrategy], params: dict[str, object]
+    ) -> PreparedLeg:
+        assert request.start is not None and request.end is not None  # checked by _check_request
         config, swap_source = await asyncio.to_thread(self._with_swap_rates, config, request)
         loaded, conversion = await asyncio.to_thread(
             functools.partial(self._load, allow_gaps=request.allow_conversion_gaps), config, request.start, request.end
@@ -145,9 +194,8 @@ class BacktestService:
         loaded = await self._with_strategy_inputs(
             template.id, params=params, config=config, loaded=loaded, start=request.start, end=request.end
         )
-        await self._catalogue.check_look_ahead(strategy, params, loaded.bars)  # user code, on these very bars
         rates, bridged = (conversion.rates, conversion.warnings) if conversion else (None, ())
-        return PreparedBacktest(template, params, config, loaded, rates, extra_files, bridged)
+        return PreparedLeg(config, loaded, rates, extra_files, bridged)
 
     async def run(self, request: BacktestRequest, progress: Report | None = None) -> BacktestRecord:
         """Validate, simulate and store; a bad request raises before anything is stored.
@@ -175,16 +223,14 @@ class BacktestService:
         # Nothing is reported before the request is valid and its bars are loaded: a stream whose request is refused
         # fails before its first message (over REST, with the error's HTTP status).
         report = ProgressGate().gated(progress) if progress is not None else None
-        template, params, config, loaded = prepared.template, prepared.params, prepared.config, prepared.loaded
+        template, params = prepared.template, prepared.params
         stop = threading.Event()
         try:
             result = await asyncio.to_thread(
-                run_backtest,
+                run_portfolio,
                 template(),
                 params,
-                loaded.bars,
-                config,
-                conversion=prepared.conversion,
+                [leg.leg for leg in prepared.legs],
                 progress=report,
                 should_stop=stop.is_set,
             )
@@ -198,14 +244,10 @@ class BacktestService:
         record, full = await asyncio.to_thread(
             _record,
             request,
-            config=config,
-            params=params,
-            loaded=loaded,
+            prepared=prepared,
             result=result,
             seconds=time.perf_counter() - started,
             warmup=template().warmup_bars(params),
-            files=[loaded.source, *prepared.extra_files],
-            loading=list(prepared.warnings),
         )
         async with self._db.unit_of_work() as uow:
             await uow.backtests.add(record)
@@ -253,22 +295,32 @@ class BacktestService:
     async def report(self, backtest_id: str) -> str:
         """The stored backtest as one self-contained HTML page, with the prices it ran on when they still exist."""
         record = await self.get(backtest_id)
-        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=TradeFilter())
+        # A portfolio's page charts its first instrument: the trades drawn on those prices are that instrument's.
+        shown = TradeFilter(instrument=record.instrument) if len(record.instruments) > 1 else TradeFilter()
+        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=shown)
         record = dataclasses.replace(record, trades=first.items)
+        if shown.instrument and not first.next_page_token:
+            record = dataclasses.replace(record, trades_total=len(first.items))  # the page counts what it shows
         # Loading bars parses files and rendering thins up to millions of prices: both stay off the event loop.
         return await asyncio.to_thread(self._render_report, record)
 
     def _render_report(self, record: BacktestRecord) -> str:
+        book = ""
+        if len(record.instruments) > 1:
+            book = (
+                f"A portfolio of {', '.join(record.instruments)} on one account: equity and metrics are the "
+                f"account's, the prices and trades shown {record.instrument}'s. "
+            )
         try:
             loaded = self._bars.load(record.instrument, record.timeframe, record.start_date, record.end_date)
         except (BacktestError, InvalidArgumentError) as exc:
             # The report is still worth having without the price chart; the page says why it is missing.
             note = f"No price chart: the bars this backtest ran on are no longer available ({exc.message})"
-            return render_report(record, None, note)
+            return render_report(record, None, book + note)
         note = ""
         if loaded.source != record.data_source:
             note = f"Prices shown come from {loaded.source}; the backtest ran on {record.data_source}."
-        return render_report(record, loaded.bars["close"], note)
+        return render_report(record, loaded.bars["close"], (book + note).strip())
 
     async def browse(
         self, *, page_size: int, page_token: str, strategy_id: str, instrument: str, status: str
@@ -366,11 +418,37 @@ def _check_request(request: BacktestRequest) -> None:
         violations.append(FieldViolation("end_date", "must be after start_date"))
     if not math.isfinite(request.initial_capital) or request.initial_capital <= 0:
         violations.append(FieldViolation("initial_capital", "must be a positive amount, e.g. 10000"))
+    if request.instrument and request.instruments:
+        violations.append(FieldViolation("instruments", "give either instrument or instruments, not both"))
+    if len(request.instruments) > MAX_INSTRUMENTS:
+        violations.append(FieldViolation("instruments", f"at most {MAX_INSTRUMENTS} instruments"))
     if violations:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
         raise BacktestConfigError(f"invalid backtest request: {summary}", violations=violations)
 
 
+def _instruments(request: BacktestRequest, single: str) -> list[str]:
+    """The instruments to trade: the request's portfolio, each parsed and distinct, or the one instrument."""
+    if not request.instruments:
+        return [single]
+    symbols: list[str] = []
+    for number, text in enumerate(request.instruments):
+        name = f"instruments[{number}]"
+        try:
+            symbol = parse_instrument(text).symbol
+        except InvalidArgumentError as exc:
+            raise BacktestConfigError(
+                f"{name}: {exc.message}", violations=[FieldViolation(name, exc.message)]
+            ) from None
+        if symbol in symbols:
+            message = f"{symbol} is already instruments[{symbols.index(symbol)}]; each instrument once"
+            raise BacktestConfigError(f"{name}: {message}", violations=[FieldViolation(name, message)])
+        symbols.append(symbol)
+    return symbols
+
+
+# A portfolio trades at most this many instruments (RunBacktestRequest.instruments).
+MAX_INSTRUMENTS = 20
 # A window edge this far from the data is the market being closed (a weekend and a holiday), not missing data.
 CLOSED_MARKET = timedelta(days=4)
 # The request's names for the engine's sizing modes.
@@ -412,26 +490,17 @@ def _config(request: BacktestRequest, default_instrument: str, default_timeframe
 
 
 def _record(
-    request: BacktestRequest,
-    *,
-    config: BacktestConfig,
-    params: dict[str, object],
-    loaded: LoadedBars,
-    result: BacktestResult,
-    seconds: float,
-    warmup: int,
-    files: list[str],
-    loading: list[str],
+    request: BacktestRequest, *, prepared: PreparedBacktest, result: BacktestResult, seconds: float, warmup: int
 ) -> tuple[BacktestRecord, BacktestSeries]:
     """The stored record (first trades, thinned curve) and the full series; CPU work for big runs, so a thread's."""
     assert request.start is not None and request.end is not None
-    index = pd.DatetimeIndex(loaded.bars.index)
+    config, loaded = prepared.config, prepared.loaded
+    # The run's bar times: the instrument's, or the union of a portfolio's.
+    index = pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC)
     trades = result.trade_table
     if trades is None:
         trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
-    equity = pd.DataFrame(
-        {"time": pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC), "equity": result.equity_curve}
-    )
+    equity = pd.DataFrame({"time": index, "equity": result.equity_curve})
     times, values = downsample(result.equity_curve_times, result.equity_curve, MAX_EQUITY_POINTS)
     record = BacktestRecord(
         backtest_id=uuid.uuid4().hex,
@@ -442,7 +511,7 @@ def _record(
         start_date=request.start,
         end_date=request.end,
         initial_capital=config.initial_capital,
-        parameters=dict(params),
+        parameters=dict(prepared.params),
         account_currency=config.account_currency,
         create_time=datetime.now(UTC),
         metrics=dict(result.metrics),
@@ -455,13 +524,15 @@ def _record(
         duration_seconds=seconds,
         trades_total=len(result.trades),
         equity_points_total=len(result.equity_curve),
-        applied=applied_settings(config, index, warmup, files)
+        applied=applied_settings(config, index, warmup, prepared.files)
         | {"allow_conversion_gaps": request.allow_conversion_gaps},
         warnings=[
             *window_warnings(request.start, request.end, index, config.timeframe, warmup),
-            *loading,
+            *prepared.warnings,
             *result.warnings,
         ],
+        instruments=[leg.config.instrument for leg in prepared.legs],
+        instrument_metrics=result.instrument_metrics,
     )
     return record, BacktestSeries(trades, equity)
 

@@ -39,7 +39,7 @@ from see_grpc.service.ports import (
     page_size_of,
 )
 from see_grpc.text import quoted
-from see_grpc.trading.backtest import run_backtest
+from see_grpc.trading.backtest import Leg, run_portfolio
 from see_grpc.trading.backtest.metrics import bars_per_year
 from see_grpc.trading.instruments import timeframe_delta
 from see_grpc.trading.lifecycle import OPTIMIZATION
@@ -328,7 +328,7 @@ class OptimizationService:
                 return False
             return strategy.warmup_bars(merged) + 2 <= shortest  # every window can trade it
 
-        job = SweepJob(prepared.template, prepared.loaded.bars, prepared.config, prepared.conversion)
+        job = SweepJob(prepared.template, prepared.loaded.bars, prepared.config, prepared.conversion, prepared.others)
         per_window = space.size if method == "GRID" else max_trials
         work = per_window * sum(w.oos_start - w.is_start for w in windows) if windows else per_window * bars
         engine = self._engine(request.engine, prepared, work)
@@ -543,6 +543,7 @@ def _settings(request: OptimizationRequest, plan: _Plan, prepared: PreparedBackt
     assert backtest.start is not None and backtest.end is not None  # prepare() checked them
     return {
         "instrument": prepared.config.instrument,
+        "instruments": [leg.config.instrument for leg in prepared.legs],
         "timeframe": prepared.config.timeframe,
         "start_date": backtest.start.isoformat(),
         "end_date": backtest.end.isoformat(),
@@ -564,7 +565,8 @@ def _diagnostics(job: SweepJob, window: Window, trials: list[Trial]) -> dict[str
         return None
     best = ranked(trials)[0]
     bars, conversion = job.window(window)
-    equity = run_backtest(job.strategy(), best.params, bars, job.config, conversion=conversion).equity_curve
+    legs = [Leg(job.config, bars, conversion), *job.other_legs(window)]
+    equity = run_portfolio(job.strategy(), best.params, legs).equity_curve
     curve = np.concatenate(([job.config.initial_capital], equity))
     returns = np.diff(curve) / curve[:-1]
     annual = math.sqrt(bars_per_year(timeframe_delta(job.config.timeframe)))

@@ -62,6 +62,10 @@ class BacktestRecord:
     # The settings that ran, defaults resolved (see AppliedSettings in backtest.proto); times as ISO strings.
     applied: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Every instrument traded (a portfolio has several; `instrument` is the first) and each one's share of the
+    # metrics (engine.run_portfolio's instrument_metrics).
+    instruments: list[str] = field(default_factory=list)
+    instrument_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,17 @@ async def test_backtest_json_is_the_stored_backtest_as_rest_serves_it(running: R
     assert printed == stored
 
 
+async def test_a_repeated_instrument_runs_one_portfolio(running: RunningServer) -> None:
+    ran = await see(running, "backtest", "trend_following_v1", "-i", "EUR/USD", "-i", "USD/JPY", *WINDOW, "--json")
+    assert ran.code == 0, ran.err
+    printed = ran.json()
+    assert printed["instruments"] == ["EUR/USD", "USD/JPY"]
+    assert [m["instrument"] for m in printed["instrument_metrics"]] == ["EUR/USD", "USD/JPY"]
+    summary = await see(running, "backtest", "trend_following_v1", "-i", "EUR/USD", "-i", "USD/JPY", *WINDOW)
+    assert summary.code == 0, summary.err
+    assert "EUR/USD, USD/JPY 1h" in summary.out and "by instrument" in summary.out
+
+
 async def test_backtest_summary_shows_the_metrics_a_trader_reads(running: RunningServer) -> None:
     ran = await see(running, "backtest", "trend_following_v1", *WINDOW)
     assert ran.code == 0, ran.err

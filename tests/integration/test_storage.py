@@ -287,6 +287,17 @@ async def test_backtest_round_trip(database: SqlDatabase) -> None:
     assert stored is not None and all(when.tzinfo == UTC for when, _ in stored.equity_curve)
 
 
+async def test_a_portfolio_keeps_its_instruments_and_their_metrics(database: SqlDatabase) -> None:
+    shares = {"EUR/USD": {"net_pnl": 12.5, "profit_factor": math.inf}, "USD/JPY": {"net_pnl": -3.0, "num_trades": 2.0}}
+    record = backtest(7, instruments=["EUR/USD", "USD/JPY"], instrument_metrics=shares, applied={"leverage": 50.0})
+    async with database.unit_of_work() as uow:
+        await uow.backtests.add(record)
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        stored = await uow.backtests.get("b-7")
+    assert stored == record  # the infinite profit factor too; applied holds only the settings
+
+
 async def test_backtest_list_is_newest_first_summaries(database: SqlDatabase) -> None:
     async with database.unit_of_work() as uow:
         for n in range(5):

@@ -198,6 +198,7 @@ class RunBacktestRequest(_message.Message):
     OVERSIZE_FIELD_NUMBER: _builtins.int
     NEGATIVE_BALANCE_PROTECTION_FIELD_NUMBER: _builtins.int
     ALLOW_CONVERSION_GAPS_FIELD_NUMBER: _builtins.int
+    INSTRUMENTS_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     """Required, at most 128 characters. In StartOptimizationRequest it may be given at the top level instead, so the
     rule "required" is checked by the backtest itself, not declared here.
@@ -205,7 +206,7 @@ class RunBacktestRequest(_message.Message):
     initial_capital: _builtins.float
     """Required: positive, at most 1e12, in the account currency."""
     instrument: _builtins.str
-    """e.g. "EUR/USD"; defaults to the strategy's first instrument."""
+    """e.g. "EUR/USD"; defaults to the strategy's first instrument. Not with `instruments`."""
     timeframe: _builtins.str
     """e.g. "1h"; defaults to the strategy's timeframe."""
     position_size_units: _builtins.float
@@ -254,6 +255,15 @@ class RunBacktestRequest(_message.Message):
     def sizing(self) -> Global___Sizing:
         """Unset: FIXED_UNITS with position_size_units (default 10,000)."""
 
+    @_builtins.property
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A portfolio instead of `instrument`: the strategy trades each of these (1 to 20 distinct instruments, e.g.
+        ["EUR/USD", "USD/JPY"]) on one account, sharing its cash and margin, with the margin call and stop-out on the
+        account's equity. Bars are aligned on time: an instrument without a bar at a time neither trades nor moves then
+        and is marked at its last close. Costs, stops and sizing apply to each instrument; leverage and the margin
+        levels are the account's.
+        """
+
     def __init__(
         self,
         *,
@@ -277,10 +287,11 @@ class RunBacktestRequest(_message.Message):
         oversize: Global___OversizePolicy.ValueType = ...,
         negative_balance_protection: _builtins.bool | None = ...,
         allow_conversion_gaps: _builtins.bool = ...,
+        instruments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "end_date", b"end_date", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "allow_conversion_gaps", b"allow_conversion_gaps", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leverage", b"_leverage", "_margin_call_level", b"_margin_call_level", "_negative_balance_protection", b"_negative_balance_protection", "_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_stop_out_level", b"_stop_out_level", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "allow_conversion_gaps", b"allow_conversion_gaps", "costs", b"costs", "end_date", b"end_date", "initial_capital", b"initial_capital", "instrument", b"instrument", "instruments", b"instruments", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "negative_balance_protection", b"negative_balance_protection", "oversize", b"oversize", "parameters", b"parameters", "position_size_units", b"position_size_units", "sizing", b"sizing", "start_date", b"start_date", "stop_loss_pips", b"stop_loss_pips", "stop_out_level", b"stop_out_level", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__leverage: _TypeAlias = _typing.Literal["leverage"]  # noqa: Y015
     _WhichOneofArgType__leverage: _TypeAlias = _typing.Literal["_leverage", b"_leverage"]  # noqa: Y015
@@ -368,7 +379,7 @@ class AppliedSettings(_message.Message):
     def data_end(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def data_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The files the bars (and any conversion rates) came from."""
+        """The files the bars (and any conversion rates) came from, every instrument's for a portfolio."""
 
     def __init__(
         self,
@@ -487,6 +498,65 @@ class BacktestMetrics(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BacktestMetrics: _TypeAlias = BacktestMetrics  # noqa: Y015
+
+@_typing.final
+class InstrumentMetrics(_message.Message):
+    """One instrument's share of a backtest: its trades' statistics and its costs, in the account currency. The
+    equity figures (returns, drawdown, Sharpe) are the account's, in BacktestMetrics.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    NET_PNL_FIELD_NUMBER: _builtins.int
+    NUM_TRADES_FIELD_NUMBER: _builtins.int
+    WIN_RATE_FIELD_NUMBER: _builtins.int
+    PROFIT_FACTOR_FIELD_NUMBER: _builtins.int
+    EXPECTANCY_FIELD_NUMBER: _builtins.int
+    AVG_WIN_FIELD_NUMBER: _builtins.int
+    AVG_LOSS_FIELD_NUMBER: _builtins.int
+    SQN_FIELD_NUMBER: _builtins.int
+    EXPOSURE_FIELD_NUMBER: _builtins.int
+    TOTAL_COMMISSION_FIELD_NUMBER: _builtins.int
+    TOTAL_FINANCING_FIELD_NUMBER: _builtins.int
+    instrument: _builtins.str
+    """e.g. "EUR/USD"."""
+    net_pnl: _builtins.float
+    """Sum of the net P&L of its trades."""
+    num_trades: _builtins.int
+    win_rate: _builtins.float
+    profit_factor: _builtins.float
+    expectancy: _builtins.float
+    avg_win: _builtins.float
+    avg_loss: _builtins.float
+    sqn: _builtins.float
+    exposure: _builtins.float
+    """Fraction of the instrument's own bars with its position open."""
+    total_commission: _builtins.float
+    total_financing: _builtins.float
+    def __init__(
+        self,
+        *,
+        instrument: _builtins.str = ...,
+        net_pnl: _builtins.float = ...,
+        num_trades: _builtins.int = ...,
+        win_rate: _builtins.float = ...,
+        profit_factor: _builtins.float = ...,
+        expectancy: _builtins.float = ...,
+        avg_win: _builtins.float = ...,
+        avg_loss: _builtins.float = ...,
+        sqn: _builtins.float = ...,
+        exposure: _builtins.float = ...,
+        total_commission: _builtins.float = ...,
+        total_financing: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_loss", b"avg_loss", "avg_win", b"avg_win", "expectancy", b"expectancy", "exposure", b"exposure", "instrument", b"instrument", "net_pnl", b"net_pnl", "num_trades", b"num_trades", "profit_factor", b"profit_factor", "sqn", b"sqn", "total_commission", b"total_commission", "total_financing", b"total_financing", "win_rate", b"win_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstrumentMetrics: _TypeAlias = InstrumentMetrics  # noqa: Y015
 
 @_typing.final
 class Trade(_message.Message):
@@ -612,10 +682,13 @@ class Backtest(_message.Message):
     EQUITY_POINTS_TOTAL_FIELD_NUMBER: _builtins.int
     APPLIED_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    INSTRUMENTS_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_METRICS_FIELD_NUMBER: _builtins.int
     backtest_id: _builtins.str
     status: Global___Backtest.Status.ValueType
     strategy_id: _builtins.str
     instrument: _builtins.str
+    """The instrument traded; for a portfolio, the first of `instruments`."""
     timeframe: _builtins.str
     initial_capital: _builtins.float
     account_currency: _builtins.str
@@ -657,6 +730,14 @@ class Backtest(_message.Message):
         from the window, conversion rates filled across gaps, the account floored at zero), one sentence each.
         """
 
+    @_builtins.property
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every instrument traded, in the request's order (one for a single-instrument backtest)."""
+
+    @_builtins.property
+    def instrument_metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstrumentMetrics]:
+        """Each instrument's share, in the order of `instruments`; metrics are the whole account's."""
+
     def __init__(
         self,
         *,
@@ -681,10 +762,12 @@ class Backtest(_message.Message):
         equity_points_total: _builtins.int = ...,
         applied: Global___AppliedSettings | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        instruments: _abc.Iterable[_builtins.str] | None = ...,
+        instrument_metrics: _abc.Iterable[Global___InstrumentMetrics] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "create_time", b"create_time", "end_date", b"end_date", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "applied", b"applied", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "equity_points_total", b"equity_points_total", "initial_capital", b"initial_capital", "instrument", b"instrument", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades", "trades_total", b"trades_total", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_currency", b"account_currency", "applied", b"applied", "backtest_id", b"backtest_id", "create_time", b"create_time", "data_source", b"data_source", "duration_seconds", b"duration_seconds", "end_date", b"end_date", "equity_curve", b"equity_curve", "equity_points_total", b"equity_points_total", "initial_capital", b"initial_capital", "instrument", b"instrument", "instrument_metrics", b"instrument_metrics", "instruments", b"instruments", "metrics", b"metrics", "parameters", b"parameters", "start_date", b"start_date", "status", b"status", "strategy_id", b"strategy_id", "synthetic_data", b"synthetic_data", "timeframe", b"timeframe", "trades", b"trades", "trades_total", b"trades_total", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -217,7 +217,7 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
         equity_curve=[[encoding.stored_time(when), equity] for when, equity in record.equity_curve],
         trades_total=record.trades_total,
         equity_points_total=record.equity_points_total,
-        applied=dict(record.applied),
+        applied=_stored_applied(record),
         warnings=list(record.warnings),
         data_source=record.data_source,
         synthetic_data=record.synthetic_data,
@@ -227,8 +227,21 @@ def _backtest_row(record: BacktestRecord) -> BacktestRow:
     )
 
 
+# A portfolio's instruments and per-instrument metrics ride in the applied JSON column (what ran), so they need no
+# schema change; rows stored before portfolios existed have neither (the answer then names their one instrument).
+_INSTRUMENTS, _INSTRUMENT_METRICS = "instruments", "instrument_metrics"
+
+
+def _stored_applied(record: BacktestRecord) -> dict[str, Any]:
+    shares = {symbol: encoding.stored_metrics(metrics) for symbol, metrics in record.instrument_metrics.items()}
+    return {**record.applied, _INSTRUMENTS: list(record.instruments), _INSTRUMENT_METRICS: shares}
+
+
 def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
     """summary: the list view, whose rows were loaded without trades and equity curve."""
+    applied = dict(row.applied)
+    instruments = applied.pop(_INSTRUMENTS, [])
+    shares = applied.pop(_INSTRUMENT_METRICS, None) or {}
     return BacktestRecord(
         backtest_id=row.backtest_id,
         status=row.status,
@@ -250,8 +263,10 @@ def _backtest_record(row: BacktestRow, *, summary: bool) -> BacktestRecord:
         error=row.error,
         trades_total=row.trades_total,
         equity_points_total=row.equity_points_total,
-        applied=dict(row.applied),
+        applied=applied,
         warnings=list(row.warnings),
+        instruments=list(instruments),
+        instrument_metrics={symbol: encoding.read_metrics(metrics) for symbol, metrics in shares.items()},
     )
 
 

@@ -1,6 +1,11 @@
 """Backtesting of strategies on historical bars.
 
 Conventions of the simulation (see kernel.py for the code):
+- a backtest trades one instrument or a book of them on one account (run_portfolio): each instrument's targets
+  come from its own bars; bars are aligned on the union of their times, an instrument without a bar at a time
+  neither trades nor moves then and is marked at its last close; the instruments share the cash, the margin
+  (summed in the account currency) and the margin call / stop-out on the account's equity, each marked at its
+  last close; within a bar they are stepped in the book's order;
 - a target computed on bar t's close fills at bar t+1's open; only changes of the target trade, so a position
   closed by a stop waits for the next signal; a reversal closes, then opens at the same open;
 - bars are mid prices: longs buy at the ask (mid + half spread) and sell at the bid, shorts the reverse; market
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 from see_grpc.trading.backtest.config import DEFAULT_COSTS, SIZING_MODES, BacktestConfig, CostDefaults
 from see_grpc.trading.backtest.conversion import align_conversion, conversion_pairs, conversion_routes, load_conversion
-from see_grpc.trading.backtest.engine import BacktestCancelledError, run_backtest
+from see_grpc.trading.backtest.engine import BacktestCancelledError, Leg, run_backtest, run_portfolio
 from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
 
 __all__ = [
@@ -39,10 +44,12 @@ __all__ = [
     "BacktestConfig",
     "BacktestResult",
     "CostDefaults",
+    "Leg",
     "TradeRecord",
     "align_conversion",
     "conversion_pairs",
     "conversion_routes",
     "load_conversion",
     "run_backtest",
+    "run_portfolio",
 ]

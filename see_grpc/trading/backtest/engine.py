@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -14,7 +14,7 @@ from see_grpc.trading.backtest import kernel as k
 from see_grpc.trading.backtest.config import SIZING_MODES, BacktestConfig
 from see_grpc.trading.backtest.conversion import conversion_array
 from see_grpc.trading.backtest.financing import rollover_days
-from see_grpc.trading.backtest.metrics import compute_metrics
+from see_grpc.trading.backtest.metrics import compute_metrics, trade_metrics
 from see_grpc.trading.backtest.progress import Progress, Report, Stage, slices
 from see_grpc.trading.backtest.result import BacktestResult, TradeRecord
 from see_grpc.trading.backtest.trade_table import trade_table
@@ -29,8 +29,19 @@ class BacktestCancelledError(BacktestExecutionError):
 
 
 @dataclass(frozen=True)
+class Leg:
+    """One instrument of a book: its settings, its bars (mid OHLC, tz-aware UTC index) and its conversion rates
+    (conversion.load_conversion; None when the quote is the account currency or the instrument's own prices
+    convert it, e.g. USD/JPY in USD)."""
+
+    config: BacktestConfig
+    bars: pd.DataFrame
+    conversion: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
 class _Market:
-    """Per-bar arrays the kernel reads."""
+    """Per-bar arrays of one instrument."""
 
     open: np.ndarray
     high: np.ndarray
@@ -40,6 +51,45 @@ class _Market:
     conv_open: np.ndarray  # quote->account rate at each bar's open
     conv_close: np.ndarray  # ... and at its close
     rollover_days: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Book:
+    """What the kernel reads for a book of instruments: (instruments, bars) arrays on the union of their bar times.
+
+    An instrument without a bar at a time carries its last bar's values there (has_bar False), so it is marked at
+    its last close; rollover days count on its own bars only.
+    """
+
+    configs: tuple[BacktestConfig, ...]
+    index: pd.DatetimeIndex
+    has_bar: np.ndarray
+    last_bar: np.ndarray  # each instrument's last bar, where its open position closes (end_of_data)
+    # Per instrument: its bar at or before each union bar, -1 before its first; None when it has every bar.
+    carried: tuple[np.ndarray | None, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    half_spread: np.ndarray
+    conv_open: np.ndarray
+    conv_close: np.ndarray
+    rollover_days: np.ndarray
+    settings: np.ndarray
+
+    @property
+    def account(self) -> BacktestConfig:
+        """The settings of the account: capital, currency, timeframe and margin levels are the book's."""
+        return self.configs[0]
+
+    def grid(self, targets: Sequence[np.ndarray]) -> np.ndarray:
+        """Each instrument's targets on the union times: its last bar's target, flat before its first bar."""
+        return np.stack(
+            [
+                target if at is None else np.where(at >= 0, target[np.maximum(at, 0)], 0.0)
+                for target, at in zip(targets, self.carried, strict=True)
+            ]
+        )
 
 
 def run_backtest(
@@ -52,36 +102,54 @@ def run_backtest(
     progress: Report | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BacktestResult:
-    """Simulate `strategy` on `bars` (mid OHLC, tz-aware UTC index) and report trades, equity and metrics.
+    """Simulate `strategy` on the bars of one instrument: run_portfolio of that one Leg."""
+    return run_portfolio(strategy, params, [Leg(config, bars, conversion)], progress=progress, should_stop=should_stop)
 
-    `params` are validated with the strategy's rules. `conversion` holds the quote->account rates at each bar's
-    open and close (conversion.load_conversion; None when the quote is the account currency or the instrument's own
-    prices convert it, e.g. USD/JPY in USD). Raises BacktestSizeError before simulating when `refuse_oversize` is
-    set and the first entry at the starting equity would not fit the margin.
-    `progress` hears each stage and, while simulating, each slice of bars done (see progress.py).
+
+def run_portfolio(
+    strategy: BaseStrategy,
+    params: Mapping[str, object],
+    legs: Sequence[Leg],
+    *,
+    progress: Report | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> BacktestResult:
+    """Simulate `strategy` on each leg's bars, all on one account, and report trades, equity and metrics.
+
+    The strategy gives each instrument its targets from that instrument's bars alone; the legs share the cash, the
+    margin (summed in the account currency) and the margin call and stop-out on the account's equity. The first
+    leg's config holds the account (capital, currency, timeframe, leverage, margin levels); each leg's own config
+    its costs, financing, stops and sizing. `params` are validated with the strategy's rules. Raises
+    BacktestSizeError before simulating when `refuse_oversize` is set and the first entries at the starting equity
+    would not fit the margin together. `progress` hears each stage and, while simulating, each slice of bars done
+    (see progress.py).
     """
     params = strategy.validate_parameters(params)
-    _check_bars(bars, strategy.warmup_bars(params))
+    _check_legs(legs)
+    for leg in legs:
+        _check_bars(leg.bars, strategy.warmup_bars(params))
     report = progress or _ignore
-    report(Progress(Stage.SIGNALS, 0, len(bars)))
-    target = _targets(strategy, bars, params)
-    market = _market(bars, config, conversion)
-    if config.refuse_oversize:
-        _refuse_oversize(market, config)
-    state, trades, equity = _simulate(target, market, config, progress, should_stop)
-    report(Progress(Stage.RESULTS, len(bars), len(bars)))
-    index = pd.DatetimeIndex(bars.index)
-    times = bar_times(index)
-    closed = trades[: int(state[k.S_TRADES])]
-    records = _trade_records(closed, index, config.pair.symbol)
+    book = _book(legs)
+    total = len(book.index)
+    report(Progress(Stage.SIGNALS, 0, total))
+    targets = [_targets(strategy, leg.bars, params) for leg in legs]
+    if book.account.refuse_oversize:
+        _refuse_oversize(book)
+    state, account, trades, equity = _simulate(targets, book, progress, should_stop)
+    report(Progress(Stage.RESULTS, total, total))
+    times = bar_times(book.index)
+    done = trades[: int(account[k.A_TRADES])]
+    symbols = [config.pair.symbol for config in book.configs]
+    records = _trade_records(done, book.index, symbols)
     return BacktestResult(
-        metrics=_metrics(state, trades, equity, times, config),
+        metrics=_metrics(account, trades, equity, times, book.account),
         trades=records,
         equity_curve_times=times,
         equity_curve=equity,
-        bars_processed=len(bars),
-        warnings=_warnings(state, records, config),
-        trade_table=trade_table(closed, index, config.pair.symbol),
+        bars_processed=total,
+        warnings=_warnings(state, account, records, book),
+        instrument_metrics=_instrument_metrics(state, done, book),
+        trade_table=trade_table(done, book.index, symbols),
     )
 
 
@@ -94,20 +162,50 @@ def bar_times(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def _metrics(
-    state: np.ndarray, trades: np.ndarray, equity: np.ndarray, times: np.ndarray, config: BacktestConfig
+    account: np.ndarray, trades: np.ndarray, equity: np.ndarray, times: np.ndarray, config: BacktestConfig
 ) -> dict[str, float]:
-    records = trades[: int(state[k.S_TRADES])]
+    records = trades[: int(account[k.A_TRADES])]
     metrics = compute_metrics(
         equity=equity,
         times=times,
         initial_capital=config.initial_capital,
         trade_pnl=records[:, k.T_PNL],
         bar=timeframe_delta(config.timeframe),
-        exposure=float(state[k.S_BARS_IN_MARKET]) / equity.shape[0],
+        exposure=float(account[k.A_BARS_IN_MARKET]) / equity.shape[0],
     )
     metrics["total_commission"] = float(records[:, k.T_COMMISSION].sum())
     metrics["total_financing"] = float(records[:, k.T_FINANCING].sum())
     return metrics
+
+
+def _instrument_metrics(state: np.ndarray, records: np.ndarray, book: _Book) -> dict[str, dict[str, float]]:
+    """Each instrument's share of the book: its trades' statistics, costs and net P&L, and the fraction of its own
+    bars it held a position."""
+    shares = {}
+    for i, config in enumerate(book.configs):
+        own = records[records[:, k.T_INSTRUMENT] == i]
+        metrics = trade_metrics(own[:, k.T_PNL])
+        metrics["net_pnl"] = float(own[:, k.T_PNL].sum())
+        metrics["total_commission"] = float(own[:, k.T_COMMISSION].sum())
+        metrics["total_financing"] = float(own[:, k.T_FINANCING].sum())
+        metrics["exposure"] = float(state[i, k.S_BARS_IN_MARKET]) / max(int(book.has_bar[i].sum()), 1)
+        shares[config.pair.symbol] = metrics
+    return shares
+
+
+def _check_legs(legs: Sequence[Leg]) -> None:
+    if not legs:
+        raise BacktestDataError("A backtest needs at least one instrument.")
+    first = legs[0].config
+    symbols = [leg.config.pair.symbol for leg in legs]
+    if len(set(symbols)) != len(symbols):
+        raise BacktestDataError(f"Instruments must be distinct; got {', '.join(symbols)}.")
+    for leg in legs[1:]:
+        if (leg.config.timeframe, leg.config.account_currency.upper()) != (
+            first.timeframe,
+            first.account_currency.upper(),
+        ):
+            raise BacktestDataError("The instruments of a book share one timeframe and one account currency.")
 
 
 def _check_bars(bars: pd.DataFrame, warmup: int) -> None:
@@ -173,93 +271,166 @@ def _data_half_spread(bars: pd.DataFrame, pip: float) -> np.ndarray | None:
     return None
 
 
-def _settings(config: BacktestConfig) -> np.ndarray:
+def _book(legs: Sequence[Leg]) -> _Book:
+    markets = [_market(leg.bars, leg.config, leg.conversion) for leg in legs]
+    own = [bar_times(pd.DatetimeIndex(leg.bars.index)) for leg in legs]
+    if all(np.array_equal(times, own[0]) for times in own[1:]):  # the usual case: one timeline, nothing to merge
+        index = pd.DatetimeIndex(legs[0].bars.index)
+        has_bar = np.ones((len(legs), len(index)), dtype=np.bool_)
+        carried: tuple[np.ndarray | None, ...] = (None,) * len(legs)
+    else:
+        offsets = np.cumsum([0, *(len(times) for times in own)])
+        union, merged, steps = k.align(np.concatenate(own).view(np.int64), offsets)
+        has_bar = np.ascontiguousarray(merged)  # the kernel's other arrays are contiguous: one compiled signature
+        index = pd.DatetimeIndex(union.view("datetime64[ns]")).tz_localize("UTC")
+        carried = tuple(steps)
+    rollover = np.zeros(has_bar.shape)
+    for i, market in enumerate(markets):
+        rollover[i, has_bar[i]] = market.rollover_days
+
+    # Before an instrument's first bar its values are its first bar's: it holds nothing then.
+    clipped = [None if at is None else np.maximum(at, 0) for at in carried]
+
+    def grid(name: str) -> np.ndarray:
+        out = np.empty(has_bar.shape)
+        for i, (market, at) in enumerate(zip(markets, clipped, strict=True)):
+            if at is None:
+                out[i] = getattr(market, name)
+            else:
+                np.take(getattr(market, name), at, out=out[i])
+        return out
+
+    return _Book(
+        configs=tuple(leg.config for leg in legs),
+        index=index,
+        has_bar=has_bar,
+        last_bar=has_bar.shape[1] - 1 - np.argmax(has_bar[:, ::-1], axis=1),
+        carried=carried,
+        open=grid("open"),
+        high=grid("high"),
+        low=grid("low"),
+        close=grid("close"),
+        half_spread=grid("half_spread"),
+        conv_open=grid("conv_open"),
+        conv_close=grid("conv_close"),
+        rollover_days=rollover,
+        settings=np.vstack([_settings(leg.config, legs[0].config) for leg in legs]),
+    )
+
+
+def _settings(config: BacktestConfig, account: BacktestConfig) -> np.ndarray:
+    """The kernel's settings row of one instrument; the margin levels, leverage and protection are the account's."""
     pip = config.pair.pip_size
     settings = np.zeros(k.N_SETTINGS)
     settings[k.P_SLIPPAGE] = config.slippage_pips * pip
     settings[k.P_COMMISSION] = config.commission_per_million / 1e6
     settings[k.P_LONG_DAILY] = config.financing_long_rate / 365
     settings[k.P_SHORT_DAILY] = config.financing_short_rate / 365
-    settings[k.P_LEVERAGE] = config.leverage
+    settings[k.P_LEVERAGE] = account.leverage
     settings[k.P_SIZING] = SIZING_MODES.index(config.sizing)
     settings[k.P_SIZE] = config.position_size_units if config.sizing == "fixed_units" else config.sizing_fraction
     settings[k.P_STOP_LOSS] = (config.stop_loss_pips or 0.0) * pip
     settings[k.P_TAKE_PROFIT] = (config.take_profit_pips or 0.0) * pip
     settings[k.P_TRAILING] = (config.trailing_stop_pips or 0.0) * pip
-    settings[k.P_MARGIN_CALL] = config.margin_call_level
-    settings[k.P_STOP_OUT] = config.stop_out_level
-    settings[k.P_BASE_IS_ACCOUNT] = config.pair.base == config.account_currency.upper()
-    settings[k.P_PROTECT] = config.negative_balance_protection
+    settings[k.P_MARGIN_CALL] = account.margin_call_level
+    settings[k.P_STOP_OUT] = account.stop_out_level
+    settings[k.P_BASE_IS_ACCOUNT] = config.pair.base == account.account_currency.upper()
+    settings[k.P_PROTECT] = account.negative_balance_protection
     return settings
 
 
 def _simulate(
-    target: np.ndarray,
-    market: _Market,
-    config: BacktestConfig,
+    targets: Sequence[np.ndarray],
+    book: _Book,
     progress: Report | None,
     should_stop: Callable[[], bool] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = target.shape[0]
-    state = np.zeros(k.N_STATE)
-    state[k.S_CASH] = config.initial_capital
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(state, account, trades, equity) after the whole run; targets are each instrument's, on its own bars."""
+    n = len(book.index)
+    target = book.grid(targets)
+    state = np.zeros((len(book.configs), k.N_STATE))
+    account = np.zeros(k.N_ACCOUNT)
+    account[k.A_CASH] = book.account.initial_capital
     # Every trade starts on a change of the previous bar's target, so this bounds the trade count.
-    changes = np.count_nonzero(np.diff(target[:-1], prepend=0.0))
-    trades = np.zeros((changes + 1, k.N_TRADE_COLUMNS))
+    changes = sum(np.count_nonzero(np.diff(own[:-1], prepend=0.0)) + 1 for own in targets)
+    trades = np.zeros((changes, k.N_TRADE_COLUMNS))
     equity = np.empty(n)
-    settings = _settings(config)
     for start, stop in slices(n, steps=progress is not None):
         if should_stop is not None and should_stop():
             raise BacktestCancelledError(f"Backtest cancelled after {start} of {n} bars.")
         k.simulate(
-            start, stop, target, market.open, market.high, market.low, market.close, market.half_spread,
-            market.conv_open, market.conv_close, market.rollover_days, settings, state, trades, equity,
+            start, stop, book.has_bar, book.last_bar, target, book.open, book.high, book.low, book.close,
+            book.half_spread, book.conv_open, book.conv_close, book.rollover_days, book.settings, state, account,
+            trades, equity,
         )  # fmt: skip
         if progress is not None:
             progress(Progress(Stage.SIMULATING, stop, n))
-    return state, trades, equity
+    return state, account, trades, equity
 
 
-def _refuse_oversize(market: _Market, config: BacktestConfig) -> None:
-    """Raise when an entry on the first bar at the starting equity would be trimmed to the margin.
+def _refuse_oversize(book: _Book) -> None:
+    """Raise when the instruments' entries on their first bars at the starting equity would not all fit the margin.
 
-    Priced at the first bar's ask (a long's entry): the higher side, so the size named fits either direction.
+    Priced at each first bar's ask (a long's entry): the higher side, so the size named fits either direction.
+    Each entry is checked with the margin of the entries before it in the book already used.
     """
-    price = market.open[0] + market.half_spread[0] + config.slippage_pips * config.pair.pip_size
-    asked, allowed = k.entry_units(price, market.conv_open[0], _settings(config), config.initial_capital)
-    if allowed < asked:
-        currency = config.account_currency.upper()
-        raise BacktestSizeError(
-            f"{asked:,.0f} units do not fit the margin: at the first bar's price ({price:g}) "
-            f"{config.initial_capital:,.2f} {currency} at {config.leverage:g}:1 leverage and a margin call level of "
-            f"{config.margin_call_level:g} allow at most {allowed:,.0f} units. Ask for {allowed:,.0f} units or "
-            "fewer, or set oversize to TRIM to trade what fits with a warning."
-        )
+    account = book.account
+    capital, used = account.initial_capital, 0.0
+    before: list[str] = []
+    for i, config in enumerate(book.configs):
+        first = int(np.argmax(book.has_bar[i]))
+        settings = book.settings[i]
+        price = book.open[i, first] + book.half_spread[i, first] + settings[k.P_SLIPPAGE]
+        conv = book.conv_open[i, first]
+        asked, allowed = k.entry_units(price, conv, settings, capital, used)
+        if allowed < asked:
+            currency = account.account_currency.upper()
+            others = f" with the margin of {', '.join(before)} already used" if before else ""
+            raise BacktestSizeError(
+                f"{asked:,.0f} units{_of(book, config)} do not fit the margin{others}: at the first bar's price "
+                f"({price:g}) {capital:,.2f} {currency} at {account.leverage:g}:1 leverage and a margin call level "
+                f"of {account.margin_call_level:g} allow at most {max(allowed, 0):,.0f} units. Ask for "
+                f"{max(allowed, 0):,.0f} units or fewer, or set oversize to TRIM to trade what fits with a warning."
+            )
+        used += asked * (1.0 if settings[k.P_BASE_IS_ACCOUNT] else price * conv) / account.leverage
+        before.append(config.pair.symbol)
 
 
-def _warnings(state: np.ndarray, trades: list[TradeRecord], config: BacktestConfig) -> tuple[str, ...]:
+def _of(book: _Book, config: BacktestConfig) -> str:
+    """ " of EUR/USD" when the book has more than one instrument: sentences name the one they are about."""
+    return f" of {config.pair.symbol}" if len(book.configs) > 1 else ""
+
+
+def _warnings(state: np.ndarray, account: np.ndarray, trades: list[TradeRecord], book: _Book) -> tuple[str, ...]:
     """One sentence per adjustment the simulation made instead of failing."""
     notes = []
-    trimmed = int(state[k.S_TRIMMED])
-    if trimmed:
-        notes.append(
-            f"position size trimmed to the margin on {trimmed:,} of {int(state[k.S_ENTRIES]):,} entries: "
-            f"{state[k.S_MAX_ASKED]:,.0f} units asked, as few as {state[k.S_MIN_ALLOWED]:,.0f} allowed at "
-            f"{config.leverage:g}:1 leverage"
-        )
-    forgiven = float(state[k.S_FORGIVEN])
+    leverage = book.account.leverage
+    for i, config in enumerate(book.configs):
+        trimmed, refused = int(state[i, k.S_TRIMMED]), int(state[i, k.S_REFUSED])
+        if trimmed:
+            notes.append(
+                f"position size{_of(book, config)} trimmed to the margin on {trimmed:,} of "
+                f"{int(state[i, k.S_ENTRIES]):,} entries: {state[i, k.S_MAX_ASKED]:,.0f} units asked, as few as "
+                f"{state[i, k.S_MIN_ALLOWED]:,.0f} allowed at {leverage:g}:1 leverage"
+            )
+        if refused:
+            notes.append(
+                f"{refused:,} entries{_of(book, config)} not opened: the free margin allowed less than one unit "
+                f"at {leverage:g}:1 leverage"
+            )
+    forgiven = float(account[k.A_FORGIVEN])
     if forgiven > 0:
         last = trades[-1]  # the account is empty after the write-off, so it was the last trade
         notes.append(
             f"negative balance protection: the {last.side.lower()} position closed at {last.exit_price:g} on "
             f"{last.exit_time.isoformat()} would have left equity at {-forgiven:,.2f} "
-            f"{config.account_currency.upper()}; {forgiven:,.2f} of the loss was forgiven, equity is 0 and the "
+            f"{book.account.account_currency.upper()}; {forgiven:,.2f} of the loss was forgiven, equity is 0 and the "
             "backtest made no trades after it (exit reason margin_call)"
         )
     return tuple(notes)
 
 
-def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) -> list[TradeRecord]:
+def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbols: Sequence[str]) -> list[TradeRecord]:
     # Runs can close 100,000s of trades, so this avoids per-record Python work: a reversal's exit bar is the next
     # entry bar, so each distinct bar becomes a datetime once and both columns share the objects.
     bars, positions = np.unique(records[:, [k.T_ENTRY_BAR, k.T_EXIT_BAR]].astype(np.int64), return_inverse=True)
@@ -268,8 +439,9 @@ def _trade_records(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) ->
     sides = np.where(records[:, k.T_DIR] > 0, "LONG", "SHORT").tolist()
     reasons = np.array(k.EXIT_REASONS, dtype=object)[records[:, k.T_REASON].astype(np.int64)].tolist()
     units, entry_price, exit_price, pnl, commission, financing = records[:, k.T_UNITS : k.T_FINANCING + 1].T.tolist()
+    instruments = np.array(symbols, dtype=object)[records[:, k.T_INSTRUMENT].astype(np.int64)].tolist()
     rows = zip(
-        [symbol] * len(sides), sides, units, entry_times, exit_times,
+        instruments, sides, units, entry_times, exit_times,
         entry_price, exit_price, pnl, commission, financing, reasons, strict=True,
     )  # fmt: skip
     # tuple.__new__ is what TradeRecord._make calls, minus a Python frame per record.

@@ -30,7 +30,7 @@ def compute_metrics(
     """All metrics of BacktestResult; fractions, not percentages. Commission and financing totals are added by
     the caller."""
     metrics = _return_metrics(equity, times, initial_capital, bars_per_year(bar))
-    metrics.update(_trade_metrics(trade_pnl))
+    metrics.update(trade_metrics(trade_pnl))
     metrics["exposure"] = exposure
     return metrics
 
@@ -79,7 +79,8 @@ def _drawdown(curve: np.ndarray, times: np.ndarray) -> tuple[float, float]:
     return max_drawdown, float(np.max(np.diff(peak_stamps), initial=0)) / (86_400 * 1e9)
 
 
-def _trade_metrics(pnl: np.ndarray) -> dict[str, float]:
+def trade_metrics(pnl: np.ndarray) -> dict[str, float]:
+    """Statistics of net trade P&Ls: count, win rate, profit factor, expectancy, average win and loss, SQN."""
     count = pnl.size
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     gross_loss = -losses.sum()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -41,3 +41,5 @@ class BacktestResult:
     # The trades again as columns (trade_table.trade_table), for storage and export; None from a path that does
     # not build it, whose trades are then read from the records.
     trade_table: pd.DataFrame | None = None
+    # Per instrument, in the book's order: its trades' statistics, net_pnl, costs and exposure of its own bars.
+    instrument_metrics: dict[str, dict[str, float]] = field(default_factory=dict)

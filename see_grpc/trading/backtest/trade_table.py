@@ -4,6 +4,8 @@ into arrays) took longer than the simulation itself on 2,000,000 bars."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -21,12 +23,13 @@ _MONEY = {
 }
 
 
-def trade_table(records: np.ndarray, index: pd.DatetimeIndex, symbol: str) -> pd.DataFrame:
+def trade_table(records: np.ndarray, index: pd.DatetimeIndex, symbols: Sequence[str]) -> pd.DataFrame:
     """One row per closed trade (rows of the kernel's trade array), TradeRecord's columns in its order; times are
-    the bars' times, tz-aware UTC at microsecond resolution (as TradeRecord's datetimes)."""
+    the bars' times (of the book: the union of its instruments'), tz-aware UTC at microsecond resolution (as
+    TradeRecord's datetimes); `symbols` are the book's instruments in the kernel's order."""
     stamps = index.tz_convert("UTC").as_unit("us")
     columns: dict[str, object] = {
-        "instrument": np.full(len(records), symbol, dtype=object),
+        "instrument": np.array(symbols, dtype=object)[records[:, k.T_INSTRUMENT].astype(np.int64)],
         "side": np.where(records[:, k.T_DIR] > 0, "LONG", "SHORT").astype(object),
         "entry_time": stamps[records[:, k.T_ENTRY_BAR].astype(np.int64)],
         "exit_time": stamps[records[:, k.T_EXIT_BAR].astype(np.int64)],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -16,6 +16,7 @@ from see_grpc.trading.portfolio import PositionState
 from see_grpc.trading.strategies import ParamSpec
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_Metrics = TypeVar("_Metrics", backtest_pb2.BacktestMetrics, backtest_pb2.InstrumentMetrics)
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -117,6 +118,7 @@ def backtest_request(message: backtest_pb2.RunBacktestRequest) -> BacktestReques
         initial_capital=message.initial_capital,
         parameters=from_struct(message.parameters),
         instrument=message.instrument,
+        instruments=tuple(message.instruments),
         timeframe=message.timeframe,
         costs={name: getattr(message.costs, name) for name in COST_FIELDS if message.costs.HasField(name)},  # type: ignore[arg-type]
         account_currency=message.account_currency,
@@ -149,8 +151,15 @@ def trades(records: list[dict[str, Any]]) -> list[backtest_pb2.Trade]:
 
 
 def backtest_metrics(values: dict[str, Any]) -> backtest_pb2.BacktestMetrics:
+    return _filled(backtest_pb2.BacktestMetrics(), values)
+
+
+def instrument_metrics(symbol: str, values: dict[str, float]) -> backtest_pb2.InstrumentMetrics:
+    return _filled(backtest_pb2.InstrumentMetrics(instrument=symbol), values)
+
+
+def _filled(metrics: _Metrics, values: dict[str, Any]) -> _Metrics:
     """Known metrics only; stored non-finite values ("inf") read back as floats."""
-    metrics = backtest_pb2.BacktestMetrics()
     for name, value in values.items():
         if name in metrics.DESCRIPTOR.fields_by_name:
             setattr(metrics, name, int(value) if name == "num_trades" else float(value))
@@ -181,6 +190,8 @@ def backtest(record: BacktestRecord) -> backtest_pb2.Backtest:
         equity_points_total=record.equity_points_total,
         applied=json_format.ParseDict(record.applied, backtest_pb2.AppliedSettings(), ignore_unknown_fields=True),
         warnings=record.warnings,
+        instruments=record.instruments or [record.instrument],
+        instrument_metrics=[instrument_metrics(s, v) for s, v in record.instrument_metrics.items()],
     )
 
 
