@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from see_grpc.adapters.compute import ComputeEngines
 from see_grpc.errors import (
     FieldViolation,
     ForexTradingPlatformError,
@@ -26,9 +25,8 @@ from see_grpc.errors import (
     NotFoundError,
     StrategyConfigurationError,
 )
-from see_grpc.reporting.series import downsample
 from see_grpc.service.backtests import MAX_EQUITY_POINTS, BacktestRequest, BacktestService, PreparedBacktest
-from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepRunner, page_size_of
+from see_grpc.service.ports import Database, OptimizationRecord, Page, SweepEngines, SweepRunner, page_size_of
 from see_grpc.text import quoted
 from see_grpc.trading.backtest import run_backtest
 from see_grpc.trading.backtest.metrics import bars_per_year
@@ -40,6 +38,7 @@ from see_grpc.trading.optimization.overfitting import deflated_sharpe
 from see_grpc.trading.optimization.search import METHODS, Candidate, Search, make_search
 from see_grpc.trading.optimization.space import MAX_COMBINATIONS, RangeRequest, SearchSpace, build_space
 from see_grpc.trading.optimization.walk_forward import WalkForwardWindow, degradation, stitch, walk_forward_windows
+from see_grpc.trading.series import downsample
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ class _Live:
 
 
 class OptimizationService:
-    def __init__(self, database: Database, backtests: BacktestService, engines: ComputeEngines) -> None:
+    def __init__(self, database: Database, backtests: BacktestService, engines: SweepEngines) -> None:
         self._db = database
         self._backtests = backtests
         self._engines = engines

@@ -12,6 +12,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import pandas as pd
 
 from see_grpc.errors import InvalidArgumentError
+from see_grpc.trading.optimization.evaluate import SweepJob
 
 T = TypeVar("T")
 
@@ -510,6 +511,24 @@ class ExecutionObserver(Protocol):
 
     def ended(self, execution_id: str) -> None:
         """This process no longer runs the execution (it ended, or the process is stopping)."""
+
+
+class ReportRenderer(Protocol):
+    """Turns a stored backtest into one offline HTML page (see_grpc.reporting)."""
+
+    max_trades: int  # the trades a page shows: the use case reads no more than these
+
+    def render(self, record: BacktestRecord, close: pd.Series | None, note: str) -> str:
+        """`close`: the closing prices the backtest ran on, or None when they are gone; `note` says why."""
+
+
+class SweepEngines(Protocol):
+    """Opens a SweepRunner per optimization (see_grpc.adapters.compute)."""
+
+    dask_address: str | None  # None: no Dask cluster configured
+    workers: int  # CPUs this process may use
+
+    async def open(self, kind: str, job: SweepJob) -> SweepRunner: ...
 
 
 class SweepRunner(Protocol):
