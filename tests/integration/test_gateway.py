@@ -18,6 +18,7 @@ from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.platform import BreakerState, CircuitBreaker, CircuitOpenError, PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service.ports import LiveBar, OrderRecord
+from see_grpc.trading.model import OrderStatus, Side
 from tests.fakes.gateway import FakeGateway, StreamFault
 
 pytestmark = pytest.mark.integration
@@ -58,9 +59,9 @@ async def _collect(feed: GatewayFeed, after: datetime | None = None) -> list[Liv
 
 
 def _order(
-    units: float = 10_000, side: str = "LONG", key: str = "exec-1:EUR/USD:2024-01-08T05:00:00+00:00"
+    units: float = 10_000, side: Side = Side.LONG, key: str = "exec-1:EUR/USD:2024-01-08T05:00:00+00:00"
 ) -> OrderRecord:
-    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, "pending", T0)
+    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, OrderStatus.PENDING, T0)
 
 
 def _state(breaker: CircuitBreaker) -> BreakerState:
@@ -147,7 +148,7 @@ async def test_an_order_fills_and_a_repeat_returns_the_original_fill(gateway: Fa
     async with GatewayBroker(_config(gateway)) as broker:
         first = await broker.submit(_order(), BARS[5])
         again = await broker.submit(_order(), BARS[6])
-        sold = await broker.submit(_order(side="SHORT", key="exec-1:EUR/USD:sell"), BARS[6])
+        sold = await broker.submit(_order(side=Side.SHORT, key="exec-1:EUR/USD:sell"), BARS[6])
     assert first == again and first.price > BARS[-1].close > sold.price
     assert first.commission == pytest.approx(0.2)
     assert gateway.executions == {_order().client_order_id: 1, "exec-1:EUR/USD:sell": 1}
