@@ -77,6 +77,7 @@ ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: 
 LEASE_SECONDS = 15.0
 FLUSH_INTERVAL_SECONDS = 1.0  # how often a running execution tries to empty its outbox while the bus is away
 DEFAULT_UNITS = 10_000.0
+MAX_POSITION_UNITS = 1e9  # the most RiskLimits.max_position_units may be set to
 DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
 FEED_POLL_SECONDS = 1.0  # how often an execution that outlived its feed (on_feed_end "wait") asks for new bars
 FEED_END = ("flatten", "wait")  # what an execution does when its feed has no more bars
@@ -770,7 +771,10 @@ def _new_record(
     if problems:
         message = f"P&L is kept in {account.currency}: {'; '.join(problems)}"
         raise InvalidArgumentError(message, violations=[FieldViolation("instruments", message)])
-    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__ | request.risk
+    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__
+    if sizing.mode != "fixed_units":  # sized on equity: the gross exposure limit bounds it, not a unit count
+        limits["max_position_units"] = MAX_POSITION_UNITS
+    limits |= request.risk
     now = datetime.now(UTC)
     feed = dict(request.feed)
     feed_timeframe = feed.pop("timeframe", "") or timeframe

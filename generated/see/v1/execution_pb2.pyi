@@ -502,8 +502,9 @@ Global___StartExecutionRequest: _TypeAlias = StartExecutionRequest  # noqa: Y015
 
 @_typing.final
 class RiskLimits(_message.Message):
-    """Pre-trade risk limits of an execution. Unset fields take defaults from the allocation: 10x the position size,
-    the allocation x 50 leverage of gross exposure, 5 % daily loss, 20 % drawdown.
+    """Pre-trade risk limits of an execution. Unset fields take defaults from the allocation: 10x the position size
+    (1e9 with EQUITY_FRACTION or RISK_PER_TRADE sizing: the exposure limit bounds those), the allocation x 50
+    leverage of gross exposure, 5 % daily loss, 20 % drawdown.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
