@@ -600,24 +600,15 @@ class _Runner:
         price, reason = hit
         key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}:{reason}"
         order = make_order(self._record, instrument, -position.units, key, reason, price=price)
-        held = position.direction
         await self._manager.execute_order(self._record, order, bar, new_order=True)
-        position.direction, position.held_off = 0.0, held
+        self._account.exited(instrument)
 
     async def _decide(self, instrument: str, bar: LiveBar, direction: float) -> None:
         account = self._account
-        position = account.position(instrument)
-        if position.held_off and direction == position.held_off:  # stopped out: wait for the target to change
+        delta = account.decide(instrument, direction, self._sizing, self._exits)
+        if delta is None:
             return
-        position.held_off = 0.0
-        if direction == position.direction and not (direction == 0 and not position.flat):
-            return
-        size = account.entry_units(instrument, direction, self._sizing, self._exits) if direction else 0.0
-        target = math.copysign(size, direction) if direction else 0.0
-        delta = target - position.units
-        if math.isclose(delta, 0.0, abs_tol=1e-9):
-            position.direction = direction
-            return
+        target = account.position(instrument).units + delta
         key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
         order = make_order(self._record, instrument, delta, key)
         reason = await self._risk_check(order, instrument, bar)

@@ -377,6 +377,29 @@ class Account:
     def exposure(self, instrument: str) -> Exposure:
         return Exposure(self.position(instrument).units, self.gross_exposure, self.equity - self.day_start_equity)
 
+    def decide(self, instrument: str, direction: float, sizing: Sizing, rules: ExitRules) -> float | None:
+        """The signed units to trade for the strategy's target `direction` on a bar's close, None for nothing.
+
+        Only a change of target trades, as in the backtest: after a stop exit the target then in force does not
+        enter again until the strategy changes it; a rejected order is tried again on the next bar."""
+        position = self.position(instrument)
+        if position.held_off and direction == position.held_off:
+            return None
+        position.held_off = 0.0
+        if direction == position.direction and (direction or position.flat):
+            return None
+        size = self.entry_units(instrument, direction, sizing, rules) if direction else 0.0
+        delta = (math.copysign(size, direction) if direction else 0.0) - position.units
+        if math.isclose(delta, 0.0, abs_tol=_FLAT):
+            position.direction = direction
+            return None
+        return delta
+
+    def exited(self, instrument: str) -> None:
+        """A stop or target closed the position: the target it was opened for is held off until it changes."""
+        position = self.position(instrument)
+        position.direction, position.held_off = 0.0, position.direction
+
     def entry_units(self, instrument: str, direction: float, sizing: Sizing, rules: ExitRules) -> float:
         """Units of a new entry at the latest price, floored to whole units (fixed units as given). Equity-based
         modes are capped by the margin the other positions leave free, like the kernel's `entry_units`."""

@@ -223,14 +223,10 @@ def _paper_run(rules: ExitRules) -> tuple[list[tuple[float, float, str]], float]
         hit = exit_on_bar(position, bar, rules, account.costs)
         if hit is not None:
             trades.append((entry, fill(bar, -position.units, hit[1], hit[0]), str(hit[1])))
-            position.direction, position.held_off = 0.0, position.direction
+            account.exited("EUR/USD")
         account.observe("EUR/USD", bar.time, bar.close)
-        target = TARGETS[t]
-        if position.held_off and target == position.held_off:
-            continue
-        position.held_off = 0.0
-        if target != position.direction:
-            pending = target
+        if account.decide("EUR/USD", TARGETS[t], Sizing(units=10_000), rules) is not None:
+            pending = TARGETS[t]
     last = bars.iloc[-1]
     closing = LiveBar("EUR/USD", bars.index[-1].to_pydatetime(), last.close, last.close, last.close, last.close)
     if not account.position("EUR/USD").flat:
