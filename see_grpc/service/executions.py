@@ -571,8 +571,7 @@ class _Runner:
             order = await self._stored_order(pending.client_order_id)
             if order is not None and order.status == OrderStatus.PENDING:
                 await self._manager.execute_order(record, order, bar)
-                position = account.position(instrument)
-                position.direction = pending.direction if pending.direction is not None else _sign(position.units)
+                account.entered(instrument, pending)
         await self._exit_inside(instrument, bar)
         account.observe(instrument, bar.time, bar.close)
         account.mark(bar.time)
@@ -670,10 +669,6 @@ class _Runner:
                 self._record.status = stored.status  # pause/resume/stop arrive through the database
                 self._record.status_message = stored.status_message
             await uow.executions.update(self._record)
-
-
-def _sign(value: float) -> float:
-    return float(value > 0) - float(value < 0)
 
 
 def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[LiveBar], float]:

@@ -395,6 +395,14 @@ class Account:
             return None
         return delta
 
+    def entered(self, instrument: str, pending: PendingOrder) -> None:
+        """The order decided for a target filled: the position now stands for that target."""
+        position = self.position(instrument)
+        if pending.direction is not None:
+            position.direction = pending.direction
+        else:  # decided before the model kept targets: the side it left
+            position.direction = float(position.units > 0) - float(position.units < 0)
+
     def exited(self, instrument: str) -> None:
         """A stop or target closed the position: the target it was opened for is held off until it changes."""
         position = self.position(instrument)

@@ -163,6 +163,27 @@ def test_equity_based_sizing_matches_the_backtest_modes() -> None:
     assert account.entry_units("USD/JPY", 1.0, Sizing("percent_equity", fraction=1.0), ExitRules()) == 20_000
 
 
+def test_only_a_change_of_target_trades_and_a_stopped_target_waits_for_a_change() -> None:
+    account = Account.open(10_000.0, NO_COSTS)
+    account.observe("EUR/USD", T0, 1.1)
+    fixed = Sizing(units=10_000)
+    assert account.decide("EUR/USD", 1.0, fixed, ExitRules()) == 10_000
+    assert account.decide("EUR/USD", 1.0, fixed, ExitRules()) == 10_000  # not filled (rejected): asked again
+    account.book("EUR/USD", Side.LONG, 10_000, 1.1, 0.0)
+    account.entered("EUR/USD", PendingOrder("k", 1.0))
+    assert account.decide("EUR/USD", 1.0, fixed, ExitRules()) is None
+    assert account.decide("EUR/USD", -1.0, fixed, ExitRules()) == -20_000  # a reversal is one order
+    account.book("EUR/USD", Side.SHORT, 10_000, 1.1, 0.0)
+    account.exited("EUR/USD")  # a stop closed it while the target was long
+    assert account.decide("EUR/USD", 1.0, fixed, ExitRules()) is None
+    assert account.decide("EUR/USD", 0.0, fixed, ExitRules()) is None  # the target changes: nothing to close
+    assert account.decide("EUR/USD", 1.0, fixed, ExitRules()) == 10_000
+    # A pending order stored before targets were kept: the position's side after the fill is its target.
+    account.book("EUR/USD", Side.SHORT, 10_000, 1.1, 0.0)
+    account.entered("EUR/USD", PendingOrder("old", None))
+    assert account.position("EUR/USD").direction == -1.0
+
+
 def test_the_stored_form_is_versioned_and_round_trips() -> None:
     account = Account.open(10_000.0, FillCosts(spread_pips=1.5))
     account.observe("EUR/USD", T0, 1.1)
