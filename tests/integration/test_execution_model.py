@@ -134,6 +134,9 @@ async def test_an_execution_that_waits_keeps_its_positions_when_the_feed_ends(ru
     same = [(f["time"], f["price"], f["reason"]) for f in execution["fills"]]
     assert same == [(f["time"], f["price"], f["reason"]) for f in reference["fills"][:-1]]
     assert execution["status"] == "RUNNING" and execution["positions"][0]["units"] != 0
+    price = execution["positions"][0]["average_price"]  # EUR/USD in USD: 10,000 units' margin at 50x, near it
+    assert execution["margin_used"] == pytest.approx(10_000 * price / 50, rel=0.05)
+    assert execution["peak_equity"] >= max(execution["equity"], 10_000)
     stop = f"{url}:stop"
     async with running.http.post(stop, json={"close_positions": True}, headers=FULL) as response:
         stopped = await response.json()

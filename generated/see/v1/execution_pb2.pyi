@@ -322,6 +322,8 @@ class Execution(_message.Message):
     TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
     SIZING_FIELD_NUMBER: _builtins.int
     ON_FEED_END_FIELD_NUMBER: _builtins.int
+    MARGIN_USED_FIELD_NUMBER: _builtins.int
+    PEAK_EQUITY_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     strategy_id: _builtins.str
     status: Global___Execution.Status.ValueType
@@ -339,6 +341,10 @@ class Execution(_message.Message):
     take_profit_pips: _builtins.float
     trailing_stop_pips: _builtins.float
     on_feed_end: Global___FeedEnd.ValueType
+    margin_used: _builtins.float
+    """Gross notional of the open positions / 50 (the leverage the risk defaults assume), in the account currency."""
+    peak_equity: _builtins.float
+    """The highest equity so far: the drawdown kill switch measures from it."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -388,10 +394,12 @@ class Execution(_message.Message):
         trailing_stop_pips: _builtins.float | None = ...,
         sizing: _backtest_pb2.Sizing | None = ...,
         on_feed_end: Global___FeedEnd.ValueType = ...,
+        margin_used: _builtins.float = ...,
+        peak_equity: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "parameters", b"parameters", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "mode", b"mode", "on_feed_end", b"on_feed_end", "orders", b"orders", "parameters", b"parameters", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "margin_used", b"margin_used", "mode", b"mode", "on_feed_end", b"on_feed_end", "orders", b"orders", "parameters", b"parameters", "peak_equity", b"peak_equity", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
     _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015

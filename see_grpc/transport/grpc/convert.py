@@ -258,6 +258,8 @@ def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
         position_size_units=settings["position_size_units"],
         timeframe=settings["timeframe"],
         account_currency=account.currency,
+        margin_used=account.margin_used,
+        peak_equity=account.peak_equity,
         sizing=backtest_pb2.Sizing(
             mode=backtest_pb2.Sizing.Mode.Value(SIZING_NAMES[applied.mode]), fraction=applied.fraction
         ),
