@@ -29,6 +29,7 @@ from see_grpc.service.executions import ExecutionManager, TradingPorts, make_ord
 from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import Venues
+from see_grpc.trading.model import Account, FillCosts
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FILLS_PER_EXECUTION = 300
@@ -55,7 +56,7 @@ def _record(now: datetime) -> ExecutionRecord:
         parameters={},
         instruments=["EUR/USD"],
         settings={},
-        state={},
+        state=Account.open(100_000, FillCosts()),
         start_time=now,
         update_time=now,
     )

@@ -19,6 +19,7 @@ from see_grpc.background import in_background
 from see_grpc.config import Settings
 from see_grpc.errors import FailedPreconditionError
 from see_grpc.observability.metrics import BacktestMetrics, CatalogueMetrics, ExecutionMetrics, Metrics
+from see_grpc.reporting import HtmlReports
 from see_grpc.sandbox.pool import SandboxPool, isolation_summary
 from see_grpc.service.backtests import BacktestService
 from see_grpc.service.executions import ExecutionManager, TradingPorts
@@ -178,7 +179,7 @@ async def build(settings: Settings) -> Container:
         raise
     bar_store = _bar_store(settings)
     inputs = StrategyDataProvider.from_settings(settings)
-    backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics))
+    backtests = BacktestService(database, catalogue, bar_store, inputs, BacktestMetrics(metrics), reports=HtmlReports())
     optimizations = OptimizationService(database, backtests, ComputeEngines(settings.dask_scheduler_address))
     integrations = build_integrations(settings, bar_store)
     ports = TradingPorts(integrations.venues, integrations.risk, integrations.capital, integrations.monitor)

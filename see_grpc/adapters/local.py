@@ -30,7 +30,7 @@ class LocalRiskGate:
 
     async def check(self, order: OrderRecord, context: dict[str, Any]) -> str:
         exposure = Exposure(context["position_units"], context["gross_exposure"], context["daily_pnl"])
-        return check_order(RiskLimits(**context["limits"]), exposure, signed_units(order), context["price"])
+        return check_order(RiskLimits(**context["limits"]), exposure, signed_units(order), context["notional_per_unit"])
 
 
 class LocalCapitalGate:

@@ -14,9 +14,10 @@ import pandas as pd
 from see_grpc.errors import InvalidArgumentError
 from see_grpc.reporting.assets import CSS, JS
 from see_grpc.reporting.formatting import HEADLINE, format_value, metric_rows, moment, money, price
-from see_grpc.reporting.series import downsample, drawdown, epoch_ms_of, epoch_ms_of_index
+from see_grpc.reporting.series import drawdown, epoch_ms_of, epoch_ms_of_index
 from see_grpc.service.ports import BacktestRecord
 from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.series import downsample
 
 # Runs can hold 100,000s of trades; past this many the table and the markers stop (the JSON API has them all).
 MAX_TRADES = 2000
@@ -34,6 +35,15 @@ TRADE_COLUMNS = (
     "Financing",
     "Exit reason",
 )
+
+
+class HtmlReports:
+    """The ReportRenderer port: render_report with the page's limits."""
+
+    max_trades = MAX_TRADES
+
+    def render(self, record: BacktestRecord, close: pd.Series | None, note: str) -> str:
+        return render_report(record, close, note)
 
 
 def render_report(record: BacktestRecord, close: pd.Series | None, price_note: str = "") -> str:

@@ -29,9 +29,6 @@ from see_grpc.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from see_grpc.reporting import render_report
-from see_grpc.reporting.html import MAX_TRADES as REPORT_TRADES
-from see_grpc.reporting.series import downsample
 from see_grpc.service.ports import (
     DEFAULT_TRADES_PAGE_SIZE,
     MAX_TRADES_PAGE_SIZE,
@@ -42,6 +39,7 @@ from see_grpc.service.ports import (
     Database,
     LoadedBars,
     Page,
+    ReportRenderer,
     StrategyDataProvider,
     TradeFilter,
     page_size_of,
@@ -60,6 +58,7 @@ from see_grpc.trading.backtest import (
 from see_grpc.trading.backtest.conversion import Conversion
 from see_grpc.trading.backtest.progress import Progress, ProgressGate, Report, Stage
 from see_grpc.trading.instruments import parse_instrument, timeframe_delta
+from see_grpc.trading.series import downsample
 from see_grpc.trading.strategies.base import BaseStrategy
 from see_grpc.trading.strategies.causal import with_cause_close
 
@@ -159,8 +158,11 @@ class BacktestService:
         bars: BarStore,
         inputs: StrategyDataProvider,
         observer: BacktestObserver,
+        *,
+        reports: ReportRenderer,
     ) -> None:
         self._db = database
+        self._reports = reports
         self._catalogue = catalogue
         self._bars = bars
         self._inputs = inputs
@@ -297,7 +299,7 @@ class BacktestService:
         record = await self.get(backtest_id)
         # A portfolio's page charts its first instrument: the trades drawn on those prices are that instrument's.
         shown = TradeFilter(instrument=record.instrument) if len(record.instruments) > 1 else TradeFilter()
-        first = await self.trades(backtest_id, page_size=REPORT_TRADES, page_token="", filters=shown)
+        first = await self.trades(backtest_id, page_size=self._reports.max_trades, page_token="", filters=shown)
         record = dataclasses.replace(record, trades=first.items)
         if shown.instrument and not first.next_page_token:
             record = dataclasses.replace(record, trades_total=len(first.items))  # the page counts what it shows
@@ -316,11 +318,11 @@ class BacktestService:
         except (BacktestError, InvalidArgumentError) as exc:
             # The report is still worth having without the price chart; the page says why it is missing.
             note = f"No price chart: the bars this backtest ran on are no longer available ({exc.message})"
-            return render_report(record, None, book + note)
+            return self._reports.render(record, None, book + note)
         note = ""
         if loaded.source != record.data_source:
             note = f"Prices shown come from {loaded.source}; the backtest ran on {record.data_source}."
-        return render_report(record, loaded.bars["close"], (book + note).strip())
+        return self._reports.render(record, loaded.bars["close"], (book + note).strip())
 
     async def browse(
         self, *, page_size: int, page_token: str, strategy_id: str, instrument: str, status: str

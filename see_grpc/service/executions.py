@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,8 +56,19 @@ from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import quoted
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
-from see_grpc.trading.portfolio import PositionState
-from see_grpc.trading.risk import Exposure, RiskLimits, drawdown_breached, kill_switch_reason
+from see_grpc.trading.model import (
+    Account,
+    ExitRules,
+    FillCosts,
+    FillReason,
+    OrderStatus,
+    PendingOrder,
+    Side,
+    Sizing,
+    conversion_problems,
+    exit_on_bar,
+)
+from see_grpc.trading.risk import RiskLimits, drawdown_breached, kill_switch_reason
 from see_grpc.trading.strategies import BaseStrategy
 from see_grpc.trading.strategies.base import Bar
 
@@ -69,7 +80,10 @@ ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: 
 LEASE_SECONDS = 15.0
 FLUSH_INTERVAL_SECONDS = 1.0  # how often a running execution tries to empty its outbox while the bus is away
 DEFAULT_UNITS = 10_000.0
+MAX_POSITION_UNITS = 1e9  # the most RiskLimits.max_position_units may be set to
 DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
+FEED_POLL_SECONDS = 1.0  # how often an execution that outlived its feed (on_feed_end "wait") asks for new bars
+FEED_END = ("flatten", "wait")  # what an execution does when its feed has no more bars
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,9 @@ class StartRequest:
     risk: dict[str, float] = field(default_factory=dict)  # only the limits the caller set
     # source (venues.FEED_SOURCES), replay_from, replay_to, bars_per_second, timeframe
     feed: dict[str, Any] = field(default_factory=dict)
+    exits: ExitRules = field(default_factory=ExitRules)
+    sizing: Sizing | None = None  # None: fixed units of position_size_units
+    on_feed_end: str = "flatten"  # one of FEED_END
 
 
 @dataclass
@@ -207,15 +224,13 @@ class ExecutionManager:
                 raise
             record = holding
         if close_positions:
-            record = await self._flatten(record, "stopped by request; positions closed")
+            record = await self._flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
         return record
 
     async def _stopped_holding(self, execution_id: str) -> ExecutionRecord | None:
         async with self._db.unit_of_work(readonly=True) as uow:
             record = await uow.executions.get(execution_id)
-        holding = record is not None and any(
-            abs(p["units"]) >= 1e-9 for p in record.state.get("positions", {}).values()
-        )
+        holding = record is not None and record.state.holding
         return record if holding and record is not None and record.status == "stopped" else None
 
     async def _require_bus(self) -> None:
@@ -333,7 +348,7 @@ class ExecutionManager:
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
             if record.mode == "paper":  # as a backtest ends: what is still open closes at the last bar's close
-                await self._flatten(record, f"{ended}; positions closed at the last close")
+                await self._flatten(record, f"{ended}; positions closed at the last close", FillReason.END_OF_DATA)
             await self._finish(execution_id, "stopped", record.status_message or ended)
         except asyncio.CancelledError:
             raise
@@ -373,18 +388,19 @@ class ExecutionManager:
         with contextlib.suppress(FailedPreconditionError):
             await self._transition(execution_id, status, message)
 
-    async def _flatten(self, record: ExecutionRecord, message: str) -> ExecutionRecord:
-        """Close every position at its last known price (the last bar's close)."""
-        for instrument, position in record.state.get("positions", {}).items():
-            units = position["units"]
-            if abs(units) < 1e-9:
+    async def _flatten(self, record: ExecutionRecord, message: str, reason: FillReason) -> ExecutionRecord:
+        """Close every position at its last known price (the last bar's close), stamped with that bar's time."""
+        account = record.state
+        for instrument, position in account.positions.items():
+            if position.flat:
                 continue
-            last = record.state["last_close"][instrument]
+            last = account.prices[instrument]
             bar = LiveBar(instrument, self._closing_time(record, instrument), last, last, last, last)
-            order = make_order(
-                record, instrument, -units, f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
+            key = f"{record.execution_id}:{instrument}:flatten:{bar.time.isoformat()}"
+            await self.execute_order(
+                record, make_order(record, instrument, -position.units, key, reason), bar, new_order=True
             )
-            await self.execute_order(record, order, bar, new_order=True)
+            position.direction = position.held_off = 0.0
         record.status_message = message
         async with self.saving(record.execution_id) as uow:
             await uow.executions.update(record)
@@ -394,32 +410,30 @@ class ExecutionManager:
     def _closing_time(record: ExecutionRecord, instrument: str) -> datetime:
         """The last bar's time, as a backtest stamps its end-of-data close: a replay's closing fill stays on the bars'
         clock, not the wall clock."""
-        last = record.state.get("last_bar", {}).get(instrument)
-        return datetime.now(UTC) if last is None else datetime.fromisoformat(last)
+        last = record.state.bar_times.get(instrument)
+        return datetime.now(UTC) if last is None else last
 
     async def execute_order(
         self, record: ExecutionRecord, order: OrderRecord, bar: LiveBar, *, new_order: bool = False
     ) -> None:
-        """Fill an order at the bar's open; store fill, order and positions in one transaction.
+        """Fill an order in `bar` (at its open, or at the order's level); store fill, order and account in one
+        transaction. The fill is stamped with the bar's time, whatever clock the broker has.
 
-        new_order: the order is not stored yet (flattening); otherwise it was stored when it was decided."""
+        new_order: the order is not stored yet (exits and flattening); otherwise it was stored when it was decided."""
         try:
             fill = await self._venues.broker(record.mode).submit(order, bar)
         except OrderRejectedError as exc:  # refused for good: stored rejected, the execution trades on
             await self._rejected(record, order, exc.reason, new_order=new_order)
             return
-        await self.record_fill(record, order, fill, new_order=new_order)
+        await self.record_fill(record, order, fill, bar.time, new_order=new_order)
 
     async def record_fill(
-        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, *, new_order: bool, reason: str = ""
+        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, time: datetime, *, new_order: bool
     ) -> bool:
-        """Book a fill the broker made: position, order status, fill, stored together, then published.
-        False when the client order had a fill already (nothing new). `reason`: FillRecord.reason."""
-        signed = order.units if order.side == "LONG" else -order.units
-        position = _position(record, order.instrument)
-        position.apply_fill(signed, fill.price)
-        record.state.setdefault("positions", {})[order.instrument] = position.__dict__
-        order.status = "filled"
+        """Book a fill the broker made (stamped `time`: its bar's, or the broker's for a reconciled one): position,
+        order status and fill stored together, then published. False when the client order had a fill already."""
+        record.state.book(order.instrument, Side(order.side), order.units, fill.price, fill.commission)
+        order.status = OrderStatus.FILLED
         fill_record = FillRecord(
             fill_id=uuid.uuid4().hex,
             order_id=order.order_id,
@@ -431,8 +445,8 @@ class ExecutionManager:
             units=order.units,
             price=fill.price,
             commission=fill.commission,
-            time=fill.time,
-            reason=reason,
+            time=time,
+            reason=order.reason,
         )
         record.update_time = datetime.now(UTC)
         fresh = await self._journal.store(fill_record, order, record, new_order=new_order)
@@ -446,15 +460,15 @@ class ExecutionManager:
         return fresh
 
     async def _book_repair(
-        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, new_order: bool, reason: str
+        self, record: ExecutionRecord, order: OrderRecord, fill: BrokerFill, new_order: bool
     ) -> bool:
-        return await self.record_fill(record, order, fill, new_order=new_order, reason=reason)
+        return await self.record_fill(record, order, fill, fill.time, new_order=new_order)
 
     async def _rejected(self, record: ExecutionRecord, order: OrderRecord, reason: str, *, new_order: bool) -> None:
         logger.warning(
             "execution %s: the broker rejected order %s: %s", record.execution_id, order.client_order_id, reason
         )
-        order.status, order.reject_reason = "rejected", reason
+        order.status, order.reject_reason = OrderStatus.REJECTED, reason
         async with self.saving(record.execution_id) as uow:
             if new_order:
                 await uow.executions.add_order(order)
@@ -547,63 +561,96 @@ class _KillSwitchError(Exception):
 
 
 class _Runner:
-    """Trades one execution: for each instrument, bar by bar."""
+    """Trades one execution: for each instrument, bar by bar, on the execution's account (record.state)."""
 
     def __init__(self, manager: ExecutionManager, record: ExecutionRecord, strategy: BaseStrategy) -> None:
         self._manager = manager
         self._record = record
+        self._account = record.state
         self._strategy = strategy
         self._params = strategy.validate_parameters(record.parameters)
-        self._units = float(record.settings["position_size_units"])
-        self._limits = RiskLimits(**record.settings["risk"])
+        settings = record.settings
+        self._exits = ExitRules(**settings.get("exits", {}))
+        self._sizing = Sizing(**settings.get("sizing", {"units": settings["position_size_units"]}))
+        self._wait = settings.get("on_feed_end", "flatten") == "wait"
+        self._limits = RiskLimits(**settings["risk"])
         self._next_flush = 0.0  # monotonic time of the next try to empty the outbox
 
     async def trade(self, instrument: str) -> None:
+        """Until the feed ends (on_feed_end "flatten"), or until stopped: polling it for new bars ("wait")."""
         record = self._record
         timeframe = record.settings["timeframe"]
-        feed = record.settings["feed"]
-        last = record.state.get("last_bar", {}).get(instrument)
-        after = datetime.fromisoformat(last) if last else None
+        after = self._account.bar_times.get(instrument)
         decide = _decider(self._strategy, self._params)
         market = self._manager.feed_of(record)
         if after is not None:  # resuming: replay what was already seen to rebuild the strategy's state
+            feed = self._feed_settings()
             for seen in await asyncio.to_thread(market.history, instrument, timeframe, feed, after):
                 decide(seen)
-        async for bar in market.bars(instrument, timeframe, feed, after):
-            await self._on_bar(instrument, bar, decide(bar))
+        while True:
+            async for bar in market.bars(instrument, timeframe, self._feed_settings(), after):
+                await self._on_bar(instrument, bar, decide(bar))
+                after = bar.time
+            if not self._wait:
+                return
+            await asyncio.sleep(FEED_POLL_SECONDS)
+
+    def _feed_settings(self) -> dict[str, Any]:
+        feed: dict[str, Any] = self._record.settings["feed"]
+        if feed.get("follow_clock"):  # waiting for data with no replay_to of its own: the replay follows the clock
+            return {**feed, "replay_to": datetime.now(UTC).isoformat()}
+        return feed
 
     async def _on_bar(self, instrument: str, bar: LiveBar, direction: float) -> None:
-        record = self._record
-        pending = record.state.get("pending", {}).pop(instrument, None)
+        record, account = self._record, self._account
+        account.observe(instrument, bar.time, bar.open)  # fills at the open convert at the rates of the open
+        pending = account.pending.pop(instrument, None)
         if pending is not None:
-            order = await self._stored_order(pending)
-            if order is not None and order.status == "pending":
+            order = await self._stored_order(pending.client_order_id)
+            if order is not None and order.status == OrderStatus.PENDING:
                 await self._manager.execute_order(record, order, bar)
-        record.state.setdefault("last_bar", {})[instrument] = bar.time.isoformat()
-        record.state.setdefault("last_close", {})[instrument] = bar.close
-        self._mark(bar)
+                account.entered(instrument, pending)
+        await self._exit_inside(instrument, bar)
+        account.observe(instrument, bar.time, bar.close)
+        account.mark(bar.time)
+        self._manager.observer.equity(record.execution_id, account.equity - record.capital_allocation)
         if record.status == "running":
             await self._decide(instrument, bar, direction)
         await self._save()
         await self._flush_outbox()
         if record.status in ("stopped", "failed"):  # stopped through another replica
             raise asyncio.CancelledError
-        if drawdown_breached(self._limits, record.state["equity"], record.state["peak_equity"]):
-            reason = kill_switch_reason(self._limits, record.state["equity"], record.state["peak_equity"])
-            await self._manager._flatten(record, reason)
+        if drawdown_breached(self._limits, account.equity, account.peak_equity):
+            reason = kill_switch_reason(self._limits, account.equity, account.peak_equity)
+            await self._manager._flatten(record, reason, FillReason.KILL_SWITCH)
             raise _KillSwitchError(reason)
 
-    async def _decide(self, instrument: str, bar: LiveBar, direction: float) -> None:
-        target = direction * self._units
-        current = _position(self._record, instrument).units
-        if math.isclose(target, current, abs_tol=1e-9):
+    async def _exit_inside(self, instrument: str, bar: LiveBar) -> None:
+        """A stop loss, take profit or trailing stop inside the bar closes the position at its level (the model's
+        rule, the backtest's); the strategy's target that was in force enters again only once it changes."""
+        position = self._account.positions.get(instrument)
+        if position is None:
             return
-        delta = target - current
+        hit = exit_on_bar(position, bar, self._exits, self._account.costs)
+        if hit is None:
+            return
+        price, reason = hit
+        key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}:{reason}"
+        order = make_order(self._record, instrument, -position.units, key, reason, price=price)
+        await self._manager.execute_order(self._record, order, bar, new_order=True)
+        self._account.exited(instrument)
+
+    async def _decide(self, instrument: str, bar: LiveBar, direction: float) -> None:
+        account = self._account
+        delta = account.decide(instrument, direction, self._sizing, self._exits)
+        if delta is None:
+            return
+        target = account.position(instrument).units + delta
         key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
         order = make_order(self._record, instrument, delta, key)
         reason = await self._risk_check(order, instrument, bar)
         if reason:
-            order.status, order.reject_reason = "rejected", reason
+            order.status, order.reject_reason = OrderStatus.REJECTED, reason
         else:
             order.signal = {
                 "execution_id": self._record.execution_id,
@@ -621,50 +668,26 @@ class _Runner:
             await uow.commit()
         if stored:
             self._manager.observer.order(order.status)
-        if order.status == "pending":
-            self._record.state.setdefault("pending", {})[instrument] = key
+        if order.status == OrderStatus.PENDING:
+            account.pending[instrument] = PendingOrder(key, direction)
         if stored and not reason:
             await self._manager.publish_signal(order)
 
     async def _risk_check(self, order: OrderRecord, instrument: str, bar: LiveBar) -> str:
-        exposure = self._exposure(instrument)
+        exposure = self._account.exposure(instrument)
         context = {
             "limits": self._record.settings["risk"],
             "position_units": exposure.position_units,
             "gross_exposure": exposure.gross_exposure,
             "daily_pnl": exposure.daily_pnl,
             "price": bar.close,
+            "notional_per_unit": self._account.unit_value(instrument),  # account currency, as the limits are
             "strategy_id": self._record.strategy_id,
         }
         try:
             return await self._manager._risk.check(order, context)
         except DependencyUnavailableError as exc:  # no trading on unknown risk
             return f"risk check unavailable: {exc.message}"
-
-    def _exposure(self, instrument: str) -> Exposure:
-        positions = self._record.state.get("positions", {})
-        closes = self._record.state.get("last_close", {})
-        gross = sum(
-            in_account_currency(name, abs(p["units"]) * closes.get(name, p["average_price"]), closes.get(name, 1.0))
-            for name, p in positions.items()
-        )
-        day_pnl = self._record.state.get("equity", 0.0) - self._record.state.get("day_start_equity", 0.0)
-        return Exposure(_position(self._record, instrument).units, gross, day_pnl)
-
-    def _mark(self, bar: LiveBar) -> None:
-        """Equity at the last closes, in the account currency (USD)."""
-        state = self._record.state
-        equity = self._record.capital_allocation
-        for name, data in state.get("positions", {}).items():
-            position = PositionState(**data)
-            close = state["last_close"].get(name, position.average_price)
-            equity += in_account_currency(name, position.realized_pnl + position.unrealized_pnl(close, close), close)
-        state["equity"] = equity
-        self._manager.observer.equity(self._record.execution_id, equity - self._record.capital_allocation)
-        state["peak_equity"] = max(state.get("peak_equity", equity), equity)
-        day = (bar.time - timedelta(hours=21)).date().isoformat()  # the FX day turns at 17:00 New York
-        if state.get("day") != day:
-            state["day"], state["day_start_equity"] = day, equity
 
     async def _flush_outbox(self) -> None:
         now = time.monotonic()
@@ -709,36 +732,26 @@ def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[Liv
     return recompute
 
 
-ACCOUNT_CURRENCY = "USD"
-
-
-def in_account_currency(instrument: str, amount: float, close: float) -> float:
-    """An amount in the instrument's quote currency, in USD at the instrument's own last close.
-
-    Exact for USD-quoted pairs (EUR/USD) and close to it for USD-based ones (USD/JPY: realised P&L is converted at
-    today's rate, not the rate of each fill). Crosses without USD (EUR/GBP) are left in their quote currency: the
-    execution does not subscribe to the pair that would convert them."""
-    pair = parse_instrument(instrument)
-    if pair.base == ACCOUNT_CURRENCY and close > 0:
-        return amount / close
-    return amount
-
-
-def _position(record: ExecutionRecord, instrument: str) -> PositionState:
-    data = record.state.get("positions", {}).get(instrument)
-    return PositionState(**data) if data else PositionState()
-
-
-def make_order(record: ExecutionRecord, instrument: str, signed_units: float, client_order_id: str) -> OrderRecord:
+def make_order(
+    record: ExecutionRecord,
+    instrument: str,
+    signed_units: float,
+    client_order_id: str,
+    reason: FillReason = FillReason.SIGNAL,
+    *,
+    price: float | None = None,
+) -> OrderRecord:
     return OrderRecord(
         order_id=uuid.uuid4().hex,
         client_order_id=client_order_id,
         execution_id=record.execution_id,
         instrument=instrument,
-        side="LONG" if signed_units > 0 else "SHORT",
+        side=Side.of(signed_units),
         units=abs(signed_units),
-        status="pending",
+        status=OrderStatus.PENDING,
         create_time=datetime.now(UTC),
+        reason=reason,
+        price=price,
     )
 
 
@@ -769,10 +782,28 @@ def _new_record(
     units = request.position_size_units or DEFAULT_UNITS
     if not math.isfinite(units) or units <= 0:
         raise InvalidArgumentError("position_size_units must be positive")
-    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__ | request.risk
+    sizing = request.sizing or Sizing(units=units)
+    if sizing.mode == "risk_per_trade" and not request.exits.stop_loss_pips:
+        raise InvalidArgumentError(
+            "sizing RISK_PER_TRADE needs stop_loss_pips: the risk is measured to the stop",
+            violations=[FieldViolation("stop_loss_pips", "required with sizing RISK_PER_TRADE")],
+        )
+    if request.on_feed_end not in FEED_END:
+        raise InvalidArgumentError(f"on_feed_end must be one of {', '.join(FEED_END)}")
+    account = Account.open(request.capital_allocation, FillCosts())
+    problems = conversion_problems(instruments, account.currency)
+    if problems:
+        message = f"P&L is kept in {account.currency}: {'; '.join(problems)}"
+        raise InvalidArgumentError(message, violations=[FieldViolation("instruments", message)])
+    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__
+    if sizing.mode != "fixed_units":  # sized on equity: the gross exposure limit bounds it, not a unit count
+        limits["max_position_units"] = MAX_POSITION_UNITS
+    limits |= request.risk
     now = datetime.now(UTC)
     feed = dict(request.feed)
     feed_timeframe = feed.pop("timeframe", "") or timeframe
+    if request.on_feed_end == "wait" and "replay_to" not in feed:
+        feed["follow_clock"] = True
     feed.setdefault("replay_to", now.isoformat())  # fixed now, so a resumed replay is the same replay
     feed.setdefault("bars_per_second", DEFAULT_BARS_PER_SECOND)
     return ExecutionRecord(
@@ -783,8 +814,16 @@ def _new_record(
         capital_allocation=request.capital_allocation,
         parameters=dict(params),
         instruments=instruments,
-        settings={"position_size_units": units, "risk": limits, "feed": feed, "timeframe": feed_timeframe},
-        state={},
+        settings={
+            "position_size_units": units,
+            "risk": limits,
+            "feed": feed,
+            "timeframe": feed_timeframe,
+            "exits": asdict(request.exits),
+            "sizing": asdict(sizing),
+            "on_feed_end": request.on_feed_end,
+        },
+        state=account,
         start_time=now,
         update_time=now,
         lease_owner=owner,

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from see_grpc.adapters.compute import ComputeEngines
 from see_grpc.errors import (
     FieldViolation,
     ForexTradingPlatformError,
@@ -26,7 +25,6 @@ from see_grpc.errors import (
     NotFoundError,
     StrategyConfigurationError,
 )
-from see_grpc.reporting.series import downsample
 from see_grpc.service.backtests import MAX_EQUITY_POINTS, BacktestRequest, BacktestService, PreparedBacktest
 from see_grpc.service.ports import (
     DEFAULT_TRADES_PAGE_SIZE,
@@ -34,6 +32,7 @@ from see_grpc.service.ports import (
     Database,
     OptimizationRecord,
     Page,
+    SweepEngines,
     SweepRunner,
     TrialRecord,
     page_size_of,
@@ -49,6 +48,7 @@ from see_grpc.trading.optimization.overfitting import deflated_sharpe
 from see_grpc.trading.optimization.search import METHODS, Candidate, Search, make_search
 from see_grpc.trading.optimization.space import MAX_COMBINATIONS, RangeRequest, SearchSpace, build_space
 from see_grpc.trading.optimization.walk_forward import WalkForwardWindow, degradation, stitch, walk_forward_windows
+from see_grpc.trading.series import downsample
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class _Live:
 
 
 class OptimizationService:
-    def __init__(self, database: Database, backtests: BacktestService, engines: ComputeEngines) -> None:
+    def __init__(self, database: Database, backtests: BacktestService, engines: SweepEngines) -> None:
         self._db = database
         self._backtests = backtests
         self._engines = engines

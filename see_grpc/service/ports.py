@@ -12,9 +12,18 @@ from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 import pandas as pd
 
 from see_grpc.errors import FailedPreconditionError, InvalidArgumentError
+from see_grpc.trading.model import Account, Fill, Order
+from see_grpc.trading.model import BrokerFill as BrokerFill  # noqa: PLC0414 - re-exported: the ports speak it
+from see_grpc.trading.model import LiveBar as LiveBar  # noqa: PLC0414 - re-exported: the ports speak it
+from see_grpc.trading.optimization.evaluate import SweepJob
 from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 T = TypeVar("T")
+
+# Orders and fills are the trading model's (see_grpc/trading/model.py), stored as they are: the names the
+# repositories and adapters know them by.
+OrderRecord = Order
+FillRecord = Fill
 
 
 @dataclass
@@ -344,45 +353,13 @@ class ExecutionRecord:
     parameters: dict[str, Any]
     instruments: list[str]
     settings: dict[str, Any]  # sizing, risk limits, feed options: fixed when it starts
-    state: dict[str, Any]  # positions, last bar per instrument, equity peak, day P&L: changes as it runs
+    state: Account  # cash, positions, latest prices and bars, equity, its peak, the trading day: changes as it runs
     start_time: datetime
     update_time: datetime
     stop_time: datetime | None = None
     status_message: str = ""
     lease_owner: str = ""
     lease_expires: datetime | None = None
-
-
-@dataclass
-class OrderRecord:
-    order_id: str
-    client_order_id: str  # idempotency key: one fill at most per client order id, across retries and restarts
-    execution_id: str
-    instrument: str
-    side: str  # LONG (buy) or SHORT (sell)
-    units: float
-    status: str  # pending, filled, rejected, cancelled
-    create_time: datetime
-    reject_reason: str = ""
-    signal: dict[str, Any] | None = None  # the signal event this decision publishes (stored with it: an outbox)
-    signal_published: bool = False
-
-
-@dataclass
-class FillRecord:
-    fill_id: str
-    order_id: str
-    client_order_id: str
-    execution_id: str
-    strategy_id: str
-    instrument: str
-    side: str
-    units: float
-    price: float
-    commission: float
-    time: datetime
-    published: bool = False  # its fill event reached the bus (else it is published again on resume)
-    reason: str = ""  # why SEE filled without a decision of the strategy: "" for its orders, else see FILL_REASONS
 
 
 class ExecutionRepository(Protocol):
@@ -436,21 +413,6 @@ class ExecutionRepository(Protocol):
     async def fills(self, execution_id: str) -> builtins.list[FillRecord]: ...
 
 
-@dataclass(frozen=True)
-class LiveBar:
-    """A finished bar from a market feed, mid prices in the quote currency."""
-
-    instrument: str
-    time: datetime  # the bar's open time, UTC
-    open: float
-    high: float
-    low: float
-    close: float
-    # The quote at the bar's open when the feed streams bid/ask (live prices): the paper broker fills at it.
-    bid: float | None = None
-    ask: float | None = None
-
-
 class MarketFeed(Protocol):
     """Bars of live trading: the paper feed replays stored bars; OANDA and the Trading Gateway stream real ones."""
 
@@ -464,13 +426,6 @@ class MarketFeed(Protocol):
         self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
     ) -> AsyncIterator[LiveBar]:
         """Bars strictly after `after`, in order, each once; ends when the feed has no more (a finished replay)."""
-
-
-@dataclass(frozen=True)
-class BrokerFill:
-    price: float
-    commission: float
-    time: datetime
 
 
 class OrderRejectedError(FailedPreconditionError):
@@ -557,9 +512,10 @@ class RiskGate(Protocol):
     """Pre-trade risk check: local rules by default, the Risk Management service when RISK_MANAGEMENT_URL is set."""
 
     async def check(self, order: OrderRecord, context: dict[str, Any]) -> str:
-        """The reason to reject the order, or "" to let it go. context: limits, position_units, gross_exposure,
-        daily_pnl, price, strategy_id. Raises DependencyUnavailableError when the remote service cannot answer
-        (the order is then rejected: no trading on unknown risk)."""
+        """The reason to reject the order, or "" to let it go. context: limits, position_units, gross_exposure and
+        daily_pnl (account currency), price (the bar's close), notional_per_unit (account currency), strategy_id.
+        Raises DependencyUnavailableError when the remote service cannot answer (the order is then rejected: no
+        trading on unknown risk)."""
 
 
 class CapitalGate(Protocol):
@@ -608,6 +564,24 @@ class ExecutionObserver(Protocol):
 
     def ended(self, execution_id: str) -> None:
         """This process no longer runs the execution (it ended, or the process is stopping)."""
+
+
+class ReportRenderer(Protocol):
+    """Turns a stored backtest into one offline HTML page (see_grpc.reporting)."""
+
+    max_trades: int  # the trades a page shows: the use case reads no more than these
+
+    def render(self, record: BacktestRecord, close: pd.Series | None, note: str) -> str:
+        """`close`: the closing prices the backtest ran on, or None when they are gone; `note` says why."""
+
+
+class SweepEngines(Protocol):
+    """Opens a SweepRunner per optimization (see_grpc.adapters.compute)."""
+
+    dask_address: str | None  # None: no Dask cluster configured
+    workers: int  # CPUs this process may use
+
+    async def open(self, kind: str, job: SweepJob) -> SweepRunner: ...
 
 
 class SweepRunner(Protocol):

@@ -23,12 +23,14 @@ from see_grpc.service.ports import (
     OrderRecord,
     TaggedBooks,
 )
-from see_grpc.trading.reconciliation import Books, Repair, RepairReason, plan_repairs
+from see_grpc.trading.model import FillReason, OrderStatus, Side
+from see_grpc.trading.reconciliation import Books, Repair, plan_repairs
 
 logger = logging.getLogger(__name__)
 
-# Books a fill: (execution, order, fill, new_order, reason) -> False when that client order had a fill already.
-BookFill = Callable[[ExecutionRecord, OrderRecord, BrokerFill, bool, str], Awaitable[bool]]
+# Books a fill at its own time under the order's reason: (execution, order, fill, new_order) -> False when that
+# client order had a fill already.
+BookFill = Callable[[ExecutionRecord, OrderRecord, BrokerFill, bool], Awaitable[bool]]
 
 
 class Reconciler:
@@ -47,14 +49,14 @@ class Reconciler:
         pending = {o.client_order_id: o for o in orders if o.status == "pending"}
         books = Books(
             record.execution_id,
-            {name: p["units"] for name, p in record.state.get("positions", {}).items()},
+            {name: position.units for name, position in record.state.positions.items()},
             {key: (o.instrument, _signed(o.side, o.units)) for key, o in pending.items()},
             frozenset(f.client_order_id for f in fills),
         )
         # Since the start: the recorded ids make a longer history harmless, a shorter one could miss a fill.
         history = await broker.fills_since(record.execution_id, record.start_time)
         held = await broker.positions(record.execution_id)
-        prices = {name: float(close) for name, close in record.state.get("last_close", {}).items()}
+        prices = dict(record.state.prices)
         prices |= {p.instrument: p.average_price for p in held if p.average_price}
         repairs = plan_repairs(
             books, history, {p.instrument: p.units for p in held}, prices=prices, now=datetime.now(UTC)
@@ -71,18 +73,21 @@ class Reconciler:
                 client_order_id=repair.client_order_id,
                 execution_id=record.execution_id,
                 instrument=repair.instrument,
-                side="LONG" if repair.units > 0 else "SHORT",
+                side=Side.LONG if repair.units > 0 else Side.SHORT,
                 units=abs(repair.units),
-                status="pending",
+                status=OrderStatus.PENDING,
                 create_time=repair.time,
             )
-        else:
-            record.state.get("pending", {}).pop(order.instrument, None)
+        else:  # SEE's own order: it now stands for the target it was decided for
+            pending = record.state.pending.pop(order.instrument, None)
+            if pending is not None and pending.client_order_id == order.client_order_id:
+                record.state.entered(order.instrument, pending)
+        order.reason = repair.reason
         fill = BrokerFill(price=repair.price, commission=repair.commission, time=repair.time)
-        if not await self._book(record, order, fill, new_order, repair.reason.value):
+        if not await self._book(record, order, fill, new_order):
             return
         logger.warning("execution %s reconciled with its broker: %s", record.execution_id, repair.detail)
-        severity = "broker_reconciled" if repair.reason is RepairReason.BROKER_RECONCILED else "broker_repair"
+        severity = "broker_reconciled" if repair.reason is FillReason.BROKER_RECONCILED else "broker_repair"
         await self._monitor.alert(
             severity,
             repair.detail,
@@ -90,5 +95,5 @@ class Reconciler:
         )
 
 
-def _signed(side: str, units: float) -> float:
-    return units if side == "LONG" else -units
+def _signed(side: Side, units: float) -> float:
+    return units if side == Side.LONG else -units

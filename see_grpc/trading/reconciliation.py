@@ -20,16 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+
+from see_grpc.trading.model import FillReason
 
 UNITS_TOLERANCE = 1e-6  # brokers trade whole units; anything smaller is float noise
-
-
-class RepairReason(StrEnum):
-    ORDER_FILLED = "order_filled"  # SEE's own order, filled while SEE did not hear of it
-    BROKER_CLOSED = "broker_closed"  # the broker reduced or closed the position on its own
-    BROKER_OPENED = "broker_opened"  # the broker added to the position on its own
-    BROKER_RECONCILED = "broker_reconciled"  # the position differed with no fill to explain it: adopted
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ class TaggedPosition:
 class Repair:
     """One fill to record. `client_order_id` is the order's own (ORDER_FILLED) or derived from the broker's fill."""
 
-    reason: RepairReason
+    reason: FillReason
     client_order_id: str
     instrument: str
     units: float  # signed
@@ -114,7 +108,7 @@ def plan_repairs(
             raise ValueError(f"no price to adopt the broker's {instrument} position at")
         repairs.append(
             Repair(
-                RepairReason.BROKER_RECONCILED,
+                FillReason.BROKER_RECONCILED,
                 broker_fill_key(books.execution_id, f"adopt:{instrument}:{now.isoformat()}"),
                 instrument,
                 difference,
@@ -139,7 +133,7 @@ def _repair_of(books: Books, fill: BrokerFillEvent, held: float) -> Repair | Non
             f"hear of it: {fill.units:+g} at {fill.price:g}"
         )
         return Repair(
-            RepairReason.ORDER_FILLED,
+            FillReason.ORDER_FILLED,
             fill.client_order_id,
             fill.instrument,
             fill.units,
@@ -152,7 +146,7 @@ def _repair_of(books: Books, fill: BrokerFillEvent, held: float) -> Repair | Non
     if key in books.recorded or fill.client_order_id:  # recorded before, or another client's order
         return None
     closes = held != 0 and (held > 0) != (fill.units > 0)
-    reason = RepairReason.BROKER_CLOSED if closes else RepairReason.BROKER_OPENED
+    reason = FillReason.BROKER_CLOSED if closes else FillReason.BROKER_OPENED
     why = f" ({fill.reason})" if fill.reason else ""
     detail = f"the broker filled {fill.units:+g} {fill.instrument} at {fill.price:g} on its own{why}"
     return Repair(reason, key, fill.instrument, fill.units, fill.price, fill.commission, fill.time, detail)

@@ -13,6 +13,7 @@ from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.server import SeeServer
 from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord
+from see_grpc.trading.model import Account, FillCosts, OrderStatus, Side
 from see_grpc.trading.risk import RiskLimits
 from tests.integration.conftest import API_KEY, server_settings
 from tests.support.waiting import DEADLINE_SECONDS, until
@@ -43,7 +44,7 @@ def crashed_execution() -> tuple[ExecutionRecord, OrderRecord, FillRecord]:
         parameters={"fast_period": 5, "slow_period": 15},
         instruments=["EUR/USD"],
         settings=settings,
-        state={},
+        state=Account.open(10_000.0, FillCosts()),
         start_time=T0,
         update_time=T0,
         lease_owner="dead-replica",
@@ -51,8 +52,9 @@ def crashed_execution() -> tuple[ExecutionRecord, OrderRecord, FillRecord]:
     )
     signal = {"execution_id": "crashed", "strategy_id": "trend_following_v1", "instrument": "EUR/USD",
               "time": T0.isoformat(), "target_units": 10_000.0, "price": 1.03, "reason": "target changed"}  # fmt: skip
-    order = OrderRecord("o-1", "crashed:EUR/USD:before", "crashed", "EUR/USD", "LONG", 10_000, "filled", T0, "", signal)
-    fill = FillRecord("f-1", "o-1", order.client_order_id, "crashed", "trend_following_v1", "EUR/USD", "LONG",
+    order = OrderRecord("o-1", "crashed:EUR/USD:before", "crashed", "EUR/USD", Side.LONG, 10_000, OrderStatus.FILLED,
+                        T0, "", signal)  # fmt: skip
+    fill = FillRecord("f-1", "o-1", order.client_order_id, "crashed", "trend_following_v1", "EUR/USD", Side.LONG,
                       10_000, 1.0301, 0.0, T0 + timedelta(hours=1))  # fmt: skip
     return execution, order, fill
 

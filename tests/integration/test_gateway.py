@@ -18,7 +18,8 @@ from see_grpc.adapters.gateway import GatewayBroker, GatewayFeed
 from see_grpc.adapters.platform import BreakerState, CircuitBreaker, CircuitOpenError, PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service.ports import LiveBar, OrderRecord
-from see_grpc.trading.reconciliation import Books, RepairReason, TaggedPosition, plan_repairs
+from see_grpc.trading.model import FillReason, OrderStatus, Side
+from see_grpc.trading.reconciliation import Books, TaggedPosition, plan_repairs
 from tests.fakes.gateway import FakeGateway, StreamFault
 
 pytestmark = pytest.mark.integration
@@ -59,9 +60,9 @@ async def _collect(feed: GatewayFeed, after: datetime | None = None) -> list[Liv
 
 
 def _order(
-    units: float = 10_000, side: str = "LONG", key: str = "exec-1:EUR/USD:2024-01-08T05:00:00+00:00"
+    units: float = 10_000, side: Side = Side.LONG, key: str = "exec-1:EUR/USD:2024-01-08T05:00:00+00:00"
 ) -> OrderRecord:
-    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, "pending", T0)
+    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, OrderStatus.PENDING, T0)
 
 
 def _state(breaker: CircuitBreaker) -> BreakerState:
@@ -148,7 +149,7 @@ async def test_an_order_fills_and_a_repeat_returns_the_original_fill(gateway: Fa
     async with GatewayBroker(_config(gateway)) as broker:
         first = await broker.submit(_order(), BARS[5])
         again = await broker.submit(_order(), BARS[6])
-        sold = await broker.submit(_order(side="SHORT", key="exec-1:EUR/USD:sell"), BARS[6])
+        sold = await broker.submit(_order(side=Side.SHORT, key="exec-1:EUR/USD:sell"), BARS[6])
     assert first == again and first.price > BARS[-1].close > sold.price
     assert first.commission == pytest.approx(0.2)
     assert gateway.executions == {_order().client_order_id: 1, "exec-1:EUR/USD:sell": 1}
@@ -244,13 +245,13 @@ async def test_the_gateway_books_orders_under_the_execution_and_reports_its_own_
     # What SEE stored (its filled order) against what the gateway did: one broker_closed fill to record.
     books = Books("exec-1", {"EUR/USD": 10_000}, {}, frozenset({ours.client_order_id}))
     [repair] = plan_repairs(books, history, {}, prices={}, now=datetime.now(UTC))
-    assert (repair.reason, repair.units, repair.price) == (RepairReason.BROKER_CLOSED, -10_000, closeout.price)
+    assert (repair.reason, repair.units, repair.price) == (FillReason.BROKER_CLOSED, -10_000, closeout.price)
 
 
 async def test_fills_since_a_time_leave_out_what_came_before(gateway: FakeGateway) -> None:
     async with GatewayBroker(_config(gateway)) as broker:
         first = await broker.submit(_order(), BARS[5])
-        await broker.submit(_order(side="SHORT", key="exec-1:EUR/USD:2024-01-08T06:00:00+00:00"), BARS[6])
+        await broker.submit(_order(side=Side.SHORT, key="exec-1:EUR/USD:2024-01-08T06:00:00+00:00"), BARS[6])
         later = await broker.fills_since("exec-1", first.time)
     assert [(f.client_order_id, f.units) for f in later] == [("exec-1:EUR/USD:2024-01-08T06:00:00+00:00", -10_000)]
 

@@ -21,6 +21,7 @@ from see_grpc.adapters.platform import PlatformClientConfig
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service import ports
 from see_grpc.service.ports import LiveBar, OrderRecord
+from see_grpc.trading.model import OrderStatus, Side
 from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
 
 pytestmark = pytest.mark.integration
@@ -62,9 +63,9 @@ def _broker(fake: FakeOanda, token: str = TOKEN) -> OandaBroker:
     return OandaBroker(_config(fake), _account(fake, token))
 
 
-def _order(units: float = 10_000, side: str = "LONG", hour: int = 5) -> OrderRecord:
+def _order(units: float = 10_000, side: Side = Side.LONG, hour: int = 5) -> OrderRecord:
     key = f"exec-1:EUR/USD:{(T0 + timedelta(hours=hour)).isoformat()}"
-    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, "pending", T0)
+    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, OrderStatus.PENDING, T0)
 
 
 BAR = LiveBar("EUR/USD", T0, 1.1, 1.1, 1.1, 1.1)
@@ -178,7 +179,7 @@ async def test_each_order_fills_once_across_lost_replies_429_and_5xx(oanda: Fake
         oanda.lose_order_replies = 1  # executed, then the connection drops: the retry must look it up
         lost = await broker.submit(_order(hour=1), BAR)
         oanda.throttle_next = 2  # 429 twice (instruments, then the order): retried with backoff
-        throttled = await broker.submit(_order(side="SHORT", hour=2), BAR)
+        throttled = await broker.submit(_order(side=Side.SHORT, hour=2), BAR)
         oanda.fail_next = 1
         failed = await broker.submit(_order(hour=3), BAR)
         again = await broker.submit(_order(hour=3), BAR)  # the same client order id once more
@@ -217,7 +218,7 @@ async def test_a_repeated_order_after_a_lost_cancel_reply_stays_rejected(oanda: 
 async def test_the_account_lists_positions_trades_and_a_broker_side_close(oanda: FakeOanda) -> None:
     async with _broker(oanda) as broker:
         await broker.submit(_order(), BAR)
-        await broker.submit(_order(units=4_000, side="SHORT", hour=6), BAR)
+        await broker.submit(_order(units=4_000, side=Side.SHORT, hour=6), BAR)
         [position] = await broker.open_positions()
         [trade] = await broker.open_trades()
         summary = await broker.summary()

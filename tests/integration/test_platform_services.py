@@ -26,6 +26,7 @@ from see_grpc.adapters.platform import (
 from see_grpc.config import Settings
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError, InvalidArgumentError
 from see_grpc.service.ports import OrderRecord
+from see_grpc.trading.model import OrderStatus, Side
 from see_grpc.trading.risk import RiskLimits
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,7 @@ CONTEXT: dict[str, Any] = {
     "gross_exposure": 0.0,
     "daily_pnl": 0.0,
     "price": 1.1,
+    "notional_per_unit": 1.1,  # EUR/USD in a USD account: the price itself
     "strategy_id": "strategy-1",
 }
 
@@ -87,8 +89,9 @@ def _config(url: str, service: str) -> PlatformClientConfig:
     )
 
 
-def _order(units: float = 10_000, side: str = "LONG") -> OrderRecord:
-    return OrderRecord("o-1", "exec-1:EUR/USD:t", "exec-1", "EUR/USD", side, units, "pending", datetime.now(UTC))
+def _order(units: float = 10_000, side: Side = Side.LONG) -> OrderRecord:
+    now = datetime.now(UTC)
+    return OrderRecord("o-1", "exec-1:EUR/USD:t", "exec-1", "EUR/USD", side, units, OrderStatus.PENDING, now)
 
 
 # -- Risk Management -----------------------------------------------------------------------------------------------
@@ -97,7 +100,7 @@ def _order(units: float = 10_000, side: str = "LONG") -> OrderRecord:
 async def test_risk_approval_sends_the_order_and_its_context(service: FakeService) -> None:
     service.reply = {"approved": True, "reason": ""}
     async with RiskServiceGate(_config(service.url, "Risk Management")) as gate:
-        assert await gate.check(_order(side="SHORT"), CONTEXT) == ""
+        assert await gate.check(_order(side=Side.SHORT), CONTEXT) == ""
     sent = service.received[0]
     assert sent["signed_units"] == -10_000 and sent["limits"] == LIMITS and sent["strategy_id"] == "strategy-1"
     assert service.api_keys == ["service-key"]
@@ -190,7 +193,7 @@ async def test_local_risk_gate_applies_the_limits_in_the_context() -> None:
     assert "the limit is 20,000" in await gate.check(_order(30_000), CONTEXT)
     losing = {**CONTEXT, "daily_pnl": -600.0}
     assert "only exits are allowed" in await gate.check(_order(10_000), losing)
-    assert await gate.check(_order(10_000, side="SHORT"), {**losing, "position_units": 10_000.0}) == ""
+    assert await gate.check(_order(10_000, side=Side.SHORT), {**losing, "position_units": 10_000.0}) == ""
 
 
 async def test_local_capital_gate_checks_against_the_balance() -> None:

@@ -20,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from see_grpc.adapters.storage import SqlDatabase, series
 from see_grpc.adapters.storage import database as storage_module
 from see_grpc.adapters.storage.database import _MIGRATIONS, async_url, head_revision
-from see_grpc.adapters.storage.tables import Base, UtcDateTime
+from see_grpc.adapters.storage.tables import Base, ExecutionRow, UtcDateTime
 from see_grpc.errors import AlreadyExistsError, DependencyUnavailableError, InvalidArgumentError, NotFoundError
 from see_grpc.service.ports import (
     BacktestRecord,
@@ -41,6 +41,7 @@ from see_grpc.service.ports import (
     TradeFilter,
     TrialRecord,
 )
+from see_grpc.trading.model import Account, FillCosts, OrderStatus, Position, Side
 
 pytestmark = pytest.mark.integration
 
@@ -563,7 +564,9 @@ def execution(n: int = 0, **changes: object) -> ExecutionRecord:
         parameters={"fast_period": 5},
         instruments=["EUR/USD"],
         settings={"position_size_units": 10_000.0},
-        state={"positions": {"EUR/USD": {"units": 10_000.0, "average_price": 1.1, "realized_pnl": 0.0}}},
+        state=Account(
+            "USD", 10_000.0, FillCosts(), cash=10_000.0, positions={"EUR/USD": Position(10_000.0, 1.1, direction=1.0)}
+        ),
         start_time=T0 + timedelta(minutes=n),
         update_time=T0 + timedelta(minutes=n),
     )
@@ -573,11 +576,11 @@ def execution(n: int = 0, **changes: object) -> ExecutionRecord:
 
 
 def order_record(n: int, client_order_id: str) -> OrderRecord:
-    return OrderRecord(f"o-{n}", client_order_id, "e-0", "EUR/USD", "LONG", 10_000.0, "pending", T0)
+    return OrderRecord(f"o-{n}", client_order_id, "e-0", "EUR/USD", Side.LONG, 10_000.0, OrderStatus.PENDING, T0)
 
 
 def fill_record(n: int, client_order_id: str) -> FillRecord:
-    return FillRecord(f"f-{n}", f"o-{n}", client_order_id, "e-0", "s", "EUR/USD", "LONG", 10_000.0, 1.1, 0.0, T0)
+    return FillRecord(f"f-{n}", f"o-{n}", client_order_id, "e-0", "s", "EUR/USD", Side.LONG, 10_000.0, 1.1, 0.0, T0)
 
 
 async def test_active_executions_are_counted_per_strategy(database: SqlDatabase) -> None:
@@ -604,15 +607,48 @@ async def test_executions_round_trip_and_count(database: SqlDatabase) -> None:
         assert await uow.executions.count_active() == 2
         page = await uow.executions.list(page_size=2)
         assert [e.execution_id for e in page.items] == ["e-2", "e-1"] and page.next_page_token
-        stored.state = {"positions": {}}
+        stored.state = Account.open(10_000.0, FillCosts())
         stored.status = "paused"
         await uow.executions.update(stored)
         await uow.commit()
     async with database.unit_of_work(readonly=True) as uow:
         again = await uow.executions.get("e-1")
-        assert again is not None and again.state == {"positions": {}} and again.status == "paused"
+        assert again is not None and again.state == Account.open(10_000.0, FillCosts()) and again.status == "paused"
         with pytest.raises(NotFoundError):
             await uow.executions.update(execution(9))
+
+
+async def test_execution_state_is_stored_versioned_and_old_untyped_states_still_load(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.executions.add(execution(0))
+        await uow.commit()
+    async with database._engine.connect() as conn:
+        stored = (await conn.execute(sa.select(ExecutionRow.state))).scalar_one()
+    assert stored["version"] == 2 and stored["positions"]["EUR/USD"]["units"] == 10_000
+    # The untyped dict executions kept before the trading model: realised P&L in the quote currency (JPY here).
+    legacy = {
+        "positions": {"USD/JPY": {"units": -5_000.0, "average_price": 150.0, "realized_pnl": 1_500.0}},
+        "last_bar": {"USD/JPY": "2026-03-02T10:00:00+00:00"},
+        "last_close": {"USD/JPY": 150.0},
+        "pending": {"USD/JPY": "e-0:USD/JPY:2026-03-02T10:00:00+00:00"},
+        "equity": 10_010.0,
+        "peak_equity": 10_020.0,
+        "day": "2026-03-01",
+        "day_start_equity": 10_000.0,
+    }
+    async with database._engine.begin() as conn:
+        await conn.execute(update(ExecutionRow).values(state=legacy))
+    async with database.unit_of_work(readonly=True) as uow:
+        loaded = await uow.executions.get("e-0")
+    assert loaded is not None
+    account = loaded.state
+    position = account.positions["USD/JPY"]
+    assert (position.units, position.average_price, position.direction) == (-5_000.0, 150.0, -1.0)
+    assert position.realized_pnl == pytest.approx(10.0)  # 1,500 JPY at 150 JPY a dollar, as it was shown
+    assert account.cash == pytest.approx(10_010.0) and account.prices == {"USD/JPY": 150.0}
+    assert account.bar_times["USD/JPY"] == datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert account.pending["USD/JPY"].client_order_id == "e-0:USD/JPY:2026-03-02T10:00:00+00:00"
+    assert (account.equity, account.peak_equity, account.day) == (10_010.0, 10_020.0, "2026-03-01")
 
 
 async def test_orders_and_fills_are_idempotent_on_the_client_order_id(database: SqlDatabase) -> None:
@@ -626,7 +662,7 @@ async def test_orders_and_fills_are_idempotent_on_the_client_order_id(database: 
             "e-0:bar-2"
         }
         stored_order = order_record(1, "e-0:bar-1")
-        stored_order.status = "filled"
+        stored_order.status = OrderStatus.FILLED
         await uow.executions.update_orders([stored_order])
         await uow.commit()
     async with database.unit_of_work(readonly=True) as uow:

@@ -15,8 +15,9 @@ import pytest
 
 from see_grpc.reporting import render_report
 from see_grpc.reporting.html import MAX_TRADES, SYNTHETIC_BADGE
-from see_grpc.reporting.series import MAX_POINTS, downsample, drawdown
+from see_grpc.reporting.series import drawdown
 from see_grpc.service.ports import BacktestRecord
+from see_grpc.trading.series import MAX_POINTS, downsample
 
 pytestmark = pytest.mark.unit
 

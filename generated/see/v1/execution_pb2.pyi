@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from see.v1 import backtest_pb2 as _backtest_pb2
 from see.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -21,6 +22,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FeedEnd:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FeedEndEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FeedEnd.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FEED_END_UNSPECIFIED: _FeedEnd.ValueType  # 0
+    """FLATTEN."""
+    FLATTEN: _FeedEnd.ValueType  # 1
+    """Close every position at the last bar's close, stamped with that bar's time (as a backtest ends), and stop."""
+    WAIT: _FeedEnd.ValueType  # 2
+    """Keep the positions and keep running, asking the feed for new bars every second, until StopExecution. A paper
+    replay without replay_to then follows the clock: bars stored later (ImportBars) are traded as they appear.
+    """
+
+class FeedEnd(_FeedEnd, metaclass=_FeedEndEnumTypeWrapper):
+    """What an execution does when its feed has no more bars (a paper replay that reached replay_to)."""
+
+FEED_END_UNSPECIFIED: FeedEnd.ValueType  # 0
+"""FLATTEN."""
+FLATTEN: FeedEnd.ValueType  # 1
+"""Close every position at the last bar's close, stamped with that bar's time (as a backtest ends), and stop."""
+WAIT: FeedEnd.ValueType  # 2
+"""Keep the positions and keep running, asking the feed for new bars every second, until StopExecution. A paper
+replay without replay_to then follows the clock: bars stored later (ImportBars) are traded as they appear.
+"""
+Global___FeedEnd: _TypeAlias = FeedEnd  # noqa: Y015
 
 @_typing.final
 class Position(_message.Message):
@@ -35,8 +64,13 @@ class Position(_message.Message):
     units: _builtins.float
     """Signed: positive long, negative short."""
     average_price: _builtins.float
+    """In the instrument's quote currency."""
     unrealized_pnl: _builtins.float
+    """In the account currency (Execution.account_currency), at the latest prices, marked at the exit side (the bid
+    of a long, the ask of a short).
+    """
     realized_pnl: _builtins.float
+    """In the account currency, net of commission, each fill converted at the rates of its own time."""
     def __init__(
         self,
         *,
@@ -146,14 +180,18 @@ class Fill(_message.Message):
     units: _builtins.float
     price: _builtins.float
     commission: _builtins.float
+    """In the instrument's quote currency."""
     reason: _builtins.str
-    """Why the fill happened when the strategy did not decide it: empty for the strategy's own orders;
-    "order_filled" (an order the broker filled while SEE did not hear of it), "broker_closed" or "broker_opened"
-    (the broker traded the position on its own: a margin closeout, a close by hand), "broker_reconciled" (SEE adopted
-    the broker's position with no fill to explain the difference), all found when SEE reconciles with its broker.
+    """Why it traded: signal, stop_loss, take_profit, trailing_stop, end_of_data (the paper feed ended), stopped
+    (StopExecution with close_positions) or kill_switch; and what SEE found when it reconciled with its broker:
+    order_filled (an order the broker filled while SEE did not hear of it), broker_closed or broker_opened (the
+    broker traded the position on its own: a margin closeout, a close by hand), broker_reconciled (SEE adopted the
+    broker's position with no fill to explain the difference).
     """
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """The time of the bar the order filled in (its open time), also for paper replays and closing fills."""
+
     def __init__(
         self,
         *,
@@ -281,6 +319,14 @@ class Execution(_message.Message):
     RISK_FIELD_NUMBER: _builtins.int
     POSITION_SIZE_UNITS_FIELD_NUMBER: _builtins.int
     TIMEFRAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CURRENCY_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_PIPS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_PIPS_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
+    SIZING_FIELD_NUMBER: _builtins.int
+    ON_FEED_END_FIELD_NUMBER: _builtins.int
+    MARGIN_USED_FIELD_NUMBER: _builtins.int
+    PEAK_EQUITY_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     strategy_id: _builtins.str
     status: Global___Execution.Status.ValueType
@@ -292,6 +338,16 @@ class Execution(_message.Message):
     status_message: _builtins.str
     position_size_units: _builtins.float
     timeframe: _builtins.str
+    account_currency: _builtins.str
+    """The currency of equity and P&L (the paper account's: USD)."""
+    stop_loss_pips: _builtins.float
+    take_profit_pips: _builtins.float
+    trailing_stop_pips: _builtins.float
+    on_feed_end: Global___FeedEnd.ValueType
+    margin_used: _builtins.float
+    """Gross notional of the open positions / 50 (the leverage the risk defaults assume), in the account currency."""
+    peak_equity: _builtins.float
+    """The highest equity so far: the drawdown kill switch measures from it."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -310,6 +366,8 @@ class Execution(_message.Message):
     def stop_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def risk(self) -> Global___RiskLimits: ...
+    @_builtins.property
+    def sizing(self) -> _backtest_pb2.Sizing: ...
     def __init__(
         self,
         *,
@@ -333,12 +391,31 @@ class Execution(_message.Message):
         risk: Global___RiskLimits | None = ...,
         position_size_units: _builtins.float = ...,
         timeframe: _builtins.str = ...,
+        account_currency: _builtins.str = ...,
+        stop_loss_pips: _builtins.float | None = ...,
+        take_profit_pips: _builtins.float | None = ...,
+        trailing_stop_pips: _builtins.float | None = ...,
+        sizing: _backtest_pb2.Sizing | None = ...,
+        on_feed_end: Global___FeedEnd.ValueType = ...,
+        margin_used: _builtins.float = ...,
+        peak_equity: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "risk", b"risk", "start_time", b"start_time", "stop_time", b"stop_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "parameters", b"parameters", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "mode", b"mode", "orders", b"orders", "parameters", b"parameters", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "timeframe", b"timeframe", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "margin_used", b"margin_used", "mode", b"mode", "on_feed_end", b"on_feed_end", "orders", b"orders", "parameters", b"parameters", "peak_equity", b"peak_equity", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
+    _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
+    _WhichOneofReturnType__take_profit_pips: _TypeAlias = _typing.Literal["take_profit_pips"]  # noqa: Y015
+    _WhichOneofArgType__take_profit_pips: _TypeAlias = _typing.Literal["_take_profit_pips", b"_take_profit_pips"]  # noqa: Y015
+    _WhichOneofReturnType__trailing_stop_pips: _TypeAlias = _typing.Literal["trailing_stop_pips"]  # noqa: Y015
+    _WhichOneofArgType__trailing_stop_pips: _TypeAlias = _typing.Literal["_trailing_stop_pips", b"_trailing_stop_pips"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss_pips) -> _WhichOneofReturnType__stop_loss_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__take_profit_pips) -> _WhichOneofReturnType__take_profit_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_stop_pips) -> _WhichOneofReturnType__trailing_stop_pips | None: ...
 
 Global___Execution: _TypeAlias = Execution  # noqa: Y015
 
@@ -354,6 +431,11 @@ class StartExecutionRequest(_message.Message):
     POSITION_SIZE_UNITS_FIELD_NUMBER: _builtins.int
     RISK_FIELD_NUMBER: _builtins.int
     PAPER_FEED_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_PIPS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_PIPS_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
+    SIZING_FIELD_NUMBER: _builtins.int
+    ON_FEED_END_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     capital_allocation: _builtins.float
     """Required: positive, at most 1e12, in the account currency."""
@@ -361,6 +443,16 @@ class StartExecutionRequest(_message.Message):
     """PAPER when unset (MODE_UNSPECIFIED); values outside the enum are refused."""
     position_size_units: _builtins.float
     """Units per position (default 10,000): positive, at most 1e9."""
+    stop_loss_pips: _builtins.float
+    """Exit levels in pips from the entry price, as in RunBacktestRequest: checked inside each bar on its high and
+    low, filled at the level (a stop less slippage), or at the bar's open when it gaps through; the stop first when
+    both could hit. After such an exit the strategy enters again only once its target changes. Above 0, at most
+    10,000. Unset: none.
+    """
+    take_profit_pips: _builtins.float
+    trailing_stop_pips: _builtins.float
+    on_feed_end: Global___FeedEnd.ValueType
+    """Unset: FLATTEN."""
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
         """Overrides of the strategy's parameters: at most 16 levels deep, numbers finite."""
@@ -373,6 +465,12 @@ class StartExecutionRequest(_message.Message):
     def risk(self) -> Global___RiskLimits: ...
     @_builtins.property
     def paper_feed(self) -> Global___PaperFeedOptions: ...
+    @_builtins.property
+    def sizing(self) -> _backtest_pb2.Sizing:
+        """Unset: FIXED_UNITS with position_size_units. EQUITY_FRACTION and RISK_PER_TRADE size each entry on the
+        execution's equity at the signal's close (leverage 50), capped by the margin the other positions leave free.
+        """
+
     def __init__(
         self,
         *,
@@ -384,21 +482,40 @@ class StartExecutionRequest(_message.Message):
         position_size_units: _builtins.float | None = ...,
         risk: Global___RiskLimits | None = ...,
         paper_feed: Global___PaperFeedOptions | None = ...,
+        stop_loss_pips: _builtins.float | None = ...,
+        take_profit_pips: _builtins.float | None = ...,
+        trailing_stop_pips: _builtins.float | None = ...,
+        sizing: _backtest_pb2.Sizing | None = ...,
+        on_feed_end: Global___FeedEnd.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "capital_allocation", b"capital_allocation", "instruments", b"instruments", "mode", b"mode", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "strategy_id", b"strategy_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "capital_allocation", b"capital_allocation", "instruments", b"instruments", "mode", b"mode", "on_feed_end", b"on_feed_end", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
     _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015
+    _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
+    _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
+    _WhichOneofReturnType__take_profit_pips: _TypeAlias = _typing.Literal["take_profit_pips"]  # noqa: Y015
+    _WhichOneofArgType__take_profit_pips: _TypeAlias = _typing.Literal["_take_profit_pips", b"_take_profit_pips"]  # noqa: Y015
+    _WhichOneofReturnType__trailing_stop_pips: _TypeAlias = _typing.Literal["trailing_stop_pips"]  # noqa: Y015
+    _WhichOneofArgType__trailing_stop_pips: _TypeAlias = _typing.Literal["_trailing_stop_pips", b"_trailing_stop_pips"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__position_size_units) -> _WhichOneofReturnType__position_size_units | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss_pips) -> _WhichOneofReturnType__stop_loss_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__take_profit_pips) -> _WhichOneofReturnType__take_profit_pips | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_stop_pips) -> _WhichOneofReturnType__trailing_stop_pips | None: ...
 
 Global___StartExecutionRequest: _TypeAlias = StartExecutionRequest  # noqa: Y015
 
 @_typing.final
 class RiskLimits(_message.Message):
-    """Pre-trade risk limits of an execution. Unset fields take defaults from the allocation: 10x the position size,
-    the allocation x 50 leverage of gross exposure, 5 % daily loss, 20 % drawdown.
+    """Pre-trade risk limits of an execution. Unset fields take defaults from the allocation: 10x the position size
+    (1e9 with EQUITY_FRACTION or RISK_PER_TRADE sizing: the exposure limit bounds those), the allocation x 50
+    leverage of gross exposure, 5 % daily loss, 20 % drawdown.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -17,6 +17,7 @@ from see_grpc.adapters.storage.tables import Base, ExecutionRow, FillRow, OrderR
 from see_grpc.errors import AlreadyExistsError, NotFoundError
 from see_grpc.service.ports import ExecutionRecord, FillRecord, OrderRecord, Page
 from see_grpc.trading.lifecycle import EXECUTION
+from see_grpc.trading.model import Account, FillReason, OrderStatus, Side
 
 ACTIVE_STATUSES = tuple(sorted(EXECUTION.active))
 R = TypeVar("R")
@@ -25,6 +26,32 @@ R = TypeVar("R")
 def _record(record_type: type[R], row: Base) -> R:
     names = [f.name for f in dataclasses.fields(record_type)]  # type: ignore[arg-type]
     return record_type(**{name: getattr(row, name) for name in names})
+
+
+def _execution(row: ExecutionRow) -> ExecutionRecord:
+    """The stored execution, its state loaded into the trading model (any stored version)."""
+    record = _record(ExecutionRecord, row)
+    record.state = Account.from_dict(row.state, row.capital_allocation)
+    return record
+
+
+def _execution_values(execution: ExecutionRecord) -> dict[str, Any]:
+    """The row of an execution, its state in the stored (versioned) form."""
+    values = {f.name: getattr(execution, f.name) for f in dataclasses.fields(ExecutionRecord)}
+    values["state"] = execution.state.to_dict()
+    return values
+
+
+def _order(row: OrderRow) -> OrderRecord:
+    order = _record(OrderRecord, row)
+    order.side, order.status, order.reason = Side(row.side), OrderStatus(row.status), FillReason(row.reason)
+    return order
+
+
+def _fill(row: FillRow) -> FillRecord:
+    fill = _record(FillRecord, row)
+    fill.side, fill.reason = Side(row.side), FillReason(row.reason)
+    return fill
 
 
 class SqlExecutionRepository:
@@ -37,11 +64,11 @@ class SqlExecutionRepository:
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         row = await self._session.get(ExecutionRow, execution_id, populate_existing=True)
-        return None if row is None else _record(ExecutionRecord, row)
+        return None if row is None else _execution(row)
 
     async def update(self, execution: ExecutionRecord) -> None:
         # A core UPDATE: no load into the session first, one round trip (runners save state every bar).
-        values = dataclasses.asdict(execution)
+        values = _execution_values(execution)
         result = await self._session.execute(
             update(ExecutionRow).where(ExecutionRow.execution_id == values.pop("execution_id")).values(**values)
         )
@@ -65,9 +92,7 @@ class SqlExecutionRepository:
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        return page_of(
-            rows, page_size, lambda row: _record(ExecutionRecord, row), lambda r: (r.start_time, r.execution_id)
-        )
+        return page_of(rows, page_size, _execution, lambda r: (r.start_time, r.execution_id))
 
     async def count_active(self, *, strategy_id: str = "") -> int:
         stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))
@@ -90,7 +115,7 @@ class SqlExecutionRepository:
                 ExecutionRow.lease_expires < now,
             ),
         )
-        return [_record(ExecutionRecord, row) for row in await self._session.scalars(stmt)]
+        return [_execution(row) for row in await self._session.scalars(stmt)]
 
     async def try_lease(self, execution_id: str, owner: str, now: datetime, until: datetime) -> bool:
         stmt = (
@@ -119,11 +144,11 @@ class SqlExecutionRepository:
 
     async def update_many(self, executions: builtins.list[ExecutionRecord]) -> None:
         if executions:
-            await self._session.execute(update(ExecutionRow), [dataclasses.asdict(e) for e in executions])
+            await self._session.execute(update(ExecutionRow), [_execution_values(e) for e in executions])
 
     async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None:
         row = await self._session.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))
-        return None if row is None else _record(OrderRecord, row)
+        return None if row is None else _order(row)
 
     async def add_fills(self, fills: builtins.list[FillRecord]) -> set[str]:
         if not fills:
@@ -153,8 +178,7 @@ class SqlExecutionRepository:
         )
         # A stored None is JSON null, which IS NOT NULL lets through: orders without a signal (rejected, closing,
         # reconciled) have nothing to publish.
-        signalled = [_record(OrderRecord, r) for r in orders if r.signal is not None]
-        return signalled, [_record(FillRecord, r) for r in fills]
+        return [_order(r) for r in orders if r.signal is not None], [_fill(r) for r in fills]
 
     async def mark_published(self, signals: builtins.list[str], fills: builtins.list[str]) -> None:
         if signals:
@@ -168,16 +192,17 @@ class SqlExecutionRepository:
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]:
         stmt = select(OrderRow).where(OrderRow.execution_id == execution_id).order_by(OrderRow.create_time)
-        return [_record(OrderRecord, row) for row in await self._session.scalars(stmt)]
+        return [_order(row) for row in await self._session.scalars(stmt)]
 
     async def fills(self, execution_id: str) -> builtins.list[FillRecord]:
         stmt = select(FillRow).where(FillRow.execution_id == execution_id).order_by(FillRow.time, FillRow.fill_id)
-        return [_record(FillRecord, row) for row in await self._session.scalars(stmt)]
+        return [_fill(row) for row in await self._session.scalars(stmt)]
 
     async def _insert_new(self, row_type: type[Base], record: ExecutionRecord | OrderRecord) -> bool:
         """INSERT ... ON CONFLICT DO NOTHING: False when a row with the same unique key exists (an idempotent
         retry), in one round trip and without a savepoint."""
-        stmt = self._insert_statement(row_type).values(**dataclasses.asdict(record)).on_conflict_do_nothing()
+        values = _execution_values(record) if isinstance(record, ExecutionRecord) else dataclasses.asdict(record)
+        stmt = self._insert_statement(row_type).values(**values).on_conflict_do_nothing()
         result = await self._session.execute(stmt)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -151,6 +151,8 @@ class OrderRow(Base):
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
     signal: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     signal_published: Mapped[bool] = mapped_column(server_default=false())
+    reason: Mapped[str] = mapped_column(String, server_default="signal")
+    price: Mapped[float | None] = mapped_column(Double)
 
 
 class FillRow(Base):
@@ -169,7 +171,7 @@ class FillRow(Base):
     commission: Mapped[float] = mapped_column(Double)
     time: Mapped[datetime] = mapped_column(UtcDateTime)
     published: Mapped[bool] = mapped_column(server_default=false())
-    reason: Mapped[str] = mapped_column(Text, server_default="")
+    reason: Mapped[str] = mapped_column(String, server_default="signal")
 
 
 class OptimizationRow(Base):

@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from see.v1 import backtest_pb2, common_pb2, execution_pb2, strategy_pb2
-from see_grpc.service.backtests import OPTIONAL_SETTINGS, BacktestRequest
+from see_grpc.service.backtests import OPTIONAL_SETTINGS, SIZING_MODES, SIZING_NAMES, BacktestRequest
 from see_grpc.service.executions import ExecutionView
 from see_grpc.service.ports import BacktestRecord, ExecutionRecord, StrategyRecord
 from see_grpc.service.strategies import parameter_specs_of
-from see_grpc.trading.portfolio import PositionState
+from see_grpc.trading.model import ExitRules, Sizing
 from see_grpc.trading.strategies import ParamSpec
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -215,21 +215,41 @@ def _side(side: str) -> common_pb2.Side.ValueType:
     return common_pb2.LONG if side == "LONG" else common_pb2.SHORT
 
 
+EXIT_FIELDS = ("stop_loss_pips", "take_profit_pips", "trailing_stop_pips")
+FEED_END = {"flatten": execution_pb2.FLATTEN, "wait": execution_pb2.WAIT}
+
+
+def exit_rules(message: execution_pb2.StartExecutionRequest) -> ExitRules:
+    return ExitRules(**{name: getattr(message, name) for name in EXIT_FIELDS if message.HasField(name)})  # type: ignore[arg-type]
+
+
+def sizing(message: backtest_pb2.Sizing, units: float | None) -> Sizing | None:
+    """The model's sizing of a request's Sizing; None when it is unset (fixed units of position_size_units)."""
+    if not message.mode and not message.HasField("fraction"):
+        return None
+    mode = SIZING_MODES[_enum_name(backtest_pb2.Sizing.Mode, message.mode) or "FIXED_UNITS"]
+    fraction = message.fraction if message.HasField("fraction") else Sizing.fraction
+    return Sizing(mode=mode, units=units if units is not None else Sizing.units, fraction=fraction)
+
+
+def feed_end(value: execution_pb2.FeedEnd.ValueType) -> str:
+    return "wait" if value == execution_pb2.WAIT else "flatten"
+
+
 def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
-    state = record.state
+    account = record.state
     positions = [
         execution_pb2.Position(
             instrument=name,
-            units=data["units"],
-            average_price=data["average_price"],
-            realized_pnl=data["realized_pnl"],
-            unrealized_pnl=PositionState(**data).unrealized_pnl(
-                state["last_close"].get(name, 0.0), state["last_close"].get(name, 0.0)
-            ),
+            units=position.units,
+            average_price=position.average_price,
+            realized_pnl=position.realized_pnl,
+            unrealized_pnl=account.unrealized(name),
         )
-        for name, data in state.get("positions", {}).items()
+        for name, position in account.positions.items()
     ]
-    realized = sum(p.realized_pnl for p in positions)
+    settings = record.settings
+    applied = Sizing(**settings.get("sizing", {"units": settings["position_size_units"]}))
     message = execution_pb2.Execution(
         execution_id=record.execution_id,
         strategy_id=record.strategy_id,
@@ -239,15 +259,23 @@ def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
         parameters=struct(record.parameters),
         instruments=record.instruments,
         positions=positions,
-        realized_pnl=realized,
-        unrealized_pnl=sum(p.unrealized_pnl for p in positions),
-        equity=state.get("equity", record.capital_allocation),
+        realized_pnl=account.realized_pnl,
+        unrealized_pnl=account.unrealized_pnl,
+        equity=account.equity,
         start_time=timestamp(record.start_time),
         update_time=timestamp(record.update_time),
         status_message=record.status_message,
-        risk=execution_pb2.RiskLimits(**record.settings["risk"]),
-        position_size_units=record.settings["position_size_units"],
-        timeframe=record.settings["timeframe"],
+        risk=execution_pb2.RiskLimits(**settings["risk"]),
+        position_size_units=settings["position_size_units"],
+        timeframe=settings["timeframe"],
+        account_currency=account.currency,
+        margin_used=account.margin_used,
+        peak_equity=account.peak_equity,
+        sizing=backtest_pb2.Sizing(
+            mode=backtest_pb2.Sizing.Mode.Value(SIZING_NAMES[applied.mode]), fraction=applied.fraction
+        ),
+        on_feed_end=FEED_END[settings.get("on_feed_end", "flatten")],
+        **{name: value for name, value in settings.get("exits", {}).items() if value is not None},
     )
     if record.stop_time is not None:
         message.stop_time.CopyFrom(timestamp(record.stop_time))
@@ -288,7 +316,7 @@ def fill(payload: dict[str, Any]) -> execution_pb2.Fill:
         price=payload["price"],
         commission=payload["commission"],
         time=timestamp(when if isinstance(when, datetime) else datetime.fromisoformat(when)),
-        reason=payload.get("reason", ""),
+        reason=payload.get("reason", "signal"),  # events published before fills had reasons
     )
 
 

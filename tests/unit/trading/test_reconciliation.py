@@ -7,13 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from see_grpc.trading.reconciliation import (
-    Books,
-    BrokerFillEvent,
-    RepairReason,
-    broker_fill_key,
-    plan_repairs,
-)
+from see_grpc.trading.model import FillReason
+from see_grpc.trading.reconciliation import Books, BrokerFillEvent, broker_fill_key, plan_repairs
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +40,7 @@ def test_an_order_filled_while_see_was_down_is_recorded_once_as_that_order() -> 
     ours = books({}, pending={ORDER: ("EUR/USD", 10_000)})
     [repair] = plan_repairs(ours, [fill("7", 10_000, client=ORDER)], {"EUR/USD": 10_000}, prices={}, now=NOW)
     assert (repair.reason, repair.client_order_id, repair.units, repair.price) == (
-        RepairReason.ORDER_FILLED,
+        FillReason.ORDER_FILLED,
         ORDER,
         10_000,
         1.1,
@@ -59,7 +54,7 @@ def test_a_margin_closeout_becomes_a_broker_closed_fill_with_a_stable_key() -> N
     ours = books({"EUR/USD": 10_000}, recorded={ORDER})
     history = [fill("7", 10_000, client=ORDER), fill("9", -10_000, minutes=30)]
     [repair] = plan_repairs(ours, history, {}, prices={"EUR/USD": 1.2}, now=NOW)
-    assert repair.reason is RepairReason.BROKER_CLOSED
+    assert repair.reason is FillReason.BROKER_CLOSED
     assert repair.client_order_id == broker_fill_key("ex1", "9")
     assert (repair.units, repair.price, repair.time) == (-10_000, 1.1, T0 + timedelta(minutes=30))
     recorded = books({}, recorded={ORDER, repair.client_order_id})
@@ -70,16 +65,16 @@ def test_a_partial_close_and_a_broker_side_addition_keep_their_reasons() -> None
     ours = books({"EUR/USD": -20_000, "USD/JPY": 5_000})
     history = [fill("1", 5_000, minutes=1), fill("2", 1_000, minutes=2, instrument="USD/JPY")]
     closed, opened = plan_repairs(ours, history, {"EUR/USD": -15_000, "USD/JPY": 6_000}, prices={}, now=NOW)
-    assert (closed.reason, closed.units) == (RepairReason.BROKER_CLOSED, 5_000)
-    assert (opened.reason, opened.instrument, opened.units) == (RepairReason.BROKER_OPENED, "USD/JPY", 1_000)
+    assert (closed.reason, closed.units) == (FillReason.BROKER_CLOSED, 5_000)
+    assert (opened.reason, opened.instrument, opened.units) == (FillReason.BROKER_OPENED, "USD/JPY", 1_000)
 
 
 def test_a_difference_no_fill_explains_is_adopted_at_the_last_price() -> None:
     ours = books({"EUR/USD": 10_000, "GBP/USD": -3_000})
     repairs = plan_repairs(ours, [], {"EUR/USD": 4_000}, prices={"EUR/USD": 1.09, "GBP/USD": 1.27}, now=NOW)
     assert [(r.reason, r.instrument, r.units, r.price, r.time) for r in repairs] == [
-        (RepairReason.BROKER_RECONCILED, "EUR/USD", -6_000, 1.09, NOW),
-        (RepairReason.BROKER_RECONCILED, "GBP/USD", 3_000, 1.27, NOW),
+        (FillReason.BROKER_RECONCILED, "EUR/USD", -6_000, 1.09, NOW),
+        (FillReason.BROKER_RECONCILED, "GBP/USD", 3_000, 1.27, NOW),
     ]
     assert "no fill in the broker's history explains it" in repairs[0].detail
 
@@ -89,8 +84,8 @@ def test_fills_apply_in_time_order_before_positions_are_compared() -> None:
     history = [fill("9", -10_000, minutes=30), fill("7", 10_000, client=ORDER)]  # the broker lists newest first
     repairs = plan_repairs(ours, history, {}, prices={}, now=NOW)
     assert [(r.reason, r.units) for r in repairs] == [
-        (RepairReason.ORDER_FILLED, 10_000),
-        (RepairReason.BROKER_CLOSED, -10_000),
+        (FillReason.ORDER_FILLED, 10_000),
+        (FillReason.BROKER_CLOSED, -10_000),
     ]
 
 

@@ -251,4 +251,9 @@ def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest
         position_size_units=request.position_size_units if request.HasField("position_size_units") else None,
         risk={name: getattr(request.risk, name) for name in RISK_FIELDS if request.risk.HasField(name)},  # type: ignore[arg-type]
         feed=feed,
+        exits=convert.exit_rules(request),
+        sizing=convert.sizing(
+            request.sizing, request.position_size_units if request.HasField("position_size_units") else None
+        ),
+        on_feed_end=convert.feed_end(request.on_feed_end),
     )
