@@ -58,7 +58,10 @@ class SqlUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._session.close()  # rolls back an open transaction
+        # Rolls back an open transaction. Shielded: a unit of work cancelled mid-statement (a runner stopped at
+        # shutdown, a BEGIN IMMEDIATE still waiting in the driver's thread) must still end its transaction; else
+        # the SQLite connection, abandoned with it open, holds the write lock for the rest of the process.
+        await asyncio.shield(self._session.close())
         # The database is the only I/O a unit of work should do, so these errors are its.
         if isinstance(exc, _UNAVAILABLE):
             raise _not_answering(exc) from exc
