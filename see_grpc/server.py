@@ -136,6 +136,12 @@ class SeeServer:
             raise RuntimeError("the server is not started")
         return self._container.bus
 
+    async def bars_ready(self) -> None:
+        """Returns once the data folder's first-start sample set is written (its readers wait for it anyway)."""
+        if self._container is None:
+            raise RuntimeError("the server is not started")
+        await asyncio.to_thread(self._container.bars.settled)
+
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 

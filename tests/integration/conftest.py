@@ -52,6 +52,7 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
 async def running(tmp_path: Path) -> AsyncIterator[RunningServer]:
     server = SeeServer(server_settings(tmp_path / "data"))
     await server.start()
+    await server.bars_ready()  # tests read the sample files straight from the folder
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
     try:
