@@ -140,7 +140,8 @@ class SeeServer:
         """Returns once the data folder's first-start sample set is written (its readers wait for it anyway)."""
         if self._container is None:
             raise RuntimeError("the server is not started")
-        await asyncio.to_thread(self._container.bars.settled)
+        if self._container.bars is not None:
+            await asyncio.to_thread(self._container.bars.settled)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

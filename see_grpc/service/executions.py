@@ -78,6 +78,7 @@ SIGNALS = "signals"
 FILLS = "fills"
 ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: its streams end
 LEASE_SECONDS = 15.0
+PAUSED = "paused: "  # the status message of a running execution waiting for its broker to answer
 FLUSH_INTERVAL_SECONDS = 1.0  # how often a running execution tries to empty its outbox while the bus is away
 DEFAULT_UNITS = 10_000.0
 MAX_POSITION_UNITS = 1e9  # the most RiskLimits.max_position_units may be set to
@@ -344,6 +345,9 @@ class ExecutionManager:
             await self.flush_outbox(execution_id)
             if record.mode == "live":  # what the broker did while SEE was away (or never told it) comes first
                 await self._reconciler.reconcile(record, self._venues.broker(record.mode))
+            if record.status_message.startswith(PAUSED):
+                record.status_message = ""
+                await self._note(execution_id, "")
             runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
@@ -368,14 +372,33 @@ class ExecutionManager:
             await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
             await self._finish(execution_id, "stopped", str(exc))
             return
-        if isinstance(exc, DependencyUnavailableError):
-            await self.monitor.alert("gateway_unavailable", exc.message, {"execution_id": execution_id})
-            await self._finish(execution_id, "failed", exc.message)
+        if isinstance(exc, DependencyUnavailableError):  # the broker or a platform service: it comes back
+            await self._pause(execution_id, exc.message)
             return
         logger.error("execution %s failed", execution_id, exc_info=exc)
         message = getattr(exc, "message", type(exc).__name__)
         await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
         await self._finish(execution_id, "failed", message)
+
+    async def _pause(self, execution_id: str, cause: str) -> None:
+        """Step aside until the dependency answers: the stored state stays consistent (fills are stored before they
+        count) and the lease keeper runs the execution again from it every few seconds, as after a restart."""
+        logger.warning("execution %s paused until its broker answers: %s", execution_id, cause)
+        if await self._note(execution_id, f"{PAUSED}{cause}; it resumes by itself when that answers"):
+            await self.monitor.alert("gateway_unavailable", cause, {"execution_id": execution_id})
+
+    async def _note(self, execution_id: str, message: str) -> bool:
+        """Set a running execution's status message; True when it said something else before."""
+        async with self._db.unit_of_work() as uow:
+            record = await uow.executions.get(execution_id)
+            if record is None or record.status not in EXECUTION.active or record.status_message == message:
+                return False
+            first = not (message.startswith(PAUSED) and record.status_message.startswith(PAUSED))
+            record.status_message = message
+            record.update_time = datetime.now(UTC)
+            await uow.executions.update(record)
+            await uow.commit()
+        return first
 
     async def _database_answers(self) -> bool:
         try:

@@ -3,7 +3,8 @@
 Reads both books (SEE's stored orders, fills and positions; the broker's fills and positions under the execution's
 tag), plans the repairs with trading/reconciliation.py and books each one as a fill through the same path as every
 other fill: stored with the order and the positions in one transaction, then published on the fills stream. Each
-repair is logged and sent to Monitoring. A broker that keeps no books per execution (the local paper broker) has
+repair is logged and sent to Monitoring, and so is what the broker holds under the execution in an instrument it
+does not trade (never booked). A broker that keeps no books per execution (the local paper broker) has
 nothing to reconcile.
 """
 
@@ -24,7 +25,7 @@ from see_grpc.service.ports import (
     TaggedBooks,
 )
 from see_grpc.trading.model import FillReason, OrderStatus, Side
-from see_grpc.trading.reconciliation import Books, Repair, plan_repairs
+from see_grpc.trading.reconciliation import Books, Repair, plan_repairs, untraded
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +53,18 @@ class Reconciler:
             {name: position.units for name, position in record.state.positions.items()},
             {key: (o.instrument, _signed(o.side, o.units)) for key, o in pending.items()},
             frozenset(f.client_order_id for f in fills),
+            frozenset(record.instruments),
         )
         # Since the start: the recorded ids make a longer history harmless, a shorter one could miss a fill.
         history = await broker.fills_since(record.execution_id, record.start_time)
         held = await broker.positions(record.execution_id)
         prices = dict(record.state.prices)
         prices |= {p.instrument: p.average_price for p in held if p.average_price}
-        repairs = plan_repairs(
-            books, history, {p.instrument: p.units for p in held}, prices=prices, now=datetime.now(UTC)
-        )
+        broker_positions = {p.instrument: p.units for p in held}
+        repairs = plan_repairs(books, history, broker_positions, prices=prices, now=datetime.now(UTC))
+        for problem in untraded(books, history, broker_positions):
+            logger.warning("execution %s: %s", record.execution_id, problem)
+            await self._monitor.alert("broker_untraded_position", problem, {"execution_id": record.execution_id})
         for repair in repairs:
             await self._repair(record, repair, pending.get(repair.client_order_id))
         return repairs

@@ -340,7 +340,9 @@ class Account:
 
     def book(self, instrument: str, side: Side, units: float, price: float, commission: float) -> None:
         """A fill: the position changes; what it realises and its commission (quote currency) enter the cash at the
-        rate of now, the latest prices."""
+        rate of now, the latest prices. An instrument with no price yet (a position adopted from the broker before
+        its first bar) is marked at the fill's price until one comes."""
+        self.prices.setdefault(instrument, price)
         rate = self.rate(parse_instrument(instrument).quote)
         position = self.position(instrument)
         realized = position.trade(side.sign * units, price) * rate - commission * rate

@@ -12,6 +12,9 @@ connection its books can lag the broker's in three ways, each repaired by record
   broker's position with one `broker_reconciled` fill, and the caller alerts, because the record of how it happened
   is missing.
 
+What the broker holds or filled under the execution's tag in an instrument the execution does not trade is never
+booked (SEE has no prices for it and its strategy no say over it): `untraded` describes it, for a person to act on.
+
 Pure arithmetic over plain values: the service layer reads both books and stores the repairs.
 """
 
@@ -71,6 +74,7 @@ class Books:
     positions: dict[str, float]  # instrument -> signed units
     pending: dict[str, tuple[str, float]]  # client order id -> (instrument, signed units) of orders sent, unfilled
     recorded: frozenset[str]  # client order ids SEE has a fill for (its orders and earlier repairs)
+    instruments: frozenset[str]  # what the execution trades; the broker's books in any other are not SEE's to repair
 
 
 def broker_fill_key(execution_id: str, fill_id: str) -> str:
@@ -94,7 +98,9 @@ def plan_repairs(
     """
     positions = dict(books.positions)
     repairs: list[Repair] = []
-    for fill in sorted(broker_fills, key=lambda f: f.time):
+    traded = books.instruments
+    broker_positions = {name: units for name, units in broker_positions.items() if name in traded}
+    for fill in sorted((f for f in broker_fills if f.instrument in traded), key=lambda f: f.time):
         repair = _repair_of(books, fill, positions.get(fill.instrument, 0.0))
         if repair is not None:
             repairs.append(repair)
@@ -121,6 +127,17 @@ def plan_repairs(
             )
         )
     return repairs
+
+
+def untraded(books: Books, broker_fills: list[BrokerFillEvent], broker_positions: dict[str, float]) -> list[str]:
+    """What the broker did under the execution's tag outside the instruments it trades, one line per instrument."""
+    held = {name: units for name, units in broker_positions.items() if abs(units) > UNITS_TOLERANCE}
+    filled = {f.instrument for f in broker_fills if f.client_order_id not in books.recorded}
+    return [
+        f"the broker holds {held.get(name, 0.0):+g} {name!r} under this execution, which does not trade it "
+        "(nothing booked: close it at the broker)"
+        for name in sorted((set(held) | filled) - books.instruments)
+    ]
 
 
 def _repair_of(books: Books, fill: BrokerFillEvent, held: float) -> Repair | None:

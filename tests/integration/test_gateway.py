@@ -243,7 +243,7 @@ async def test_the_gateway_books_orders_under_the_execution_and_reports_its_own_
     assert (closeout.client_order_id, closeout.units, closeout.reason) == ("", -10_000, "MARGIN_CLOSEOUT")
     assert closeout.price == BARS[-1].close
     # What SEE stored (its filled order) against what the gateway did: one broker_closed fill to record.
-    books = Books("exec-1", {"EUR/USD": 10_000}, {}, frozenset({ours.client_order_id}))
+    books = Books("exec-1", {"EUR/USD": 10_000}, {}, frozenset({ours.client_order_id}), frozenset({"EUR/USD"}))
     [repair] = plan_repairs(books, history, {}, prices={}, now=datetime.now(UTC))
     assert (repair.reason, repair.units, repair.price) == (FillReason.BROKER_CLOSED, -10_000, closeout.price)
 

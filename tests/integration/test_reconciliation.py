@@ -119,6 +119,49 @@ async def test_a_position_the_broker_closed_while_see_was_down_becomes_one_broke
         assert all(count == 1 for count in gateway.executions.values())
 
 
+@pytest.mark.timeout(600)
+async def test_a_live_execution_resumed_while_the_gateway_is_down_waits_for_it_and_trades_on(tmp_path: Path) -> None:
+    bars = v_shape(30)
+    async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:
+        settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url)
+        async with serving(settings) as stub:
+            parameters = struct_pb2.Struct()
+            parameters.update({"fast_period": 3, "slow_period": 8})
+            started = await stub.StartExecution(
+                execution_pb2.StartExecutionRequest(
+                    strategy_id="trend_following_v1",
+                    capital_allocation=100_000,
+                    mode=execution_pb2.Execution.LIVE,
+                    parameters=parameters,
+                ),
+                metadata=METADATA,
+            )
+            execution_id = started.execution.execution_id
+            await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
+        gateway.down()  # SEE restarts into a gateway outage: reconciliation cannot read the broker's books
+        async with serving(settings) as stub:
+            paused = await until(
+                lambda: execution_of(stub, execution_id),
+                lambda e: e.status_message.startswith("paused: "),
+                within=LEASE_WAIT,
+            )
+            assert paused.status == execution_pb2.Execution.RUNNING
+            assert "Trading Gateway" in paused.status_message and net(paused) == 10_000
+            gateway.fail_next = 0  # back: the execution resumes from its stored state and trades on
+            gateway.bars.extend(
+                LiveBar("EUR/USD", bars[-1].time + timedelta(hours=1 + i), m, m, m, m)
+                for i, m in enumerate(1.106 - 5e-4 * k for k in range(12))
+            )
+            after = await until(
+                lambda: execution_of(stub, execution_id),
+                lambda e: e.status_message == "" and len(e.fills) > 1,
+                within=LEASE_WAIT,
+            )
+        assert after.status == execution_pb2.Execution.RUNNING
+        assert net(after) == gateway.positions.get((execution_id, "EUR/USD"), 0.0) != 10_000
+        assert all(count == 1 for count in gateway.executions.values())
+
+
 async def _first_broker_fill(
     stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
 ) -> execution_pb2.StreamFillsResponse:

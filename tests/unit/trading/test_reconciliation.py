@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from see_grpc.trading.model import FillReason
-from see_grpc.trading.reconciliation import Books, BrokerFillEvent, broker_fill_key, plan_repairs
+from see_grpc.trading.reconciliation import Books, BrokerFillEvent, broker_fill_key, plan_repairs, untraded
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 3, 3, 10, tzinfo=UTC)
 NOW = T0 + timedelta(hours=5)
 ORDER = "ex1:EUR/USD:2025-03-03T10:00:00+00:00"
+TRADED = frozenset({"EUR/USD", "USD/JPY"})
 
 
 def books(
@@ -22,7 +23,7 @@ def books(
     pending: dict[str, tuple[str, float]] | None = None,
     recorded: Collection[str] = (),
 ) -> Books:
-    return Books("ex1", positions, pending or {}, frozenset(recorded))
+    return Books("ex1", positions, pending or {}, frozenset(recorded), TRADED)
 
 
 def fill(
@@ -92,3 +93,15 @@ def test_fills_apply_in_time_order_before_positions_are_compared() -> None:
 def test_adopting_without_any_price_is_an_error_not_a_made_up_fill() -> None:
     with pytest.raises(ValueError, match="no price"):
         plan_repairs(books({"EUR/USD": 10_000}), [], {}, prices={}, now=NOW)
+
+
+def test_what_the_broker_holds_in_an_instrument_the_execution_does_not_trade_is_reported_not_booked() -> None:
+    ours = books({"EUR/USD": 10_000}, recorded={ORDER})
+    history = [fill("7", 10_000, client=ORDER), fill("8", 5_000, instrument="GBP/USD", minutes=5)]
+    held = {"EUR/USD": 10_000, "GBP/USD": 5_000, "garbage!!": 1.0}
+    assert plan_repairs(ours, history, held, prices={}, now=NOW) == []
+    problems = untraded(ours, history, held)
+    assert len(problems) == 2
+    assert "+5000 'GBP/USD'" in problems[0] and "'garbage!!'" in problems[1]
+    assert all("close it at the broker" in p for p in problems)
+    assert untraded(ours, history[:1], {"EUR/USD": 10_000}) == []
