@@ -62,6 +62,9 @@ class FakeGateway:
         self.duplicate: set[int] = set()  # sequences sent twice, back to back (once each)
         self.overlap = 0  # each stream starts this many bars before `after`, as at-least-once gateways do
         self.lose_order_replies = 0  # execute the next K new orders, then drop the connection without a reply
+        # Execute new orders, but answer no order request (new or look-up) until released: the caller may die first.
+        self.hold_order_replies = False
+        self.released = asyncio.Event()
         # What happened.
         self.requests: list[str] = []  # "METHOD /path" of every request
         self.executions: Counter[str] = Counter()  # client_order_id -> times executed
@@ -146,6 +149,10 @@ class FakeGateway:
             return web.json_response({"reason": "injected failure"}, status=500)
         return await handler(request)
 
+    async def _maybe_hold(self) -> None:
+        if self.hold_order_replies:
+            await self.released.wait()
+
     async def _maybe_delay(self) -> None:
         if self.delay_next > 0:
             self.delay_next -= 1
@@ -224,6 +231,7 @@ class FakeGateway:
             self.lose_order_replies -= 1
             _drop(request)
             return web.Response()
+        await self._maybe_hold()
         await self._maybe_delay()
         return web.json_response(reply, status=status)
 
@@ -256,6 +264,7 @@ class FakeGateway:
         }
 
     async def _lookup(self, request: web.Request) -> web.StreamResponse:
+        await self._maybe_hold()
         await self._maybe_delay()
         known = self.orders.get(request.match_info["client_order_id"])
         if known is None:

@@ -1,0 +1,71 @@
+"""The worst moment to die: SEE sent a LIVE order, the Trading Gateway filled it, and SEE is SIGKILLed before the
+reply (so before the fill is stored). The restarted SEE records that fill once, as the order's own (reason
+`order_filled`), sends nothing twice, and its position equals the gateway's."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.gateway import FakeGateway
+from tests.integration.test_reconciliation import v_shape
+from tests.support.server import API_KEY, server_process
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+
+HEADERS = {"X-API-Key": API_KEY}
+SERVICE_KEY = "crash-test-service-key"
+BODY: dict[str, Any] = {
+    "strategy_id": "trend_following_v1",
+    "capital_allocation": 100000,
+    "mode": "LIVE",
+    "parameters": {"fast_period": 3, "slow_period": 8},
+}
+TAKEOVER = 240.0  # the killed server's lease (15 s) expires first, then a start-up: minutes on a busy machine
+
+
+async def get_execution(session: aiohttp.ClientSession, base_url: str, execution_id: str) -> dict[str, Any]:
+    async with session.get(f"{base_url}/api/v1/executions/{execution_id}", headers=HEADERS) as r:
+        return dict(await r.json())
+
+
+@pytest.mark.timeout(600)
+async def test_an_order_filled_while_see_dies_before_storing_it_is_recorded_once(tmp_path: Path) -> None:
+    async with FakeGateway(v_shape(30), api_key=SERVICE_KEY, finite=False) as gateway:
+        env = {"TRADING_GATEWAY_URL": gateway.url, "SERVICE_API_KEY": SERVICE_KEY}
+        gateway.hold_order_replies = True
+        async with server_process(tmp_path, **env) as first, aiohttp.ClientSession() as session:
+            async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
+                assert r.status == 200, await r.text()
+                execution_id = (await r.json())["execution_id"]
+            await until(lambda: _value(gateway.executions), lambda executed: len(executed) == 1, within=TAKEOVER)
+            first.send_signal(signal.SIGKILL)  # the gateway filled the order; SEE has not heard of it
+            await first.wait_exit()
+            [(client_order_id, _)] = gateway.executions.items()
+        gateway.hold_order_replies = False
+        gateway.released.set()
+        async with server_process(tmp_path, **env) as second, aiohttp.ClientSession() as session:
+            execution = await until(
+                lambda: get_execution(session, second.base_url, execution_id),
+                lambda e: any(f["client_order_id"] == client_order_id for f in e.get("fills", [])),
+                within=TAKEOVER,
+            )
+    [fill] = execution["fills"]
+    assert fill["reason"] == "order_filled"
+    assert (fill["units"], fill["price"]) == (
+        gateway.orders[client_order_id][1]["units"],
+        gateway.orders[client_order_id][1]["price"],
+    )
+    assert dict(gateway.executions) == {client_order_id: 1}, "an order was executed twice"
+    held = gateway.positions[(execution_id, "EUR/USD")]
+    assert held == 10_000
+    assert sum(p["units"] for p in execution["positions"]) == held
+
+
+async def _value(executed: Any) -> dict[str, int]:
+    return dict(executed)
