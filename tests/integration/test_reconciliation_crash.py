@@ -37,9 +37,11 @@ async def get_execution(session: aiohttp.ClientSession, base_url: str, execution
 @pytest.mark.timeout(600)
 async def test_an_order_filled_while_see_dies_before_storing_it_is_recorded_once(tmp_path: Path) -> None:
     async with FakeGateway(v_shape(30), api_key=SERVICE_KEY, finite=False) as gateway:
-        env = {"TRADING_GATEWAY_URL": gateway.url, "SERVICE_API_KEY": SERVICE_KEY}
         gateway.hold_order_replies = True
-        async with server_process(tmp_path, **env) as first, aiohttp.ClientSession() as session:
+        async with (
+            server_process(tmp_path, TRADING_GATEWAY_URL=gateway.url, SERVICE_API_KEY=SERVICE_KEY) as first,
+            aiohttp.ClientSession() as session,
+        ):
             async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
                 assert r.status == 200, await r.text()
                 execution_id = (await r.json())["execution_id"]
@@ -49,7 +51,10 @@ async def test_an_order_filled_while_see_dies_before_storing_it_is_recorded_once
             [(client_order_id, _)] = gateway.executions.items()
         gateway.hold_order_replies = False
         gateway.released.set()
-        async with server_process(tmp_path, **env) as second, aiohttp.ClientSession() as session:
+        async with (
+            server_process(tmp_path, TRADING_GATEWAY_URL=gateway.url, SERVICE_API_KEY=SERVICE_KEY) as second,
+            aiohttp.ClientSession() as session,
+        ):
             execution = await until(
                 lambda: get_execution(session, second.base_url, execution_id),
                 lambda e: any(f["client_order_id"] == client_order_id for f in e.get("fills", [])),
