@@ -85,7 +85,7 @@ class Measured:
 
 def see(bars: pd.DataFrame) -> Outcome:
     result = run_backtest(BUILTIN_STRATEGIES["trend_following_v1"](), PARAMS, bars, CONFIG)
-    return Outcome(len(result.trades), result.metrics["final_equity"] - CASH)
+    return Outcome(result.trades_total, result.metrics["final_equity"] - CASH)
 
 
 def numpy_floor(bars: pd.DataFrame) -> Outcome:

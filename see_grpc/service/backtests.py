@@ -51,7 +51,6 @@ from see_grpc.trading.backtest import (
     BacktestConfig,
     BacktestResult,
     Leg,
-    TradeRecord,
     load_conversion,
     run_portfolio,
 )
@@ -500,8 +499,6 @@ def _record(
     # The run's bar times: the instrument's, or the union of a portfolio's.
     index = pd.DatetimeIndex(result.equity_curve_times).tz_localize(UTC)
     trades = result.trade_table
-    if trades is None:
-        trades = pd.DataFrame.from_records(result.trades, columns=TradeRecord._fields)
     equity = pd.DataFrame({"time": index, "equity": result.equity_curve})
     times, values = downsample(result.equity_curve_times, result.equity_curve, MAX_EQUITY_POINTS)
     record = BacktestRecord(
@@ -517,14 +514,14 @@ def _record(
         account_currency=config.account_currency,
         create_time=datetime.now(UTC),
         metrics=dict(result.metrics),
-        trades=[trade._asdict() for trade in result.trades[:FIRST_TRADES]],
+        trades=[trade._asdict() for trade in result.first_trades(FIRST_TRADES)],
         equity_curve=[
             (pd.Timestamp(t).tz_localize(UTC).to_pydatetime(), float(e)) for t, e in zip(times, values, strict=True)
         ],
         data_source=loaded.source,
         synthetic_data=loaded.synthetic,
         duration_seconds=seconds,
-        trades_total=len(result.trades),
+        trades_total=result.trades_total,
         equity_points_total=len(result.equity_curve),
         applied=applied_settings(config, index, warmup, prepared.files)
         | {"allow_conversion_gaps": request.allow_conversion_gaps},

@@ -140,16 +140,15 @@ def run_portfolio(
     times = bar_times(book.index)
     done = trades[: int(account[k.A_TRADES])]
     symbols = [config.pair.symbol for config in book.configs]
-    records = _trade_records(done, book.index, symbols)
     return BacktestResult(
         metrics=_metrics(account, trades, equity, times, book.account),
-        trades=records,
         equity_curve_times=times,
         equity_curve=equity,
         bars_processed=total,
-        warnings=_warnings(state, account, records, book),
-        instrument_metrics=_instrument_metrics(state, done, book),
         trade_table=trade_table(done, book.index, symbols),
+        trade_records=lambda part: _trade_records(done[part], book.index, symbols),
+        warnings=_warnings(state, account, _trade_records(done[-1:], book.index, symbols), book),
+        instrument_metrics=_instrument_metrics(state, done, book),
     )
 
 
@@ -401,8 +400,8 @@ def _of(book: _Book, config: BacktestConfig) -> str:
     return f" of {config.pair.symbol}" if len(book.configs) > 1 else ""
 
 
-def _warnings(state: np.ndarray, account: np.ndarray, trades: list[TradeRecord], book: _Book) -> tuple[str, ...]:
-    """One sentence per adjustment the simulation made instead of failing."""
+def _warnings(state: np.ndarray, account: np.ndarray, last_trade: list[TradeRecord], book: _Book) -> tuple[str, ...]:
+    """One sentence per adjustment the simulation made instead of failing (`last_trade`: the last one, if any)."""
     notes = []
     leverage = book.account.leverage
     for i, config in enumerate(book.configs):
@@ -420,7 +419,7 @@ def _warnings(state: np.ndarray, account: np.ndarray, trades: list[TradeRecord],
             )
     forgiven = float(account[k.A_FORGIVEN])
     if forgiven > 0:
-        last = trades[-1]  # the account is empty after the write-off, so it was the last trade
+        [last] = last_trade  # the account is empty after the write-off, so it was the last trade
         notes.append(
             f"negative balance protection: the {last.side.lower()} position closed at {last.exit_price:g} on "
             f"{last.exit_time.isoformat()} would have left equity at {-forgiven:,.2f} "
