@@ -341,14 +341,22 @@ class Account:
     def book(self, instrument: str, side: Side, units: float, price: float, commission: float) -> None:
         """A fill: the position changes; what it realises and its commission (quote currency) enter the cash at the
         rate of now, the latest prices. An instrument with no price yet (a position adopted from the broker before
-        its first bar) is marked at the fill's price until one comes."""
+        its first bar) is marked at the fill's price until one comes.
+
+        When the base is the account currency (USD/JPY in USD) the commission, charged on the notional at the fill
+        price, converts at that price: the notional is then exactly the units, as in the backtest kernel. The
+        equity is the cash and the positions at the latest prices after the fill (so a flattened account's equity
+        is its cash); its peak and the trading day move only with `mark`."""
         self.prices.setdefault(instrument, price)
-        rate = self.rate(parse_instrument(instrument).quote)
+        pair = parse_instrument(instrument)
+        rate = self.rate(pair.quote)
+        fee = commission / price if pair.base == self.currency else commission * rate
         position = self.position(instrument)
-        realized = position.trade(side.sign * units, price) * rate - commission * rate
+        realized = position.trade(side.sign * units, price) * rate - fee
         position.realized_pnl += realized
-        position.commission += commission * rate
+        position.commission += fee
         self.cash += realized
+        self.equity = self.cash + self.unrealized_pnl
 
     def mark(self, when: datetime) -> None:
         """Equity at the latest prices; its peak; the trading day and the equity it started with."""

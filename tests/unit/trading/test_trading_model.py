@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -215,26 +216,34 @@ RULES = ExitRules(stop_loss_pips=20, take_profit_pips=30)
 EXPECTED = [(1.10015, 1.09810, "stop_loss"), (1.09785, 1.0941, "take_profit"), (1.09515, 1.09485, "end_of_data")]
 
 
-def _paper_run(rules: ExitRules) -> tuple[list[tuple[float, float, str]], float]:
+def _bars_of(instrument: str) -> pd.DataFrame:
+    """ROWS on EUR/USD; on USD/JPY a hundred times them, so every level is the same number of (yen) pips away."""
+    scale, decimals = (100.0, 3) if instrument == "USD/JPY" else (1.0, 5)
+    o, h, lo, c = (np.round(np.array(column) * scale, decimals) for column in zip(*ROWS, strict=True))
+    return make_bars(list(zip(o, h, lo, c, strict=True)))
+
+
+def _paper_run(rules: ExitRules, instrument: str) -> tuple[list[tuple[float, float, str]], Account]:
     """The live loop's order of events on the model and the paper broker: the order decided on a close fills at
-    the next open, then stops are checked inside the bar; the data's end closes at the last close."""
+    the next open, then stops are checked inside the bar; the data's end closes at the last close. The equity is
+    the account's as the last fill leaves it, as an execution reports it once its feed has ended."""
     account, broker = Account.open(10_000.0, COSTS), PaperBroker(COSTS)
     trades: list[tuple[float, float, str]] = []
     entry = 0.0
     pending: float | None = None
-    bars = make_bars(ROWS)
+    bars = _bars_of(instrument)
 
     def fill(bar: LiveBar, signed: float, reason: FillReason, price: float | None = None) -> float:
-        order = Order("o", f"{bar.time}:{reason}", "e", "EUR/USD", Side.of(signed), abs(signed), OrderStatus.PENDING,
+        order = Order("o", f"{bar.time}:{reason}", "e", instrument, Side.of(signed), abs(signed), OrderStatus.PENDING,
                       T0, reason=reason, price=price)  # fmt: skip
         done = asyncio.run(broker.submit(order, bar))
-        account.book("EUR/USD", order.side, order.units, done.price, done.commission)
+        account.book(instrument, order.side, order.units, done.price, done.commission)
         return done.price
 
-    for t, (when, row) in enumerate(zip(pd.DatetimeIndex(bars.index), ROWS, strict=True)):
-        bar = LiveBar("EUR/USD", when.to_pydatetime(), *row)
-        position = account.position("EUR/USD")
-        account.observe("EUR/USD", bar.time, bar.open)
+    for t, (when, *row) in enumerate(bars.itertuples(index=True, name=None)):
+        bar = LiveBar(instrument, when.to_pydatetime(), *row)
+        position = account.position(instrument)
+        account.observe(instrument, bar.time, bar.open)
         if pending is not None:
             if not position.flat:
                 trades.append((entry, fill(bar, -position.units, FillReason.SIGNAL), "signal"))
@@ -244,21 +253,23 @@ def _paper_run(rules: ExitRules) -> tuple[list[tuple[float, float, str]], float]
         hit = exit_on_bar(position, bar, rules, account.costs)
         if hit is not None:
             trades.append((entry, fill(bar, -position.units, hit[1], hit[0]), str(hit[1])))
-            account.exited("EUR/USD")
-        account.observe("EUR/USD", bar.time, bar.close)
-        if account.decide("EUR/USD", TARGETS[t], Sizing(units=10_000), rules) is not None:
+            account.exited(instrument)
+        account.observe(instrument, bar.time, bar.close)
+        if account.decide(instrument, TARGETS[t], Sizing(units=10_000), rules) is not None:
             pending = TARGETS[t]
     last = bars.iloc[-1]
-    closing = LiveBar("EUR/USD", bars.index[-1].to_pydatetime(), last.close, last.close, last.close, last.close)
-    if not account.position("EUR/USD").flat:
-        trades.append((entry, fill(closing, -account.position("EUR/USD").units, FillReason.END_OF_DATA), "end_of_data"))
-    account.mark(closing.time)
-    return trades, account.equity
+    closing = LiveBar(instrument, bars.index[-1].to_pydatetime(), last.close, last.close, last.close, last.close)
+    position = account.position(instrument)
+    if not position.flat:
+        trades.append((entry, fill(closing, -position.units, FillReason.END_OF_DATA), "end_of_data"))
+    return trades, account
 
 
+@pytest.mark.parametrize("instrument", ["EUR/USD", "USD/JPY"])
 @pytest.mark.parametrize("rules", [RULES, ExitRules(trailing_stop_pips=15), ExitRules()])
-def test_paper_fills_agree_with_the_backtest_simulator(rules: ExitRules) -> None:
+def test_paper_fills_agree_with_the_backtest_simulator(rules: ExitRules, instrument: str) -> None:
     cfg = config(
+        instrument,
         spread_pips=COSTS.spread_pips,
         slippage_pips=COSTS.slippage_pips,
         commission_per_million=COSTS.commission_per_million,
@@ -266,15 +277,20 @@ def test_paper_fills_agree_with_the_backtest_simulator(rules: ExitRules) -> None
         take_profit_pips=rules.take_profit_pips,
         trailing_stop_pips=rules.trailing_stop_pips,
     )
-    backtest = run(TARGETS, make_bars(ROWS), cfg)
-    paper, equity = _paper_run(rules)
+    backtest = run(TARGETS, _bars_of(instrument), cfg)
+    paper, account = _paper_run(rules, instrument)
     simulated = [(round(t.entry_price, 10), round(t.exit_price, 10), t.exit_reason) for t in backtest.trades]
     assert [(round(entry, 10), round(exit, 10), reason) for entry, exit, reason in paper] == simulated
-    assert equity == pytest.approx(float(backtest.equity_curve[-1]), abs=1e-9)
-    if rules == RULES:  # by hand: 14.0 USD of price P&L less 20 per million on the six fills' notional
+    # Flat after the last fill: the equity is the cash, without a mark after it.
+    assert account.equity == pytest.approx(float(backtest.equity_curve[-1]), abs=1e-9)
+    commission = sum(t.commission for t in backtest.trades)
+    assert account.position(instrument).commission == pytest.approx(commission, abs=1e-12)
+    if instrument == "USD/JPY":  # the notional of a dollar-based pair is its units: 20 per million of 10,000
+        assert commission == pytest.approx(0.2 * 2 * len(paper), abs=1e-12)
+    if rules == RULES and instrument == "EUR/USD":  # by hand: 14.0 USD of price P&L less 20 per million of notional
         assert simulated == EXPECTED
         commission = 10_000 * 20e-6 * sum(price for trade in EXPECTED for price in trade[:2])
-        assert equity == pytest.approx(10_000 + 14.0 - commission)
+        assert account.equity == pytest.approx(10_000 + 14.0 - commission)
 
 
 def test_the_default_costs_are_the_backtests() -> None:
