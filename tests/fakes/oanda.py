@@ -7,14 +7,17 @@
 What it speaks (v20 names and shapes): bearer-token auth (401 with errorMessage otherwise), decimals as strings,
 RFC 3339 times with nanoseconds; account summary, instruments, open trades and positions, pending orders, FOK
 market orders (201 with orderCreateTransaction + orderFillTransaction or orderCancelTransaction; 400 with an
-orderRejectTransaction), order look-up by id or by @clientID, transactions by id; candles; the chunked pricing
+orderRejectTransaction), order look-up by id or by @clientID, transactions by id, by time range (a list of idrange
+page URLs, filtered by type) and by id range; candles; the chunked pricing
 stream (a snapshot of the last price first, then PRICE lines, a HEARTBEAT every `heartbeat_every` lines and every
 `heartbeat_seconds` when nothing moves) and the transaction stream (ORDER_FILL ... and HEARTBEAT lines).
 
 The market is a script: `quote()` appends prices; streams send them in order from a shared cursor (the market
 moves on while a stream is down, but every price is sent once to some connection). Heartbeats carry the script's
 clock (the last price's time), so bars close on the script's time, not the wall clock. Orders fill at the last
-ask (buy) or bid (sell) and net FIFO against open trades, as a v20 account without hedging does.
+ask (buy) or bid (sell) and net FIFO against open trades, as a v20 account without hedging does: an ORDER_FILL
+lists the trades it closed (tradesClosed), the one it reduced (tradeReduced) and the one it opened (tradeOpened, with
+the order's tradeClientExtensions). Transactions and trades carry the wall clock, as v20's server time does.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class FakeOanda:
         self.cancel_next: list[str] = []  # cancel the next orders with these OrderCancelReasons, in order
         self.halted: set[str] = set()  # instruments whose orders are cancelled MARKET_HALTED
         self.stream_faults: list[StreamFault] = []
+        self.garble_history = 0  # the next K id-range pages carry an ORDER_FILL whose units are not a decimal string
         # What happened.
         self.requests: list[str] = []
         self.executions: Counter[str] = Counter()  # clientExtensions.id -> times filled (more than 1: a double fill)
@@ -126,6 +130,8 @@ class FakeOanda:
         api.router.add_get(f"{accounts}/pendingOrders", self._pending_orders)
         api.router.add_post(f"{accounts}/orders", self._create_order)
         api.router.add_get(f"{accounts}/orders/{{specifier}}", self._get_order)
+        api.router.add_get(f"{accounts}/transactions", self._list_transactions)
+        api.router.add_get(f"{accounts}/transactions/idrange", self._transaction_range)
         api.router.add_get(f"{accounts}/transactions/{{transaction_id:[0-9]+}}", self._get_transaction)
         api.router.add_get("/v3/instruments/{instrument}/candles", self._candles)
         stream = web.Application(middlewares=[self._middleware])
@@ -156,14 +162,22 @@ class FakeOanda:
         self.quotes.extend(quotes)
         self._wake()
 
-    def close_position(self, instrument: str, reason: str = "MARKET_ORDER_MARGIN_CLOSEOUT") -> dict[str, Any]:
-        """The broker closes a position on its own (a margin closeout, a close in OANDA's web UI): an ORDER_FILL
-        transaction with that reason, on the transaction stream too."""
+    def close_position(
+        self, instrument: str, reason: str = "MARKET_ORDER_MARGIN_CLOSEOUT", units: float | None = None
+    ) -> dict[str, Any]:
+        """The broker closes a position on its own (a margin closeout, a close in OANDA's web UI): a MARKET_ORDER
+        without client extensions, then its ORDER_FILL with that reason (on the transaction stream too). `units`:
+        how many to close (FIFO across the instrument's trades), all by default."""
         name = instrument.replace("/", "_")
-        units = -sum(t.units for t in self.trades if t.instrument == name)
+        held = sum(t.units for t in self.trades if t.instrument == name)
+        closing = -held if units is None else -abs(units) * (1 if held > 0 else -1)
         order_id = self._next_id()
-        self._transaction({"id": order_id, "type": "MARKET_ORDER", "instrument": name, "units": _num(units)})
-        return self._fill(order_id, name, units, reason, {})
+        order: dict[str, Any] = {"id": order_id, "type": "MARKET_ORDER", "instrument": name, "units": _num(closing)}
+        order |= {"timeInForce": "FOK", "positionFill": "REDUCE_ONLY", "reason": ORDER_REASONS.get(reason, reason)}
+        if reason == "MARKET_ORDER_MARGIN_CLOSEOUT":
+            order["marginCloseout"] = {"reason": "MARGIN_CHECK_VIOLATION"}
+        self._transaction(order)
+        return self._fill(order_id, name, closing, reason, {})
 
     def position(self, instrument: str) -> float:
         return sum(t.units for t in self.trades if t.instrument == instrument.replace("/", "_"))
@@ -204,7 +218,7 @@ class FakeOanda:
         transaction = {
             "accountID": self.account_id,
             "batchID": body["id"],
-            "time": _time(self._clock()),
+            "time": _time(datetime.now(UTC)),
             "userID": 1234567,
             **body,
         }
@@ -384,21 +398,26 @@ class FakeOanda:
         last = self.last(name)
         price = last.ask if units > 0 else last.bid
         fill_id = self._next_id()
-        closed, left = [], units
+        closed: list[dict[str, str]] = []
+        reduced: list[dict[str, str]] = []
+        left = units
         for trade in [t for t in self.trades if t.instrument == name and t.units * units < 0]:  # FIFO netting
             take = min(abs(left), abs(trade.units)) * (1 if units > 0 else -1)
             trade.units += take
             pl = -take * (price - trade.price)
             self.balance += pl
-            closed.append({"tradeID": trade.id, "units": _num(take), "price": _num(price), "realizedPL": _num(pl)})
+            change = {"tradeID": trade.id, "units": _num(take), "price": _num(price), "realizedPL": _num(pl)}
+            (closed if abs(trade.units) < 1e-9 else reduced).append(change | {"financing": "0.0000"})
             left -= take
             if abs(left) < 1e-9:
                 break
         self.trades = [t for t in self.trades if abs(t.units) > 1e-9]
+        client_id = self.orders.get(order_id, {}).get("clientExtensions", {}).get("id")
         body: dict[str, Any] = {
             "id": fill_id,
             "type": "ORDER_FILL",
             "orderID": order_id,
+            **({"clientOrderID": client_id} if client_id else {}),
             "instrument": name,
             "units": _num(units),
             "price": _num(price),
@@ -420,10 +439,13 @@ class FakeOanda:
         }
         if closed:
             body["tradesClosed"] = closed
+        if reduced:
+            [body["tradeReduced"]] = reduced  # FIFO: only the last trade touched can be left partly open
         if abs(left) > 1e-9:
-            trade = Trade(fill_id, name, left, left, price, self._clock(), dict(trade_extensions))
+            trade = Trade(fill_id, name, left, left, price, datetime.now(UTC), dict(trade_extensions))
             self.trades.append(trade)
-            body["tradeOpened"] = {"tradeID": fill_id, "units": _num(left), "price": _num(price)}
+            opened = {"tradeID": fill_id, "units": _num(left), "price": _num(price)}
+            body["tradeOpened"] = opened | ({"clientExtensions": dict(trade_extensions)} if trade_extensions else {})
         if order_id in self.orders:
             self.orders[order_id].update(state="FILLED", fillingTransactionID=fill_id, tradeOpenedID=fill_id)
         return self._transaction(body)
@@ -445,6 +467,49 @@ class FakeOanda:
         return web.json_response(
             {"transaction": self.transactions[index], "lastTransactionID": str(len(self.transactions))}
         )
+
+    async def _list_transactions(self, request: web.Request) -> web.StreamResponse:
+        """GET .../transactions: the time range as idrange page URLs (the transactions themselves are on them)."""
+        query = request.query
+        size = int(query.get("pageSize", "100"))
+        if not 1 <= size <= 1000:
+            return _error(400, "Invalid value specified for 'pageSize'")
+        start = datetime.fromisoformat(query["from"]) if "from" in query else None
+        end = datetime.fromisoformat(query["to"]) if "to" in query else None
+        kinds = _kinds(query)
+        chosen = [
+            t
+            for t in self.transactions
+            if (start is None or _parse(t["time"]) >= start)
+            and (end is None or _parse(t["time"]) <= end)
+            and (kinds is None or t["type"] in kinds)
+        ]
+        base = f"{self.api_url}/v3/accounts/{self.account_id}/transactions/idrange"
+        kind = f"&type={query['type']}" if "type" in query else ""
+        pages = [
+            f"{base}?from={chosen[i]['id']}&to={chosen[min(i + size, len(chosen)) - 1]['id']}{kind}"
+            for i in range(0, len(chosen), size)
+        ]
+        return web.json_response(
+            {
+                **({"from": query["from"]} if "from" in query else {}),
+                "to": _time(end or datetime.now(UTC)),
+                "pageSize": size,
+                **({"type": sorted(kinds)} if kinds else {}),
+                "count": len(chosen),
+                "pages": pages,
+                "lastTransactionID": str(len(self.transactions)),
+            }
+        )
+
+    async def _transaction_range(self, request: web.Request) -> web.StreamResponse:
+        """GET .../transactions/idrange?from=&to=[&type=]: the transactions with ids in [from, to], oldest first."""
+        first, last, kinds = int(request.query["from"]), int(request.query["to"]), _kinds(request.query)
+        chosen = [t for t in self.transactions[first - 1 : last] if kinds is None or t["type"] in kinds]
+        if self.garble_history > 0:
+            self.garble_history -= 1
+            chosen = [*chosen, {"id": str(last), "type": "ORDER_FILL", "orderID": "1", "units": 100, "time": "x"}]
+        return web.json_response({"transactions": chosen, "lastTransactionID": str(len(self.transactions))})
 
     # -- candles -----------------------------------------------------------------------------------------------------
 
@@ -533,6 +598,22 @@ class FakeOanda:
             if self._closing or request.transport is None or request.transport.is_closing():
                 return
             await asyncio.sleep(0.02)
+
+
+# The MarketOrderReason of the order OANDA creates for each OrderFillReason of its own closes.
+ORDER_REASONS = {
+    "MARKET_ORDER_MARGIN_CLOSEOUT": "MARGIN_CLOSEOUT",
+    "MARKET_ORDER_POSITION_CLOSEOUT": "POSITION_CLOSEOUT",
+    "MARKET_ORDER_TRADE_CLOSE": "TRADE_CLOSE",
+}
+
+
+def _kinds(query: Any) -> set[str] | None:
+    return set(query["type"].split(",")) if query.get("type") else None
+
+
+def _parse(time: str) -> datetime:
+    return datetime.fromisoformat(time)
 
 
 def _order_fields(spec: dict[str, Any]) -> dict[str, Any]:

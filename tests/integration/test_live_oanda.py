@@ -2,7 +2,8 @@
 
 A LIVE execution trades the account (each order filled once across a dropped price stream, fills stored and
 streamed, /health/detailed lists oanda); a broker rejection is stored and the execution trades on; a PAPER
-execution on LIVE_PRICES reads the streamed prices but never sends an order to the account.
+execution on LIVE_PRICES reads the streamed prices but never sends an order to the account; a position OANDA closes
+while SEE is down is reconciled on the restart as one `broker_closed` fill.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 METADATA = (("x-api-key", API_KEY),)
+LEASE_WAIT = 120.0  # a restarted server takes an execution over once the old lease (15 s) expired: busy machines
 HALF = 0.0001
 MIDS = [1.1 + 0.004 * math.sin(i / 6) for i in range(90)]
 PARAMS = {"fast_period": 3, "slow_period": 8}
@@ -185,3 +187,60 @@ async def test_a_restarted_server_resumes_the_live_execution_warmed_up_from_cand
         keys = [f.client_order_id for f in stopped.execution.fills]
         assert len(set(keys)) == len(keys) and [oanda.executions[client_id(k)] for k in keys] == [1] * len(keys)
         assert oanda.position("EUR/USD") == 0
+
+
+@pytest.mark.timeout(600)  # two start-ups and a lease expiry
+async def test_a_position_oanda_closed_while_see_was_down_becomes_one_broker_closed_fill(tmp_path: Path) -> None:
+    # Falling, then rising: the trend follower goes long once, at the upward cross, and holds.
+    mids = [1.1 + 5e-4 * abs(i - 12) for i in range(30)]
+    quotes = hourly("EUR/USD", T0, mids, HALF)
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(quotes)
+        async with _see(tmp_path, oanda) as (_, stub):
+            execution_id = await _start(stub, mode=execution_pb2.Execution.LIVE)
+            before = await until(
+                lambda: _get(stub, execution_id),
+                lambda e: (
+                    len(e.fills) == 1
+                    and _net(e) == 10_000 == oanda.position("EUR/USD")
+                    and oanda.last("EUR/USD") == quotes[-1]  # every price streamed: no bar comes after the restart
+                ),
+                within=LEASE_WAIT,
+            )
+        # SEE is down: OANDA closes the position on its own, at the market's last bid.
+        closeout = oanda.close_position("EUR/USD")
+        async with _see(tmp_path, oanda) as (_, stub):
+            stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
+            streamed = asyncio.create_task(_first_broker_closed(stream))
+            after = await until(
+                lambda: _get(stub, execution_id),
+                lambda e: any(f.reason == "broker_closed" for f in e.fills),
+                within=LEASE_WAIT,
+            )
+            published = await asyncio.wait_for(streamed, timeout=LEASE_WAIT)
+            stream.cancel()
+    new = [f for f in after.fills if f.fill_id not in {b.fill_id for b in before.fills}]
+    assert len(new) == 1, [(f.client_order_id, f.reason, f.side, f.units) for f in after.fills]
+    [repair] = new
+    assert (repair.reason, repair.side, repair.units) == ("broker_closed", common_pb2.SHORT, 10_000)
+    # The last quote of the script: hour 29's close (mid + 1 pip), sold at its bid; v20 prices have 5 decimals.
+    assert repair.price == pytest.approx(float(closeout["fullVWAP"])) == pytest.approx(round(mids[-1] + 1e-4 - HALF, 5))
+    assert repair.client_order_id == f"{execution_id}:broker:{closeout['id']}"
+    assert _net(after) == 0 == oanda.position("EUR/USD")
+    assert published.fill.fill_id == repair.fill_id
+    assert list(oanda.executions.values()) == [1]  # SEE's one order, filled once
+    assert any(r.endswith("/transactions/idrange") for r in oanda.requests)  # read from the account's history
+
+
+def _net(execution: execution_pb2.Execution) -> float:
+    return sum(p.units for p in execution.positions)
+
+
+async def _first_broker_closed(
+    stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
+) -> execution_pb2.StreamFillsResponse:
+    async for event in stream:
+        response: execution_pb2.StreamFillsResponse = event
+        if response.fill.reason == "broker_closed":
+            return response
+    raise AssertionError("the fills stream ended without the broker_closed fill")

@@ -22,6 +22,7 @@ from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError
 from see_grpc.service import ports
 from see_grpc.service.ports import LiveBar, OrderRecord
 from see_grpc.trading.model import OrderStatus, Side
+from see_grpc.trading.reconciliation import TaggedPosition
 from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
 
 pytestmark = pytest.mark.integration
@@ -59,13 +60,13 @@ def _feed(fake: FakeOanda) -> OandaFeed:
     return OandaFeed(_config(fake), _account(fake), heartbeat_timeout=TIMEOUT)
 
 
-def _broker(fake: FakeOanda, token: str = TOKEN) -> OandaBroker:
-    return OandaBroker(_config(fake), _account(fake, token))
+def _broker(fake: FakeOanda, token: str = TOKEN, page_size: int = 1000, max_pages: int = 20) -> OandaBroker:
+    return OandaBroker(_config(fake), _account(fake, token), page_size=page_size, max_pages=max_pages)
 
 
-def _order(units: float = 10_000, side: Side = Side.LONG, hour: int = 5) -> OrderRecord:
-    key = f"exec-1:EUR/USD:{(T0 + timedelta(hours=hour)).isoformat()}"
-    return OrderRecord("order-1", key, "exec-1", "EUR/USD", side, units, OrderStatus.PENDING, T0)
+def _order(units: float = 10_000, side: Side = Side.LONG, hour: int = 5, execution: str = "exec-1") -> OrderRecord:
+    key = f"{execution}:EUR/USD:{(T0 + timedelta(hours=hour)).isoformat()}"
+    return OrderRecord("order-1", key, execution, "EUR/USD", side, units, OrderStatus.PENDING, T0)
 
 
 BAR = LiveBar("EUR/USD", T0, 1.1, 1.1, 1.1, 1.1)
@@ -168,9 +169,11 @@ async def test_a_market_order_fills_at_the_ask_with_a_derived_client_id(oanda: F
     assert created["units"] == "10000" and created["timeInForce"] == "FOK"  # a signed string, as v20 wants
     assert created["clientExtensions"] == {
         "id": client_id(_order().client_order_id),
-        "tag": "see",
+        "tag": "exec-1",  # the execution: the trade it opens carries it too
         "comment": _order().client_order_id,
     }
+    assert created["tradeClientExtensions"]["tag"] == "exec-1"
+    assert [t.client_extensions["tag"] for t in oanda.trades] == ["exec-1"]
     assert oanda.position("EUR/USD") == 10_000
 
 
@@ -239,6 +242,76 @@ async def test_the_account_lists_positions_trades_and_a_broker_side_close(oanda:
     assert (details.pip_location, details.trade_units_precision, details.margin_rate) == (-2, 0, 0.02)
     assert closing["reason"] == "MARKET_ORDER_MARGIN_CLOSEOUT" and closing["units"] == "-6000"
     assert after == []
+
+
+# -- an execution's books, for reconciliation ---------------------------------------------------------------------
+
+
+async def test_an_execution_has_its_own_trades_and_fills_and_its_share_of_a_margin_closeout(oanda: FakeOanda) -> None:
+    price = oanda.quotes[0]  # nothing streamed: every order fills at the script's first quote
+    async with _broker(oanda, page_size=2) as broker:  # two transactions a page: the history spans pages
+        start = datetime.now(UTC)
+        await broker.submit(_order(10_000, hour=1), BAR)  # exec-1's trade
+        opened = datetime.now(UTC)
+        await broker.submit(_order(5_000, hour=1, execution="exec-2"), BAR)  # another execution's, same pair
+        await broker.submit(_order(4_000, Side.SHORT, hour=2), BAR)  # exec-1 reduces its own trade (FIFO: first)
+        held = {tag: await broker.positions(tag) for tag in ("exec-1", "exec-2", "exec-3")}
+        # OANDA closes 8,000 of the account's 11,000 on its own: exec-1's 6,000 (its trade is first), 2,000 of exec-2's.
+        closeout = oanda.close_position("EUR/USD", units=8_000)
+        fills = {tag: await broker.fills_since(tag, start) for tag in ("exec-1", "exec-2", "exec-3")}
+        later = await broker.fills_since("exec-1", opened)
+        after = {tag: await broker.positions(tag) for tag in ("exec-1", "exec-2")}
+    assert held == {
+        "exec-1": [TaggedPosition("EUR/USD", 6_000, price.ask)],
+        "exec-2": [TaggedPosition("EUR/USD", 5_000, price.ask)],
+        "exec-3": [],
+    }
+    own = [_order(10_000, hour=1).client_order_id, _order(4_000, Side.SHORT, hour=2).client_order_id]
+    assert [(f.client_order_id, f.units, f.price) for f in fills["exec-1"]] == [
+        (own[0], 10_000, price.ask),
+        (own[1], -4_000, price.bid),
+        ("", -6_000, price.bid),  # OANDA's own fill: no client order id, its reason kept
+    ]
+    [_, _, broker_fill] = fills["exec-1"]
+    assert (broker_fill.fill_id, broker_fill.reason) == (closeout["id"], "MARKET_ORDER_MARGIN_CLOSEOUT")
+    assert [(f.client_order_id, f.units) for f in fills["exec-2"]] == [
+        (_order(5_000, hour=1, execution="exec-2").client_order_id, 5_000),
+        ("", -2_000),
+    ]
+    assert fills["exec-3"] == []
+    # From after exec-1's trade opened: its own later fill only. The closeout is not seen as exec-1's, because the
+    # trade's tag is read where it opened (the documented limit: reconciliation reads from the execution's start).
+    assert [f.client_order_id for f in later] == [own[1]]
+    assert after == {"exec-1": [], "exec-2": [TaggedPosition("EUR/USD", 3_000, price.ask)]}
+    assert sum(f.units for f in fills["exec-1"]) == 0 and sum(f.units for f in fills["exec-2"]) == 3_000
+    # Two transactions a page: 4 orders and 4 fills since the start (4 pages, read 3 times), 3 of each since `opened`.
+    ranges = [r for r in oanda.requests if r.endswith("/transactions/idrange")]
+    assert len(ranges) == 3 * 4 + 3 and closeout["tradesClosed"] and closeout["tradeReduced"]
+
+
+async def test_a_history_longer_than_the_bound_is_an_outage_not_a_partial_answer(oanda: FakeOanda) -> None:
+    async with _broker(oanda, page_size=2, max_pages=1) as broker:
+        start = datetime.now(UTC)
+        await broker.submit(_order(hour=1), BAR)
+        assert len(await broker.fills_since("exec-1", start)) == 1  # one order and its fill: one page
+        await broker.submit(_order(hour=2), BAR)
+        with pytest.raises(DependencyUnavailableError, match=r"2 pages of 2 order transactions .* more than the 1"):
+            await broker.fills_since("exec-1", start)
+
+
+@pytest.mark.parametrize("fault", ["garbled fill", "edited comment"])
+async def test_a_malformed_history_is_an_outage_never_a_repair(oanda: FakeOanda, fault: str) -> None:
+    async with _broker(oanda) as broker:
+        start = datetime.now(UTC)
+        await broker.submit(_order(hour=1), BAR)
+        if fault == "garbled fill":  # every attempt reads an ORDER_FILL with units as a JSON number
+            oanda.garble_history, match = 10, "units 100 is not a v20 decimal string"
+        else:  # SEE's order no longer hashes to its id: its fill cannot be told to be SEE's
+            [created] = [t for t in oanda.transactions if t["type"] == "MARKET_ORDER"]
+            created["clientExtensions"] = {**created["clientExtensions"], "comment": "exec-1:EUR/USD:edited"}
+            match = "do not match its id"
+        with pytest.raises(DependencyUnavailableError, match=match):
+            await broker.fills_since("exec-1", start)
 
 
 # -- secrets -------------------------------------------------------------------------------------------------------

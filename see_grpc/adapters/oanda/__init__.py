@@ -2,9 +2,11 @@
 
 `OandaFeed` turns the v20 pricing stream into bars of an execution's timeframe (warm-up bars from candles);
 `OandaBroker` sends FOK market orders idempotently on clientExtensions ids derived from SEE's client order ids,
-and lists what the account holds (ports.BrokerAccount). Both are an `OandaClient` (client.py) over the platform
-HTTP client: timeouts, retries with backoff on 5xx / 429 / drops, one circuit breaker to share. wire.py holds
-v20's JSON shapes. A new broker copies this folder's layout: client.py, wire.py, feed.py, broker.py.
+tagged with the execution, lists what the account holds (ports.BrokerAccount) and each execution's positions and
+fills by that tag (ports.TaggedBooks, for reconciliation: books.py). Both are an `OandaClient` (client.py) over the
+platform HTTP client: timeouts, retries with backoff on 5xx / 429 / drops, one circuit breaker to share. wire.py
+holds v20's JSON shapes. A new broker copies this folder's layout: client.py, wire.py, feed.py, broker.py (and
+books.py when the broker keeps no books per execution).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""OandaBroker: market orders on a v20 account, at most one fill per SEE client order id, plus what the account
-holds (open positions, open trades, pending orders) for reconciliation.
+"""OandaBroker: market orders on a v20 account, at most one fill per SEE client order id; what the account holds
+(open positions, open trades, pending orders); and each execution's positions and fills (ports.TaggedBooks, read
+from open trades and transactions: books.py) for reconciliation.
 
 Each order carries clientExtensions.id derived from SEE's client order id (wire.client_id). A reply lost to a
 timeout or a dropped connection is retried by looking the order up first (GET .../orders/@<client id>): an order
@@ -10,29 +11,42 @@ that arrived is never sent twice, and a repeat that slips through is refused by 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+from yarl import URL
+
+from see_grpc.adapters.oanda.books import HISTORY_TYPES, Entry, parse_entry, tagged_fills, tagged_positions
 from see_grpc.adapters.oanda.client import InstrumentDetails, OandaAccount, OandaClient
 from see_grpc.adapters.oanda.wire import (
-    CLIENT_TAG,
     MalformedMessageError,
     client_id,
     decimal,
     oanda_instrument,
     order_reject_reason,
     parse_time,
+    rfc3339,
     see_instrument,
 )
+from see_grpc.adapters.platform.breaker import CircuitBreaker
 from see_grpc.adapters.platform.client import JsonObject, TransientReplyError
-from see_grpc.adapters.platform.errors import PlatformRequestRejectedError
+from see_grpc.adapters.platform.config import PlatformClientConfig
+from see_grpc.adapters.platform.errors import PlatformRequestRejectedError, PlatformServiceError
 from see_grpc.errors import InvalidArgumentError
 from see_grpc.service import ports
 from see_grpc.service.ports import BrokerFill, BrokerOrder, BrokerPosition, BrokerTrade, LiveBar, OrderRecord
+from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = 404
 ALREADY_EXISTS = "CLIENT_ORDER_ID_ALREADY_EXISTS"
+PAGE_SIZE = 1000  # transactions per page: v20's most
+MAX_PAGES = 20  # read at most so many pages of history for one reconciliation
+MAX_HISTORY = timedelta(days=364)  # v20's longest time range is 365 days: a day's margin for clock skew
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 class OandaOrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedError):
@@ -48,7 +62,22 @@ class OandaOrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedE
 
 
 class OandaBroker(OandaClient):
+    """page_size / max_pages: how the transaction history is read for reconciliation (at most their product)."""
+
     kind = "oanda"
+
+    def __init__(
+        self,
+        config: PlatformClientConfig,
+        account: OandaAccount,
+        breaker: CircuitBreaker | None = None,
+        *,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+    ) -> None:
+        super().__init__(config, account, breaker)
+        self._page_size = page_size
+        self._max_pages = max_pages
 
     async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
         """Fills at OANDA's price, not at `bar`. FOK: all the units fill, or the order is cancelled (a rejection)."""
@@ -80,7 +109,12 @@ class OandaBroker(OandaClient):
         return text
 
     async def _post(self, order: OrderRecord, path: str, units: str) -> BrokerFill:
-        extensions = {"id": client_id(order.client_order_id), "tag": CLIENT_TAG, "comment": order.client_order_id}
+        # The tag names the execution, on the order and on the trade it opens (books.py reads them back).
+        extensions = {
+            "id": client_id(order.client_order_id),
+            "tag": order.execution_id,
+            "comment": order.client_order_id,
+        }
         body = {
             "order": {
                 "type": "MARKET",
@@ -139,6 +173,46 @@ class OandaBroker(OandaClient):
             raise MalformedMessageError("transaction reply without a 'transaction' object")
         return transaction
 
+    # -- an execution's books (ports.TaggedBooks) ------------------------------------------------------------------
+
+    async def positions(self, tag: str) -> list[TaggedPosition]:
+        """The open positions of the trades opened under `tag` (an execution id)."""
+        return await self._read(
+            self.account_path("/openTrades"), {}, lambda r: tagged_positions(_list(r, "trades"), tag)
+        )
+
+    async def fills_since(self, tag: str, after: datetime | None) -> list[BrokerFillEvent]:
+        """The fills of `tag`'s orders and of OANDA's own closes of its trades later than `after`, oldest first.
+        A trade counts as the tag's where it opened: `after` is to precede it (reconciliation passes the start)."""
+        return tagged_fills(await self._history(after), tag, after)
+
+    async def _history(self, after: datetime | None) -> list[Entry]:
+        """The MARKET_ORDER and ORDER_FILL transactions from `after` on, in order (GET .../transactions gives the
+        idrange pages of the time range; at most max_pages of them are read)."""
+        # v20 answers at most 365 days of history a request (and from the account's creation without `from`).
+        since = max(after or EPOCH, datetime.now(UTC) - MAX_HISTORY)
+        query = {"type": HISTORY_TYPES, "pageSize": str(self._page_size), "from": rfc3339(since)}
+        pages = await self._read(self.account_path("/transactions"), query, _pages)
+        if len(pages) > self._max_pages:
+            raise PlatformServiceError(
+                f"{self.account.service} holds {len(pages)} pages of {self._page_size} order transactions since "
+                f"{since.isoformat()}, more than the {self._max_pages} SEE reads to reconcile an execution: "
+                "reconcile it by hand"
+            )
+        entries: list[Entry] = []
+        for first, last in pages:
+            page = {"from": first, "to": last, "type": HISTORY_TYPES}
+            entries += await self._read(self.account_path("/transactions/idrange"), page, _entries)
+        return entries
+
+    async def _read(self, path: str, params: dict[str, str], parse: Callable[[JsonObject], T]) -> T:
+        """A GET whose reply is parsed inside the retried attempt: a malformed reply is retried, then an outage."""
+
+        async def attempt() -> T:
+            return parse(await self.request_json("GET", path, {"params": params}))
+
+        return await self.guarded(f"GET {path}", attempt)
+
     # -- what the account holds (ports.BrokerAccount) -------------------------------------------------------------
 
     async def open_positions(self) -> list[BrokerPosition]:
@@ -182,10 +256,32 @@ def _list(reply: JsonObject, key: str) -> list[dict[str, Any]]:
 
 
 def _see_id(item: JsonObject) -> str:
+    """SEE's client order id of an order or trade SEE sent (its comment, when its id is the comment's hash)."""
     extensions = item.get("clientExtensions")
-    if isinstance(extensions, dict) and extensions.get("tag") == CLIENT_TAG:
-        return str(extensions.get("comment") or "")
-    return ""
+    if not isinstance(extensions, dict):
+        return ""
+    comment = extensions.get("comment")
+    return comment if isinstance(comment, str) and extensions.get("id") == client_id(comment) else ""
+
+
+def _pages(reply: JsonObject) -> list[tuple[str, str]]:
+    """The (from, to) transaction ids of each page URL. Only the ids are taken: SEE asks its own API host for them,
+    so the token never goes to a host a reply names."""
+    pages = reply.get("pages")
+    if not isinstance(pages, list) or not all(isinstance(page, str) for page in pages):
+        raise MalformedMessageError("transactions reply without a 'pages' list of URLs")
+    ranges = []
+    for page in pages:
+        query = URL(page).query
+        first, last = query.get("from", ""), query.get("to", "")
+        if not (first.isdigit() and last.isdigit()):
+            raise MalformedMessageError(f"transactions page {page!r} is not an idrange")
+        ranges.append((first, last))
+    return ranges
+
+
+def _entries(reply: JsonObject) -> list[Entry]:
+    return [entry for item in _list(reply, "transactions") if (entry := parse_entry(item)) is not None]
 
 
 def _position(position: JsonObject) -> BrokerPosition:

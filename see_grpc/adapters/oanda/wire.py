@@ -17,7 +17,6 @@ from see_grpc.adapters.platform.client import TransientReplyError
 from see_grpc.trading.instruments import parse_instrument
 
 CLIENT_ID_PREFIX = "see-"
-CLIENT_TAG = "see"
 
 
 class MalformedMessageError(TransientReplyError):
