@@ -95,6 +95,9 @@ class FakeOanda:
         self.fail_next = 0  # answer HTTP 500 to the next K REST requests
         self.throttle_next = 0  # answer HTTP 429 to the next K REST requests
         self.lose_order_replies = 0  # execute the next K new orders, then drop the connection without a reply
+        # Execute new orders, but answer no order request (new or look-up) until released: the caller may die first.
+        self.hold_order_replies = False
+        self.released = asyncio.Event()
         self.cancel_next: list[str] = []  # cancel the next orders with these OrderCancelReasons, in order
         self.halted: set[str] = set()  # instruments whose orders are cancelled MARKET_HALTED
         self.stream_faults: list[StreamFault] = []
@@ -380,7 +383,12 @@ class FakeOanda:
             assert request.transport is not None
             request.transport.close()
             return web.Response()
+        await self._maybe_hold()
         return web.json_response(reply, status=201)
+
+    async def _maybe_hold(self) -> None:
+        if self.hold_order_replies:
+            await self.released.wait()
 
     def _cancel_reason(self, name: str, units: float) -> str:
         if self.cancel_next:
@@ -451,6 +459,7 @@ class FakeOanda:
         return self._transaction(body)
 
     async def _get_order(self, request: web.Request) -> web.StreamResponse:
+        await self._maybe_hold()
         specifier = request.match_info["specifier"]
         if specifier.startswith("@"):
             found = [o for o in self.orders.values() if o.get("clientExtensions", {}).get("id") == specifier[1:]]

@@ -1,17 +1,20 @@
-"""The worst moment to die: SEE sent a LIVE order, the Trading Gateway filled it, and SEE is SIGKILLed before the
-reply (so before the fill is stored). The restarted SEE records that fill once, as the order's own (reason
-`order_filled`), sends nothing twice, and its position equals the gateway's."""
+"""The worst moment to die: SEE sent a LIVE order, the broker (the Trading Gateway, or OANDA) filled it, and SEE is
+SIGKILLed before the reply (so before the fill is stored). The restarted SEE records that fill once, as the order's
+own (reason `order_filled`), sends nothing twice, and its position equals the broker's."""
 
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from see_grpc.adapters.oanda.wire import client_id
 from tests.fakes.gateway import FakeGateway
+from tests.fakes.oanda import TOKEN, FakeOanda, hourly
 from tests.integration.test_reconciliation import v_shape
 from tests.support.server import API_KEY, server_process
 from tests.support.waiting import until
@@ -26,7 +29,10 @@ BODY: dict[str, Any] = {
     "mode": "LIVE",
     "parameters": {"fast_period": 3, "slow_period": 8},
 }
-TAKEOVER = 240.0  # the killed server's lease (15 s) expires first, then a start-up: minutes on a busy machine
+TAKEOVER = 240.0
+T0 = datetime(
+    2025, 3, 3, tzinfo=UTC
+)  # the killed server's lease (15 s) expires first, then a start-up: minutes on a busy machine
 
 
 async def get_execution(session: aiohttp.ClientSession, base_url: str, execution_id: str) -> dict[str, Any]:
@@ -70,6 +76,41 @@ async def test_an_order_filled_while_see_dies_before_storing_it_is_recorded_once
     held = gateway.positions[(execution_id, "EUR/USD")]
     assert held == 10_000
     assert sum(p["units"] for p in execution["positions"]) == held
+
+
+@pytest.mark.timeout(600)
+async def test_an_order_oanda_filled_while_see_dies_before_storing_it_is_recorded_once(tmp_path: Path) -> None:
+    mids = [1.1 + 5e-4 * abs(i - 12) for i in range(30)]  # falling, then rising: long once at the upward cross
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, mids))
+        env = {
+            "OANDA_API_TOKEN": TOKEN,
+            "OANDA_ACCOUNT_ID": oanda.account_id,
+            "OANDA_API_URL": oanda.api_url,
+            "OANDA_STREAM_URL": oanda.stream_url,
+        }
+        oanda.hold_order_replies = True
+        async with server_process(tmp_path, **env) as first, aiohttp.ClientSession() as session:
+            async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
+                assert r.status == 200, await r.text()
+                execution_id = (await r.json())["execution_id"]
+            await until(lambda: _value(oanda.executions), lambda executed: len(executed) == 1, within=TAKEOVER)
+            first.send_signal(signal.SIGKILL)  # OANDA filled the order; SEE has not heard of it
+            await first.wait_exit()
+        oanda.hold_order_replies = False
+        oanda.released.set()
+        async with server_process(tmp_path, **env) as second, aiohttp.ClientSession() as session:
+            execution = await until(
+                lambda: get_execution(session, second.base_url, execution_id),
+                lambda e: bool(e.get("fills")),
+                within=TAKEOVER,
+            )
+    [fill] = execution["fills"]
+    assert fill["reason"] == "order_filled"
+    assert dict(oanda.executions) == {client_id(fill["client_order_id"]): 1}, "an order was filled twice"
+    [transaction] = [t for t in oanda.transactions if t["type"] == "ORDER_FILL"]
+    assert (fill["units"], fill["price"]) == (float(transaction["units"]), float(transaction["fullVWAP"]))
+    assert oanda.position("EUR/USD") == 10_000 == sum(p["units"] for p in execution["positions"])
 
 
 async def _value(executed: Any) -> dict[str, int]:
