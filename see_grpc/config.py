@@ -101,6 +101,27 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator(
+        "analysis_engine_url",
+        "feature_store_url",
+        "trading_gateway_url",
+        "risk_management_url",
+        "portfolio_management_url",
+        "monitoring_service_url",
+        "oanda_api_url",
+        "oanda_stream_url",
+    )
+    @classmethod
+    def _no_credentials(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # These services are called with a key header (SERVICE_API_KEY, OANDA_API_TOKEN), which user:password in
+        # the URL would clash with (the HTTP client refuses both); the message must not echo what was given.
+        if value is not None and (value.username or value.password):
+            raise ValueError(
+                "must not hold credentials (user:password@host): give the host alone; SEE authenticates with "
+                "SERVICE_API_KEY (OANDA: OANDA_API_TOKEN)"
+            )
+        return value
+
     @field_validator("oanda_environment", mode="before")
     @classmethod
     def _lower_environment(cls, value: object) -> object:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import quoted
-from see_grpc.trading.instruments import parse_instrument
+from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
 from see_grpc.trading.model import (
     Account,
@@ -795,6 +795,28 @@ def _fill_event(fill: FillRecord) -> dict[str, Any]:
     }
 
 
+def _feed_settings(request: StartRequest, timeframe: str, now: datetime) -> tuple[dict[str, Any], str]:
+    """The feed settings to store and the timeframe traded; what could only fail once the execution runs is
+    refused here, before anything is stored."""
+    feed = dict(request.feed)
+    feed_timeframe = feed.pop("timeframe", "") or timeframe
+    if feed_timeframe not in TIMEFRAMES:
+        _refuse_feed("timeframe", f"{quoted(feed_timeframe)} is not supported; use one of {', '.join(TIMEFRAMES)}")
+    if request.on_feed_end == "wait" and "replay_to" not in feed:
+        feed["follow_clock"] = True
+    feed.setdefault("replay_to", now.isoformat())  # fixed now, so a resumed replay is the same replay
+    feed.setdefault("bars_per_second", DEFAULT_BARS_PER_SECOND)
+    replay_from = feed.get("replay_from")
+    if feed.get("source", REPLAY) == REPLAY and replay_from and replay_from >= feed["replay_to"]:
+        _refuse_feed("replay_from", f"{replay_from} is not before replay_to {feed['replay_to']} (unset: now)")
+    return feed, feed_timeframe
+
+
+def _refuse_feed(name: str, description: str) -> NoReturn:
+    field_name = f"paper_feed.{name}"
+    raise InvalidArgumentError(f"{field_name}: {description}", violations=[FieldViolation(field_name, description)])
+
+
 def _new_record(
     request: StartRequest, default_instruments: list[str], timeframe: str, params: dict[str, object], owner: str
 ) -> ExecutionRecord:
@@ -823,12 +845,7 @@ def _new_record(
         limits["max_position_units"] = MAX_POSITION_UNITS
     limits |= request.risk
     now = datetime.now(UTC)
-    feed = dict(request.feed)
-    feed_timeframe = feed.pop("timeframe", "") or timeframe
-    if request.on_feed_end == "wait" and "replay_to" not in feed:
-        feed["follow_clock"] = True
-    feed.setdefault("replay_to", now.isoformat())  # fixed now, so a resumed replay is the same replay
-    feed.setdefault("bars_per_second", DEFAULT_BARS_PER_SECOND)
+    feed, feed_timeframe = _feed_settings(request, timeframe, now)
     return ExecutionRecord(
         execution_id=uuid.uuid4().hex,
         strategy_id=request.strategy_id,

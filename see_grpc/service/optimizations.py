@@ -45,7 +45,7 @@ from see_grpc.trading.lifecycle import OPTIMIZATION
 from see_grpc.trading.optimization.evaluate import Segment, SweepJob, Window, trade_segment
 from see_grpc.trading.optimization.objective import Constraints, Objective, Trial, evaluate_trial, ranked
 from see_grpc.trading.optimization.overfitting import deflated_sharpe
-from see_grpc.trading.optimization.search import METHODS, Candidate, Search, make_search
+from see_grpc.trading.optimization.search import ATTEMPTS_PER_TRIAL, METHODS, Candidate, Search, make_search
 from see_grpc.trading.optimization.space import MAX_COMBINATIONS, RangeRequest, SearchSpace, build_space
 from see_grpc.trading.optimization.walk_forward import WalkForwardWindow, degradation, stitch, walk_forward_windows
 from see_grpc.trading.series import downsample
@@ -142,6 +142,7 @@ class _Live:
     trials: list[Trial] = field(default_factory=list)  # of the current window
     window_index: int = 0  # the walk-forward window searched now
     stored: int = 0  # trials[:stored] are in the storage
+    shortfall: int = 0  # trials planned at the start that the searches did not run (the space ran out)
     task: asyncio.Task[None] | None = None
     saved_at: float = field(default_factory=time.monotonic)
     watchers: list[_Watcher] = field(default_factory=list)
@@ -243,8 +244,10 @@ class OptimizationService:
             raise _invalid("window_index", f"must not be negative, got {window_index}")
         size = page_size_of(page_size, DEFAULT_TRADES_PAGE_SIZE, MAX_TRADES_PAGE_SIZE)
         async with self._db.unit_of_work(readonly=True) as uow:
-            if await uow.optimizations.get(optimization_id) is None:
+            record = await uow.optimizations.get(optimization_id)
+            if record is None:
                 raise _not_found(optimization_id)
+            _check_window(record, window_index)
             return await uow.optimizations.trials(
                 optimization_id, page_size=size, page_token=page_token, window_index=window_index
             )
@@ -361,7 +364,7 @@ class OptimizationService:
                     await self._walk_forward(live, plan, runner, search, plan.windows)
             finally:
                 await runner.close()
-            self._end(live, "completed", "")
+            self._end(live, "completed", _early_end(live))
         except asyncio.CancelledError:
             self._end(live, "cancelled", f"cancelled after {live.record.trials_done} trials; results so far are kept")
         except ForexTradingPlatformError as exc:
@@ -405,6 +408,7 @@ class OptimizationService:
     async def _search(
         self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search, window: Window
     ) -> list[Trial]:
+        planned = search.total
         # ask and tell run in a thread: a Bayesian sampler's proposals take seconds of CPU (issue 10).
         while batch := await asyncio.to_thread(search.ask, BATCH):
             try:
@@ -418,6 +422,9 @@ class OptimizationService:
             await live.show(throttled=False)  # every finished batch reaches the streams
             # in proposal order, whatever ended first
             await asyncio.to_thread(search.tell, [told for chunk in chunks for told in chunk.result()])
+        if search.total < planned:  # RANDOM or BAYESIAN ran out of new valid combinations: the total shrinks
+            live.shortfall += planned - search.total
+            live.record.trials_total -= planned - search.total
         return live.trials
 
     async def _chunk(
@@ -447,9 +454,36 @@ class OptimizationService:
             await uow.commit()
 
 
+def _early_end(live: _Live) -> str:
+    """Why a completed search ran fewer trials than it planned at the start; empty when it ran them all."""
+    if not live.shortfall:
+        return ""
+    planned = live.record.trials_total + live.shortfall
+    return (
+        f"ended early: {live.record.trials_total:,} of the {planned:,} trials planned ran; the search stops after "
+        f"{ATTEMPTS_PER_TRIAL} proposals per wanted trial that repeat a trial or that the strategy refuses (the "
+        "space holds few new valid combinations)"
+    )
+
+
 def _not_found(optimization_id: str) -> NotFoundError:
     return NotFoundError(
         f"no optimization with id {quoted(optimization_id)}; ListOptimizations (GET /api/v1/optimizations) lists them"
+    )
+
+
+def _check_window(record: OptimizationRecord, window_index: int | None) -> None:
+    """A window the optimization does not have is an error, not an empty page (records stored before the window
+    count was kept in the settings are not checked)."""
+    windows = record.settings.get("windows")
+    if window_index is None or windows is None or window_index < windows:
+        return
+    if windows == 1:
+        raise _invalid(
+            "window_index", f"this optimization has no walk-forward: its trials are window 0, not {window_index}"
+        )
+    raise _invalid(
+        "window_index", f"this optimization has {windows} walk-forward windows (0 to {windows - 1}), not {window_index}"
     )
 
 
@@ -555,6 +589,7 @@ def _settings(request: OptimizationRequest, plan: _Plan, prepared: PreparedBackt
         "min_trades": plan.constraints.min_trades,
         "max_drawdown_limit": plan.constraints.max_drawdown,
         "walk_forward": None if request.walk_forward is None else asdict(request.walk_forward),
+        "windows": len(plan.windows or [None]),  # 1 without walk-forward: every trial has window_index 0
         "bars": len(prepared.loaded.bars),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import AsyncIterator
@@ -13,7 +14,16 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from see.v1 import backtest_pb2, backtest_pb2_grpc, execution_pb2, execution_pb2_grpc, strategy_pb2, strategy_pb2_grpc
+from see.v1 import (
+    backtest_pb2,
+    backtest_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    optimization_pb2,
+    optimization_pb2_grpc,
+    strategy_pb2,
+    strategy_pb2_grpc,
+)
 from see_grpc.server import SeeServer
 from tests.integration.conftest import API_KEY, RunningServer, server_settings
 
@@ -145,6 +155,8 @@ def _bad_executions() -> list[execution_pb2.StartExecutionRequest]:
         start(risk=execution_pb2.RiskLimits(max_drawdown=math.nan)),
         start(paper_feed=execution_pb2.PaperFeedOptions(bars_per_second=math.inf)),
         too_early,
+        start(paper_feed=execution_pb2.PaperFeedOptions(timeframe="7x")),
+        start(paper_feed=execution_pb2.PaperFeedOptions(timeframe="1M")),
     ]
 
 
@@ -257,3 +269,110 @@ async def test_a_webdav_method_is_405_and_adds_no_metric_label(running: RunningS
         text = await response.text()
     assert "PROPFIND" not in text
     assert 'see_http_requests_total{method="OTHER",route="unmatched",status="405"} 1.0' in text
+
+
+def _forged(*values: object) -> str:
+    """A page token spelled as the service spells them (url-safe base64 of a JSON array), holding what it never
+    writes."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+BACKTEST = {
+    "strategy_id": "trend_following_v1",
+    "start_date": "2025-01-01T00:00:00Z",
+    "end_date": "2025-04-01T00:00:00Z",
+    "initial_capital": 10000,
+}
+
+
+async def _rest_400(running: RunningServer, path: str, params: dict[str, str], field: str) -> str:
+    async with running.http.get(path, params=params, headers=FULL) as response:
+        body = await response.json()
+        assert response.status == 400, body
+    assert body["code"] == 3
+    assert [v["field"] for v in body["details"][0]["field_violations"]] == [field]
+    message: str = body["message"]
+    return message
+
+
+async def test_forged_page_tokens_with_huge_numbers_are_400_over_rest_and_grpc(running: RunningServer) -> None:
+    async with running.http.post("/api/v1/backtest", json=BACKTEST, headers=FULL) as response:
+        backtest_id = (await response.json())["backtest_id"]
+    optimize = {"backtest": BACKTEST, "space": [{"name": "fast_period", "choices": [5, 10]}]}
+    async with running.http.post("/api/v1/optimize", json=optimize, headers=FULL) as response:
+        optimization_id = (await response.json())["optimization_id"]
+    huge_trade = _forged(10**30, "", "", "")  # [trade index, filters...]
+    huge_trial = _forged([10**30, 0, "1.5", 0, 1])  # [[window, violates, sort key, number, rank]]
+    true_trial = _forged([0, True, "1.5", True, True])
+    far_past = _forged("0001-01-01T00:00:00+05:00", "x")  # before datetime's range once in UTC
+    for path, token in [
+        (f"/api/v1/backtests/{backtest_id}/trades", huge_trade),
+        (f"/api/v1/optimizations/{optimization_id}/trials", huge_trial),
+        (f"/api/v1/optimizations/{optimization_id}/trials", true_trial),
+        ("/api/v1/strategies", far_past),
+        ("/api/v1/backtests", far_past),
+        ("/api/v1/executions", far_past),
+        ("/api/v1/optimizations", far_past),
+    ]:
+        message = await _rest_400(running, path, {"page_token": token}, "page_token")
+        assert message.startswith("page_token is not valid: not a token this service issued"), path
+    backtests = backtest_pb2_grpc.BacktestServiceStub(running.channel)
+    optimizations = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    calls = [
+        backtests.ListBacktestTrades(
+            backtest_pb2.ListBacktestTradesRequest(backtest_id=backtest_id, page_token=huge_trade), metadata=METADATA
+        ),
+        optimizations.ListOptimizationTrials(
+            optimization_pb2.ListOptimizationTrialsRequest(optimization_id=optimization_id, page_token=huge_trial),
+            metadata=METADATA,
+        ),
+        optimizations.ListOptimizations(
+            optimization_pb2.ListOptimizationsRequest(page_token=far_past), metadata=METADATA
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await call
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "page_token is not valid" in (failed.value.details() or "")
+
+
+@pytest.mark.parametrize("page_size", ["2147483648", "99999999999", "-2147483649"])
+async def test_a_page_size_beyond_int32_is_400_naming_the_range(running: RunningServer, page_size: str) -> None:
+    for path in ("/api/v1/strategies", "/api/v1/executions", "/api/v1/optimizations", "/api/v1/backtests/x/trades"):
+        message = await _rest_400(running, path, {"page_size": page_size}, "page_size")
+        assert message == (
+            "parameter 'page_size' is out of range: an integer from -2,147,483,648 to 2,147,483,647, "
+            f"got {int(page_size)}"
+        )
+
+
+@pytest.mark.parametrize("timeframe", ["7x", "1s", "1M"])
+async def test_an_unsupported_feed_timeframe_is_refused_at_start(running: RunningServer, timeframe: str) -> None:
+    body = {"strategy_id": "trend_following_v1", "capital_allocation": 1000, "paper_feed": {"timeframe": timeframe}}
+    async with running.http.post("/api/v1/execute", json=body, headers=FULL) as response:
+        answer = await response.json()
+        assert response.status == 400, answer
+    assert answer["message"] == (
+        f"paper_feed.timeframe: {timeframe!r} is not supported; use one of 1m, 5m, 15m, 30m, 1h, 4h, 1d"
+    )
+    assert answer["details"][0]["field_violations"][0]["field"] == "paper_feed.timeframe"
+    async with running.http.get("/api/v1/executions", headers=FULL) as response:
+        assert (await response.json()).get("executions", []) == []
+
+
+async def test_a_replay_starting_after_its_end_is_refused_at_start(running: RunningServer) -> None:
+    """replay_to unset is the start time: a replay_from after it has no bar to replay."""
+    feed = {"replay_from": "2199-01-01T00:00:00Z"}
+    body = {"strategy_id": "trend_following_v1", "capital_allocation": 1000, "paper_feed": feed}
+    async with running.http.post("/api/v1/execute", json=body, headers=FULL) as response:
+        answer = await response.json()
+        assert response.status == 400, answer
+    assert answer["message"].startswith("paper_feed.replay_from: 2199-01-01T00:00:00+00:00 is not before replay_to")
+    stub = execution_pb2_grpc.ExecutionServiceStub(running.channel)
+    request = execution_pb2.StartExecutionRequest(strategy_id="trend_following_v1", capital_allocation=1000)
+    request.paper_feed.replay_from.FromJsonString("2199-01-01T00:00:00Z")
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stub.StartExecution(request, metadata=METADATA)
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list((await stub.ListExecutions(execution_pb2.ListExecutionsRequest(), metadata=METADATA)).executions) == []

@@ -188,6 +188,66 @@ async def test_walk_forward_picks_the_in_sample_best_and_stitches_out_of_sample(
         assert [t["rank"] for t in own] == [1, 2, 3, 4, 5, 6] and own[0]["parameters"] == window["parameters"]
         assert own == [t for t in listed if t.get("window_index", 0) == window.get("index", 0)]
     assert result["results"] == own
+    # A window past the last is an error naming how many there are, over REST and gRPC alike.
+    count = len(windows)
+    expected = f"window_index: this optimization has {count} walk-forward windows (0 to {count - 1}), not {count}"
+    async with running.http.get(f"{path}?window_index={count}", headers=FULL) as response:
+        assert response.status == 400 and (await response.json())["message"] == expected
+    stub = optimization_pb2_grpc.OptimizationServiceStub(running.channel)
+    request = optimization_pb2.ListOptimizationTrialsRequest(
+        optimization_id=started["optimization_id"], window_index=count
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as beyond:
+        await stub.ListOptimizationTrials(request, metadata=METADATA)
+    assert beyond.value.code() == grpc.StatusCode.INVALID_ARGUMENT and beyond.value.details() == expected
+
+
+async def test_a_window_of_an_optimization_without_walk_forward_is_refused(running: RunningServer) -> None:
+    body = {"backtest": BACKTEST, "space": [{"name": "fast_period", "choices": [5, 10]}]}
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    await finished(running, started["optimization_id"])
+    path = f"/api/v1/optimizations/{started['optimization_id']}/trials"
+    assert len((await get(running, f"{path}?window_index=0"))["trials"]) == 2  # its one window
+    async with running.http.get(f"{path}?window_index=1", headers=FULL) as response:
+        answer = await response.json()
+        assert response.status == 400, answer
+    assert answer["message"] == "window_index: this optimization has no walk-forward: its trials are window 0, not 1"
+    assert answer["details"][0]["field_violations"][0]["field"] == "window_index"
+
+
+@pytest.mark.parametrize("method", ["RANDOM", "BAYESIAN"])
+async def test_a_search_that_runs_out_of_combinations_says_so(running: RunningServer, method: str) -> None:
+    """15 combinations, of which the strategy takes the 8 with fast < slow (counted by hand): asked for 12, the
+    search runs 8, and the record says 8 in trials_total and why in status_message."""
+    space = [{"name": "fast_period", "choices": [5, 10, 15, 20, 40]}, {"name": "slow_period", "choices": [10, 20, 30]}]
+    valid = [(f, s) for f in (5, 10, 15, 20, 40) for s in (10, 20, 30) if f < s]
+    assert len(valid) == 8
+    body = {"backtest": BACKTEST, "space": space, "method": method, "max_trials": 12, "seed": 1}
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    assert started["trials_total"] == 12  # the space's 15 combinations hold more: 12 are planned
+
+    result = await finished(running, started["optimization_id"])
+
+    assert result["status"] == "COMPLETED"
+    assert result["trials_done"] == result["trials_total"] == 8
+    assert result["status_message"] == (
+        "ended early: 8 of the 12 trials planned ran; the search stops after 50 proposals per wanted trial that "
+        "repeat a trial or that the strategy refuses (the space holds few new valid combinations)"
+    )
+    ran = sorted((t["parameters"]["fast_period"], t["parameters"]["slow_period"]) for t in result["results"])
+    assert ran == valid
+
+
+async def test_a_search_asked_for_more_trials_than_its_space_plans_the_space(running: RunningServer) -> None:
+    space = [{"name": "fast_period", "choices": [5, 10, 15]}, {"name": "slow_period", "choices": [30, 60]}]
+    body = {"backtest": BACKTEST, "space": space, "method": "BAYESIAN", "max_trials": 200}
+    status, started = await post(running, "/api/v1/optimize", body)
+    assert status == 200, started
+    assert started["trials_total"] == 6
+    result = await finished(running, started["optimization_id"])
+    assert result["trials_done"] == result["trials_total"] == 6 and result.get("status_message", "") == ""
 
 
 async def test_a_bayesian_walk_forward_stream_shows_every_batch(running: RunningServer) -> None:

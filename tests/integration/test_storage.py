@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import math
 import sqlite3
 import uuid
@@ -822,6 +824,89 @@ async def test_a_trials_token_keeps_its_window(database: SqlDatabase) -> None:
             await uow.optimizations.trials("o-0", page_size=10, page_token="bm9wZQ", window_index=0)
         with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
             await uow.optimizations.trials("o-0", page_size=10, page_token=page.next_page_token[:-2], window_index=0)
+
+
+def forged(*values: object) -> str:
+    """A token spelled as the codec spells them (url-safe base64 of a JSON array, unpadded), holding what it never
+    writes."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+# Times that overflow datetime once moved to UTC, a time that is not a string, a key that is not one.
+FORGED_LIST_TOKENS = [
+    forged("0001-01-01T00:00:00+05:00", "s-0"),
+    forged("9999-12-31T23:00:00-05:00", "s-0"),
+    forged(12, "s-0"),
+    forged("2024-03-01T12:00:00+00:00", 5),
+]
+
+
+@pytest.mark.parametrize("token", FORGED_LIST_TOKENS)
+async def test_every_row_list_refuses_a_forged_token(database: SqlDatabase, token: str) -> None:
+    async with database.unit_of_work(readonly=True) as uow:
+        lists = [
+            uow.strategies.list(page_size=3, page_token=token),
+            uow.backtests.list(page_size=3, page_token=token),
+            uow.executions.list(page_size=3, page_token=token),
+            uow.optimizations.list(page_size=3, page_token=token),
+        ]
+        for listing in lists:
+            with pytest.raises(InvalidArgumentError, match="page_token is not valid: not a token this service"):
+                await listing
+
+
+# The trades token is [index, instrument, side, exit_reason]; the index is a whole number from 0 to 2**31 - 1.
+FORGED_TRADE_INDICES = [10**30, 2**31, True, -1, math.nan, math.inf, 1.0]
+
+
+@pytest.mark.parametrize("index", FORGED_TRADE_INDICES)
+async def test_a_trades_token_with_a_forged_index_is_refused(database: SqlDatabase, index: object) -> None:
+    await add_with_series(database, full_series(count=30, bars=10))
+    async with database.unit_of_work(readonly=True) as uow:
+        with pytest.raises(InvalidArgumentError, match="page_token is not valid: not a token this service"):
+            await uow.backtests.trades("b-0", page_size=10, page_token=forged(index, "", "", ""), filters=TradeFilter())
+        last = await uow.backtests.trades(
+            "b-0", page_size=10, page_token=forged(2**31 - 1, "", "", ""), filters=TradeFilter()
+        )
+    assert last.items == [] and last.next_page_token == ""  # the largest index is accepted: past the end
+
+
+# The trials token is [[window_index, violates, repr(sort_key), number, rank]]: one field forged at a time.
+FORGED_TRIAL_KEYS = [
+    [10**30, 0, "1.5", 3, 1],
+    [2**31, 0, "1.5", 3, 1],
+    [math.inf, 0, "1.5", 3, 1],
+    [math.nan, 0, "1.5", 3, 1],
+    [True, 0, "1.5", 3, 1],
+    [-1, 0, "1.5", 3, 1],
+    [0, 2, "1.5", 3, 1],
+    [0, True, "1.5", 3, 1],
+    [0, 0, "nan", 3, 1],
+    [0, 0, 1.5, 3, 1],
+    [0, 0, "1.5", -5, 1],
+    [0, 0, "1.5", 10**30, 1],
+    [0, 0, "1.5", 3, 0],
+    [0, 0, "1.5", 3, True],
+    [0, 0, "1.5", 3],
+]
+
+
+@pytest.mark.parametrize("key", FORGED_TRIAL_KEYS)
+async def test_a_trials_token_with_a_forged_key_is_refused(database: SqlDatabase, key: list[object]) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.optimizations.add(optimization())
+        await uow.optimizations.add_trials("o-0", [trial(n) for n in range(30)])
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        with pytest.raises(InvalidArgumentError, match="page_token is not valid: not a token this service"):
+            await uow.optimizations.trials("o-0", page_size=10, page_token=forged(key), window_index=None)
+        # The same key with every field as the service writes it (an infinite sort key among them) is taken.
+        page = await uow.optimizations.trials(
+            "o-0", page_size=10, page_token=forged([0, 0, "inf", 3, 1]), window_index=None
+        )
+    # After trial 3 come the other keepers scored -inf (6, 16, 26: by hand from trial()), then the breakers.
+    assert [(t.number, t.rank) for t in page.items[:3]] == [(6, 2), (16, 3), (26, 4)]
+    assert all(t.violations for t in page.items[3:])
 
 
 async def test_optimization_round_trip_keeps_infinities_and_times(database: SqlDatabase) -> None:

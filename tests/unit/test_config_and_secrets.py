@@ -54,6 +54,21 @@ def test_secrets_never_show_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in str(error.value)
 
 
+@pytest.mark.parametrize("name", ["OANDA_API_URL", "OANDA_STREAM_URL", "TRADING_GATEWAY_URL", "RISK_MANAGEMENT_URL"])
+@pytest.mark.parametrize("userinfo", ["trader:hunter2@", "trader@", ":hunter2@"])
+def test_a_service_url_with_credentials_is_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, name: str, userinfo: str
+) -> None:
+    _no_oanda(monkeypatch)
+    monkeypatch.setenv(name, f"https://{userinfo}gateway.example.com:8443/v3")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == (
+        f"invalid configuration: {name}: Value error, must not hold credentials (user:password@host): give the "
+        "host alone; SEE authenticates with SERVICE_API_KEY (OANDA: OANDA_API_TOKEN)"
+    )
+
+
 def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADING_GATEWAY_URL", "")
     monkeypatch.setenv("API_KEY", "  ")

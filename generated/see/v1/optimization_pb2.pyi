@@ -376,6 +376,9 @@ class Optimization(_message.Message):
     method: Global___Optimization.Method.ValueType
     objective: _builtins.str
     trials_total: _builtins.int
+    """Trials planned: max_trials (or the space's combinations, if fewer) per walk-forward window; it shrinks when a
+    RANDOM or BAYESIAN search runs out of new valid combinations, and status_message then says so.
+    """
     trials_done: _builtins.int
     status_message: _builtins.str
     engine: Global___Engine.ValueType
@@ -623,7 +626,9 @@ class ListOptimizationTrialsRequest(_message.Message):
     page_token: _builtins.str
     """next_page_token of the previous page, with the same filter."""
     window_index: _builtins.int
-    """Only the trials of this walk-forward window; unset: every trial, window after window."""
+    """Only the trials of this walk-forward window; unset: every trial, window after window. A window the
+    optimization does not have is INVALID_ARGUMENT (without walk-forward, its one window is 0).
+    """
     def __init__(
         self,
         *,

@@ -20,7 +20,7 @@ from see_grpc.adapters.storage.encoding import (
     stored_number,
     stored_time,
 )
-from see_grpc.adapters.storage.paging import decode_key, encode_key, keyset, page_of
+from see_grpc.adapters.storage.paging import decode_key, encode_key, keyset, page_of, token_number
 from see_grpc.adapters.storage.tables import OptimizationRow, OptimizationTrialRow
 from see_grpc.errors import NotFoundError
 from see_grpc.service.ports import OptimizationRecord, Page, TrialRecord
@@ -126,9 +126,18 @@ class SqlOptimizationRepository:
 
 
 def _parse_key(key: list[Any]) -> tuple[int, bool, float, int, int]:
-    """window_index, violates, sort_key (repr of the float: JSON has no infinity), number, rank of that row."""
+    """window_index, violates (0 or 1), sort_key (repr of the float: JSON has no infinity; never NaN, see
+    _trial_row), number, rank of that row (from 1)."""
     window, violates, sort_key, number, rank = key
-    return int(window), bool(int(violates)), float(sort_key), int(number), int(rank)
+    if not isinstance(sort_key, str) or math.isnan(float(sort_key)):
+        raise ValueError("the sort key of a trials token is the repr of a float other than NaN")
+    return (
+        token_number(window),
+        bool(token_number(violates, highest=1)),
+        float(sort_key),
+        token_number(number),
+        token_number(rank, lowest=1),
+    )
 
 
 def _summary(row: OptimizationRow) -> OptimizationRecord:

@@ -42,6 +42,19 @@ def _bad_token(description: str) -> InvalidArgumentError:
 
 NOT_OURS = "not a token this service issued; pass next_page_token of the previous response unchanged"
 OTHER_FILTERS = "it was issued for other filters; keep the filters while paging, or start without a token"
+# Every number a token carries (a trade index, a walk-forward window, a trial number or rank) is an int32 of the API.
+MAX_TOKEN_NUMBER = 2**31 - 1
+# What a forged token may hold that the decoders below turn into a refusal rather than a 500: binascii, unicode and
+# JSON errors are ValueErrors, a wrong shape is a TypeError, a date out of datetime's range an OverflowError.
+_MALFORMED = (ValueError, TypeError, OverflowError)
+
+
+def token_number(value: Any, lowest: int = 0, highest: int = MAX_TOKEN_NUMBER) -> int:
+    """A whole number of a decoded token, as the service writes them: JSON true, floats (NaN and the infinities
+    json.loads accepts) and numbers outside [lowest, highest] are refused with a TypeError."""
+    if type(value) is not int or not lowest <= value <= highest:
+        raise TypeError(f"a page token number is a whole number from {lowest} to {highest}")
+    return value
 
 
 def encode_token(create_time: datetime, key: str) -> str:
@@ -51,10 +64,10 @@ def encode_token(create_time: datetime, key: str) -> str:
 def decode_token(token: str) -> tuple[datetime, str]:
     try:
         when, key = _unpack(token)
-        if not isinstance(key, str):
-            raise TypeError("the key of a page token is a string")
+        if not isinstance(when, str) or not isinstance(key, str):
+            raise TypeError("a page token is a time and a key, both strings")
         return as_utc(datetime.fromisoformat(when)), key
-    except (ValueError, TypeError) as exc:  # binascii, unicode and JSON errors are all ValueErrors
+    except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
 
 
@@ -65,10 +78,11 @@ def encode_position(index: int, filters: Sequence[str]) -> str:
 def decode_position(token: str, filters: Sequence[str]) -> int:
     """The index a token continues at; refused if it was issued for other filters."""
     try:
-        index, *issued = _unpack(token)
-        if not isinstance(index, int) or index < 0 or not all(isinstance(f, str) for f in issued):
+        first, *issued = _unpack(token)
+        if not all(isinstance(f, str) for f in issued):
             raise TypeError("a position token is an index and filters")
-    except (ValueError, TypeError) as exc:
+        index = token_number(first)
+    except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
     if issued != list(filters):
         raise _bad_token(OTHER_FILTERS)
@@ -80,14 +94,14 @@ def encode_key(key: Sequence[int | str], filters: Sequence[str]) -> str:
 
 
 def decode_key(token: str, filters: Sequence[str], parse: Callable[[list[Any]], K]) -> K:
-    """The sort key a token continues after, parsed (parse raises ValueError or TypeError for a bad one); refused if
-    it was issued for other filters."""
+    """The sort key a token continues after, parsed (parse raises ValueError, TypeError or OverflowError for a bad
+    one, token_number checks its whole numbers); refused if it was issued for other filters."""
     try:
         key, *issued = _unpack(token)
         if not isinstance(key, list) or not all(isinstance(f, str) for f in issued):
             raise TypeError("a key token is a sort key and filters")
         parsed = parse(key)
-    except (ValueError, TypeError) as exc:
+    except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
     if issued != list(filters):
         raise _bad_token(OTHER_FILTERS)

@@ -39,7 +39,8 @@ class Candidate:
 
 
 class Search(Protocol):
-    total: int  # trials it plans (GRID: exact; RANDOM/BAYESIAN: max_trials, fewer when the space runs out)
+    total: int  # trials it plans (GRID: exact; RANDOM/BAYESIAN: max_trials or the space's size if smaller, fewer
+    # when the space runs out of new valid combinations)
 
     def ask(self, count: int) -> list[Candidate]:
         """The next batch, to be scored and told before the next ask: up to count new candidates (BAYESIAN: up
@@ -66,11 +67,13 @@ class GridSearch:
 class _Proposer:
     """Shared by RANDOM and BAYESIAN: numbering, the attempt budget and de-duplication."""
 
-    def __init__(self, max_trials: int, is_valid: Validator) -> None:
-        self.total = max_trials
+    def __init__(self, space: SearchSpace, max_trials: int, is_valid: Validator) -> None:
+        # No more than the space's combinations (before is_valid screens them): asking a sampler for more only
+        # spends the whole attempt budget on repeats, minutes of TPE proposals for nothing.
+        self.total = int(min(max_trials, space.size))
         self._is_valid = is_valid
         self._seen: set[tuple[tuple[str, object], ...]] = set()
-        self._attempts_left = ATTEMPTS_PER_TRIAL * max_trials
+        self._attempts_left = ATTEMPTS_PER_TRIAL * self.total
 
     def _accept(self, params: dict[str, object]) -> Candidate | None:
         """The next candidate, or None when params is a repeat or refused (which spends an attempt)."""
@@ -89,7 +92,7 @@ class _Proposer:
 
 class RandomSearch(_Proposer):
     def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
-        super().__init__(max_trials, is_valid)
+        super().__init__(space, max_trials, is_valid)
         self._dimensions = space.dimensions
         self._rng = np.random.default_rng(seed)
 
@@ -110,7 +113,7 @@ class BayesianSearch(_Proposer):
     """optuna's TPE sampler (seeded) through its ask-and-tell interface."""
 
     def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
-        super().__init__(max_trials, is_valid)
+        super().__init__(space, max_trials, is_valid)
         import optuna  # noqa: PLC0415 - with its dependencies about a second to import: only searches that use it
 
         optuna.logging.set_verbosity(logging.WARNING)  # one INFO line per trial otherwise

@@ -18,17 +18,21 @@ MAX_JSON_DEPTH = 32
 # protobuf's parse errors quote the offending value whole; the caller gets this much of the message.
 MAX_PARSE_ERROR_CHARS = 200
 
-_INTEGER_TYPES = {
-    FieldDescriptor.TYPE_INT32,
-    FieldDescriptor.TYPE_INT64,
-    FieldDescriptor.TYPE_UINT32,
-    FieldDescriptor.TYPE_UINT64,
-    FieldDescriptor.TYPE_SINT32,
-    FieldDescriptor.TYPE_SINT64,
-    FieldDescriptor.TYPE_FIXED32,
-    FieldDescriptor.TYPE_FIXED64,
-    FieldDescriptor.TYPE_SFIXED32,
-    FieldDescriptor.TYPE_SFIXED64,
+# The range of each integer type: a query parameter outside it is refused naming the range (protobuf's own parse
+# error says only "Value out of range").
+_INT32, _INT64 = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
+_UINT32, _UINT64 = (0, 2**32 - 1), (0, 2**64 - 1)
+_INTEGER_RANGES = {
+    FieldDescriptor.TYPE_INT32: _INT32,
+    FieldDescriptor.TYPE_SINT32: _INT32,
+    FieldDescriptor.TYPE_SFIXED32: _INT32,
+    FieldDescriptor.TYPE_INT64: _INT64,
+    FieldDescriptor.TYPE_SINT64: _INT64,
+    FieldDescriptor.TYPE_SFIXED64: _INT64,
+    FieldDescriptor.TYPE_UINT32: _UINT32,
+    FieldDescriptor.TYPE_FIXED32: _UINT32,
+    FieldDescriptor.TYPE_UINT64: _UINT64,
+    FieldDescriptor.TYPE_FIXED64: _UINT64,
 }
 _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
 
@@ -98,8 +102,8 @@ def _field(descriptor: Any, path: str) -> FieldDescriptor:
 
 def _scalar(field: FieldDescriptor, path: str, text: str) -> Any:
     try:
-        if field.type in _INTEGER_TYPES:
-            return int(text)
+        if field.type in _INTEGER_RANGES:
+            return _integer(path, int(text), *_INTEGER_RANGES[field.type])
         if field.type in _FLOAT_TYPES:
             return float(text)
     except ValueError:
@@ -112,6 +116,16 @@ def _scalar(field: FieldDescriptor, path: str, text: str) -> Any:
             raise InvalidArgumentError(f"parameter {path!r} must be true or false, got {quoted(text)}")
         return text.lower() in ("true", "1")
     return text
+
+
+def _integer(path: str, value: int, lowest: int, highest: int) -> int:
+    if not lowest <= value <= highest:
+        description = f"out of range: an integer from {lowest:,} to {highest:,}"
+        raise InvalidArgumentError(
+            f"parameter {path!r} is {description}, got {quoted(value)}",
+            violations=[FieldViolation(path, description)],
+        )
+    return value
 
 
 def _assign(target: dict[str, Any], path: str, value: Any) -> None:
