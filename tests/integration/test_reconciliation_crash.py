@@ -5,6 +5,7 @@ own (reason `order_filled`), sends nothing twice, and its position equals the br
 from __future__ import annotations
 
 import signal
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from see_grpc.adapters.oanda.wire import client_id
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.oanda import TOKEN, FakeOanda, hourly
 from tests.integration.test_reconciliation import v_shape
-from tests.support.server import API_KEY, server_process
+from tests.support.server import API_KEY, ServerProcess, server_process
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -83,14 +84,8 @@ async def test_an_order_oanda_filled_while_see_dies_before_storing_it_is_recorde
     mids = [1.1 + 5e-4 * abs(i - 12) for i in range(30)]  # falling, then rising: long once at the upward cross
     async with FakeOanda(pace_seconds=0.005) as oanda:
         oanda.extend(hourly("EUR/USD", T0, mids))
-        env = {
-            "OANDA_API_TOKEN": TOKEN,
-            "OANDA_ACCOUNT_ID": oanda.account_id,
-            "OANDA_API_URL": oanda.api_url,
-            "OANDA_STREAM_URL": oanda.stream_url,
-        }
         oanda.hold_order_replies = True
-        async with server_process(tmp_path, **env) as first, aiohttp.ClientSession() as session:
+        async with _see_on(tmp_path, oanda) as first, aiohttp.ClientSession() as session:
             async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
                 assert r.status == 200, await r.text()
                 execution_id = (await r.json())["execution_id"]
@@ -99,7 +94,7 @@ async def test_an_order_oanda_filled_while_see_dies_before_storing_it_is_recorde
             await first.wait_exit()
         oanda.hold_order_replies = False
         oanda.released.set()
-        async with server_process(tmp_path, **env) as second, aiohttp.ClientSession() as session:
+        async with _see_on(tmp_path, oanda) as second, aiohttp.ClientSession() as session:
             execution = await until(
                 lambda: get_execution(session, second.base_url, execution_id),
                 lambda e: bool(e.get("fills")),
@@ -111,6 +106,16 @@ async def test_an_order_oanda_filled_while_see_dies_before_storing_it_is_recorde
     [transaction] = [t for t in oanda.transactions if t["type"] == "ORDER_FILL"]
     assert (fill["units"], fill["price"]) == (float(transaction["units"]), float(transaction["fullVWAP"]))
     assert oanda.position("EUR/USD") == 10_000 == sum(p["units"] for p in execution["positions"])
+
+
+def _see_on(tmp_path: Path, oanda: FakeOanda) -> AbstractAsyncContextManager[ServerProcess]:
+    return server_process(
+        tmp_path,
+        OANDA_API_TOKEN=TOKEN,
+        OANDA_ACCOUNT_ID=oanda.account_id,
+        OANDA_API_URL=oanda.api_url,
+        OANDA_STREAM_URL=oanda.stream_url,
+    )
 
 
 async def _value(executed: Any) -> dict[str, int]:
