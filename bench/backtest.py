@@ -255,7 +255,7 @@ def see_memory() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class EndToEnd:
-    """The service around the engine, in a server of its own on the same bars (after a warm-up call, the median of WARM_CALLS)."""
+    """The service around the engine, in a server of its own on the same bars (warm: see _median_seconds)."""
 
     rest_post: float
     grpc_run: float
