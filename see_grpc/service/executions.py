@@ -54,7 +54,7 @@ from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import quoted
-from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument
+from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument, timeframe_delta
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
 from see_grpc.trading.model import (
     Account,
@@ -352,6 +352,7 @@ class ExecutionManager:
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
             if record.mode == "paper":  # as a backtest ends: what is still open closes at the last bar's close
+                _last_rollovers(record)
                 await self._flatten(record, f"{ended}; positions closed at the last close", FillReason.END_OF_DATA)
             await self._finish(execution_id, "stopped", record.status_message or ended)
         except asyncio.CancelledError:
@@ -583,6 +584,13 @@ class _KillSwitchError(Exception):
     """The drawdown limit was breached: positions are flat and the execution stops."""
 
 
+def _last_rollovers(record: ExecutionRecord) -> None:
+    """A position still open at the end of the data pays the rollovers inside its last bar, as in a backtest."""
+    bar = timeframe_delta(record.settings["timeframe"])
+    for instrument, last in record.state.bar_times.items():
+        record.state.roll_over(instrument, last, last + bar)
+
+
 class _Runner:
     """Trades one execution: for each instrument, bar by bar, on the execution's account (record.state)."""
 
@@ -626,6 +634,9 @@ class _Runner:
 
     async def _on_bar(self, instrument: str, bar: LiveBar, direction: float) -> None:
         record, account = self._record, self._account
+        since = account.bar_times.get(instrument)
+        if since is not None:  # the rollovers since the last bar, charged at its close (the prices still latest)
+            account.roll_over(instrument, since, bar.time)
         account.observe(instrument, bar.time, bar.open)  # fills at the open convert at the rates of the open
         pending = account.pending.pop(instrument, None)
         if pending is not None:
@@ -835,7 +846,8 @@ def _new_record(
         )
     if request.on_feed_end not in FEED_END:
         raise InvalidArgumentError(f"on_feed_end must be one of {', '.join(FEED_END)}")
-    account = Account.open(request.capital_allocation, FillCosts())
+    # A paper account pays rollover financing as a backtest's does; a broker's account books its own.
+    account = Account.open(request.capital_allocation, FillCosts(financing=request.mode == "paper"))
     problems = conversion_problems(instruments, account.currency)
     if problems:
         message = f"P&L is kept in {account.currency}: {'; '.join(problems)}"

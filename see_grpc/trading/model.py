@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from see_grpc.errors import FailedPreconditionError
 from see_grpc.trading.backtest.config import DEFAULT_COSTS, SIZING_MODES
+from see_grpc.trading.backtest.financing import rollovers_between
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.risk import Exposure
 
@@ -137,6 +138,11 @@ class FillCosts:
     spread_pips: float = DEFAULT_COSTS.spread_pips
     slippage_pips: float = DEFAULT_COSTS.slippage_pips
     commission_per_million: float = DEFAULT_COSTS.commission_per_million
+    # Rollover financing, a fraction of the notional a year (positive: the holder pays), the kernel's rule. Off for
+    # a real broker's account, which books its own.
+    financing: bool = DEFAULT_COSTS.financing
+    financing_long_rate: float = DEFAULT_COSTS.financing_long_rate
+    financing_short_rate: float = DEFAULT_COSTS.financing_short_rate
 
     def half_spread(self, instrument: str) -> float:
         return self.spread_pips * parse_instrument(instrument).pip_size / 2
@@ -190,8 +196,9 @@ class Position:
 
     units: float = 0.0
     average_price: float = 0.0
-    realized_pnl: float = 0.0  # account currency, each fill converted at its own time, net of commission
+    realized_pnl: float = 0.0  # account currency, each fill converted at its own time, net of commission and financing
     commission: float = 0.0  # account currency
+    financing: float = 0.0  # account currency, negative when paid
     direction: float = 0.0  # the strategy target these units were sized for (0 when flat)
     held_off: float = 0.0  # the target a stop exit left: no new entry until the strategy's target changes
     best_price: float = 0.0  # the best exit-side price since entry (the trailing stop follows it)
@@ -358,6 +365,27 @@ class Account:
         self.cash += realized
         self.equity = self.cash + self.unrealized_pnl
 
+    def roll_over(self, instrument: str, since: datetime, until: datetime) -> None:
+        """Financing of the position held from `since` to `until`, at the latest prices: each rollover (17:00 New
+        York, Wednesday's counting three days) in (since, until] charges a day of the side's rate on the notional,
+        as the kernel charges it at a bar's close for the rollovers before the next bar."""
+        position = self.positions.get(instrument)
+        if not self.costs.financing or position is None or position.flat:
+            return
+        days = rollovers_between(since, until)
+        if not days:
+            return
+        rate = self.costs.financing_long_rate if position.units > 0 else self.costs.financing_short_rate
+        pair = parse_instrument(instrument)
+        notional = (
+            abs(position.units) if pair.base == self.currency else abs(position.units) * self.unit_value(instrument)
+        )
+        charge = rate / 365 * days * notional
+        self.cash -= charge
+        position.financing -= charge
+        position.realized_pnl -= charge
+        self.equity = self.cash + self.unrealized_pnl
+
     def mark(self, when: datetime) -> None:
         """Equity at the latest prices; its peak; the trading day and the equity it started with."""
         self.equity = self.cash + self.unrealized_pnl
@@ -470,7 +498,7 @@ class Account:
         return cls(
             currency=data["currency"],
             allocation=data["allocation"],
-            costs=FillCosts(**data["costs"]),
+            costs=FillCosts(**{"financing": False, **data["costs"]}),  # stored before paper financing: none
             leverage=data["leverage"],
             cash=data["cash"],
             positions={name: Position(**p) for name, p in data["positions"].items()},

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from see_grpc.trading.backtest.financing import rollovers_between
 from tests.integration.conftest import RunningServer
 from tests.integration.test_executions import FULL, WINDOW, execute_body, position_path_of_backtest, wait_for_status
 from tests.support.waiting import DEADLINE_SECONDS
@@ -32,7 +34,7 @@ async def _backtest(running: RunningServer, **extra: Any) -> dict[str, Any]:
         "end_date": WINDOW["replay_to"],
         "initial_capital": 100000,
         "parameters": PARAMETERS,
-        "costs": {"financing": False},
+        "costs": {},  # the defaults: the paper account's costs, rollover financing included
         **extra,
     }
     async with running.http.post("/api/v1/backtest", json=body, headers=FULL) as response:
@@ -107,6 +109,16 @@ async def test_pnl_of_a_jpy_pair_and_a_dollar_pair_is_in_dollars(running: Runnin
     assert all(len(of) > 2 for of in fills.values())
     yen = _realized_in_dollars(fills["USD/JPY"], 0.005, base_is_usd=True)  # 1-pip spread: half is 0.005 yen
     dollars = _realized_in_dollars(fills["GBP/USD"], 0.00005, base_is_usd=False)
+    # Realised P&L is the fills' plus the rollovers' financing (its rule: tests/unit/trading/test_trading_model.py).
+    financing = {p["instrument"]: p["financing"] for p in execution["positions"]}
+    # USD/JPY's notional is exactly its 10,000 dollars: whole days of 2.5 % a year, at most the window's rollovers.
+    window_days = rollovers_between(
+        datetime.fromisoformat(WINDOW["replay_from"]), datetime.fromisoformat(WINDOW["replay_to"])
+    )
+    days = -financing["USD/JPY"] / (10_000 * 0.025 / 365)
+    assert days == pytest.approx(round(days), abs=1e-9) and 1 <= round(days) <= window_days, financing
+    assert -window_days * 10_000 * 1.4 * 0.025 / 365 < financing["GBP/USD"] < 0, financing  # cable below 1.4
+    yen, dollars = yen + financing["USD/JPY"], dollars + financing["GBP/USD"]
     by_position = {p["instrument"]: p["realized_pnl"] for p in execution["positions"]}
     assert by_position["USD/JPY"] == pytest.approx(yen, abs=1e-6)
     assert by_position["GBP/USD"] == pytest.approx(dollars, abs=1e-6)

@@ -60,6 +60,7 @@ class Position(_message.Message):
     AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
     UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
     REALIZED_PNL_FIELD_NUMBER: _builtins.int
+    FINANCING_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     units: _builtins.float
     """Signed: positive long, negative short."""
@@ -70,7 +71,12 @@ class Position(_message.Message):
     of a long, the ask of a short).
     """
     realized_pnl: _builtins.float
-    """In the account currency, net of commission, each fill converted at the rates of its own time."""
+    """In the account currency, net of commission and financing, each fill converted at the rates of its own time."""
+    financing: _builtins.float
+    """Rollover financing in the account currency, included in realized_pnl: negative when paid. A PAPER account
+    charges the backtest's default rates at 17:00 New York (Wednesday three days); a broker's account books its
+    own, so LIVE executions show 0.
+    """
     def __init__(
         self,
         *,
@@ -79,10 +85,11 @@ class Position(_message.Message):
         average_price: _builtins.float = ...,
         unrealized_pnl: _builtins.float = ...,
         realized_pnl: _builtins.float = ...,
+        financing: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "instrument", b"instrument", "realized_pnl", b"realized_pnl", "units", b"units", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "financing", b"financing", "instrument", b"instrument", "realized_pnl", b"realized_pnl", "units", b"units", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,8 @@ weekend)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,12 @@ def rollover_days(index: pd.DatetimeIndex, bar: pd.Timedelta) -> np.ndarray:
     ends = np.append(weights[1:], _day_weight_until(times[-1:] + bar))
     days: np.ndarray = ends - weights
     return days
+
+
+def rollovers_between(since: datetime, until: datetime) -> int:
+    """Financing days of the rollover instants in (since, until] (aware datetimes), as rollover_days counts them."""
+    weights = _day_weight_until(pd.DatetimeIndex([since, until]).tz_convert("UTC").as_unit("ns"))
+    return int(weights[1] - weights[0])
 
 
 def _day_weight_until(times: pd.DatetimeIndex) -> np.ndarray:

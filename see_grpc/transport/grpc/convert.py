@@ -244,6 +244,7 @@ def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
             units=position.units,
             average_price=position.average_price,
             realized_pnl=position.realized_pnl,
+            financing=position.financing,
             unrealized_pnl=account.unrealized(name),
         )
         for name, position in account.positions.items()

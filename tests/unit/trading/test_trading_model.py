@@ -12,6 +12,7 @@ import pytest
 
 from see_grpc.adapters.brokers.paper import PaperBroker
 from see_grpc.errors import FailedPreconditionError
+from see_grpc.trading.backtest.financing import rollovers_between
 from see_grpc.trading.model import (
     Account,
     ExitRules,
@@ -194,6 +195,40 @@ def test_the_stored_form_is_versioned_and_round_trips() -> None:
     stored = account.to_dict()
     assert stored["version"] == 2
     assert Account.from_dict(stored, 10_000.0) == account
+
+
+def test_rollovers_count_at_five_pm_new_york_wednesday_three_days_and_none_at_the_weekend() -> None:
+    monday = datetime(2025, 3, 3, tzinfo=UTC)  # a week of Eastern Standard Time: 17:00 New York is 22:00 UTC
+    assert rollovers_between(monday, monday + pd.Timedelta(days=7)) == 1 + 1 + 3 + 1 + 1
+    friday_close = datetime(2025, 3, 7, 22, tzinfo=UTC)
+    assert rollovers_between(friday_close - pd.Timedelta(minutes=1), friday_close) == 1  # (since, until]
+    assert rollovers_between(friday_close, friday_close + pd.Timedelta(hours=47)) == 0  # Saturday, Sunday
+    # Daylight saving from 2025-03-09: 17:00 New York is 21:00 UTC.
+    tuesday = datetime(2025, 3, 11, 21, tzinfo=UTC)
+    assert rollovers_between(tuesday - pd.Timedelta(minutes=30), tuesday + pd.Timedelta(minutes=30)) == 1
+    assert rollovers_between(tuesday + pd.Timedelta(minutes=30), tuesday + pd.Timedelta(hours=1)) == 0
+
+
+def test_a_held_position_pays_its_sides_rate_on_the_notional_at_each_rollover() -> None:
+    costs = FillCosts(spread_pips=0.0, financing_long_rate=0.025, financing_short_rate=0.01)
+    account = Account.open(100_000.0, costs)
+    tuesday, wednesday = datetime(2025, 3, 4, 12, tzinfo=UTC), datetime(2025, 3, 5, 12, tzinfo=UTC)
+    account.observe("EUR/USD", tuesday, 1.1)
+    account.book("EUR/USD", Side.LONG, 10_000, 1.1, 0.0)
+    account.observe("USD/JPY", tuesday, 150.0)
+    account.book("USD/JPY", Side.SHORT, 10_000, 150.0, 0.0)
+    account.roll_over("EUR/USD", tuesday, wednesday)  # Tuesday's rollover: one day on 11,000 USD of notional
+    account.roll_over("USD/JPY", wednesday, wednesday + pd.Timedelta(days=1))  # Wednesday's: three, on 10,000 USD
+    long_day, short_days = 10_000 * 1.1 * 0.025 / 365, 3 * 10_000 * 0.01 / 365
+    assert account.positions["EUR/USD"].financing == pytest.approx(-long_day, rel=1e-12)
+    assert account.positions["USD/JPY"].financing == pytest.approx(-short_days, rel=1e-12)
+    assert account.cash == pytest.approx(100_000 - long_day - short_days, rel=1e-12)
+    assert account.realized_pnl == pytest.approx(-long_day - short_days, rel=1e-12)
+    flat_or_off = Account.open(100_000.0, FillCosts(financing=False))
+    flat_or_off.observe("EUR/USD", tuesday, 1.1)
+    flat_or_off.book("EUR/USD", Side.LONG, 10_000, 1.1, 0.0)
+    flat_or_off.roll_over("EUR/USD", tuesday, wednesday)
+    assert flat_or_off.cash == 100_000
 
 
 # -- the paper broker fills where the backtest simulator does -------------------------------------------------------
