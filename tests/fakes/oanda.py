@@ -101,6 +101,7 @@ class FakeOanda:
         self.cancel_next: list[str] = []  # cancel the next orders with these OrderCancelReasons, in order
         self.halted: set[str] = set()  # instruments whose orders are cancelled MARKET_HALTED
         self.stream_faults: list[StreamFault] = []
+        self.garble_books = 0  # the next K openTrades / openPositions / pendingOrders replies hold no list
         self.garble_history = 0  # the next K id-range pages carry an ORDER_FILL whose units are not a decimal string
         # What happened.
         self.requests: list[str] = []
@@ -273,6 +274,9 @@ class FakeOanda:
         return web.json_response({"instruments": listed, "lastTransactionID": str(len(self.transactions))})
 
     async def _open_trades(self, request: web.Request) -> web.StreamResponse:
+        if self.garble_books > 0:
+            self.garble_books -= 1
+            return web.json_response({"trades": "not a list"})
         trades = [
             {
                 "id": t.id,
@@ -292,6 +296,9 @@ class FakeOanda:
         return web.json_response({"trades": trades, "lastTransactionID": str(len(self.transactions))})
 
     async def _open_positions(self, request: web.Request) -> web.StreamResponse:
+        if self.garble_books > 0:
+            self.garble_books -= 1
+            return web.json_response({"positions": "not a list"})
         positions = []
         for name in sorted({t.instrument for t in self.trades}):
             trades = [t for t in self.trades if t.instrument == name]
@@ -311,6 +318,9 @@ class FakeOanda:
         return web.json_response({"positions": positions, "lastTransactionID": str(len(self.transactions))})
 
     async def _pending_orders(self, request: web.Request) -> web.StreamResponse:
+        if self.garble_books > 0:
+            self.garble_books -= 1
+            return web.json_response({"orders": "not a list"})
         pending = [o for o in self.orders.values() if o["state"] == "PENDING"]
         return web.json_response({"orders": pending, "lastTransactionID": str(len(self.transactions))})
 

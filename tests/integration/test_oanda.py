@@ -314,6 +314,16 @@ async def test_a_malformed_history_is_an_outage_never_a_repair(oanda: FakeOanda,
             await broker.fills_since("exec-1", start)
 
 
+@pytest.mark.parametrize("read", ["open_trades", "open_positions", "pending_orders"])
+async def test_a_malformed_account_reply_is_retried_then_an_outage(oanda: FakeOanda, read: str) -> None:
+    async with _broker(oanda) as broker:
+        oanda.garble_books = 1  # one bad reply: the retry reads a good one
+        assert await getattr(broker, read)() == []
+        oanda.garble_books = 10  # every attempt: an outage naming the read, not a parsing error
+        with pytest.raises(DependencyUnavailableError, match="without a .* list of objects"):
+            await getattr(broker, read)()
+
+
 # -- secrets -------------------------------------------------------------------------------------------------------
 
 

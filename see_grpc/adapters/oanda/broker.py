@@ -216,20 +216,23 @@ class OandaBroker(OandaClient):
     # -- what the account holds (ports.BrokerAccount) -------------------------------------------------------------
 
     async def open_positions(self) -> list[BrokerPosition]:
-        reply = await self.get_json(self.account_path("/openPositions"), {})
-        return [_position(p) for p in _list(reply, "positions")]
+        return await self._read(
+            self.account_path("/openPositions"), {}, lambda r: [_position(p) for p in _list(r, "positions")]
+        )
 
     async def open_trades(self) -> list[BrokerTrade]:
-        reply = await self.get_json(self.account_path("/openTrades"), {})
-        return [_trade(t) for t in _list(reply, "trades")]
+        return await self._read(self.account_path("/openTrades"), {}, lambda r: [_trade(t) for t in _list(r, "trades")])
 
     async def pending_orders(self) -> list[BrokerOrder]:
-        reply = await self.get_json(self.account_path("/pendingOrders"), {})
-        return [
-            BrokerOrder(str(o.get("id")), see_instrument(o.get("instrument")), decimal(o, "units"), _see_id(o))
-            for o in _list(reply, "orders")
-            if "instrument" in o and "units" in o  # take-profit / stop-loss orders belong to a trade, not a pair
-        ]
+        return await self._read(self.account_path("/pendingOrders"), {}, _pending_orders)
+
+
+def _pending_orders(reply: JsonObject) -> list[BrokerOrder]:
+    return [
+        BrokerOrder(str(o.get("id")), see_instrument(o.get("instrument")), decimal(o, "units"), _see_id(o))
+        for o in _list(reply, "orders")
+        if "instrument" in o and "units" in o  # take-profit / stop-loss orders belong to a trade, not a pair
+    ]
 
 
 def _units_text(signed: float, details: InstrumentDetails) -> str:
