@@ -320,7 +320,7 @@ async def test_a_malformed_account_reply_is_retried_then_an_outage(oanda: FakeOa
         oanda.garble_books = 1  # one bad reply: the retry reads a good one
         assert await getattr(broker, read)() == []
         oanda.garble_books = 10  # every attempt: an outage naming the read, not a parsing error
-        with pytest.raises(DependencyUnavailableError, match="without a .* list of objects"):
+        with pytest.raises(DependencyUnavailableError, match=r"without a .* list of objects"):
             await getattr(broker, read)()
 
 
