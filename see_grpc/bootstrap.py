@@ -189,6 +189,7 @@ async def build(settings: Settings) -> Container:
         bus,
         ports,
         max_concurrent=settings.max_concurrent_strategies,
+        reconcile_every=settings.reconcile_interval_seconds,
         observer=ExecutionMetrics(metrics),
     )
     health = HealthMonitor(_dependencies(settings, database, bus, sandbox, integrations))

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
 
     max_concurrent_strategies: int = Field(10, ge=1, le=10_000)
+    # How often a LIVE execution compares its books with the broker's while it trades (at its next bar after that).
+    reconcile_interval_seconds: float = Field(60.0, ge=0.1, le=86_400)
     # SEE's own: the balance of the local paper account that capital allocations are checked against.
     paper_account_balance: float = Field(1_000_000.0, gt=0)
     strategies_dir: Path | None = None

@@ -130,6 +130,7 @@ class ExecutionManager:
         *,
         max_concurrent: int,
         observer: ExecutionObserver,
+        reconcile_every: float = 60.0,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
@@ -144,6 +145,7 @@ class ExecutionManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._journal = FillJournal(database)
         self._reconciler = Reconciler(database, ports.monitor, self._book_repair)
+        self.reconcile_every = reconcile_every  # seconds between two reconciliations of a running LIVE execution
         self._unmarked: dict[str, tuple[list[str], list[str]]] = {}
         # Executions whose events wait in the outbox (stored, unpublished) because the bus was away: they publish
         # nothing live until the outbox is empty again, so every stream keeps its order.
@@ -344,7 +346,7 @@ class ExecutionManager:
             strategy = await self._catalogue.get(record.strategy_id)
             await self.flush_outbox(execution_id)
             if record.mode == "live":  # what the broker did while SEE was away (or never told it) comes first
-                await self._reconciler.reconcile(record, self._venues.broker(record.mode))
+                await self.reconcile(record)
             if record.status_message.startswith(PAUSED):
                 record.status_message = ""
                 await self._note(execution_id, "")
@@ -364,6 +366,9 @@ class ExecutionManager:
                 logger.warning("execution %s paused until the database answers: %s", execution_id, exc)
                 return
             await self._failed(execution_id, exc)
+
+    async def reconcile(self, record: ExecutionRecord) -> None:
+        await self._reconciler.reconcile(record, self._venues.broker(record.mode))
 
     def feed_of(self, record: ExecutionRecord) -> MarketFeed:
         return self._venues.feed(record.mode, record.settings["feed"].get("source", REPLAY))
@@ -606,6 +611,10 @@ class _Runner:
         self._wait = settings.get("on_feed_end", "flatten") == "wait"
         self._limits = RiskLimits(**settings["risk"])
         self._next_flush = 0.0  # monotonic time of the next try to empty the outbox
+        # One instrument's bar (its orders and fills) or one reconciliation at a time: reconciling never meets an
+        # order in flight.
+        self._turn = asyncio.Lock()
+        self._next_reconcile = time.monotonic() + manager.reconcile_every
 
     async def trade(self, instrument: str) -> None:
         """Until the feed ends (on_feed_end "flatten"), or until stopped: polling it for new bars ("wait")."""
@@ -620,11 +629,22 @@ class _Runner:
                 decide(seen)
         while True:
             async for bar in market.bars(instrument, timeframe, self._feed_settings(), after):
-                await self._on_bar(instrument, bar, decide(bar))
+                async with self._turn:
+                    await self._on_bar(instrument, bar, decide(bar))
                 after = bar.time
+                await self._reconcile_when_due()
             if not self._wait:
                 return
             await asyncio.sleep(FEED_POLL_SECONDS)
+
+    async def _reconcile_when_due(self) -> None:
+        """A LIVE execution compares its books with the broker's every reconcile interval while it trades (at the
+        next bar after it), so a position the broker closed on its own is recorded while SEE is up too."""
+        if self._record.mode != "live" or time.monotonic() < self._next_reconcile:
+            return
+        self._next_reconcile = time.monotonic() + self._manager.reconcile_every
+        async with self._turn:
+            await self._manager.reconcile(self._record)
 
     def _feed_settings(self) -> dict[str, Any]:
         feed: dict[str, Any] = self._record.settings["feed"]

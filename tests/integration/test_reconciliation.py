@@ -162,6 +162,40 @@ async def test_a_live_execution_resumed_while_the_gateway_is_down_waits_for_it_a
         assert all(count == 1 for count in gateway.executions.values())
 
 
+@pytest.mark.timeout(600)
+async def test_a_position_the_broker_closes_while_see_runs_is_recorded_at_a_later_bar(tmp_path: Path) -> None:
+    bars = v_shape(30)
+    async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:
+        settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url, reconcile_interval_seconds=0.2)
+        async with serving(settings) as stub:
+            parameters = struct_pb2.Struct()
+            parameters.update({"fast_period": 3, "slow_period": 8})
+            started = await stub.StartExecution(
+                execution_pb2.StartExecutionRequest(
+                    strategy_id="trend_following_v1",
+                    capital_allocation=100_000,
+                    mode=execution_pb2.Execution.LIVE,
+                    parameters=parameters,
+                ),
+                metadata=METADATA,
+            )
+            execution_id = started.execution.execution_id
+            await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
+            closeout = gateway.close_position(execution_id, "EUR/USD")  # a margin closeout while SEE is up
+            # The market goes on rising (the strategy stays long: it sends nothing); a later bar reconciles.
+            gateway.bars.extend(v_shape(40)[30:])
+            after = await until(
+                lambda: execution_of(stub, execution_id),
+                lambda e: any(f.reason == "broker_closed" for f in e.fills),
+                within=LEASE_WAIT,
+            )
+        [repair] = [f for f in after.fills if f.reason == "broker_closed"]
+        assert (repair.units, repair.price) == (closeout["units"], closeout["price"])
+        assert repair.client_order_id == f"{execution_id}:broker:{closeout['fill_id']}"
+        assert net(after) == 0 == gateway.positions[(execution_id, "EUR/USD")]
+        assert len(after.fills) == 2 and all(count == 1 for count in gateway.executions.values())
+
+
 async def _first_broker_fill(
     stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
 ) -> execution_pb2.StreamFillsResponse:
