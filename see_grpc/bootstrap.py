@@ -190,6 +190,7 @@ async def build(settings: Settings) -> Container:
         ports,
         max_concurrent=settings.max_concurrent_strategies,
         reconcile_every=settings.reconcile_interval_seconds,
+        swap_rates=bar_store.swap_rates,
         observer=ExecutionMetrics(metrics),
     )
     health = HealthMonitor(_dependencies(settings, database, bus, sandbox, integrations))

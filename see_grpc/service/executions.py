@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -47,6 +47,7 @@ from see_grpc.service.ports import (
     OrderRejectedError,
     Page,
     RiskGate,
+    SwapRates,
     UnitOfWork,
     page_size_of,
 )
@@ -131,6 +132,7 @@ class ExecutionManager:
         max_concurrent: int,
         observer: ExecutionObserver,
         reconcile_every: float = 60.0,
+        swap_rates: Callable[[str], SwapRates | None] = lambda _: None,
     ) -> None:
         self._db = database
         self._catalogue = catalogue
@@ -146,6 +148,7 @@ class ExecutionManager:
         self._journal = FillJournal(database)
         self._reconciler = Reconciler(database, ports.monitor, self._book_repair)
         self.reconcile_every = reconcile_every  # seconds between two reconciliations of a running LIVE execution
+        self._swap_rates = swap_rates  # a pair's row of the data folder's financing table (blocking: a file read)
         self._unmarked: dict[str, tuple[list[str], list[str]]] = {}
         # Executions whose events wait in the outbox (stored, unpublished) because the bus was away: they publish
         # nothing live until the outbox is empty again, so every stream keeps its order.
@@ -162,6 +165,8 @@ class ExecutionManager:
         self._venues.check(request.mode, request.feed.get("source", REPLAY))
         await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
+        if record.state.costs.financing:  # the data folder's swap table, as backtests read it
+            record.state.costs = await asyncio.to_thread(self._with_swap_rates, record.state.costs, record.instruments)
         # Before the transaction: Portfolio Management may be a remote call.
         async with self._db.unit_of_work(readonly=True) as uow:
             allocated = await uow.executions.allocated_active()
@@ -181,6 +186,11 @@ class ExecutionManager:
         self.observer.started(record.mode)
         self._launch(record)
         return record
+
+    def _with_swap_rates(self, costs: FillCosts, instruments: list[str]) -> FillCosts:
+        rows = {name: self._swap_rates(name) for name in instruments}
+        swap = {name: (row.long_rate, row.short_rate) for name, row in rows.items() if row is not None}
+        return replace(costs, swap_rates=swap)
 
     async def get(self, execution_id: str) -> ExecutionView:
         async with self._db.unit_of_work(readonly=True) as uow:

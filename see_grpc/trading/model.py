@@ -143,6 +143,13 @@ class FillCosts:
     financing: bool = DEFAULT_COSTS.financing
     financing_long_rate: float = DEFAULT_COSTS.financing_long_rate
     financing_short_rate: float = DEFAULT_COSTS.financing_short_rate
+    # Per instrument (long, short) rates, from the data folder's swap table: they replace the two above.
+    swap_rates: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def financing_rate(self, instrument: str, units: float) -> float:
+        """The annual rate the side of `units` pays on its notional (negative: it earns)."""
+        long_rate, short_rate = self.swap_rates.get(instrument, (self.financing_long_rate, self.financing_short_rate))
+        return long_rate if units > 0 else short_rate
 
     def half_spread(self, instrument: str) -> float:
         return self.spread_pips * parse_instrument(instrument).pip_size / 2
@@ -375,7 +382,7 @@ class Account:
         days = rollovers_between(since, until)
         if not days:
             return
-        rate = self.costs.financing_long_rate if position.units > 0 else self.costs.financing_short_rate
+        rate = self.costs.financing_rate(instrument, position.units)
         pair = parse_instrument(instrument)
         notional = (
             abs(position.units) if pair.base == self.currency else abs(position.units) * self.unit_value(instrument)
@@ -498,7 +505,7 @@ class Account:
         return cls(
             currency=data["currency"],
             allocation=data["allocation"],
-            costs=FillCosts(**{"financing": False, **data["costs"]}),  # stored before paper financing: none
+            costs=_costs(data["costs"]),
             leverage=data["leverage"],
             cash=data["cash"],
             positions={name: Position(**p) for name, p in data["positions"].items()},
@@ -552,3 +559,9 @@ def conversion_problems(instruments: list[str], currency: str) -> list[str]:
             f"{quote} and {currency} against {_HUB} among the instruments"
         )
     return problems
+
+
+def _costs(stored: dict[str, Any]) -> FillCosts:
+    """Stored costs; an account stored before paper financing keeps none."""
+    swap = {name: (float(rates[0]), float(rates[1])) for name, rates in stored.get("swap_rates", {}).items()}
+    return FillCosts(**{"financing": False, **stored, "swap_rates": swap})

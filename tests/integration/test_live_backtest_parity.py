@@ -31,14 +31,15 @@ CAPITAL, UNITS = 100_000, 10_000
 PARAMETERS = {"fast_period": 5, "slow_period": 15}
 # The paper broker's costs, the backtest's defaults (trading/backtest/config.py), written out: 1 pip spread, no
 # commission or slippage, rollover financing at 2.5 % a year on both sides (17:00 New York, Wednesday x3).
-COSTS = {"spread_pips": 1.0, "commission_per_million": 0.0, "slippage_pips": 0.0, "financing": True}
+COSTS = {"spread_pips": 1.0, "commission_per_million": 0.0, "slippage_pips": 0.0, "financing": True}  # table rates
 # GBP/USD lacks these bars (not in a row, so nothing else changes): the other pairs trade on at their own times.
 GBP_GAPS = ("2025-02-11T14:00:00Z", "2025-02-20T09:00:00Z")
 
 
 @pytest.fixture
 async def book_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A server whose bar folder holds the book's hourly bars (the sample walk), GBP/USD with two bars missing."""
+    """A server whose bar folder holds the book's hourly bars (the sample walk), GBP/USD with two bars missing,
+    and a swap table."""
     folder = tmp_path / "data" / "bars"
     folder.mkdir(parents=True)
     bars = synthetic_hourly("2025-01-01", "2025-04-01")
@@ -47,6 +48,10 @@ async def book_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         if symbol == "GBP/USD":
             frame = frame.drop(pd.DatetimeIndex(GBP_GAPS))
         frame.to_parquet(folder / f"{parse_instrument(symbol).file_stem}_1h.parquet")
+    # Each pair's own rollover rates (annual, positive paid, negative earned): both sides read the table.
+    (folder / "financing.csv").write_text(
+        "instrument,long_rate,short_rate\nEUR/USD,0.03,-0.01\nUSD/JPY,-0.04,0.05\nGBP/USD,0.02,0.02\n"
+    )
     server = SeeServer(server_settings(tmp_path / "data"))
     await server.start()
     await server.bars_ready()
@@ -151,10 +156,11 @@ async def test_a_paper_replay_of_a_book_fills_and_ends_as_its_portfolio_backtest
     for share in result["instrument_metrics"]:
         assert by_pair[share["instrument"]] == pytest.approx(share.get("net_pnl", 0.0), abs=0.005)
 
-    # Financing is charged alike: the same rollovers on the same notionals (the account's realised P&L holds them).
-    charged = result["metrics"]["total_financing"]
-    assert charged < -1.0
-    # And the backtest's defaults are those costs: the same trades and figures with `costs` left out.
+    # Financing is charged alike: the same rollovers at the table's rates on the same notionals (in realised P&L).
+    assert result["applied"]["data_files"][-1] == "financing.csv"
+    paid = {p["instrument"]: p["financing"] for p in execution["positions"]}
+    assert all(paid.values()) and sum(paid.values()) == pytest.approx(result["metrics"]["total_financing"], abs=0.005)
+    # And the backtest's defaults (with the table) are those costs: the same trades and figures with `costs` left out.
     defaults, default_trades = await _backtest(running, {})
     assert _fills_of_trades(default_trades) == simulated
     assert defaults["metrics"]["final_equity"] == pytest.approx(final, abs=1e-9)
