@@ -103,6 +103,20 @@ async def test_resuming_with_the_last_id_replays_exactly_the_missed_events(new_b
         assert numbers(await take(events, 7)) == list(range(5, 12))
 
 
+async def test_a_resume_point_ahead_of_the_stream_is_refused_not_waited_on(new_bus: NewBus, stream: str) -> None:
+    bus = await started(new_bus)
+    [newest] = await publish_numbers(bus, stream, range(1))
+    first, _, seq = newest.partition("-")
+    # In process: this process's own ids, 100 events on. Redis: its clock in ms, ten hours on (no clock skew is that).
+    ahead = f"{first}-{int(seq) + 100}" if bus.kind == "in-process" else f"{int(first) + 36_000_000}-0"
+    with pytest.raises(InvalidArgumentError, match=f"after_event_id '{ahead}' is ahead of the stream"):
+        async with aclosing(bus.subscribe(stream, after_id=ahead)) as events:
+            await take(events, 1)
+    async with aclosing(bus.subscribe(stream, after_id=newest)) as events:  # the newest itself: waits for more
+        await publish_numbers(bus, stream, range(1, 2))
+        assert numbers(await take(events, 1)) == [1]
+
+
 async def test_subscribing_while_events_are_published_leaves_no_gap(new_bus: NewBus, stream: str) -> None:
     bus = await started(new_bus)
     ids = await publish_numbers(bus, stream, range(100))

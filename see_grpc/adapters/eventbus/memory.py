@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from see_grpc.adapters.eventbus.subscription import Subscription, encode_payload, end_all, event_key, fan_out
+from see_grpc.adapters.eventbus.subscription import (
+    Subscription,
+    ahead_of_stream,
+    encode_payload,
+    end_all,
+    event_key,
+    fan_out,
+)
 from see_grpc.service.ports import Event
 
 logger = logging.getLogger(__name__)
@@ -110,6 +117,8 @@ class InProcessEventBus:
                 len(state.ring),
             )
             return 0
+        if seq > state.last_seq:
+            raise ahead_of_stream(after_id, f"{self._incarnation}-{state.last_seq}")
         if seq + 1 < state.first_seq:
             logger.warning(
                 "event stream %s: %d events after %s are no longer retained (retention %d); replaying from the "

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,15 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 from redis.typing import StreamEntry, StreamRangeResponse, XReadResponse
 
-from see_grpc.adapters.eventbus.subscription import EventKey, Subscription, encode_payload, end_all, event_key, fan_out
+from see_grpc.adapters.eventbus.subscription import (
+    EventKey,
+    Subscription,
+    ahead_of_stream,
+    encode_payload,
+    end_all,
+    event_key,
+    fan_out,
+)
 from see_grpc.errors import DependencyUnavailableError
 from see_grpc.service.ports import Event
 
@@ -27,6 +36,7 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "see:events:"
 _FIELD = "payload"  # each stream entry holds one field: the JSON payload
 _PAGE = 1000  # entries per XRANGE page and per XREAD
+_CLOCK_SKEW_MS = 3_600_000  # how far ahead of this machine's clock a Redis id may be (clock skew)
 _CONNECT_TIMEOUT_SECONDS = 5.0
 _PING_TIMEOUT_SECONDS = 2.0
 _CONNECTIONS = 50  # for publishes, replays and pings
@@ -167,6 +177,10 @@ class RedisEventBus:
         if end is None:
             return  # the reader ended before it knew the head; the subscription holds the reason
         if after_id:
+            # Redis ids are the server's clock in ms: an id ahead of the newest and of the clock no event will reach
+            # (one a little ahead of the newest can be from before a restart that emptied Redis: kept).
+            if event_key(after_id) > event_key(end) and event_key(after_id)[0] > time.time() * 1000 + _CLOCK_SKEW_MS:
+                raise ahead_of_stream(after_id, end)
             await self._patiently(stream, lambda: self._warn_if_trimmed(stream, after_id))
         start = f"({after_id}" if after_id else "-"
         while True:

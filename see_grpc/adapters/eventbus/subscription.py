@@ -25,6 +25,14 @@ def event_key(event_id: str) -> EventKey:
     return int(first), int(second)
 
 
+def ahead_of_stream(event_id: str, newest: str) -> InvalidArgumentError:
+    """The error for a resume point no event of the stream has reached: waiting after it would deliver nothing."""
+    return InvalidArgumentError(
+        f"after_event_id {quoted(event_id)} is ahead of the stream (its newest event is {quoted(newest)}): pass back "
+        "the event_id of an event you received"
+    )
+
+
 def encode_payload(payload: dict[str, Any]) -> str:
     """The JSON both buses carry; NaN and Infinity are refused as on the storage side (they are not JSON)."""
     try:
