@@ -54,7 +54,7 @@ from see_grpc.service.ports import (
 from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
-from see_grpc.text import quoted
+from see_grpc.text import public_text, quoted
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument, timeframe_delta
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
 from see_grpc.trading.model import (
@@ -237,8 +237,26 @@ class ExecutionManager:
                 raise
             record = holding
         if close_positions:
-            record = await self._flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
+            try:
+                record = await self._flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
+            except DependencyUnavailableError as exc:  # stopped all the same: nothing trades it any more
+                await self._positions_left_open(record, exc)
         return record
+
+    async def _positions_left_open(self, record: ExecutionRecord, exc: DependencyUnavailableError) -> NoReturn:
+        """Say so in the record and the answer: the execution is stopped, what the broker did not close stays open."""
+        open_ = ", ".join(f"{p.units:+g} {n}" for n, p in record.state.positions.items() if not p.flat) or "none"
+        advice = "call :stop with close_positions again once the broker answers"
+        async with self._db.unit_of_work() as uow:
+            stored = await uow.executions.get(record.execution_id)
+            if stored is not None:
+                stored.status_message = f"stopped by request; positions still open ({open_}): {advice}"
+                await uow.executions.update(stored)
+                await uow.commit()
+        raise DependencyUnavailableError(
+            f"execution {record.execution_id} is stopped, but its positions are still open ({open_}): {exc.message}; "
+            f"{advice}"
+        ) from None
 
     async def _stopped_holding(self, execution_id: str) -> ExecutionRecord | None:
         async with self._db.unit_of_work(readonly=True) as uow:
@@ -394,13 +412,14 @@ class ExecutionManager:
         logger.error("execution %s failed", execution_id, exc_info=exc)
         message = getattr(exc, "message", type(exc).__name__)
         await self.monitor.alert("execution_failed", message, {"execution_id": execution_id})
-        await self._finish(execution_id, "failed", message)
+        await self._finish(execution_id, "failed", public_text(message))
 
     async def _pause(self, execution_id: str, cause: str) -> None:
         """Step aside until the dependency answers: the stored state stays consistent (fills are stored before they
         count) and the lease keeper runs the execution again from it every few seconds, as after a restart."""
         logger.warning("execution %s paused until its broker answers: %s", execution_id, cause)
-        if await self._note(execution_id, f"{PAUSED}{cause}; it resumes by itself when that answers"):
+        # The record is any key holder's to read: no broker address or account path in it (the log has them).
+        if await self._note(execution_id, f"{PAUSED}{public_text(cause)}; it resumes by itself when that answers"):
             await self.monitor.alert("gateway_unavailable", cause, {"execution_id": execution_id})
 
     async def _note(self, execution_id: str, message: str) -> bool:
@@ -669,7 +688,9 @@ class _Runner:
             account.roll_over(instrument, since, bar.time)
         account.observe(instrument, bar.time, bar.open)  # fills at the open convert at the rates of the open
         pending = account.pending.pop(instrument, None)
-        if pending is not None:
+        if pending is not None and await self._manager.status(record.execution_id) != "running":
+            account.pending[instrument] = pending  # paused by request: nothing goes out until it is resumed
+        elif pending is not None:
             order = await self._stored_order(pending.client_order_id)
             if order is not None and order.status == OrderStatus.PENDING:
                 await self._manager.execute_order(record, order, bar)

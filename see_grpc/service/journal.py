@@ -65,7 +65,7 @@ class FillJournal:
                         await uow.executions.add_order(entry.order)
                 await uow.executions.update_orders([e.order for e in batch if not e.new_order])
                 latest = {e.execution.execution_id: e.execution for e in batch}
-                await uow.executions.update_many(list(latest.values()))
+                await uow.executions.update_trading(list(latest.values()))
                 await uow.commit()
         except Exception as exc:  # every waiter of this batch learns it was not stored
             for entry in batch:

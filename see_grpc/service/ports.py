@@ -399,8 +399,9 @@ class ExecutionRepository(Protocol):
         """Insert in one statement; returns the client order ids actually inserted (a client order that is filled
         already is skipped: never a second fill)."""
 
-    async def update_many(self, executions: builtins.list[ExecutionRecord]) -> None:
-        """Overwrite each execution by id, in one statement."""
+    async def update_trading(self, executions: builtins.list[ExecutionRecord]) -> None:
+        """Overwrite each execution's trading state (account, update time) by id, in one statement; its lifecycle
+        (status, status message, stop time) is left as stored: a pause or stop that arrived meanwhile stands."""
 
     async def orders(self, execution_id: str) -> builtins.list[OrderRecord]: ...
 

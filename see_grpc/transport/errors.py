@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from see_grpc import errors
+from see_grpc.text import public_text
 
 # Most specific first: the first match wins.
 _CODES: tuple[tuple[type[errors.ForexTradingPlatformError], grpc.StatusCode], ...] = (
@@ -59,14 +58,6 @@ ERROR_DOMAIN = "see.v1"
 STREAM_INTERRUPTED = "STREAM_INTERRUPTED"
 RESUME_METADATA_KEY = "x-after-event-id"
 
-# What a caller may see of an error message. The log keeps it whole, under the request id (CallTracker.fail).
-# Short: a status message travels in gRPC trailers, and one over their size limit reaches the client as
-# RESOURCE_EXHAUSTED instead of the real error.
-MAX_MESSAGE_CHARS = 1000
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-# Absolute paths of two or more segments, not preceded by a word character ("EUR/USD") and not API routes.
-_SERVER_PATH = re.compile(r"(?<![\w.~-])(?!/api/|/health)/[\w.~+@-]+(?:/[\w.~+@-]+)+/?")
-
 
 def grpc_code_for(exc: errors.ForexTradingPlatformError) -> grpc.StatusCode:
     for kind, code in _CODES:
@@ -82,16 +73,6 @@ def rpc_status(code: grpc.StatusCode, message: str, *details_msgs: object) -> st
         packed.Pack(detail)  # type: ignore[arg-type]
         status.details.append(packed)
     return status
-
-
-def public_text(text: str) -> str:
-    """An error message fit for the caller: no server folders or service addresses, and short."""
-    text = _SERVER_PATH.sub(_last_segment, _URL.sub("<address>", text))
-    return text if len(text) <= MAX_MESSAGE_CHARS else f"{text[:MAX_MESSAGE_CHARS]}... (cut)"
-
-
-def _last_segment(path: re.Match[str]) -> str:
-    return ".../" + path.group().rstrip("/").rsplit("/", 1)[-1]
 
 
 def status_from_error(exc: errors.ForexTradingPlatformError) -> status_pb2.Status:

@@ -196,6 +196,50 @@ async def test_a_position_the_broker_closes_while_see_runs_is_recorded_at_a_late
         assert len(after.fills) == 2 and all(count == 1 for count in gateway.executions.values())
 
 
+@pytest.mark.timeout(600)
+async def test_a_stop_that_cannot_close_positions_stops_and_says_they_are_open(tmp_path: Path) -> None:
+    async with FakeGateway(v_shape(30), api_key=SERVICE_KEY, finite=False) as gateway:
+        async with serving(server_settings(tmp_path / "data", trading_gateway_url=gateway.url)) as stub:
+            parameters = struct_pb2.Struct()
+            parameters.update({"fast_period": 3, "slow_period": 8})
+            started = await stub.StartExecution(
+                execution_pb2.StartExecutionRequest(
+                    strategy_id="trend_following_v1",
+                    capital_allocation=100_000,
+                    mode=execution_pb2.Execution.LIVE,
+                    parameters=parameters,
+                ),
+                metadata=METADATA,
+            )
+            execution_id = started.execution.execution_id
+            await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
+            gateway.down()
+            stop = execution_pb2.StopExecutionRequest(execution_id=execution_id, close_positions=True)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.StopExecution(stop, metadata=METADATA)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "is stopped, but its positions are still open (+10000 EUR/USD)" in (refused.value.details() or "")
+            stopped = await execution_of(stub, execution_id)
+            assert stopped.status == execution_pb2.Execution.STOPPED and net(stopped) == 10_000
+            assert "positions still open (+10000 EUR/USD)" in stopped.status_message
+            assert "127.0.0.1" not in stopped.status_message
+            gateway.fail_next = 0  # back: the same request closes them (once the circuit breaker lets calls through)
+
+            async def stop_again() -> execution_pb2.Execution | None:
+                try:
+                    reply: execution_pb2.StopExecutionResponse = await stub.StopExecution(stop, metadata=METADATA)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    return None
+                return reply.execution
+
+            closed = await until(stop_again, lambda e: e is not None, within=LEASE_WAIT, every=1.0)
+        assert closed is not None
+        assert net(closed) == 0 == gateway.positions[(execution_id, "EUR/USD")]
+        assert closed.fills[-1].reason == "stopped"
+
+
 async def _first_broker_fill(
     stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
 ) -> execution_pb2.StreamFillsResponse:

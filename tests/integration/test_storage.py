@@ -577,6 +577,28 @@ def execution(n: int = 0, **changes: object) -> ExecutionRecord:
     return record
 
 
+async def test_a_trading_update_leaves_a_pause_that_arrived_meanwhile(database: SqlDatabase) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.executions.add(execution(0))
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        runner_copy = await uow.executions.get("e-0")  # the runner's copy, loaded while it was running
+    assert runner_copy is not None
+    async with database.unit_of_work() as uow:  # a pause by request
+        paused = execution(0, status="paused", status_message="paused by request")
+        await uow.executions.update(paused)
+        await uow.commit()
+    runner_copy.state = Account.open(10_000.0, FillCosts(), currency="USD")
+    runner_copy.state.cash = 10_123.0
+    async with database.unit_of_work() as uow:  # the runner books a fill with its stale lifecycle
+        await uow.executions.update_trading([runner_copy])
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        stored = await uow.executions.get("e-0")
+    assert stored is not None
+    assert (stored.status, stored.status_message, stored.state.cash) == ("paused", "paused by request", 10_123.0)
+
+
 def order_record(n: int, client_order_id: str) -> OrderRecord:
     return OrderRecord(f"o-{n}", client_order_id, "e-0", "EUR/USD", Side.LONG, 10_000.0, OrderStatus.PENDING, T0)
 

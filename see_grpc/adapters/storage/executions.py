@@ -35,6 +35,9 @@ def _execution(row: ExecutionRow) -> ExecutionRecord:
     return record
 
 
+_LIFECYCLE_COLUMNS = frozenset({"status", "status_message", "stop_time"})  # changed by transitions only
+
+
 def _execution_values(execution: ExecutionRecord) -> dict[str, Any]:
     """The row of an execution, its state in the stored (versioned) form."""
     values = {f.name: getattr(execution, f.name) for f in dataclasses.fields(ExecutionRecord)}
@@ -142,9 +145,10 @@ class SqlExecutionRepository:
             rows = [{"order_id": o.order_id, "status": o.status, "reject_reason": o.reject_reason} for o in orders]
             await self._session.execute(update(OrderRow), rows)
 
-    async def update_many(self, executions: builtins.list[ExecutionRecord]) -> None:
+    async def update_trading(self, executions: builtins.list[ExecutionRecord]) -> None:
         if executions:
-            await self._session.execute(update(ExecutionRow), [_execution_values(e) for e in executions])
+            rows = [{k: v for k, v in _execution_values(e).items() if k not in _LIFECYCLE_COLUMNS} for e in executions]
+            await self._session.execute(update(ExecutionRow), rows)
 
     async def order_by_client_id(self, client_order_id: str) -> OrderRecord | None:
         row = await self._session.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))

@@ -13,7 +13,8 @@ from google.protobuf.message import Message
 
 from see.v1 import backtest_pb2, common_pb2, execution_pb2, optimization_pb2, strategy_pb2
 from see_grpc.errors import InvalidArgumentError, NotFoundError
-from see_grpc.transport.errors import MAX_MESSAGE_CHARS, public_text, status_from_error
+from see_grpc.text import MAX_MESSAGE_CHARS, public_text
+from see_grpc.transport.errors import status_from_error
 from see_grpc.transport.rest.app import ENCODE_ON_LOOP_BYTES, encoded_json
 from see_grpc.transport.rest.codec import MAX_JSON_DEPTH, build_request, parse_json_body, to_json
 from see_grpc.transport.rest.openapi import build_openapi, check_translatable
