@@ -74,7 +74,12 @@ def build_integrations(settings: Settings, bars: BarStore) -> Integrations:
         broker = _kept(integrations, OandaBroker(oanda, account, breaker))
         integrations.venues = replace(
             integrations.venues,
-            live=LiveVenue(account.service, _kept(integrations, OandaFeed(stream, account, breaker)), broker),
+            live=LiveVenue(
+                account.service,
+                _kept(integrations, OandaFeed(stream, account, breaker)),
+                broker,
+                one_execution_per_pair=True,
+            ),
         )
         integrations.oanda = broker
     elif settings.trading_gateway_url:

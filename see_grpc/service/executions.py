@@ -176,6 +176,8 @@ class ExecutionManager:
             if stored is None:
                 raise NotFoundError(f"no strategy with id {quoted(request.strategy_id)}")
             require_runnable(stored.id, stored.status)
+            if self._venues.shared_pairs(record.mode):
+                _refuse_shared_pairs(record.instruments, await uow.executions.live_instruments())
             if await uow.executions.count_active() >= self._max_concurrent:
                 raise ResourceExhaustedError(
                     f"{self._max_concurrent} executions are running, the most MAX_CONCURRENT_STRATEGIES allows; "
@@ -872,6 +874,15 @@ def _feed_settings(request: StartRequest, timeframe: str, now: datetime) -> tupl
     if feed.get("source", REPLAY) == REPLAY and replay_from and replay_from >= feed["replay_to"]:
         _refuse_feed("replay_from", f"{replay_from} is not before replay_to {feed['replay_to']} (unset: now)")
     return feed, feed_timeframe
+
+
+def _refuse_shared_pairs(instruments: list[str], traded: dict[str, str]) -> None:
+    taken = [f"{name} (execution {traded[name]})" for name in instruments if name in traded]
+    if taken:
+        raise FailedPreconditionError(
+            f"already traded LIVE on this account: {', '.join(taken)}; the account nets each pair across executions, "
+            "so their books could not be told apart: stop that execution first, or trade another pair"
+        )
 
 
 def _refuse_feed(name: str, description: str) -> NoReturn:

@@ -381,6 +381,9 @@ class ExecutionRepository(Protocol):
     async def allocated_active(self) -> float:
         """The capital allocated to the executions not over yet."""
 
+    async def live_instruments(self) -> dict[str, str]:
+        """Instrument -> the id of a LIVE execution not over yet that trades it."""
+
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
         """Active executions whose lease is free, expired or already this owner's."""
 

@@ -95,7 +95,11 @@ class Reconciler:
         await self._monitor.alert(
             severity,
             repair.detail,
-            {"execution_id": record.execution_id, "client_order_id": repair.client_order_id, "reason": repair.reason},
+            {
+                "execution_id": record.execution_id,
+                "client_order_id": repair.client_order_id,
+                "reason": repair.reason.value,
+            },
         )
 
 

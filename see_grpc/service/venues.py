@@ -28,6 +28,9 @@ class LiveVenue:
     name: str  # what messages call it: "OANDA (practice)", "the Trading Gateway"
     feed: MarketFeed
     broker: Broker
+    # The account nets each pair across executions (an OANDA account, FIFO): one LIVE execution per pair, or no
+    # reconciliation could tell their trades apart. The gateway keeps books per execution (its tag).
+    one_execution_per_pair: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Venues:
                 "paper_feed.source LIVE_PRICES needs a price stream: set OANDA_API_TOKEN and OANDA_ACCOUNT_ID (or "
                 "TRADING_GATEWAY_URL); without one, paper executions replay stored bars (REPLAY)"
             )
+
+    def shared_pairs(self, mode: str) -> bool:
+        """Whether executions of this mode share the account's position in each pair (see LiveVenue)."""
+        return mode == "live" and self.live is not None and self.live.one_execution_per_pair
 
     def feed(self, mode: str, source: str) -> MarketFeed:
         if mode == "live" or source == LIVE_PRICES:

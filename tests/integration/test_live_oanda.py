@@ -232,6 +232,24 @@ async def test_a_position_oanda_closed_while_see_was_down_becomes_one_broker_clo
     assert any(r.endswith("/transactions/idrange") for r in oanda.requests)  # read from the account's history
 
 
+async def test_a_second_live_execution_on_a_pair_the_account_already_trades_is_refused(tmp_path: Path) -> None:
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, MIDS[:45], HALF))
+        async with _see(tmp_path, oanda) as (_, stub):
+            first = await _start(stub, mode=execution_pb2.Execution.LIVE)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _start(stub, mode=execution_pb2.Execution.LIVE)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert f"already traded LIVE on this account: EUR/USD (execution {first})" in (
+                refused.value.details() or ""
+            )
+            paper = await _start(stub, mode=execution_pb2.Execution.PAPER)  # paper never reaches the account
+            stop = execution_pb2.StopExecutionRequest(execution_id=first, close_positions=True)
+            await stub.StopExecution(stop, metadata=METADATA)
+            second = await _start(stub, mode=execution_pb2.Execution.LIVE)  # the pair is free again
+        assert len({first, paper, second}) == 3
+
+
 def _net(execution: execution_pb2.Execution) -> float:
     return sum(p.units for p in execution.positions)
 

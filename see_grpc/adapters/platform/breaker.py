@@ -51,7 +51,7 @@ class CircuitBreaker:
         assert self._opened_at is not None
         wait = max(0.0, self._reset_timeout - (self._clock() - self._opened_at))
         raise CircuitOpenError(
-            f"{self._name} is unavailable: {self._failures} calls in a row failed; the next try is in {wait:.0f} s."
+            f"{self._name} is unavailable: {self._failures} calls in a row failed; the next try is in {wait:.0f} s"
         )
 
     def record_success(self) -> None:

@@ -109,6 +109,12 @@ class SqlExecutionRepository:
         )
         return float(await self._session.scalar(stmt) or 0.0)
 
+    async def live_instruments(self) -> dict[str, str]:
+        stmt = select(ExecutionRow.execution_id, ExecutionRow.instruments).where(
+            ExecutionRow.status.in_(ACTIVE_STATUSES), ExecutionRow.mode == "live"
+        )
+        return {name: execution_id for execution_id, names in await self._session.execute(stmt) for name in names}
+
     async def claimable(self, owner: str, now: datetime) -> builtins.list[ExecutionRecord]:
         stmt = select(ExecutionRow).where(
             ExecutionRow.status.in_(ACTIVE_STATUSES),

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
-from see_grpc.errors import InvalidArgumentError, StreamInterruptedError
+from see_grpc.errors import FieldViolation, InvalidArgumentError, StreamInterruptedError
 from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
 from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.service.venues import LIVE_PRICES, REPLAY
@@ -238,10 +238,12 @@ def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest
         feed["replay_to"] = convert.to_datetime(request.paper_feed.replay_to).isoformat()
     if request.paper_feed.HasField("bars_per_second"):
         if request.paper_feed.bars_per_second < 0:
-            raise InvalidArgumentError("paper_feed.bars_per_second must be 0 (as fast as possible) or positive")
+            description = "must be 0 (as fast as possible) or positive"
+            raise InvalidArgumentError(
+                f"paper_feed.bars_per_second {description}",
+                violations=[FieldViolation("paper_feed.bars_per_second", description)],
+            )
         feed["bars_per_second"] = request.paper_feed.bars_per_second
-    if "replay_from" in feed and "replay_to" in feed and feed["replay_to"] <= feed["replay_from"]:
-        raise InvalidArgumentError("paper_feed.replay_to must be after replay_from")
     return StartRequest(
         strategy_id=request.strategy_id,
         capital_allocation=request.capital_allocation,
