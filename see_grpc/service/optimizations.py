@@ -188,6 +188,17 @@ class _Live:
             watcher.put(self.record)
 
 
+SCAN_LIMIT = 100_000  # combinations a sampled search checks up front for one that the strategy accepts
+
+
+def _any_valid(plan: _Plan) -> bool:
+    """Whether a sampled (RANDOM/BAYESIAN) search can find anything: its space holds a valid combination (scanned
+    when it is small enough, else assumed, as sampling finds out); a grid has checked them all already."""
+    if plan.method == "GRID" or plan.space.size > SCAN_LIMIT:
+        return True
+    return any(plan.is_valid(params) for params in plan.space.grid())
+
+
 class OptimizationService:
     def __init__(self, database: Database, backtests: BacktestService, engines: SweepEngines) -> None:
         self._db = database
@@ -199,7 +210,7 @@ class OptimizationService:
         """Validate everything and store the optimization as running; the search goes on in a background task."""
         plan, prepared = await self._plan(request)
         search = await asyncio.to_thread(plan.search)  # a grid validates each combination: maybe 100,000 of them
-        if search.total == 0:
+        if search.total == 0 or not await asyncio.to_thread(_any_valid, plan):
             raise _invalid("space", "no combination of the space is valid for the strategy (e.g. fast >= slow)")
         now = datetime.now(UTC)
         record = OptimizationRecord(

@@ -292,6 +292,10 @@ async def test_a_bayesian_walk_forward_stream_shows_every_batch(running: Running
         ({"space": [{"name": "fast_period", "min": 20, "max": 10}]}, "space[0].min"),
         ({"space": [{"name": "fast_period", "min": 50, "max": 60}, {"name": "slow_period", "min": 10, "max": 40}]},
          "no combination"),
+        ({"space": [{"name": "fast_period", "min": 50, "max": 60}, {"name": "slow_period", "min": 10, "max": 40}],
+          "method": "BAYESIAN"}, "no combination"),
+        ({"space": [{"name": "fast_period", "min": 50, "max": 60}, {"name": "slow_period", "min": 10, "max": 40}],
+          "method": "RANDOM"}, "no combination"),
         ({"space": []}, "997,002 combinations"),  # the declared ranges: fast 2..500 x slow 3..2000
         ({"space": [{"name": "turbo", "min": 1, "max": 2}]}, "turbo"),
         ({"objective": "sharpness"}, "objective"),
