@@ -675,7 +675,10 @@ class _Runner:
             return
         self._next_reconcile = time.monotonic() + self._manager.reconcile_every
         async with self._turn:
-            await self._manager.reconcile(self._record)
+            try:
+                await self._manager.reconcile(self._record)
+            except DependencyUnavailableError as exc:  # a check while trading: the next interval tries again
+                logger.warning("execution %s: reconciliation skipped: %s", self._record.execution_id, exc.message)
 
     def _feed_settings(self) -> dict[str, Any]:
         feed: dict[str, Any] = self._record.settings["feed"]
