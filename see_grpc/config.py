@@ -19,6 +19,17 @@ OANDA_HOSTS: dict[str, tuple[str, str]] = {
     "practice": ("https://api-fxpractice.oanda.com", "https://stream-fxpractice.oanda.com"),
     "live": ("https://api-fxtrade.oanda.com", "https://stream-fxtrade.oanda.com"),
 }
+# The platform services and broker hosts SEE calls (with a key header, never credentials in the URL).
+_SERVICE_URLS = (
+    "analysis_engine_url",
+    "feature_store_url",
+    "trading_gateway_url",
+    "risk_management_url",
+    "portfolio_management_url",
+    "monitoring_service_url",
+    "oanda_api_url",
+    "oanda_stream_url",
+)
 
 
 class Settings(BaseSettings):
@@ -83,16 +94,9 @@ class Settings(BaseSettings):
         "redis_password",
         "database_url",
         "redis_url",
-        "analysis_engine_url",
-        "feature_store_url",
-        "trading_gateway_url",
-        "risk_management_url",
-        "portfolio_management_url",
-        "monitoring_service_url",
+        *_SERVICE_URLS,
         "oanda_api_token",
         "oanda_account_id",
-        "oanda_api_url",
-        "oanda_stream_url",
         "otel_exporter_otlp_endpoint",
         "dask_scheduler_address",
         "strategies_dir",
@@ -103,16 +107,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator(
-        "analysis_engine_url",
-        "feature_store_url",
-        "trading_gateway_url",
-        "risk_management_url",
-        "portfolio_management_url",
-        "monitoring_service_url",
-        "oanda_api_url",
-        "oanda_stream_url",
-    )
+    @field_validator(*_SERVICE_URLS)
     @classmethod
     def _no_credentials(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
         # These services are called with a key header (SERVICE_API_KEY, OANDA_API_TOKEN), which user:password in

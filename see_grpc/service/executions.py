@@ -249,12 +249,8 @@ class ExecutionManager:
         """Say so in the record and the answer: the execution is stopped, what the broker did not close stays open."""
         open_ = ", ".join(f"{p.units:+g} {n}" for n, p in record.state.positions.items() if not p.flat) or "none"
         advice = "call :stop with close_positions again once the broker answers"
-        async with self._db.unit_of_work() as uow:
-            stored = await uow.executions.get(record.execution_id)
-            if stored is not None:
-                stored.status_message = f"stopped by request; positions still open ({open_}): {advice}"
-                await uow.executions.update(stored)
-                await uow.commit()
+        message = f"stopped by request; positions still open ({open_}): {advice}"
+        await self._note(record.execution_id, message, statuses=ENDED)
         raise DependencyUnavailableError(
             f"execution {record.execution_id} is stopped, but its positions are still open ({open_}): {exc.message}; "
             f"{advice}"
@@ -424,11 +420,12 @@ class ExecutionManager:
         if await self._note(execution_id, f"{PAUSED}{public_text(cause)}; it resumes by itself when that answers"):
             await self.monitor.alert("gateway_unavailable", cause, {"execution_id": execution_id})
 
-    async def _note(self, execution_id: str, message: str) -> bool:
-        """Set a running execution's status message; True when it said something else before."""
+    async def _note(self, execution_id: str, message: str, *, statuses: frozenset[str] = EXECUTION.active) -> bool:
+        """Set the status message of an execution in one of `statuses` (by default: not over yet); True when it said
+        something else before (a pause's message counts as said while the execution stays paused)."""
         async with self._db.unit_of_work() as uow:
             record = await uow.executions.get(execution_id)
-            if record is None or record.status not in EXECUTION.active or record.status_message == message:
+            if record is None or record.status not in statuses or record.status_message == message:
                 return False
             first = not (message.startswith(PAUSED) and record.status_message.startswith(PAUSED))
             record.status_message = message
@@ -692,10 +689,10 @@ class _Runner:
         if since is not None:  # the rollovers since the last bar, charged at its close (the prices still latest)
             account.roll_over(instrument, since, bar.time)
         account.observe(instrument, bar.time, bar.open)  # fills at the open convert at the rates of the open
-        pending = account.pending.pop(instrument, None)
-        if pending is not None and await self._manager.status(record.execution_id) != "running":
-            account.pending[instrument] = pending  # paused by request: nothing goes out until it is resumed
-        elif pending is not None:
+        pending = account.pending.get(instrument)
+        # Paused by request: nothing goes out until it is resumed (the stored status: a pause may be just in).
+        if pending is not None and await self._manager.status(record.execution_id) == "running":
+            del account.pending[instrument]
             order = await self._stored_order(pending.client_order_id)
             if order is not None and order.status == OrderStatus.PENDING:
                 await self._manager.execute_order(record, order, bar)
