@@ -39,6 +39,8 @@ class Reconciler:
         self._db = database
         self._monitor = monitor
         self._book = book
+        # (execution, problem) already reported: a running execution reconciles every interval, one alert is enough.
+        self._reported: set[tuple[str, str]] = set()
 
     async def reconcile(self, record: ExecutionRecord, broker: Broker) -> list[Repair]:
         """Repair `record`'s books so its positions equal the broker's; the repairs made (empty when none)."""
@@ -63,6 +65,9 @@ class Reconciler:
         broker_positions = {p.instrument: p.units for p in held}
         repairs = plan_repairs(books, history, broker_positions, prices=prices, now=datetime.now(UTC))
         for problem in untraded(books, history, broker_positions):
+            if (record.execution_id, problem) in self._reported:
+                continue
+            self._reported.add((record.execution_id, problem))
             logger.warning("execution %s: %s", record.execution_id, problem)
             await self._monitor.alert("broker_untraded_position", problem, {"execution_id": record.execution_id})
         for repair in repairs:
