@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,17 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    server = SeeServer(server_settings(tmp_path / "data"))
+    async with running_server(server_settings(tmp_path / "data")) as server:
+        yield server
+
+
+@asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """A started server with its sample files written (tests read them straight from the folder), a gRPC channel
+    with the default options (4 MB per message) and an HTTP client; all closed when the block ends."""
+    server = SeeServer(settings)
     await server.start()
-    await server.bars_ready()  # tests read the sample files straight from the folder
+    await server.bars_ready()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
     try:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import grpc
 import pytest
 from google.protobuf import struct_pb2
@@ -24,8 +23,7 @@ from see.v1 import (
     strategy_pb2,
     strategy_pb2_grpc,
 )
-from see_grpc.server import SeeServer
-from tests.integration.conftest import API_KEY, RunningServer, server_settings
+from tests.integration.conftest import API_KEY, RunningServer, running_server, server_settings
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +36,8 @@ BAR = {"time": "2026-03-02T00:00:00Z", "open": 1.1, "high": 1.2, "low": 1.0, "cl
 @pytest.fixture
 async def small_limit(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """A server whose MAX_REQUEST_BYTES is 8 KiB."""
-    server = SeeServer(server_settings(tmp_path / "data", max_request_bytes=LIMIT))
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-    http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
-    try:
-        yield RunningServer(server, channel, http)
-    finally:
-        await http.close()
-        await channel.close()
-        await server.stop()
+    async with running_server(server_settings(tmp_path / "data", max_request_bytes=LIMIT)) as server:
+        yield server
 
 
 async def _post(running: RunningServer, path: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]]:

@@ -8,8 +8,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-import grpc
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,8 +16,7 @@ from google.protobuf import json_format
 from see.v1 import backtest_pb2, backtest_pb2_grpc, common_pb2
 from see_grpc.client import SeeClient
 from see_grpc.reporting.series import drawdown
-from see_grpc.server import SeeServer
-from tests.integration.conftest import API_KEY, RunningServer, server_settings
+from tests.integration.conftest import API_KEY, RunningServer, running_server, server_settings
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +48,8 @@ def bars_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def big(tmp_path: Path, bars_dir: Path) -> AsyncIterator[RunningServer]:
-    server = SeeServer(server_settings(tmp_path / "data", backtest_data_dir=bars_dir))
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")  # default options: 4 MB per message
-    http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
-    try:
-        yield RunningServer(server, channel, http)
-    finally:
-        await http.close()
-        await channel.close()
-        await server.stop()
+    async with running_server(server_settings(tmp_path / "data", backtest_data_dir=bars_dir)) as server:
+        yield server  # its channel has the default options: 4 MB per message
 
 
 def request() -> backtest_pb2.RunBacktestRequest:

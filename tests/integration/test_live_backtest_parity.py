@@ -11,15 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import grpc
 import pandas as pd
 import pytest
 
-from see_grpc.server import SeeServer
 from see_grpc.trading.instruments import parse_instrument
 from see_grpc.trading.synthetic import synthetic_hourly
-from tests.integration.conftest import API_KEY, RunningServer, server_settings
+from tests.integration.conftest import API_KEY, RunningServer, running_server, server_settings
 from tests.integration.test_executions import wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -52,17 +49,8 @@ async def book_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     (folder / "financing.csv").write_text(
         "instrument,long_rate,short_rate\nEUR/USD,0.03,-0.01\nUSD/JPY,-0.04,0.05\nGBP/USD,0.02,0.02\n"
     )
-    server = SeeServer(server_settings(tmp_path / "data"))
-    await server.start()
-    await server.bars_ready()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-    http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.http_port}")
-    try:
-        yield RunningServer(server, channel, http)
-    finally:
-        await http.close()
-        await channel.close()
-        await server.stop()
+    async with running_server(server_settings(tmp_path / "data")) as server:
+        yield server
 
 
 async def _post(running: RunningServer, path: str, body: dict[str, Any]) -> dict[str, Any]:

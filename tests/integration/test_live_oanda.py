@@ -28,6 +28,7 @@ from see_grpc.server import SeeServer
 from see_grpc.service.ports import LiveBar
 from tests.fakes.oanda import TOKEN, FakeOanda, StreamFault, hourly
 from tests.integration.conftest import API_KEY, server_settings
+from tests.integration.test_reconciliation import first_broker_closed
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -211,7 +212,7 @@ async def test_a_position_oanda_closed_while_see_was_down_becomes_one_broker_clo
         closeout = oanda.close_position("EUR/USD")
         async with _see(tmp_path, oanda) as (_, stub):
             stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
-            streamed = asyncio.create_task(_first_broker_closed(stream))
+            streamed = asyncio.create_task(first_broker_closed(stream))
             after = await until(
                 lambda: _get(stub, execution_id),
                 lambda e: any(f.reason == "broker_closed" for f in e.fills),
@@ -252,13 +253,3 @@ async def test_a_second_live_execution_on_a_pair_the_account_already_trades_is_r
 
 def _net(execution: execution_pb2.Execution) -> float:
     return sum(p.units for p in execution.positions)
-
-
-async def _first_broker_closed(
-    stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
-) -> execution_pb2.StreamFillsResponse:
-    async for event in stream:
-        response: execution_pb2.StreamFillsResponse = event
-        if response.fill.reason == "broker_closed":
-            return response
-    raise AssertionError("the fills stream ended without the broker_closed fill")

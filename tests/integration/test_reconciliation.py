@@ -56,6 +56,20 @@ async def execution_of(stub: execution_pb2_grpc.ExecutionServiceStub, execution_
     return execution
 
 
+async def start_live(stub: execution_pb2_grpc.ExecutionServiceStub) -> str:
+    """A LIVE trend follower (3/8) on EUR/USD with 100,000 allocated; its id."""
+    parameters = struct_pb2.Struct()
+    parameters.update({"fast_period": 3, "slow_period": 8})
+    request = execution_pb2.StartExecutionRequest(
+        strategy_id="trend_following_v1",
+        capital_allocation=100_000,
+        mode=execution_pb2.Execution.LIVE,
+        parameters=parameters,
+    )
+    started = await stub.StartExecution(request, metadata=METADATA)
+    return str(started.execution.execution_id)
+
+
 def marked_at_last_bar(execution: execution_pb2.Execution, bars: list[LiveBar]) -> bool:
     """Its position is marked at the last bar's close (to within the half spread of the exit side): the closes
     step by 5 pips a bar, 5 units of P&L on 10,000, so no earlier bar is that close."""
@@ -74,18 +88,7 @@ async def test_a_position_the_broker_closed_while_see_was_down_becomes_one_broke
     async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:  # heartbeats after the last bar
         settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url)
         async with serving(settings) as stub:
-            parameters = struct_pb2.Struct()
-            parameters.update({"fast_period": 3, "slow_period": 8})
-            started = await stub.StartExecution(
-                execution_pb2.StartExecutionRequest(
-                    strategy_id="trend_following_v1",
-                    capital_allocation=100_000,
-                    mode=execution_pb2.Execution.LIVE,
-                    parameters=parameters,
-                ),
-                metadata=METADATA,
-            )
-            execution_id = started.execution.execution_id
+            execution_id = await start_live(stub)
             # Long once, holding, and marked at the last bar's close (every bar seen: no new one after the restart).
             before = await until(
                 lambda: execution_of(stub, execution_id),
@@ -99,7 +102,7 @@ async def test_a_position_the_broker_closed_while_see_was_down_becomes_one_broke
         closeout = gateway.close_position(execution_id, "EUR/USD")
         async with serving(settings) as stub:
             stream = stub.StreamFills(execution_pb2.StreamFillsRequest(execution_id=execution_id), metadata=METADATA)
-            streamed = asyncio.create_task(_first_broker_fill(stream))
+            streamed = asyncio.create_task(first_broker_closed(stream))
             after = await until(
                 lambda: execution_of(stub, execution_id),
                 lambda e: any(f.reason == "broker_closed" for f in e.fills),
@@ -125,18 +128,7 @@ async def test_a_live_execution_resumed_while_the_gateway_is_down_waits_for_it_a
     async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:
         settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url)
         async with serving(settings) as stub:
-            parameters = struct_pb2.Struct()
-            parameters.update({"fast_period": 3, "slow_period": 8})
-            started = await stub.StartExecution(
-                execution_pb2.StartExecutionRequest(
-                    strategy_id="trend_following_v1",
-                    capital_allocation=100_000,
-                    mode=execution_pb2.Execution.LIVE,
-                    parameters=parameters,
-                ),
-                metadata=METADATA,
-            )
-            execution_id = started.execution.execution_id
+            execution_id = await start_live(stub)
             await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
         gateway.down()  # SEE restarts into a gateway outage: reconciliation cannot read the broker's books
         async with serving(settings) as stub:
@@ -168,18 +160,7 @@ async def test_a_position_the_broker_closes_while_see_runs_is_recorded_at_a_late
     async with FakeGateway(bars, api_key=SERVICE_KEY, finite=False) as gateway:
         settings = server_settings(tmp_path / "data", trading_gateway_url=gateway.url, reconcile_interval_seconds=0.2)
         async with serving(settings) as stub:
-            parameters = struct_pb2.Struct()
-            parameters.update({"fast_period": 3, "slow_period": 8})
-            started = await stub.StartExecution(
-                execution_pb2.StartExecutionRequest(
-                    strategy_id="trend_following_v1",
-                    capital_allocation=100_000,
-                    mode=execution_pb2.Execution.LIVE,
-                    parameters=parameters,
-                ),
-                metadata=METADATA,
-            )
-            execution_id = started.execution.execution_id
+            execution_id = await start_live(stub)
             await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
             closeout = gateway.close_position(execution_id, "EUR/USD")  # a margin closeout while SEE is up
             # The market goes on rising, a bar now and then (the strategy stays long: it sends nothing); the first
@@ -207,18 +188,7 @@ async def test_a_position_the_broker_closes_while_see_runs_is_recorded_at_a_late
 async def test_a_stop_that_cannot_close_positions_stops_and_says_they_are_open(tmp_path: Path) -> None:
     async with FakeGateway(v_shape(30), api_key=SERVICE_KEY, finite=False) as gateway:
         async with serving(server_settings(tmp_path / "data", trading_gateway_url=gateway.url)) as stub:
-            parameters = struct_pb2.Struct()
-            parameters.update({"fast_period": 3, "slow_period": 8})
-            started = await stub.StartExecution(
-                execution_pb2.StartExecutionRequest(
-                    strategy_id="trend_following_v1",
-                    capital_allocation=100_000,
-                    mode=execution_pb2.Execution.LIVE,
-                    parameters=parameters,
-                ),
-                metadata=METADATA,
-            )
-            execution_id = started.execution.execution_id
+            execution_id = await start_live(stub)
             await until(lambda: execution_of(stub, execution_id), lambda e: net(e) == 10_000, within=LEASE_WAIT)
             gateway.down()
             stop = execution_pb2.StopExecutionRequest(execution_id=execution_id, close_positions=True)
@@ -247,7 +217,7 @@ async def test_a_stop_that_cannot_close_positions_stops_and_says_they_are_open(t
         assert [f.reason for f in closed.fills].count("stopped") == 1  # stamped with the last bar: maybe a tie
 
 
-async def _first_broker_fill(
+async def first_broker_closed(
     stream: grpc.aio.UnaryStreamCall[execution_pb2.StreamFillsRequest, execution_pb2.StreamFillsResponse],
 ) -> execution_pb2.StreamFillsResponse:
     async for event in stream:
