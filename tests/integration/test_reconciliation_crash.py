@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from see_grpc.adapters.oanda.wire import client_id
+from see_grpc.service.ports import LiveBar
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.oanda import TOKEN, FakeOanda, hourly
 from tests.integration.test_reconciliation import v_shape
@@ -84,6 +85,12 @@ async def test_an_order_oanda_filled_while_see_dies_before_storing_it_is_recorde
     mids = [1.1 + 5e-4 * abs(i - 12) for i in range(30)]  # falling, then rising: long once at the upward cross
     async with FakeOanda(pace_seconds=0.005) as oanda:
         oanda.extend(hourly("EUR/USD", T0, mids))
+        # OANDA's mid candles of the same hours (by construction): the restarted strategy warms up on them and
+        # holds, rather than trading again out of a warm-up it lacks.
+        oanda.candles["EUR_USD"] = [
+            LiveBar("EUR/USD", T0 + timedelta(hours=h), m, m + 0.0003, m - 0.0003, m + 0.0001)
+            for h, m in enumerate(mids)
+        ]
         oanda.hold_order_replies = True
         async with _see_on(tmp_path, oanda) as first, aiohttp.ClientSession() as session:
             async with session.post(f"{first.base_url}/api/v1/execute", json=BODY, headers=HEADERS) as r:
