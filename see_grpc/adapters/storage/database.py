@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -96,7 +99,7 @@ class SqlDatabase:
         """Connect and migrate to the newest revision; DependencyUnavailableError when the database is unreachable."""
         self._make_sqlite_folder()
         try:
-            async with asyncio.timeout(_START_TIMEOUT_SECONDS), self._engine.begin() as conn:
+            async with asyncio.timeout(_START_TIMEOUT_SECONDS), self._sqlite_start_lock(), self._engine.begin() as conn:
                 if self.kind == "postgresql":
                     # Replicas starting together queue here; the ones after the first find nothing left to do.
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -117,10 +120,38 @@ class SqlDatabase:
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
 
-    def _make_sqlite_folder(self) -> None:
+    def _sqlite_file(self) -> Path | None:
         path = self._url.database
         if self.kind == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return Path(path)
+        return None
+
+    def _make_sqlite_folder(self) -> None:
+        if path := self._sqlite_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.asynccontextmanager
+    async def _sqlite_start_lock(self) -> AsyncIterator[None]:
+        """Processes opening one SQLite file start one at a time (PostgreSQL has its advisory lock instead).
+
+        Switching a new file to WAL and migrating it while another process does the same can fail with
+        "database is locked" before the busy timeout is spent; a lock file beside the database orders them.
+        """
+        path = self._sqlite_file()
+        if path is None:
+            yield
+            return
+        with path.with_name(f"{path.name}.start-lock").open("a") as lock_file:
+            while True:  # polled, not blocking, so the start-up timeout can still cancel the wait
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def _unavailable(self, exc: BaseException) -> DependencyUnavailableError:
         if self.kind == "sqlite":
