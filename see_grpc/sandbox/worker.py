@@ -29,6 +29,7 @@ import pandas as pd
 
 import see_grpc.sandbox.lean  # noqa: F401 - first: keeps the built-in strategies out of this process
 from see_grpc.errors import StrategyConfigurationError
+from see_grpc.priority import run_as_background_worker
 from see_grpc.sandbox import isolation
 from see_grpc.sandbox.policy import (
     SANDBOX_MODULE,
@@ -70,6 +71,7 @@ def main(namespaces: str) -> None:
     _warm_up()
     address_space = _mapped_bytes() + memory_bytes
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # before the namespace processes fork
+    run_as_background_worker()  # before seccomp, which does not allow setpriority
     layers = isolation.confine(temp_dir, isolation.library_dirs(), namespaces)
     os.environ["TMPDIR"] = str(temp_dir)
     _limit_resources(address_space)

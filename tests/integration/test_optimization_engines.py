@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
 from distributed import LocalCluster
 
 from see_grpc.adapters.compute import ComputeEngines
+from see_grpc.adapters.compute.pool import ProcessPoolRunner
+from see_grpc.priority import WORKER_NICENESS
 from see_grpc.trading.backtest import BacktestConfig
 from see_grpc.trading.optimization.evaluate import SweepJob, sweep_chunk
 from see_grpc.trading.strategies import BUILTIN_STRATEGIES
@@ -41,5 +45,16 @@ async def test_engine_results_equal_in_process_exactly(kind: str, cluster: Local
             first, second = GRID[:3], GRID[3:]
             got = [*await runner.sweep(first, window), *await runner.sweep(second, window)]
             assert got == sweep_chunk(JOB, GRID, window)  # exact: same code, same floats
+    finally:
+        await runner.close()
+
+
+async def test_pool_workers_run_below_the_servers_priority() -> None:
+    runner = await ComputeEngines(workers=1).open("process_pool", JOB)
+    try:
+        assert isinstance(runner, ProcessPoolRunner)
+        await runner.sweep(GRID[:1], WINDOWS[0])  # the worker exists and its initializer has run
+        worker = await asyncio.wrap_future(runner._pool.submit(os.getpriority, os.PRIO_PROCESS, 0))
+        assert worker == max(os.getpriority(os.PRIO_PROCESS, 0), WORKER_NICENESS)
     finally:
         await runner.close()

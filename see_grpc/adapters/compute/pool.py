@@ -8,6 +8,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from see_grpc.priority import run_as_background_worker
 from see_grpc.trading.optimization.evaluate import SweepJob, sweep_chunk
 
 # forkserver: workers fork from a clean helper process, never from the server with its gRPC threads (fork with
@@ -21,6 +22,7 @@ _job: SweepJob | None = None  # the worker's copy, set once by the initializer
 def _install(job: SweepJob) -> None:
     global _job  # noqa: PLW0603 - the pool initializer's only way to hand state to later tasks
     _job = job
+    run_as_background_worker()
 
 
 def _sweep(grid: list[dict[str, Any]], window: tuple[int, int]) -> list[dict[str, float]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from see_grpc.priority import WORKER_NICENESS
 from see_grpc.sandbox import isolation
 from see_grpc.sandbox.pool import SandboxLimits, SandboxPool, run_unrestricted_for_tests
 from tests.unit.sandbox.conftest import SMA_CROSS
@@ -178,6 +179,11 @@ def test_the_worker_is_pid_2_of_a_pid_namespace_of_its_own() -> None:
     if layers.get("pid_ns") != "active":
         pytest.skip(f"no PID namespace here: {layers}")
     assert reply["result"] == [2, 1]  # the worker proper under the namespace's init: no server process to name
+
+
+def test_the_worker_runs_below_the_servers_priority() -> None:
+    reply, _ = run_unrestricted_for_tests("import os\nresult = os.getpriority(os.PRIO_PROCESS, 0)\n")
+    assert reply["result"] == max(os.getpriority(os.PRIO_PROCESS, 0), WORKER_NICENESS)
 
 
 def test_a_worker_runs_only_the_strategy_it_was_started_for() -> None:
