@@ -141,17 +141,14 @@ class SqlDatabase:
         if path is None:
             yield
             return
-        with path.with_name(f"{path.name}.start-lock").open("a") as lock_file:
+        with path.with_name(f"{path.name}.start-lock").open("a") as lock_file:  # closing it releases the lock
             while True:  # polled, not blocking, so the start-up timeout can still cancel the wait
                 try:
                     fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     await asyncio.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+            yield
 
     def _unavailable(self, exc: BaseException) -> DependencyUnavailableError:
         if self.kind == "sqlite":
