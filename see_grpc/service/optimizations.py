@@ -45,7 +45,14 @@ from see_grpc.trading.lifecycle import OPTIMIZATION
 from see_grpc.trading.optimization.evaluate import Segment, SweepJob, Window, trade_segment
 from see_grpc.trading.optimization.objective import Constraints, Objective, Trial, evaluate_trial, ranked
 from see_grpc.trading.optimization.overfitting import deflated_sharpe
-from see_grpc.trading.optimization.search import ATTEMPTS_PER_TRIAL, METHODS, Candidate, Search, make_search
+from see_grpc.trading.optimization.search import (
+    ATTEMPTS_PER_TRIAL,
+    METHODS,
+    Candidate,
+    Search,
+    StudyFactory,
+    make_search,
+)
 from see_grpc.trading.optimization.space import MAX_COMBINATIONS, RangeRequest, SearchSpace, build_space
 from see_grpc.trading.optimization.walk_forward import WalkForwardWindow, degradation, stitch, walk_forward_windows
 from see_grpc.trading.series import downsample
@@ -111,9 +118,17 @@ class _Plan:
     job: SweepJob
     engine: str
     is_valid: Callable[[dict[str, object]], bool]
+    studies: StudyFactory  # where a BAYESIAN search's study runs
 
     def search(self) -> Search:
-        return make_search(self.method, self.space, max_trials=self.max_trials, seed=self.seed, is_valid=self.is_valid)
+        return make_search(
+            self.method,
+            self.space,
+            max_trials=self.max_trials,
+            seed=self.seed,
+            is_valid=self.is_valid,
+            studies=self.studies,
+        )
 
 
 class _Watcher:
@@ -320,6 +335,7 @@ class OptimizationService:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        self._engines.close()
 
     async def _plan(self, request: OptimizationRequest) -> tuple[_Plan, PreparedBacktest]:
         method = _method(request.method)
@@ -347,7 +363,18 @@ class OptimizationService:
         work = per_window * sum(w.oos_start - w.is_start for w in windows) if windows else per_window * bars
         engine = self._engine(request.engine, prepared, work)
         plan = _Plan(
-            method, objective, constraints, space, max_trials, request.seed, base, windows, job, engine, is_valid
+            method,
+            objective,
+            constraints,
+            space,
+            max_trials,
+            request.seed,
+            base,
+            windows,
+            job,
+            engine,
+            is_valid,
+            self._engines.study,
         )
         return plan, prepared
 
@@ -420,7 +447,7 @@ class OptimizationService:
         self, live: _Live, plan: _Plan, runner: SweepRunner, search: Search, window: Window
     ) -> list[Trial]:
         planned = search.total
-        # ask and tell run in a thread: a Bayesian sampler's proposals take seconds of CPU (issue 10).
+        # ask and tell run in a thread: they wait on a BAYESIAN study in its helper process, or screen a grid.
         while batch := await asyncio.to_thread(search.ask, BATCH):
             try:
                 async with asyncio.TaskGroup() as group:

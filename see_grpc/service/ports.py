@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -16,6 +16,8 @@ from see_grpc.trading.model import Account, Fill, Order
 from see_grpc.trading.model import BrokerFill as BrokerFill  # noqa: PLC0414 - re-exported: the ports speak it
 from see_grpc.trading.model import LiveBar as LiveBar  # noqa: PLC0414 - re-exported: the ports speak it
 from see_grpc.trading.optimization.evaluate import SweepJob
+from see_grpc.trading.optimization.search import Study
+from see_grpc.trading.optimization.space import Dimension
 from see_grpc.trading.reconciliation import BrokerFillEvent, TaggedPosition
 
 T = TypeVar("T")
@@ -586,6 +588,12 @@ class SweepEngines(Protocol):
     workers: int  # CPUs this process may use
 
     async def open(self, kind: str, job: SweepJob) -> SweepRunner: ...
+
+    def study(self, dimensions: Sequence[Dimension], seed: int) -> Study:
+        """A new TPE study for a BAYESIAN search (called from a worker thread)."""
+
+    def close(self) -> None:
+        """Stop what the engines keep between optimizations."""
 
 
 class SweepRunner(Protocol):

@@ -13,8 +13,8 @@ from see_grpc.trading.optimization.evaluate import SweepJob, sweep_chunk
 
 # forkserver: workers fork from a clean helper process, never from the server with its gRPC threads (fork with
 # threads can deadlock); the helper preloads the backtest code, so each worker starts in a fraction of spawn's time.
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["see_grpc.trading.optimization.evaluate"])
+CONTEXT = multiprocessing.get_context("forkserver")
+CONTEXT.set_forkserver_preload(["see_grpc.trading.optimization.evaluate"])
 
 _job: SweepJob | None = None  # the worker's copy, set once by the initializer
 
@@ -35,7 +35,7 @@ class ProcessPoolRunner:
 
     def __init__(self, job: SweepJob, workers: int) -> None:
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=_CONTEXT, initializer=_install, initargs=(job,))
+        self._pool = ProcessPoolExecutor(workers, mp_context=CONTEXT, initializer=_install, initargs=(job,))
 
     async def sweep(self, grid: list[dict[str, Any]], window: tuple[int, int]) -> list[dict[str, float]]:
         # Submitting may start worker processes (fork from the forkserver, the job pickled to each): a thread's

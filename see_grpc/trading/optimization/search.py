@@ -109,48 +109,110 @@ class RandomSearch(_Proposer):
         """Random search does not learn."""
 
 
-class BayesianSearch(_Proposer):
-    """optuna's TPE sampler (seeded) through its ask-and-tell interface."""
+@dataclass(frozen=True)
+class Proposal:
+    asks: int  # of the sampler this took: the repeats before it, and itself
+    trial: int | None  # its number in the study; None when every ask allowed was a repeat
+    params: dict[str, object]
 
-    def __init__(self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator) -> None:
-        super().__init__(space, max_trials, is_valid)
+
+class Study(Protocol):
+    """A seeded TPE study of the space's dimensions, by trial number: where it runs is the caller's choice."""
+
+    def propose(self, asks: int) -> Proposal:
+        """Values not proposed before, asking the sampler at most `asks` times (at least once)."""
+
+    def tell(self, scores: Sequence[tuple[int, float | None]]) -> None:
+        """Scores of proposed trials; None (or not finite) for a trial that must not guide the study."""
+
+
+StudyFactory = Callable[[Sequence[Dimension], int], Study]  # (dimensions, seed) -> a new study
+
+
+class TpeStudy:
+    """optuna's TPE sampler (seeded) through its ask-and-tell interface.
+
+    The sampler repeats itself often once a small space is mostly tried (1,500 asks for 22 new trials of a
+    30-combination space): repeats are told as failed here, so a study in another process answers each proposal in
+    one round trip, not hundreds."""
+
+    def __init__(self, dimensions: Sequence[Dimension], seed: int) -> None:
         import optuna  # noqa: PLC0415 - with its dependencies about a second to import: only searches that use it
 
         optuna.logging.set_verbosity(logging.WARNING)  # one INFO line per trial otherwise
-        self._dimensions = space.dimensions
-        sampler = optuna.samplers.TPESampler(seed=seed)
-        self._study = optuna.create_study(direction="maximize", sampler=sampler)
+        self._dimensions = tuple(dimensions)
+        self._study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         self._pending: dict[int, optuna.trial.Trial] = {}
+        self._proposed: set[tuple[tuple[str, object], ...]] = set()
         self._failed = optuna.trial.TrialState.FAIL
+
+    def propose(self, asks: int) -> Proposal:
+        for asked in range(1, max(asks, 1) + 1):
+            trial = self._study.ask()
+            params = {d.name: _suggest(trial, d) for d in self._dimensions}
+            key = tuple(sorted(params.items()))
+            if key not in self._proposed:
+                self._proposed.add(key)
+                self._pending[trial.number] = trial
+                return Proposal(asked, trial.number, params)
+            self._study.tell(trial, state=self._failed)
+        return Proposal(asked, None, {})
+
+    def tell(self, scores: Sequence[tuple[int, float | None]]) -> None:
+        for number, score in scores:
+            trial = self._pending.pop(number)
+            if score is None or not math.isfinite(score):
+                self._study.tell(trial, state=self._failed)  # TPE learns only from scored trials
+            else:
+                self._study.tell(trial, score)
+
+
+class BayesianSearch(_Proposer):
+    """Proposals of a TPE study (a TpeStudy here, or one in another process), screened by the strategy."""
+
+    def __init__(
+        self, space: SearchSpace, max_trials: int, seed: int, is_valid: Validator, studies: StudyFactory = TpeStudy
+    ) -> None:
+        super().__init__(space, max_trials, is_valid)
+        self._study = studies(space.dimensions, seed)
+        self._pending: dict[int, int] = {}  # candidate number -> its trial number in the study
 
     def ask(self, count: int) -> list[Candidate]:
         batch: list[Candidate] = []
         # A fixed batch, whatever the caller's count (its worker count), so a seed proposes the same trials anywhere.
         while len(batch) < BAYESIAN_BATCH and self._open():
-            trial = self._study.ask()
-            candidate = self._accept({d.name: _suggest(trial, d) for d in self._dimensions})
-            if candidate is None:
-                self._study.tell(trial, state=self._failed)  # TPE learns only from scored trials
+            proposal = self._study.propose(self._attempts_left)
+            self._attempts_left -= proposal.asks - 1  # the repeats; _accept spends the last ask
+            if proposal.trial is None:
+                self._attempts_left -= 1
                 continue
-            self._pending[candidate.number] = trial
+            candidate = self._accept(proposal.params)
+            if candidate is None:
+                self._study.tell([(proposal.trial, None)])
+                continue
+            self._pending[candidate.number] = proposal.trial
             batch.append(candidate)
         return batch
 
     def tell(self, scores: Sequence[tuple[Candidate, float | None]]) -> None:
-        for candidate, score in scores:
-            trial = self._pending.pop(candidate.number)
-            if score is None or not math.isfinite(score):
-                self._study.tell(trial, state=self._failed)
-            else:
-                self._study.tell(trial, score)
+        self._study.tell([(self._pending.pop(candidate.number), score) for candidate, score in scores])
 
 
-def make_search(method: str, space: SearchSpace, *, max_trials: int, seed: int, is_valid: Validator) -> Search:
+def make_search(
+    method: str,
+    space: SearchSpace,
+    *,
+    max_trials: int,
+    seed: int,
+    is_valid: Validator,
+    studies: StudyFactory = TpeStudy,
+) -> Search:
+    """`studies` opens the study of a BAYESIAN search."""
     if method == "GRID":
         return GridSearch(space, is_valid)
     if method == "RANDOM":
         return RandomSearch(space, max_trials, seed, is_valid)
-    return BayesianSearch(space, max_trials, seed, is_valid)
+    return BayesianSearch(space, max_trials, seed, is_valid, studies)
 
 
 def _random_value(dimension: Dimension, rng: np.random.Generator) -> object:
