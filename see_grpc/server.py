@@ -16,6 +16,7 @@ from see_grpc.bootstrap import Container, build
 from see_grpc.config import Settings
 from see_grpc.service.health import Summary
 from see_grpc.service.ports import EventBus
+from see_grpc.trading import warmup as trading_warmup
 from see_grpc.transport import validation
 from see_grpc.transport.grpc.handlers import TrackedHandlers
 from see_grpc.transport.grpc.servicers.execution import ExecutionServicer
@@ -85,7 +86,7 @@ class SeeServer:
         await site.start()
         self.http_port = self._http.addresses[0][1]
         # Serving first, then loading (off the loop) what only requests need, so start-up does not wait for it.
-        self._warming = asyncio.ensure_future(asyncio.to_thread(validation.warm_up))
+        self._warming = asyncio.ensure_future(asyncio.to_thread(_warm_up))
         logger.info(
             "SEE serving gRPC on %s:%d and HTTP on %s:%d (database: %s)",
             self.settings.host,
@@ -156,3 +157,9 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, lambda: stopping.append(asyncio.ensure_future(server.stop())))
     await server.wait_stopped()
     await asyncio.gather(*stopping)
+
+
+def _warm_up() -> None:
+    """What requests need loaded: request validation, then the backtest kernels."""
+    validation.warm_up()
+    trading_warmup.warm_up()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -28,3 +31,16 @@ def test_a_kernel_compiles_on_first_call_without_the_gil() -> None:
 def test_the_backtest_kernels_release_the_gil() -> None:
     kernel.entry_units(1.0, 1.0, np.ones(64), 1_000.0, 0.0)  # any call hands all of the module's kernels to numba
     assert vars(kernel)["simulate"].targetoptions["nogil"] is True  # the dispatcher, untyped
+
+
+def test_the_warm_up_leaves_the_simulation_and_indicator_kernels_loaded() -> None:
+    # A fresh interpreter: in this one, earlier tests may have loaded the kernels already.
+    script = (
+        "from see_grpc.trading import indicators, warmup\n"
+        "from see_grpc.trading.backtest import kernel\n"
+        "warmup.warm_up()\n"
+        "print(len(vars(kernel)['simulate'].signatures), len(vars(indicators)['_rolling_mean'].signatures))\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    simulate, rolling_mean = map(int, answer.stdout.split())
+    assert simulate >= 1 and rolling_mean >= 1
