@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 from redis.asyncio import Redis
 
+from bench._bare_streams import bare_signal_server
 from bench._common import free_port, percentile, print_table, server_process
 from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.eventbus import InProcessEventBus, RedisEventBus
@@ -35,7 +36,6 @@ from see_grpc.adapters.eventbus.redis import KEY_PREFIX
 from see_grpc.config import Settings
 from see_grpc.errors import DependencyUnavailableError, SubscriberTooSlowError
 from see_grpc.server import SeeServer
-from see_grpc.service.ports import EventBus
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REPLICAS_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -213,6 +213,8 @@ async def grpc_routes() -> AsyncIterator[RouteFactory]:
 
 SUBSCRIBERS_PER_PROCESS = 250
 PROCESSES_ROUTE = "gRPC, clients in processes"
+BARE_ROUTE = "bare grpc.aio (no SEE), clients in processes"
+Publish = Callable[[str, Payload], Awaitable[object]]  # (stream, payload): an EventBus's publish, or the bare one's
 REPORT_LIMIT = 64 * 1024 * 1024  # a process reports every latency it saw on one line
 
 
@@ -227,9 +229,16 @@ async def grpc_subscriber_processes(subscribers: int, rate: float, seconds: floa
         )
         await server.start()
         try:
-            return await _fan_out(PROCESSES_ROUTE, [server.grpc_port], server.event_bus, subscribers, rate, seconds)
+            publish = server.event_bus.publish
+            return await _fan_out(PROCESSES_ROUTE, [server.grpc_port], publish, subscribers, rate, seconds)
         finally:
             await server.stop()
+
+
+async def bare_subscriber_processes(subscribers: int, rate: float, seconds: float) -> Result:
+    """The same subscriber processes on a grpc.aio server without SEE (bench/_bare_streams.py): the floor."""
+    async with bare_signal_server() as (port, servicer):
+        return await _fan_out(BARE_ROUTE, [port], servicer.publish, subscribers, rate, seconds)
 
 
 async def grpc_replicas(redis_url: str, replicas: int, subscribers: int, rate: float, seconds: float) -> Result:
@@ -251,7 +260,8 @@ async def grpc_replicas(redis_url: str, replicas: int, subscribers: int, rate: f
                 await stack.enter_async_context(
                     server_process(["-m", "see_grpc"], env, f"http://127.0.0.1:{http_port}/health", cwd=Path(scratch))
                 )
-            result = await _fan_out(f"gRPC, {replicas} replicas on Redis", grpc_ports, bus, subscribers, rate, seconds)
+            route = f"gRPC, {replicas} replicas on Redis"
+            result = await _fan_out(route, grpc_ports, bus.publish, subscribers, rate, seconds)
     return result
 
 
@@ -261,7 +271,7 @@ async def _delete_stream(url: str, stream: str) -> None:
 
 
 async def _fan_out(
-    route: str, ports: list[int], bus: EventBus, subscribers: int, rate: float, seconds: float
+    route: str, ports: list[int], publish_on: Publish, subscribers: int, rate: float, seconds: float
 ) -> Result:
     """Subscriber processes of up to SUBSCRIBERS_PER_PROCESS streams each, spread over the servers at `ports`."""
     key = uuid.uuid4().hex
@@ -278,7 +288,7 @@ async def _fan_out(
     try:
 
         async def publish(payload: Payload) -> object:
-            return await bus.publish("signals", _as_signal(key, payload))
+            return await publish_on("signals", _as_signal(key, payload))
 
         waiting = [asyncio.ensure_future(_line(client)) for client in clients]
         while not all(w.done() for w in waiting):
@@ -401,6 +411,8 @@ async def main_async(args: argparse.Namespace) -> None:
     for count in args.subscribers if "processes" in args.routes else ():
         results.append(await grpc_subscriber_processes(count, args.rate, args.seconds))
         print(f"  gRPC with subscriber processes, {count} subscribers: done", flush=True)
+        results.append(await bare_subscriber_processes(count, args.rate, args.seconds))
+        print(f"  bare grpc.aio with subscriber processes, {count} subscribers: done", flush=True)
     for count in args.subscribers if "replicas" in args.routes else ():
         try:
             results.append(await grpc_replicas(args.replicas_redis_url, args.replicas, count, args.rate, args.seconds))
@@ -420,14 +432,17 @@ async def main_async(args: argparse.Namespace) -> None:
 def summary(results: list[Result]) -> str:
     """The goal in one line: end to end (subscribers in their own processes) against the bus alone, same run."""
     at_goal = {r.route: r for r in results if r.subscribers == GOAL_SUBSCRIBERS and r.latencies}
-    end_to_end, bus = at_goal.get(PROCESSES_ROUTE), at_goal.get("in-process")
-    if end_to_end is None or bus is None:
-        return f"\n(no end-to-end and bus-alone figures at {GOAL_SUBSCRIBERS:,} subscribers in this run)"
-    return (
+    end_to_end, bus, bare = (at_goal.get(r) for r in (PROCESSES_ROUTE, "in-process", BARE_ROUTE))
+    if end_to_end is None:
+        return f"\n(no end-to-end figure at {GOAL_SUBSCRIBERS:,} subscribers in this run)"
+    line = (
         f"\nat {GOAL_SUBSCRIBERS:,} subscribers: end-to-end StreamSignals p99 {end_to_end.p99_ms():.2f} ms "
-        f"({end_to_end.goal()}, goal < {GOAL_P99_MS:g} ms), in-process bus alone p99 {bus.p99_ms():.2f} ms, "
-        f"ratio {end_to_end.p99_ms() / bus.p99_ms():.1f}x"
+        f"({end_to_end.goal()}, goal < {GOAL_P99_MS:g} ms)"
     )
+    for name, peer in (("in-process bus alone", bus), ("bare grpc.aio", bare)):
+        if peer is not None:
+            line += f"; {name} p99 {peer.p99_ms():.2f} ms, SEE {end_to_end.p99_ms() / peer.p99_ms():.1f}x"
+    return line
 
 
 def main(argv: list[str]) -> None:
