@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -126,6 +127,7 @@ class SeeServer:
         await asyncio.gather(*stops)
         if self._warming is not None:
             await self._warming  # a thread cannot be cancelled: its imports finish before the process may exit
+            gc.unfreeze()  # a process that goes on (tests start many servers) collects what start-up froze
         if self._container:
             await self._container.close()
         logger.info("stopped")
@@ -160,6 +162,11 @@ async def serve(settings: Settings) -> None:
 
 
 def _warm_up() -> None:
-    """What requests need loaded: request validation, then the backtest kernels."""
+    """What requests need loaded: request validation, then the backtest kernels. Then what start-up has made (the
+    modules, their classes and functions, the wiring: about a million objects) leaves the garbage collector's
+    generations, so that its full collections no longer walk them: 100-200 ms pauses of the event loop otherwise,
+    the p99 of every stream's events and probes (issue 10). No collection first: one would be such a pause itself,
+    and what garbage start-up left is small."""
     validation.warm_up()
     trading_warmup.warm_up()
+    gc.freeze()
