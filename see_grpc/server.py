@@ -139,6 +139,12 @@ class SeeServer:
             raise RuntimeError("the server is not started")
         return self._container.bus
 
+    async def warmed(self) -> None:
+        """Returns once the warm-up that follows start-up (see _warm_up) has run."""
+        if self._warming is None:
+            raise RuntimeError("the server is not started")
+        await asyncio.shield(self._warming)
+
     async def bars_ready(self) -> None:
         """Returns once the data folder's first-start sample set is written (its readers wait for it anyway)."""
         if self._container is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import uuid
@@ -277,3 +278,15 @@ async def test_server_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     finally:
         await channel.close()
         await server.stop()
+
+
+async def test_once_warm_the_server_keeps_what_start_up_made_out_of_full_collections(tmp_path: Path) -> None:
+    server = SeeServer(server_settings(tmp_path / "data"))
+    await server.start()
+    try:
+        await server.warmed()
+        # Modules, classes, functions and wiring: far more than any one request makes.
+        assert gc.get_freeze_count() > 100_000
+    finally:
+        await server.stop()
+    assert gc.get_freeze_count() == 0  # given back to the collector: a process that goes on frees them
