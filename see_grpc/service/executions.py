@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from see_grpc.errors import (
+    BacktestDataError,
     DependencyUnavailableError,
     FailedPreconditionError,
     FieldViolation,
@@ -165,6 +166,7 @@ class ExecutionManager:
         self._venues.check(request.mode, request.feed.get("source", REPLAY))
         await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
+        await self._require_replay_bars(record)
         if record.state.costs.financing:  # the data folder's swap table, as backtests read it
             record.state.costs = await asyncio.to_thread(self._with_swap_rates, record.state.costs, record.instruments)
         # Before the transaction: Portfolio Management may be a remote call.
@@ -395,6 +397,26 @@ class ExecutionManager:
 
     async def reconcile(self, record: ExecutionRecord) -> None:
         await self._reconciler.reconcile(record, self._venues.broker(record.mode))
+
+    async def _require_replay_bars(self, record: ExecutionRecord) -> None:
+        """A paper replay that would end at once for want of stored bars is refused before anything is stored (an
+        execution that waits for bars to be imported is not: they may come)."""
+        feed, timeframe = record.settings["feed"], record.settings["timeframe"]
+        if record.mode == "live" or feed.get("source", REPLAY) != REPLAY or record.settings["on_feed_end"] == "wait":
+            return
+        until = datetime.fromisoformat(feed["replay_to"])
+        window = f"from {feed['replay_from']} to" if feed.get("replay_from") else "before"
+        for instrument in record.instruments:
+            try:
+                bars = await asyncio.to_thread(self.feed_of(record).history, instrument, timeframe, feed, until)
+                cause = "" if bars else f"no {instrument} {timeframe} bars are stored {window} {feed['replay_to']}"
+            except BacktestDataError as exc:  # no such file, or none of its bars in the window
+                cause = exc.message.rstrip(".")
+            if cause:
+                raise FailedPreconditionError(
+                    f"paper_feed has nothing to replay: {cause}. Import bars (ImportBars, or files in the data "
+                    "folder) or choose another window"
+                )
 
     def feed_of(self, record: ExecutionRecord) -> MarketFeed:
         return self._venues.feed(record.mode, record.settings["feed"].get("source", REPLAY))

@@ -174,6 +174,14 @@ async def test_stop_pause_resume_and_limits(running: RunningServer) -> None:
         (execute_body(parameters={"fast_period": 50, "slow_period": 10}), 400, "fast_period"),
         (execute_body(instruments=["NOT A PAIR"]), 400, "NOT A PAIR"),
         (execute_body(mode="LIVE"), 400, "TRADING_GATEWAY_URL"),
+        # The sample bars start in 2023: a window before them would replay nothing.
+        (
+            execute_body(paper_feed={"replay_from": "2010-01-04T00:00:00Z", "replay_to": "2010-02-01T00:00:00Z"}),
+            400,
+            "paper_feed has nothing to replay: EUR_USD_1h.parquet has no EUR/USD bars from 2010-01-04",
+        ),
+        (execute_body(paper_feed={"replay_to": "2010-02-01T00:00:00Z"}), 400, "to 2010-02-01T00:00:00+00:00;"),
+        (execute_body(instruments=["NZD/USD"]), 400, "paper_feed has nothing to replay: "),
     ],
 )
 async def test_bad_executions_are_refused(
