@@ -507,7 +507,7 @@ async def test_a_trades_token_keeps_its_filters(database: SqlDatabase) -> None:
     await add_with_series(database, full_series(100, bars=10))
     async with database.unit_of_work(readonly=True) as uow:
         page = await uow.backtests.trades("b-0", page_size=10, page_token="", filters=TradeFilter(side="LONG"))
-        with pytest.raises(InvalidArgumentError, match="issued for other filters"):
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
             await uow.backtests.trades("b-0", page_size=10, page_token=page.next_page_token, filters=TradeFilter())
         with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
             await uow.backtests.trades("b-0", page_size=10, page_token="bm9wZQ", filters=TradeFilter())
@@ -840,12 +840,40 @@ async def test_a_trials_token_keeps_its_window(database: SqlDatabase) -> None:
         await uow.commit()
     async with database.unit_of_work(readonly=True) as uow:
         page = await uow.optimizations.trials("o-0", page_size=10, page_token="", window_index=0)
-        with pytest.raises(InvalidArgumentError, match="issued for other filters"):
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
             await uow.optimizations.trials("o-0", page_size=10, page_token=page.next_page_token, window_index=None)
         with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
             await uow.optimizations.trials("o-0", page_size=10, page_token="bm9wZQ", window_index=0)
         with pytest.raises(InvalidArgumentError, match="not a token this service issued"):
             await uow.optimizations.trials("o-0", page_size=10, page_token=page.next_page_token[:-2], window_index=0)
+
+
+async def test_a_token_pages_only_the_backtest_optimization_or_filtered_list_it_was_issued_for(
+    database: SqlDatabase,
+) -> None:
+    await add_with_series(database, full_series(100, bars=10))
+    async with database.unit_of_work() as uow:
+        await uow.backtests.add(backtest(1, trades_total=100))
+        await uow.backtests.add_series("b-1", full_series(100, bars=10))
+        for n in range(2, 6):
+            await uow.backtests.add(backtest(n))
+        for optimization_id in ("o-0", "o-1"):
+            await uow.optimizations.add(optimization(optimization_id=optimization_id))
+            await uow.optimizations.add_trials(optimization_id, [trial(n) for n in range(30)])
+        await uow.commit()
+    async with database.unit_of_work(readonly=True) as uow:
+        trades = await uow.backtests.trades("b-0", page_size=10, page_token="", filters=TradeFilter())
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
+            await uow.backtests.trades("b-1", page_size=10, page_token=trades.next_page_token, filters=TradeFilter())
+        trials = await uow.optimizations.trials("o-0", page_size=10, page_token="", window_index=None)
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
+            await uow.optimizations.trials("o-1", page_size=10, page_token=trials.next_page_token, window_index=None)
+        listed = await uow.backtests.list(page_size=1, strategy_id="s-0")
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
+            await uow.backtests.list(page_size=1, page_token=listed.next_page_token, strategy_id="s-1")
+        # The same request goes on where it stopped.
+        more = await uow.backtests.list(page_size=1, page_token=listed.next_page_token, strategy_id="s-0")
+        assert [b.strategy_id for b in more.items] == ["s-0"] and more.items[0] != listed.items[0]
 
 
 def forged(*values: object) -> str:
@@ -877,7 +905,7 @@ async def test_every_row_list_refuses_a_forged_token(database: SqlDatabase, toke
                 await listing
 
 
-# The trades token is [index, instrument, side, exit_reason]; the index is a whole number from 0 to 2**31 - 1.
+# The trades token is [index, backtest_id, instrument, side, exit_reason]; the index is a whole number, 0 to 2**31 - 1.
 FORGED_TRADE_INDICES = [10**30, 2**31, True, -1, math.nan, math.inf, 1.0]
 
 
@@ -886,14 +914,17 @@ async def test_a_trades_token_with_a_forged_index_is_refused(database: SqlDataba
     await add_with_series(database, full_series(count=30, bars=10))
     async with database.unit_of_work(readonly=True) as uow:
         with pytest.raises(InvalidArgumentError, match="page_token is not valid: not a token this service"):
-            await uow.backtests.trades("b-0", page_size=10, page_token=forged(index, "", "", ""), filters=TradeFilter())
+            await uow.backtests.trades(
+                "b-0", page_size=10, page_token=forged(index, "b-0", "", "", ""), filters=TradeFilter()
+            )
         last = await uow.backtests.trades(
-            "b-0", page_size=10, page_token=forged(2**31 - 1, "", "", ""), filters=TradeFilter()
+            "b-0", page_size=10, page_token=forged(2**31 - 1, "b-0", "", "", ""), filters=TradeFilter()
         )
     assert last.items == [] and last.next_page_token == ""  # the largest index is accepted: past the end
 
 
-# The trials token is [[window_index, violates, repr(sort_key), number, rank]]: one field forged at a time.
+# The trials token is [[window_index, violates, repr(sort_key), number, rank], optimization_id]: one field of the key
+# forged at a time.
 FORGED_TRIAL_KEYS = [
     [10**30, 0, "1.5", 3, 1],
     [2**31, 0, "1.5", 3, 1],
@@ -921,10 +952,10 @@ async def test_a_trials_token_with_a_forged_key_is_refused(database: SqlDatabase
         await uow.commit()
     async with database.unit_of_work(readonly=True) as uow:
         with pytest.raises(InvalidArgumentError, match="page_token is not valid: not a token this service"):
-            await uow.optimizations.trials("o-0", page_size=10, page_token=forged(key), window_index=None)
+            await uow.optimizations.trials("o-0", page_size=10, page_token=forged(key, "o-0"), window_index=None)
         # The same key with every field as the service writes it (an infinite sort key among them) is taken.
         page = await uow.optimizations.trials(
-            "o-0", page_size=10, page_token=forged([0, 0, "inf", 3, 1]), window_index=None
+            "o-0", page_size=10, page_token=forged([0, 0, "inf", 3, 1], "o-0"), window_index=None
         )
     # After trial 3 come the other keepers scored -inf (6, 16, 26: by hand from trial()), then the breakers.
     assert [(t.number, t.rank) for t in page.items[:3]] == [(6, 2), (16, 3), (26, 4)]

@@ -92,10 +92,11 @@ class SqlExecutionRepository:
             ExecutionRow.execution_id,
             page_size=page_size,
             page_token=page_token,
+            scope=(strategy_id, status),
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        return page_of(rows, page_size, _execution, lambda r: (r.start_time, r.execution_id))
+        return page_of(rows, page_size, _execution, lambda r: (r.start_time, r.execution_id), (strategy_id, status))
 
     async def count_active(self, *, strategy_id: str = "") -> int:
         stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))

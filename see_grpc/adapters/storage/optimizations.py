@@ -91,10 +91,11 @@ class SqlOptimizationRepository:
             OptimizationRow.optimization_id,
             page_size=page_size,
             page_token=page_token,
+            scope=(strategy_id,),
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        return page_of(rows, page_size, _summary, lambda r: (r.create_time, r.optimization_id))
+        return page_of(rows, page_size, _summary, lambda r: (r.create_time, r.optimization_id), (strategy_id,))
 
     async def add_trials(self, optimization_id: str, trials: builtins.list[TrialRecord]) -> None:
         if trials:  # one executemany, not an ORM object per trial
@@ -104,13 +105,13 @@ class SqlOptimizationRepository:
         self, optimization_id: str, *, page_size: int, page_token: str, window_index: int | None
     ) -> Page[TrialRecord]:
         """A keyset seek on the ranking index; the token carries the last row's sort key and the next rank."""
-        filters = [] if window_index is None else [str(window_index)]
+        scope = [optimization_id] if window_index is None else [optimization_id, str(window_index)]
         stmt = select(OptimizationTrialRow).where(OptimizationTrialRow.optimization_id == optimization_id)
         if window_index is not None:
             stmt = stmt.where(OptimizationTrialRow.window_index == window_index)
         window, rank = -1, 0  # of the previous row
         if page_token:
-            window, violates, sort_key, number, rank = decode_key(page_token, filters, _parse_key)
+            window, violates, sort_key, number, rank = decode_key(page_token, scope, _parse_key)
             stmt = stmt.where(tuple_(*_RANKING) > tuple_(window, violates, sort_key, number))
         rows = list(await self._session.scalars(stmt.order_by(*_RANKING).limit(page_size + 1)))
         trials = []
@@ -121,7 +122,7 @@ class SqlOptimizationRepository:
         token = ""
         if len(rows) > page_size:
             last = rows[page_size - 1]
-            token = encode_key([last.window_index, int(last.violates), repr(last.sort_key), last.number, rank], filters)
+            token = encode_key([last.window_index, int(last.violates), repr(last.sort_key), last.number, rank], scope)
         return Page(trials, token)
 
 

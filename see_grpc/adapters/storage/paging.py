@@ -1,8 +1,9 @@
 """Keyset paging: the page token is the opaque, url-safe encoding of where the next page starts.
 
 Lists of rows continue after the last row's (create_time, id); a backtest's trades continue at a trade index and an
-optimization's trials after a sort key, with the filters the token was issued for (another filter with that token is
-refused, as AIP-158 asks).
+optimization's trials after a sort key. Every token also carries its scope: the filters it was issued for, and the
+backtest or optimization whose trades or trials it pages. A token used with another scope is refused, as AIP-158
+asks, rather than silently continuing another list at a position that means nothing there.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def _bad_token(description: str) -> InvalidArgumentError:
 
 
 NOT_OURS = "not a token this service issued; pass next_page_token of the previous response unchanged"
-OTHER_FILTERS = "it was issued for other filters; keep the filters while paging, or start without a token"
+OTHER_FILTERS = (
+    "it was issued for another list (other filters, or another backtest or optimization); keep the request the same "
+    "while paging, or start without a token"
+)
 # Every number a token carries (a trade index, a walk-forward window, a trial number or rank) is an int32 of the API.
 MAX_TOKEN_NUMBER = 2**31 - 1
 # What a forged token may hold that the decoders below turn into a refusal rather than a 500: binascii, unicode and
@@ -57,63 +61,72 @@ def token_number(value: Any, lowest: int = 0, highest: int = MAX_TOKEN_NUMBER) -
     return value
 
 
-def encode_token(create_time: datetime, key: str) -> str:
-    return _pack([as_utc(create_time).isoformat(), key])
+def encode_token(create_time: datetime, key: str, scope: Sequence[str]) -> str:
+    return _pack([as_utc(create_time).isoformat(), key, *scope])
 
 
-def decode_token(token: str) -> tuple[datetime, str]:
+def decode_token(token: str, scope: Sequence[str]) -> tuple[datetime, str]:
+    """The (time, key) a list continues after; refused if it was issued for another scope."""
     try:
-        when, key = _unpack(token)
+        when, key, *issued = _unpack(token)
         if not isinstance(when, str) or not isinstance(key, str):
             raise TypeError("a page token is a time and a key, both strings")
-        return as_utc(datetime.fromisoformat(when)), key
+        after = as_utc(datetime.fromisoformat(when)), key
     except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
+    _require_scope(issued, scope)
+    return after
 
 
-def encode_position(index: int, filters: Sequence[str]) -> str:
-    return _pack([index, *filters])
+def encode_position(index: int, scope: Sequence[str]) -> str:
+    return _pack([index, *scope])
 
 
-def decode_position(token: str, filters: Sequence[str]) -> int:
-    """The index a token continues at; refused if it was issued for other filters."""
+def decode_position(token: str, scope: Sequence[str]) -> int:
+    """The index a token continues at; refused if it was issued for another scope."""
     try:
         first, *issued = _unpack(token)
-        if not all(isinstance(f, str) for f in issued):
-            raise TypeError("a position token is an index and filters")
         index = token_number(first)
     except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
-    if issued != list(filters):
-        raise _bad_token(OTHER_FILTERS)
+    _require_scope(issued, scope)
     return index
 
 
-def encode_key(key: Sequence[int | str], filters: Sequence[str]) -> str:
-    return _pack([list(key), *filters])
+def encode_key(key: Sequence[int | str], scope: Sequence[str]) -> str:
+    return _pack([list(key), *scope])
 
 
-def decode_key(token: str, filters: Sequence[str], parse: Callable[[list[Any]], K]) -> K:
+def decode_key(token: str, scope: Sequence[str], parse: Callable[[list[Any]], K]) -> K:
     """The sort key a token continues after, parsed (parse raises ValueError, TypeError or OverflowError for a bad
-    one, token_number checks its whole numbers); refused if it was issued for other filters."""
+    one, token_number checks its whole numbers); refused if it was issued for another scope."""
     try:
         key, *issued = _unpack(token)
-        if not isinstance(key, list) or not all(isinstance(f, str) for f in issued):
-            raise TypeError("a key token is a sort key and filters")
+        if not isinstance(key, list):
+            raise TypeError("a key token is a sort key and its scope")
         parsed = parse(key)
     except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc
-    if issued != list(filters):
-        raise _bad_token(OTHER_FILTERS)
+    _require_scope(issued, scope)
     return parsed
 
 
+def _require_scope(issued: list[Any], scope: Sequence[str]) -> None:
+    if issued != list(scope):  # a forged scope of other types is simply another scope
+        raise _bad_token(OTHER_FILTERS)
+
+
 def page_of(
-    rows: Sequence[R], page_size: int, convert: Callable[[R], T], key: Callable[[T], tuple[datetime, str]]
+    rows: Sequence[R],
+    page_size: int,
+    convert: Callable[[R], T],
+    key: Callable[[T], tuple[datetime, str]],
+    scope: Sequence[str],
 ) -> Page[T]:
-    """A page from a keyset() query's rows (one more than the page when a next page exists)."""
+    """A page from a keyset() query's rows (one more than the page when a next page exists); `scope`: the
+    filters of the query, as keyset() was given them."""
     items = [convert(row) for row in rows[: clamp(page_size)]]
-    return Page(items, encode_token(*key(items[-1])) if len(rows) > len(items) else "")
+    return Page(items, encode_token(*key(items[-1]), scope) if len(rows) > len(items) else "")
 
 
 def keyset(
@@ -123,11 +136,14 @@ def keyset(
     *,
     page_size: int,
     page_token: str,
+    scope: Sequence[str],
     newest_first: bool = False,
 ) -> S:
-    """Order by (time, key), start after the token's row and fetch one extra row to learn if a next page exists."""
+    """Order by (time, key), start after the token's row and fetch one extra row to learn if a next page exists;
+    `scope`: the filters of the query (a token issued for others is refused)."""
     if page_token:
-        stmt = stmt.where(_after(time_col, key_col, *decode_token(page_token), newest_first=newest_first))
+        after = decode_token(page_token, scope)
+        stmt = stmt.where(_after(time_col, key_col, *after, newest_first=newest_first))
     order = (time_col.desc(), key_col.desc()) if newest_first else (time_col, key_col)
     return stmt.order_by(*order).limit(clamp(page_size) + 1)
 

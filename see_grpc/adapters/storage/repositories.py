@@ -53,9 +53,12 @@ class SqlStrategyRepository:
             stmt = stmt.where(StrategyRow.type == type)
         if status:
             stmt = stmt.where(StrategyRow.status == status)
-        stmt = keyset(stmt, StrategyRow.create_time, StrategyRow.id, page_size=page_size, page_token=page_token)
+        scope = (type, status)
+        stmt = keyset(
+            stmt, StrategyRow.create_time, StrategyRow.id, page_size=page_size, page_token=page_token, scope=scope
+        )
         rows = list(await self._session.scalars(stmt))
-        return page_of(rows, page_size, _strategy_record, lambda r: (r.create_time, r.id))
+        return page_of(rows, page_size, _strategy_record, lambda r: (r.create_time, r.id), scope)
 
     async def update(self, strategy: StrategyRecord) -> None:
         """Overwrite every field; NotFoundError for an unknown id, AlreadyExistsError when the new name is taken."""
@@ -118,11 +121,16 @@ class SqlBacktestRepository:
             BacktestRow.backtest_id,
             page_size=page_size,
             page_token=page_token,
+            scope=(strategy_id, instrument, status),
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
         return page_of(
-            rows, page_size, lambda row: _backtest_record(row, summary=True), lambda r: (r.create_time, r.backtest_id)
+            rows,
+            page_size,
+            lambda row: _backtest_record(row, summary=True),
+            lambda r: (r.create_time, r.backtest_id),
+            (strategy_id, instrument, status),
         )
 
     async def add_series(self, backtest_id: str, full: BacktestSeries) -> None:
@@ -136,7 +144,8 @@ class SqlBacktestRepository:
     ) -> Page[dict[str, Any]]:
         """Slices are scanned from the one holding the token's index until a page and one more match are found
         (that one tells whether a next page exists); without filters that is one or two slices."""
-        start = decode_position(page_token, filters.values()) if page_token else 0
+        scope = (backtest_id, *filters.values())
+        start = decode_position(page_token, scope) if page_token else 0
         found: list[pa.Table] = []
         matched = 0
         seq = start // series.TRADES_PER_CHUNK
@@ -154,7 +163,7 @@ class SqlBacktestRepository:
         page = table.slice(0, page_size)
         token = ""
         if table.num_rows > page_size:
-            token = encode_position(table.column("index")[page_size].as_py(), filters.values())
+            token = encode_position(table.column("index")[page_size].as_py(), scope)
         return Page(series.trade_dicts(page.drop_columns(["index"])), token)
 
     async def series(self, backtest_id: str, kind: str) -> AsyncIterator[pd.DataFrame]:
