@@ -678,18 +678,24 @@ class _Runner:
             for seen in await asyncio.to_thread(market.history, instrument, timeframe, feed, after):
                 decide(seen)
         while True:
-            async for bar in market.bars(instrument, timeframe, self._feed_settings(), after):
+            async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
+                await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
                 async with self._turn:
                     await self._on_bar(instrument, bar, decide(bar))
                 after = bar.time
-                await self._reconcile_when_due()
             if not self._wait:
                 return
             await asyncio.sleep(FEED_POLL_SECONDS)
 
+    def _reconcile_now(self) -> None:
+        """The feed connected again after a break: the broker may have closed positions meanwhile (a stop, a margin
+        closeout), so the next bar is traded on reconciled books."""
+        self._next_reconcile = 0.0
+
     async def _reconcile_when_due(self) -> None:
         """A LIVE execution compares its books with the broker's every reconcile interval while it trades (at the
-        next bar after it), so a position the broker closed on its own is recorded while SEE is up too."""
+        next bar after it) and after its feed reconnected, so a position the broker closed on its own is recorded
+        while SEE is up too."""
         if self._record.mode != "live" or time.monotonic() < self._next_reconcile:
             return
         self._next_reconcile = time.monotonic() + self._manager.reconcile_every

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -429,9 +429,16 @@ class MarketFeed(Protocol):
         restart. Blocking: run it off the event loop."""
 
     def bars(
-        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+        self,
+        instrument: str,
+        timeframe: str,
+        settings: dict[str, Any],
+        after: datetime | None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> AsyncIterator[LiveBar]:
-        """Bars strictly after `after`, in order, each once; ends when the feed has no more (a finished replay)."""
+        """Bars strictly after `after`, in order, each once; ends when the feed has no more (a finished replay).
+        `on_reconnect` hears each time a streamed feed connected again after a break: what the account did
+        meanwhile went unseen."""
 
 
 class OrderRejectedError(FailedPreconditionError):

@@ -49,6 +49,7 @@ class StreamFault:
 
     drop_after: int | None = None  # close the connection abruptly after this many PRICE lines (0: at once)
     stall_after: int | None = None  # after this many PRICE lines, go silent (no heartbeats) until the client leaves
+    held: bool = False  # answer the headers, then send nothing until FakeOanda.prices_released is set
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class FakeOanda:
         self.cancel_next: list[str] = []  # cancel the next orders with these OrderCancelReasons, in order
         self.halted: set[str] = set()  # instruments whose orders are cancelled MARKET_HALTED
         self.stream_faults: list[StreamFault] = []
+        self.prices_released = asyncio.Event()  # lets a held pricing stream (StreamFault.held) go on
         self.garble_books = 0  # the next K openTrades / openPositions / pendingOrders replies hold no list
         self.garble_history = 0  # the next K id-range pages carry an ORDER_FILL whose units are not a decimal string
         # What happened.
@@ -563,6 +565,8 @@ class FakeOanda:
         await response.prepare(request)
         sent = 0
         try:
+            if fault.held:
+                await self._hold(request)
             shown = [q for q in self.quotes[: self._sent] if q.instrument in wanted]
             if shown and request.query.get("snapshot", "true") == "true":
                 await _write(response, _price(shown[-1]))  # the current price first, with its (older) time
@@ -610,6 +614,12 @@ class FakeOanda:
     async def _wait_change(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def _hold(self, request: web.Request) -> None:
+        while not (self.prices_released.is_set() or self._closing):
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionError("the client left a held stream")
+            await asyncio.sleep(0.02)
 
     async def _stall(self, request: web.Request) -> None:
         # Polls: aiohttp does not cancel a handler when its client leaves.

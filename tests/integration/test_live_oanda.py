@@ -39,11 +39,12 @@ LEASE_WAIT = 120.0  # a restarted server takes an execution over once the old le
 HALF = 0.0001
 MIDS = [1.1 + 0.004 * math.sin(i / 6) for i in range(90)]
 PARAMS = {"fast_period": 3, "slow_period": 8}
+PRICING_PATH = "/v3/accounts/%s/pricing/stream"
 
 
 @asynccontextmanager
 async def _see(
-    tmp_path: Path, oanda: FakeOanda
+    tmp_path: Path, oanda: FakeOanda, **extra: Any
 ) -> AsyncIterator[tuple[SeeServer, execution_pb2_grpc.ExecutionServiceStub]]:
     settings = server_settings(
         tmp_path / "data",
@@ -51,6 +52,7 @@ async def _see(
         oanda_account_id=oanda.account_id,
         oanda_api_url=oanda.api_url,
         oanda_stream_url=oanda.stream_url,
+        **extra,
     )
     server = SeeServer(settings)
     await server.start()
@@ -231,6 +233,36 @@ async def test_a_position_oanda_closed_while_see_was_down_becomes_one_broker_clo
     assert published.fill.fill_id == repair.fill_id
     assert list(oanda.executions.values()) == [1]  # SEE's one order, filled once
     assert any(r.endswith("/transactions/idrange") for r in oanda.requests)  # read from the account's history
+
+
+async def test_a_position_oanda_closed_while_the_price_stream_was_down_is_reconciled_at_the_next_bar(
+    tmp_path: Path,
+) -> None:
+    # Falling, then rising: the trend follower goes long once, at the upward cross (hour 16), and holds.
+    mids = [1.1 + 5e-4 * abs(i - 12) for i in range(40)]
+    async with FakeOanda(pace_seconds=0.005) as oanda:
+        oanda.extend(hourly("EUR/USD", T0, mids, HALF))
+        # The stream breaks at hour 24 (four quotes an hour); the next connection sends nothing until released.
+        oanda.stream_faults = [StreamFault(drop_after=4 * 24), StreamFault(held=True)]
+        # No periodic reconciliation within the test: only the reconnect can start one.
+        async with _see(tmp_path, oanda, reconcile_interval_seconds=86_400) as (_, stub):
+            execution_id = await _start(stub, mode=execution_pb2.Execution.LIVE)
+
+            async def pricing_connections() -> int:
+                return oanda.requests.count(f"GET {PRICING_PATH % oanda.account_id}")
+
+            await until(pricing_connections, lambda connections: connections == 2)
+            long = await _get(stub, execution_id)
+            assert _net(long) == 10_000 == oanda.position("EUR/USD")
+            closeout = oanda.close_position("EUR/USD")  # while SEE's price stream is down
+            oanda.prices_released.set()
+            after = await until(
+                lambda: _get(stub, execution_id), lambda e: any(f.reason == "broker_closed" for f in e.fills)
+            )
+    [repair] = [f for f in after.fills if f.reason == "broker_closed"]
+    assert (repair.side, repair.units) == (common_pb2.SHORT, 10_000)
+    assert repair.price == pytest.approx(float(closeout["fullVWAP"]))
+    assert repair.client_order_id == f"{execution_id}:broker:{closeout['id']}"
 
 
 async def test_a_second_live_execution_on_a_pair_the_account_already_trades_is_refused(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,12 @@ class PaperFeed:
         return _live_bars(instrument, frame.loc[: pd.Timestamp(until)])
 
     async def bars(
-        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+        self,
+        instrument: str,
+        timeframe: str,
+        settings: dict[str, Any],
+        after: datetime | None,
+        on_reconnect: Callable[[], None] | None = None,  # stored bars never disconnect
     ) -> AsyncIterator[LiveBar]:
         frame = await asyncio.to_thread(self._frame, instrument, timeframe, settings)
         if after is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +66,12 @@ class GatewayFeed(PlatformHttpClient):
         return [bar for bar in bars if bar.time <= until]
 
     async def bars(
-        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+        self,
+        instrument: str,
+        timeframe: str,
+        settings: dict[str, Any],
+        after: datetime | None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> AsyncGenerator[LiveBar, None]:
         """Reconnects from the last delivered bar after a drop, a stall or a malformed line (see
         platform.streams.reconnecting); ends at the gateway's `end` message."""
@@ -84,6 +89,7 @@ class GatewayFeed(PlatformHttpClient):
             STREAM_PATH,
             lambda: self._open(instrument, timeframe, cursor.time),
             handle,
+            on_reconnect=on_reconnect,
         )
         async for bar in stream:
             yield bar

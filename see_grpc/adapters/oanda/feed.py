@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,7 +92,12 @@ class OandaFeed(OandaClient):
         return sorted((bar for bar in bars if bar.time <= until), key=lambda bar: bar.time)
 
     async def bars(
-        self, instrument: str, timeframe: str, settings: dict[str, Any], after: datetime | None
+        self,
+        instrument: str,
+        timeframe: str,
+        settings: dict[str, Any],
+        after: datetime | None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> AsyncGenerator[LiveBar, None]:
         builder = BarBuilder(instrument, timeframe_delta(timeframe).to_pytimedelta(), after)
         path = self.account_path("/pricing/stream")
@@ -103,6 +108,7 @@ class OandaFeed(OandaClient):
             path,
             lambda: self.open_stream(path, query, self._heartbeat_timeout),
             builder.message,
+            on_reconnect=on_reconnect,
         )
         async for bar in stream:
             yield bar

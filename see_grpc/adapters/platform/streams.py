@@ -38,14 +38,20 @@ async def reconnecting(
     path: str,
     open_stream: Callable[[], Awaitable[aiohttp.ClientResponse]],
     handle: Callable[[dict[str, Any]], Iterable[T] | None],
+    *,
+    on_reconnect: Callable[[], None] | None = None,
 ) -> AsyncGenerator[T, None]:
     """What `handle` makes of each message, in order, across reconnects; ends when `handle` returns None (the
     stream's own end). `what` names the stream in logs and errors ("the EUR/USD 1h bar stream"), `path` the
-    route opened."""
+    route opened; `on_reconnect` hears each connection opened after one broke."""
     config = client.config
     broken = 0  # connections in a row that broke before delivering a line
+    opened_before = False
     while True:
         response = await client.guarded(f"GET {path}", open_stream)
+        if opened_before and on_reconnect is not None:
+            on_reconnect()  # the loop comes round again only after a connection broke
+        opened_before = True
         received = 0
         try:
             async with response:
