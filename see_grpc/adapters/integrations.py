@@ -58,7 +58,7 @@ def build_integrations(settings: Settings, bars: BarStore) -> Integrations:
         return PlatformClientConfig(service, str(url), key)
 
     integrations = Integrations(
-        Venues(PaperFeed(bars), PaperBroker()),
+        Venues(PaperFeed(bars), PaperBroker),
         LocalRiskGate(),
         LocalCapitalGate(settings.paper_account_balance),
         LogMonitor(),

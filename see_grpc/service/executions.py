@@ -113,6 +113,7 @@ class StartRequest:
     exits: ExitRules = field(default_factory=ExitRules)
     sizing: Sizing | None = None  # None: fixed units of position_size_units
     on_feed_end: str = "flatten"  # one of FEED_END
+    costs: dict[str, float | bool] = field(default_factory=dict)  # only the costs the caller set (BacktestCosts)
 
 
 @dataclass
@@ -167,7 +168,8 @@ class ExecutionManager:
         await self._require_bus()
         record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
         await self._require_replay_bars(record)
-        if record.state.costs.financing:  # the data folder's swap table, as backtests read it
+        named_rates = {"financing_long_rate", "financing_short_rate"} & set(request.costs)
+        if record.state.costs.financing and not named_rates:  # the data folder's swap table, as backtests read it
             record.state.costs = await asyncio.to_thread(self._with_swap_rates, record.state.costs, record.instruments)
         # Before the transaction: Portfolio Management may be a remote call.
         async with self._db.unit_of_work(readonly=True) as uow:
@@ -396,7 +398,7 @@ class ExecutionManager:
             await self._failed(execution_id, exc)
 
     async def reconcile(self, record: ExecutionRecord) -> None:
-        await self._reconciler.reconcile(record, self._venues.broker(record.mode))
+        await self._reconciler.reconcile(record, self._venues.broker(record.mode, record.state.costs))
 
     async def _require_replay_bars(self, record: ExecutionRecord) -> None:
         """A paper replay that would end at once for want of stored bars is refused before anything is stored (an
@@ -500,7 +502,7 @@ class ExecutionManager:
 
         new_order: the order is not stored yet (exits and flattening); otherwise it was stored when it was decided."""
         try:
-            fill = await self._venues.broker(record.mode).submit(order, bar)
+            fill = await self._venues.broker(record.mode, record.state.costs).submit(order, bar)
         except OrderRejectedError as exc:  # refused for good: stored rejected, the execution trades on
             await self._rejected(record, order, exc.reason, new_order=new_order)
             return
@@ -904,6 +906,24 @@ def _feed_settings(request: StartRequest, timeframe: str, now: datetime) -> tupl
     return feed, feed_timeframe
 
 
+def _fill_costs(request: StartRequest) -> FillCosts:
+    """What the execution's fills cost: the caller's, over the backtest's defaults; none of a LIVE execution's."""
+    if request.costs and request.mode == "live":
+        names = ", ".join(f"costs.{name}" for name in request.costs)
+        raise InvalidArgumentError(
+            f"{names}: a LIVE execution's fills are the broker's, at the market's prices, and the broker books its "
+            "own financing; costs apply to PAPER executions",
+            violations=[FieldViolation(f"costs.{name}", "PAPER executions only") for name in request.costs],
+        )
+    if request.costs.get("spread_from_data"):
+        description = "live bars carry no spread column; set spread_pips (on LIVE_PRICES the streamed quotes count)"
+        raise InvalidArgumentError(
+            f"costs.spread_from_data: {description}", violations=[FieldViolation("costs.spread_from_data", description)]
+        )
+    chosen = {name: value for name, value in request.costs.items() if name != "spread_from_data"}
+    return FillCosts(**{"financing": request.mode == "paper", **chosen})  # type: ignore[arg-type]
+
+
 def _refuse_shared_pairs(instruments: list[str], traded: dict[str, str]) -> None:
     taken = [f"{name} (execution {traded[name]})" for name in instruments if name in traded]
     if taken:
@@ -937,7 +957,7 @@ def _new_record(
     if request.on_feed_end not in FEED_END:
         raise InvalidArgumentError(f"on_feed_end must be one of {', '.join(FEED_END)}")
     # A paper account pays rollover financing as a backtest's does; a broker's account books its own.
-    account = Account.open(request.capital_allocation, FillCosts(financing=request.mode == "paper"))
+    account = Account.open(request.capital_allocation, _fill_costs(request))
     problems = conversion_problems(instruments, account.currency)
     if problems:
         message = f"P&L is kept in {account.currency}: {'; '.join(problems)}"

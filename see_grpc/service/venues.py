@@ -11,10 +11,12 @@ A paper execution's orders never leave the process, whatever feed it reads: the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from see_grpc.errors import FailedPreconditionError
 from see_grpc.service.ports import Broker, MarketFeed
+from see_grpc.trading.model import FillCosts
 
 REPLAY = "replay"
 LIVE_PRICES = "live_prices"
@@ -36,7 +38,7 @@ class LiveVenue:
 @dataclass(frozen=True)
 class Venues:
     replay: MarketFeed
-    paper: Broker
+    paper: Callable[[FillCosts], Broker]  # the local paper broker, pricing fills at an execution's own costs
     live: LiveVenue | None = None  # None: no live venue is configured, paper trading on stored bars only
 
     def check(self, mode: str, source: str) -> None:
@@ -63,8 +65,8 @@ class Venues:
             return self._live().feed
         return self.replay
 
-    def broker(self, mode: str) -> Broker:
-        return self._live().broker if mode == "live" else self.paper
+    def broker(self, mode: str, costs: FillCosts) -> Broker:
+        return self._live().broker if mode == "live" else self.paper(costs)
 
     def _live(self) -> LiveVenue:
         if self.live is None:  # refused at start; a resumed execution whose server lost its broker settings

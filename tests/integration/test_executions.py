@@ -61,8 +61,13 @@ def position_path_of_backtest(trades: list[dict[str, Any]]) -> list[tuple[str, f
     return path
 
 
-async def test_paper_execution_trades_like_the_backtest(running: RunningServer) -> None:
-    async with running.http.post("/api/v1/execute", json=execute_body(), headers=FULL) as response:
+OWN_COSTS = {"spread_pips": 2.5, "slippage_pips": 0.4, "commission_per_million": 30.0}
+
+
+@pytest.mark.parametrize("costs", [{}, OWN_COSTS], ids=["default costs", "its own costs"])
+async def test_paper_execution_trades_like_the_backtest(running: RunningServer, costs: dict[str, float]) -> None:
+    body = execute_body(costs=costs) if costs else execute_body()
+    async with running.http.post("/api/v1/execute", json=body, headers=FULL) as response:
         assert response.status == 200, await response.text()
         started = await response.json()
     assert started["status"] in ("RUNNING", "STOPPED") and started["mode"] == "PAPER"
@@ -74,7 +79,7 @@ async def test_paper_execution_trades_like_the_backtest(running: RunningServer) 
         "end_date": WINDOW["replay_to"],
         "initial_capital": 100000,
         "parameters": {"fast_period": 5, "slow_period": 15},
-        "costs": {"financing": False},
+        "costs": {"financing": False, **costs},
     }
     async with running.http.post("/api/v1/backtest", json=backtest_body, headers=FULL) as response:
         backtest = await response.json()
@@ -89,6 +94,11 @@ async def test_paper_execution_trades_like_the_backtest(running: RunningServer) 
         assert px_live == pytest.approx(px_bt, abs=1e-9)
     assert all(order["status"] == "FILLED" for order in execution["orders"])
     assert execution["positions"][0]["units"] == live[-1][1]
+    applied = execution["costs"]
+    assert applied["spread_pips"] == costs.get("spread_pips", 1.0) and applied["financing"] is True
+    per_million = costs.get("commission_per_million", 0.0)  # of the notional at the fill price, in USD here
+    for fill in execution["fills"]:
+        assert fill.get("commission", 0.0) == pytest.approx(fill["units"] * fill["price"] * per_million / 1e6)
 
 
 async def test_fill_stream_delivers_each_fill_once_and_resumes(running: RunningServer) -> None:
@@ -182,6 +192,8 @@ async def test_stop_pause_resume_and_limits(running: RunningServer) -> None:
         ),
         (execute_body(paper_feed={"replay_to": "2010-02-01T00:00:00Z"}), 400, "to 2010-02-01T00:00:00+00:00;"),
         (execute_body(instruments=["NZD/USD"]), 400, "paper_feed has nothing to replay: "),
+        (execute_body(costs={"spread_from_data": True}), 400, "costs.spread_from_data: live bars carry no spread"),
+        (execute_body(costs={"spread_pips": -1}), 400, "costs.spread_pips"),
     ],
 )
 async def test_bad_executions_are_refused(

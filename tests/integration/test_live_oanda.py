@@ -22,7 +22,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from see.v1 import common_pb2, execution_pb2, execution_pb2_grpc
+from see.v1 import backtest_pb2, common_pb2, execution_pb2, execution_pb2_grpc
 from see_grpc.adapters.oanda.wire import client_id
 from see_grpc.server import SeeServer
 from see_grpc.service.ports import LiveBar
@@ -263,6 +263,17 @@ async def test_a_position_oanda_closed_while_the_price_stream_was_down_is_reconc
     assert (repair.side, repair.units) == (common_pb2.SHORT, 10_000)
     assert repair.price == pytest.approx(float(closeout["fullVWAP"]))
     assert repair.client_order_id == f"{execution_id}:broker:{closeout['id']}"
+
+
+async def test_a_live_execution_with_costs_of_its_own_is_refused(tmp_path: Path) -> None:
+    async with FakeOanda() as oanda, _see(tmp_path, oanda) as (_, stub):
+        costs = backtest_pb2.BacktestCosts(spread_pips=0.5, commission_per_million=20)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _start(stub, mode=execution_pb2.Execution.LIVE, costs=costs)
+        listed = await stub.ListExecutions(execution_pb2.ListExecutionsRequest(), metadata=METADATA)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "costs.spread_pips, costs.commission_per_million: a LIVE execution's fills" in str(refused.value.details())
+    assert list(listed.executions) == [] and oanda.executions == {}
 
 
 async def test_a_second_live_execution_on_a_pair_the_account_already_trades_is_refused(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from see_grpc.adapters.platform import (
 from see_grpc.config import Settings
 from see_grpc.errors import DependencyUnavailableError, FailedPreconditionError, InvalidArgumentError
 from see_grpc.service.ports import OrderRecord
-from see_grpc.trading.model import OrderStatus, Side
+from see_grpc.trading.model import FillCosts, OrderStatus, Side
 from see_grpc.trading.risk import RiskLimits
 
 pytestmark = pytest.mark.integration
@@ -221,7 +221,7 @@ async def test_log_monitor_logs_a_warning(caplog: pytest.LogCaptureFixture) -> N
 async def test_the_factory_picks_embedded_defaults_and_remote_adapters(tmp_path: Path) -> None:
     store = FileBarStore(tmp_path)
     local = build_integrations(Settings.model_validate({"data_dir": tmp_path}), store)
-    assert (local.venues.replay.kind, local.venues.paper.kind) == ("paper", "paper") and not local.clients
+    assert (local.venues.replay.kind, local.venues.paper(FillCosts()).kind) == ("paper", "paper") and not local.clients
     assert local.venues.live is None
     assert isinstance(local.capital, LocalCapitalGate) and isinstance(local.monitor, LogMonitor)
 
@@ -233,7 +233,9 @@ async def test_the_factory_picks_embedded_defaults_and_remote_adapters(tmp_path:
     assert remote.venues.live is not None and len(remote.clients) == 5
     assert (remote.venues.live.feed.kind, remote.venues.live.broker.kind) == ("gateway", "gateway")
     # Paper executions keep the paper broker whatever is configured: paper orders never reach a real account.
-    assert remote.venues.broker("paper").kind == "paper" and remote.venues.broker("live").kind == "gateway"
+    costs = FillCosts()
+    assert remote.venues.broker("paper", costs).kind == "paper"
+    assert remote.venues.broker("live", costs).kind == "gateway"
     assert remote.venues.feed("paper", "replay").kind == "paper"
     assert remote.venues.feed("paper", "live_prices").kind == "gateway"
     assert isinstance(remote.risk, RiskServiceGate) and isinstance(remote.capital, PortfolioCapitalGate)

@@ -334,6 +334,7 @@ class Execution(_message.Message):
     ON_FEED_END_FIELD_NUMBER: _builtins.int
     MARGIN_USED_FIELD_NUMBER: _builtins.int
     PEAK_EQUITY_FIELD_NUMBER: _builtins.int
+    COSTS_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     strategy_id: _builtins.str
     status: Global___Execution.Status.ValueType
@@ -375,6 +376,12 @@ class Execution(_message.Message):
     def risk(self) -> Global___RiskLimits: ...
     @_builtins.property
     def sizing(self) -> _backtest_pb2.Sizing: ...
+    @_builtins.property
+    def costs(self) -> _backtest_pb2.BacktestCosts:
+        """What a PAPER execution's fills pay (StartExecutionRequest.costs over the defaults; where the data folder's swap
+        table has a pair, its rates replace financing_long_rate and financing_short_rate). Unset for LIVE: the broker's.
+        """
+
     def __init__(
         self,
         *,
@@ -406,10 +413,11 @@ class Execution(_message.Message):
         on_feed_end: Global___FeedEnd.ValueType = ...,
         margin_used: _builtins.float = ...,
         peak_equity: _builtins.float = ...,
+        costs: _backtest_pb2.BacktestCosts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "parameters", b"parameters", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "parameters", b"parameters", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "capital_allocation", b"capital_allocation", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "margin_used", b"margin_used", "mode", b"mode", "on_feed_end", b"on_feed_end", "orders", b"orders", "parameters", b"parameters", "peak_equity", b"peak_equity", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "account_currency", b"account_currency", "capital_allocation", b"capital_allocation", "costs", b"costs", "equity", b"equity", "execution_id", b"execution_id", "fills", b"fills", "instruments", b"instruments", "margin_used", b"margin_used", "mode", b"mode", "on_feed_end", b"on_feed_end", "orders", b"orders", "parameters", b"parameters", "peak_equity", b"peak_equity", "position_size_units", b"position_size_units", "positions", b"positions", "realized_pnl", b"realized_pnl", "risk", b"risk", "sizing", b"sizing", "start_time", b"start_time", "status", b"status", "status_message", b"status_message", "stop_loss_pips", b"stop_loss_pips", "stop_time", b"stop_time", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "timeframe", b"timeframe", "trailing_stop_pips", b"trailing_stop_pips", "unrealized_pnl", b"unrealized_pnl", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_loss_pips: _TypeAlias = _typing.Literal["stop_loss_pips"]  # noqa: Y015
     _WhichOneofArgType__stop_loss_pips: _TypeAlias = _typing.Literal["_stop_loss_pips", b"_stop_loss_pips"]  # noqa: Y015
@@ -443,6 +451,7 @@ class StartExecutionRequest(_message.Message):
     TRAILING_STOP_PIPS_FIELD_NUMBER: _builtins.int
     SIZING_FIELD_NUMBER: _builtins.int
     ON_FEED_END_FIELD_NUMBER: _builtins.int
+    COSTS_FIELD_NUMBER: _builtins.int
     strategy_id: _builtins.str
     capital_allocation: _builtins.float
     """Required: positive, at most 1e12, in the account currency."""
@@ -478,6 +487,15 @@ class StartExecutionRequest(_message.Message):
         execution's equity at the signal's close (leverage 50), capped by the margin the other positions leave free.
         """
 
+    @_builtins.property
+    def costs(self) -> _backtest_pb2.BacktestCosts:
+        """PAPER only: what its fills cost, as in RunBacktestRequest (spread, slippage, commission, financing), so a paper
+        execution prices its fills as the backtest it follows. Unset fields: the backtest's defaults (a 1.0-pip spread,
+        no commission, no slippage, financing on at 2.5 % a year). On LIVE_PRICES the streamed bid and ask stand for
+        spread_pips. Refused: spread_from_data (live bars carry no spread column), and any cost of a LIVE execution,
+        whose broker fills at the market's prices and books its own financing.
+        """
+
     def __init__(
         self,
         *,
@@ -494,10 +512,11 @@ class StartExecutionRequest(_message.Message):
         trailing_stop_pips: _builtins.float | None = ...,
         sizing: _backtest_pb2.Sizing | None = ...,
         on_feed_end: Global___FeedEnd.ValueType = ...,
+        costs: _backtest_pb2.BacktestCosts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "costs", b"costs", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "capital_allocation", b"capital_allocation", "instruments", b"instruments", "mode", b"mode", "on_feed_end", b"on_feed_end", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units", "_stop_loss_pips", b"_stop_loss_pips", "_take_profit_pips", b"_take_profit_pips", "_trailing_stop_pips", b"_trailing_stop_pips", "capital_allocation", b"capital_allocation", "costs", b"costs", "instruments", b"instruments", "mode", b"mode", "on_feed_end", b"on_feed_end", "paper_feed", b"paper_feed", "parameters", b"parameters", "position_size_units", b"position_size_units", "risk", b"risk", "sizing", b"sizing", "stop_loss_pips", b"stop_loss_pips", "strategy_id", b"strategy_id", "take_profit_pips", b"take_profit_pips", "trailing_stop_pips", b"trailing_stop_pips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__position_size_units: _TypeAlias = _typing.Literal["position_size_units"]  # noqa: Y015
     _WhichOneofArgType__position_size_units: _TypeAlias = _typing.Literal["_position_size_units", b"_position_size_units"]  # noqa: Y015

@@ -8,16 +8,15 @@ from see_grpc.trading.model import BrokerFill, FillCosts, LiveBar, Order
 
 
 class PaperBroker:
+    """A fill is a function of the order, its bar and the execution's costs alone: an order submitted again (a
+    retry) gets the same fill, so each execution can have a broker of its own costs, made when it is needed."""
+
     kind = "paper"
 
     def __init__(self, costs: FillCosts | None = None) -> None:
-        self.costs = costs or FillCosts()  # the backtest's default costs unless configured otherwise
-        self._filled: dict[str, BrokerFill] = {}  # client order id -> fill: a retried order is not filled twice
+        self.costs = costs or FillCosts()  # the backtest's default costs unless the execution sets its own
 
     async def submit(self, order: Order, bar: LiveBar) -> BrokerFill:
-        known = self._filled.get(order.client_order_id)
-        if known is not None:
-            return known
         if order.price is not None:  # a stop or target the model found inside this bar: its price includes slippage
             price = order.price
         elif bar.bid is not None and bar.ask is not None:  # live prices: the market's own spread
@@ -25,6 +24,4 @@ class PaperBroker:
             price = bar.ask + slippage if order.side == "LONG" else bar.bid - slippage
         else:
             price = self.costs.market_price(order.instrument, order.side, bar.open)
-        fill = BrokerFill(price=price, commission=self.costs.commission(order.units, price), time=bar.time)
-        self._filled[order.client_order_id] = fill
-        return fill
+        return BrokerFill(price=price, commission=self.costs.commission(order.units, price), time=bar.time)

@@ -278,6 +278,18 @@ def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
         on_feed_end=FEED_END[settings.get("on_feed_end", "flatten")],
         **{name: value for name, value in settings.get("exits", {}).items() if value is not None},
     )
+    if record.mode != "live":
+        costs = account.costs
+        message.costs.CopyFrom(
+            backtest_pb2.BacktestCosts(
+                spread_pips=costs.spread_pips,
+                commission_per_million=costs.commission_per_million,
+                slippage_pips=costs.slippage_pips,
+                financing=costs.financing,
+                financing_long_rate=costs.financing_long_rate,
+                financing_short_rate=costs.financing_short_rate,
+            )
+        )
     if record.stop_time is not None:
         message.stop_time.CopyFrom(timestamp(record.stop_time))
     return message

@@ -258,4 +258,5 @@ def _start_request(request: execution_pb2.StartExecutionRequest) -> StartRequest
             request.sizing, request.position_size_units if request.HasField("position_size_units") else None
         ),
         on_feed_end=convert.feed_end(request.on_feed_end),
+        costs={name: getattr(request.costs, name) for name in convert.COST_FIELDS if request.costs.HasField(name)},  # type: ignore[arg-type]
     )
