@@ -33,6 +33,7 @@ from see_grpc.errors import (
     ResourceExhaustedError,
 )
 from see_grpc.service.journal import FillJournal
+from see_grpc.service.lockstep import Lockstep
 from see_grpc.service.ports import (
     BrokerFill,
     CapitalGate,
@@ -56,6 +57,7 @@ from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import public_text, quoted
+from see_grpc.trading.backtest.conversion import conversion_pairs
 from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument, timeframe_delta
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
 from see_grpc.trading.model import (
@@ -667,6 +669,8 @@ class _Runner:
         # order in flight.
         self._turn = asyncio.Lock()
         self._next_reconcile = time.monotonic() + manager.reconcile_every
+        replayed = record.mode == "paper" and settings["feed"].get("source", REPLAY) == REPLAY
+        self._lockstep = Lockstep(_instant_order(record)) if replayed and len(record.instruments) > 1 else None
 
     async def trade(self, instrument: str) -> None:
         """Until the feed ends (on_feed_end "flatten"), or until stopped: polling it for new bars ("wait")."""
@@ -679,15 +683,27 @@ class _Runner:
             feed = self._feed_settings()
             for seen in await asyncio.to_thread(market.history, instrument, timeframe, feed, after):
                 decide(seen)
-        while True:
-            async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
-                await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
-                async with self._turn:
-                    await self._on_bar(instrument, bar, decide(bar))
-                after = bar.time
-            if not self._wait:
-                return
-            await asyncio.sleep(FEED_POLL_SECONDS)
+        lockstep = self._lockstep  # the first pass only: bars polled for later ("wait") come as they come
+        try:
+            while True:
+                async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
+                    if lockstep is not None:
+                        await lockstep.turn(instrument, bar.time)
+                    await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
+                    async with self._turn:
+                        await self._on_bar(instrument, bar, decide(bar))
+                    if lockstep is not None:
+                        await lockstep.taken(instrument)
+                    after = bar.time
+                if lockstep is not None:
+                    await lockstep.ended(instrument)
+                    lockstep = None
+                if not self._wait:
+                    return
+                await asyncio.sleep(FEED_POLL_SECONDS)
+        finally:
+            if lockstep is not None:  # failed or cancelled mid-replay: the other instruments go on without it
+                await lockstep.ended(instrument)
 
     def _reconcile_now(self) -> None:
         """The feed connected again after a break: the broker may have closed positions meanwhile (a stop, a margin
@@ -904,6 +920,14 @@ def _feed_settings(request: StartRequest, timeframe: str, now: datetime) -> tupl
     if feed.get("source", REPLAY) == REPLAY and replay_from and replay_from >= feed["replay_to"]:
         _refuse_feed("replay_from", f"{replay_from} is not before replay_to {feed['replay_to']} (unset: now)")
     return feed, feed_timeframe
+
+
+def _instant_order(record: ExecutionRecord) -> list[str]:
+    """The order bars of one instant are traded in: pairs whose P&L converts through another pair's price (EUR/GBP in
+    a USD account) first, so they convert at the price that instant opened at, as the backtest converts them; then
+    the execution's order."""
+    currency = record.state.currency
+    return sorted(record.instruments, key=lambda name: not conversion_pairs(parse_instrument(name), currency))
 
 
 def _fill_costs(request: StartRequest) -> FillCosts:
