@@ -88,7 +88,7 @@ async def _measure(database: SqlDatabase, executions: int) -> float:
     bus = InProcessEventBus()
     await bus.start()
     unused_feed = PaperFeed(FileBarStore(Path(tempfile.gettempdir())))  # orders are filled directly here
-    ports = TradingPorts(Venues(unused_feed, PaperBroker()), LocalRiskGate(), LocalCapitalGate(1e9), LogMonitor())
+    ports = TradingPorts(Venues(unused_feed, PaperBroker), LocalRiskGate(), LocalCapitalGate(1e9), LogMonitor())
     manager = ExecutionManager(
         database, StrategyCatalogue(database), bus, ports, max_concurrent=100, observer=_NoMetrics()
     )
