@@ -25,7 +25,8 @@ from see_grpc.adapters.feeds.paper import PaperFeed
 from see_grpc.adapters.local import LocalCapitalGate, LocalRiskGate, LogMonitor
 from see_grpc.adapters.storage import SqlDatabase
 from see_grpc.adapters.storage.database import async_url
-from see_grpc.service.executions import ExecutionManager, TradingPorts, make_order
+from see_grpc.service.execution_runner import make_order
+from see_grpc.service.executions import ExecutionManager, TradingPorts
 from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import Venues

@@ -12,28 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
-
-import numpy as np
-import pandas as pd
 
 from see_grpc.errors import (
     BacktestDataError,
     DependencyUnavailableError,
     FailedPreconditionError,
-    FieldViolation,
-    InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
 )
+from see_grpc.service.execution_requests import StartRequest, new_record, refuse_shared_pairs
+from see_grpc.service.execution_runner import ExecutionRunner, KillSwitchError, last_rollovers, make_order
 from see_grpc.service.journal import FillJournal
-from see_grpc.service.lockstep import Lockstep
 from see_grpc.service.ports import (
     BrokerFill,
     CapitalGate,
@@ -57,24 +52,8 @@ from see_grpc.service.reconciliation import Reconciler
 from see_grpc.service.strategies import StrategyCatalogue
 from see_grpc.service.venues import REPLAY, Venues
 from see_grpc.text import public_text, quoted
-from see_grpc.trading.backtest.conversion import conversion_pairs
-from see_grpc.trading.instruments import TIMEFRAMES, parse_instrument, timeframe_delta
 from see_grpc.trading.lifecycle import EXECUTION, require_runnable
-from see_grpc.trading.model import (
-    Account,
-    ExitRules,
-    FillCosts,
-    FillReason,
-    OrderStatus,
-    PendingOrder,
-    Side,
-    Sizing,
-    conversion_problems,
-    exit_on_bar,
-)
-from see_grpc.trading.risk import RiskLimits, drawdown_breached, kill_switch_reason
-from see_grpc.trading.strategies import BaseStrategy
-from see_grpc.trading.strategies.base import Bar
+from see_grpc.trading.model import FillCosts, FillReason, OrderStatus, Side
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +62,6 @@ FILLS = "fills"
 ENDED = frozenset({"stopped", "failed"})  # statuses an execution never leaves: its streams end
 LEASE_SECONDS = 15.0
 PAUSED = "paused: "  # the status message of a running execution waiting for its broker to answer
-FLUSH_INTERVAL_SECONDS = 1.0  # how often a running execution tries to empty its outbox while the bus is away
-DEFAULT_UNITS = 10_000.0
-MAX_POSITION_UNITS = 1e9  # the most RiskLimits.max_position_units may be set to
-DEFAULT_BARS_PER_SECOND = 1.0  # live-like pace of the paper feed unless the request sets its own
-FEED_POLL_SECONDS = 1.0  # how often an execution that outlived its feed (on_feed_end "wait") asks for new bars
-FEED_END = ("flatten", "wait")  # what an execution does when its feed has no more bars
 
 
 @dataclass(frozen=True)
@@ -99,23 +72,6 @@ class TradingPorts:
     risk: RiskGate
     capital: CapitalGate
     monitor: Monitor
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    strategy_id: str
-    capital_allocation: float
-    parameters: dict[str, Any] = field(default_factory=dict)
-    instruments: list[str] = field(default_factory=list)
-    mode: str = "paper"
-    position_size_units: float | None = None
-    risk: dict[str, float] = field(default_factory=dict)  # only the limits the caller set
-    # source (venues.FEED_SOURCES), replay_from, replay_to, bars_per_second, timeframe
-    feed: dict[str, Any] = field(default_factory=dict)
-    exits: ExitRules = field(default_factory=ExitRules)
-    sizing: Sizing | None = None  # None: fixed units of position_size_units
-    on_feed_end: str = "flatten"  # one of FEED_END
-    costs: dict[str, float | bool] = field(default_factory=dict)  # only the costs the caller set (BacktestCosts)
 
 
 @dataclass
@@ -138,10 +94,10 @@ class ExecutionManager:
         reconcile_every: float = 60.0,
         swap_rates: Callable[[str], SwapRates | None] = lambda _: None,
     ) -> None:
-        self._db = database
+        self.database = database
         self._catalogue = catalogue
         self._venues = ports.venues
-        self._risk = ports.risk
+        self.risk = ports.risk
         self._capital = ports.capital
         self.monitor = ports.monitor
         self._bus = bus
@@ -168,22 +124,29 @@ class ExecutionManager:
         await self._catalogue.check_look_ahead(strategy, params)  # no bars yet: user code is tried on trial bars
         self._venues.check(request.mode, request.feed.get("source", REPLAY))
         await self._require_bus()
-        record = _new_record(request, strategy.instruments, strategy.timeframe, params, self.owner)
+        record = new_record(
+            request,
+            strategy.instruments,
+            strategy.timeframe,
+            params,
+            owner=self.owner,
+            lease=timedelta(seconds=LEASE_SECONDS),
+        )
         await self._require_replay_bars(record)
         named_rates = {"financing_long_rate", "financing_short_rate"} & set(request.costs)
         if record.state.costs.financing and not named_rates:  # the data folder's swap table, as backtests read it
             record.state.costs = await asyncio.to_thread(self._with_swap_rates, record.state.costs, record.instruments)
         # Before the transaction: Portfolio Management may be a remote call.
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             allocated = await uow.executions.allocated_active()
         await self._capital.check_allocation(request.strategy_id, request.capital_allocation, allocated=allocated)
-        async with self._db.unit_of_work() as uow:
+        async with self.database.unit_of_work() as uow:
             stored = await uow.strategies.get(request.strategy_id)  # not the cached copy: archived or deleted since?
             if stored is None:
                 raise NotFoundError(f"no strategy with id {quoted(request.strategy_id)}")
             require_runnable(stored.id, stored.status)
             if self._venues.shared_pairs(record.mode):
-                _refuse_shared_pairs(record.instruments, await uow.executions.live_instruments())
+                refuse_shared_pairs(record.instruments, await uow.executions.live_instruments())
             if await uow.executions.count_active() >= self._max_concurrent:
                 raise ResourceExhaustedError(
                     f"{self._max_concurrent} executions are running, the most MAX_CONCURRENT_STRATEGIES allows; "
@@ -201,7 +164,7 @@ class ExecutionManager:
         return replace(costs, swap_rates=swap)
 
     async def get(self, execution_id: str) -> ExecutionView:
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             record = await uow.executions.get(execution_id)
             if record is None:
                 raise NotFoundError(f"no execution with id {quoted(execution_id)}")
@@ -211,7 +174,7 @@ class ExecutionManager:
 
     async def status(self, execution_id: str) -> str:
         """The stored status alone (no orders or fills): cheap enough for a stream to poll."""
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             record = await uow.executions.get(execution_id)
         if record is None:
             raise NotFoundError(f"no execution with id {quoted(execution_id)}")
@@ -219,7 +182,7 @@ class ExecutionManager:
 
     async def browse(self, *, page_size: int, page_token: str, strategy_id: str, status: str) -> Page[ExecutionRecord]:
         size = page_size_of(page_size)
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             return await uow.executions.list(
                 page_size=size, page_token=page_token, strategy_id=strategy_id, status=status
             )
@@ -246,7 +209,7 @@ class ExecutionManager:
             record = holding
         if close_positions:
             try:
-                record = await self._flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
+                record = await self.flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
             except DependencyUnavailableError as exc:  # stopped all the same: nothing trades it any more
                 await self._positions_left_open(record, exc)
         return record
@@ -263,7 +226,7 @@ class ExecutionManager:
         ) from None
 
     async def _stopped_holding(self, execution_id: str) -> ExecutionRecord | None:
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             record = await uow.executions.get(execution_id)
         holding = record is not None and record.state.holding
         return record if holding and record is not None and record.status == "stopped" else None
@@ -297,7 +260,7 @@ class ExecutionManager:
     # -- internals ---------------------------------------------------------------------------------------------
 
     async def _transition(self, execution_id: str, status: str, message: str) -> ExecutionRecord:
-        async with self._db.unit_of_work() as uow:
+        async with self.database.unit_of_work() as uow:
             record = await uow.executions.get(execution_id)
             if record is None:
                 raise NotFoundError(f"no execution with id {quoted(execution_id)}")
@@ -325,12 +288,12 @@ class ExecutionManager:
 
     async def _claim_orphans(self) -> None:
         now = datetime.now(UTC)
-        async with self._db.unit_of_work() as uow:
+        async with self.database.unit_of_work() as uow:
             candidates = await uow.executions.claimable(self.owner, now)
         for record in candidates:
             if record.execution_id in self._tasks:
                 continue
-            async with self._db.unit_of_work() as uow:
+            async with self.database.unit_of_work() as uow:
                 leased = await uow.executions.try_lease(
                     record.execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
                 )
@@ -359,7 +322,7 @@ class ExecutionManager:
     async def _renew_leases(self) -> None:
         now = datetime.now(UTC)
         for execution_id in list(self._tasks):
-            async with self._db.unit_of_work() as uow:
+            async with self.database.unit_of_work() as uow:
                 kept = await uow.executions.try_lease(
                     execution_id, self.owner, now, now + timedelta(seconds=LEASE_SECONDS)
                 )
@@ -371,7 +334,7 @@ class ExecutionManager:
 
     async def _run(self, execution_id: str) -> None:
         try:
-            async with self._db.unit_of_work(readonly=True) as uow:
+            async with self.database.unit_of_work(readonly=True) as uow:
                 record = await uow.executions.get(execution_id)
             if record is None:
                 return
@@ -382,12 +345,12 @@ class ExecutionManager:
             if record.status_message.startswith(PAUSED):
                 record.status_message = ""
                 await self._note(execution_id, "")
-            runner = _Runner(self, record, (await self._catalogue.runnable(strategy))())
+            runner = ExecutionRunner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
             if record.mode == "paper":  # as a backtest ends: what is still open closes at the last bar's close
-                _last_rollovers(record)
-                await self._flatten(record, f"{ended}; positions closed at the last close", FillReason.END_OF_DATA)
+                last_rollovers(record)
+                await self.flatten(record, f"{ended}; positions closed at the last close", FillReason.END_OF_DATA)
             await self._finish(execution_id, "stopped", record.status_message or ended)
         except asyncio.CancelledError:
             raise
@@ -426,7 +389,7 @@ class ExecutionManager:
         return self._venues.feed(record.mode, record.settings["feed"].get("source", REPLAY))
 
     async def _failed(self, execution_id: str, exc: Exception) -> None:
-        if isinstance(exc, _KillSwitchError):
+        if isinstance(exc, KillSwitchError):
             await self.monitor.alert("kill_switch", str(exc), {"execution_id": execution_id})
             await self._finish(execution_id, "stopped", str(exc))
             return
@@ -449,7 +412,7 @@ class ExecutionManager:
     async def _note(self, execution_id: str, message: str, *, statuses: frozenset[str] = EXECUTION.active) -> bool:
         """Set the status message of an execution in one of `statuses` (by default: not over yet); True when it said
         something else before (a pause's message counts as said while the execution stays paused)."""
-        async with self._db.unit_of_work() as uow:
+        async with self.database.unit_of_work() as uow:
             record = await uow.executions.get(execution_id)
             if record is None or record.status not in statuses or record.status_message == message:
                 return False
@@ -462,7 +425,7 @@ class ExecutionManager:
 
     async def _database_answers(self) -> bool:
         try:
-            await self._db.ping()
+            await self.database.ping()
         except DependencyUnavailableError:
             return False
         return True
@@ -471,7 +434,7 @@ class ExecutionManager:
         with contextlib.suppress(FailedPreconditionError):
             await self._transition(execution_id, status, message)
 
-    async def _flatten(self, record: ExecutionRecord, message: str, reason: FillReason) -> ExecutionRecord:
+    async def flatten(self, record: ExecutionRecord, message: str, reason: FillReason) -> ExecutionRecord:
         """Close every position at its last known price (the last bar's close), stamped with that bar's time."""
         account = record.state
         for instrument, position in account.positions.items():
@@ -592,7 +555,7 @@ class ExecutionManager:
     async def saving(self, execution_id: str) -> AsyncIterator[UnitOfWork]:
         """A unit of work that also marks the execution's events published so far, and commits. They are forgotten
         only once it has committed: if it fails (the database went away), the next save marks them."""
-        async with self._db.unit_of_work() as uow:
+        async with self.database.unit_of_work() as uow:
             yield uow
             signals, fills = self._published(execution_id)
             marked_signals, marked_fills = list(signals), list(fills)
@@ -612,7 +575,7 @@ class ExecutionManager:
         except DependencyUnavailableError:
             self._backlog.add(execution_id)
             return
-        async with self._db.unit_of_work(readonly=True) as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:
             orders, fills = await uow.executions.unpublished(execution_id)
         on_bus = self._published(execution_id)  # published but not marked yet (a save failed): not again
         orders = [order for order in orders if order.client_order_id not in on_bus[0]]
@@ -639,255 +602,6 @@ class ExecutionManager:
                 pass
 
 
-class _KillSwitchError(Exception):
-    """The drawdown limit was breached: positions are flat and the execution stops."""
-
-
-def _last_rollovers(record: ExecutionRecord) -> None:
-    """A position still open at the end of the data pays the rollovers inside its last bar, as in a backtest."""
-    bar = timeframe_delta(record.settings["timeframe"])
-    for instrument, last in record.state.bar_times.items():
-        record.state.roll_over(instrument, last, last + bar)
-
-
-class _Runner:
-    """Trades one execution: for each instrument, bar by bar, on the execution's account (record.state)."""
-
-    def __init__(self, manager: ExecutionManager, record: ExecutionRecord, strategy: BaseStrategy) -> None:
-        self._manager = manager
-        self._record = record
-        self._account = record.state
-        self._strategy = strategy
-        self._params = strategy.validate_parameters(record.parameters)
-        settings = record.settings
-        self._exits = ExitRules(**settings.get("exits", {}))
-        self._sizing = Sizing(**settings.get("sizing", {"units": settings["position_size_units"]}))
-        self._wait = settings.get("on_feed_end", "flatten") == "wait"
-        self._limits = RiskLimits(**settings["risk"])
-        self._next_flush = 0.0  # monotonic time of the next try to empty the outbox
-        # One instrument's bar (its orders and fills) or one reconciliation at a time: reconciling never meets an
-        # order in flight.
-        self._turn = asyncio.Lock()
-        self._next_reconcile = time.monotonic() + manager.reconcile_every
-        replayed = record.mode == "paper" and settings["feed"].get("source", REPLAY) == REPLAY
-        self._lockstep = Lockstep(_instant_order(record)) if replayed and len(record.instruments) > 1 else None
-
-    async def trade(self, instrument: str) -> None:
-        """Until the feed ends (on_feed_end "flatten"), or until stopped: polling it for new bars ("wait")."""
-        record = self._record
-        timeframe = record.settings["timeframe"]
-        after = self._account.bar_times.get(instrument)
-        decide = _decider(self._strategy, self._params)
-        market = self._manager.feed_of(record)
-        if after is not None:  # resuming: replay what was already seen to rebuild the strategy's state
-            feed = self._feed_settings()
-            for seen in await asyncio.to_thread(market.history, instrument, timeframe, feed, after):
-                decide(seen)
-        lockstep = self._lockstep  # the first pass only: bars polled for later ("wait") come as they come
-        try:
-            while True:
-                async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
-                    if lockstep is not None:
-                        await lockstep.turn(instrument, bar.time)
-                    await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
-                    async with self._turn:
-                        await self._on_bar(instrument, bar, decide(bar))
-                    if lockstep is not None:
-                        await lockstep.taken(instrument)
-                    after = bar.time
-                if lockstep is not None:
-                    await lockstep.ended(instrument)
-                    lockstep = None
-                if not self._wait:
-                    return
-                await asyncio.sleep(FEED_POLL_SECONDS)
-        finally:
-            if lockstep is not None:  # failed or cancelled mid-replay: the other instruments go on without it
-                await lockstep.ended(instrument)
-
-    def _reconcile_now(self) -> None:
-        """The feed connected again after a break: the broker may have closed positions meanwhile (a stop, a margin
-        closeout), so the next bar is traded on reconciled books."""
-        self._next_reconcile = 0.0
-
-    async def _reconcile_when_due(self) -> None:
-        """A LIVE execution compares its books with the broker's every reconcile interval while it trades (at the
-        next bar after it) and after its feed reconnected, so a position the broker closed on its own is recorded
-        while SEE is up too."""
-        if self._record.mode != "live" or time.monotonic() < self._next_reconcile:
-            return
-        self._next_reconcile = time.monotonic() + self._manager.reconcile_every
-        async with self._turn:
-            try:
-                await self._manager.reconcile(self._record)
-            except DependencyUnavailableError as exc:  # a check while trading: the next interval tries again
-                logger.warning("execution %s: reconciliation skipped: %s", self._record.execution_id, exc.message)
-
-    def _feed_settings(self) -> dict[str, Any]:
-        feed: dict[str, Any] = self._record.settings["feed"]
-        if feed.get("follow_clock"):  # waiting for data with no replay_to of its own: the replay follows the clock
-            return {**feed, "replay_to": datetime.now(UTC).isoformat()}
-        return feed
-
-    async def _on_bar(self, instrument: str, bar: LiveBar, direction: float) -> None:
-        record, account = self._record, self._account
-        since = account.bar_times.get(instrument)
-        if since is not None:  # the rollovers since the last bar, charged at its close (the prices still latest)
-            account.roll_over(instrument, since, bar.time)
-        account.observe(instrument, bar.time, bar.open)  # fills at the open convert at the rates of the open
-        pending = account.pending.get(instrument)
-        # Paused by request: nothing goes out until it is resumed (the stored status: a pause may be just in).
-        if pending is not None and await self._manager.status(record.execution_id) == "running":
-            del account.pending[instrument]
-            order = await self._stored_order(pending.client_order_id)
-            if order is not None and order.status == OrderStatus.PENDING:
-                await self._manager.execute_order(record, order, bar)
-                account.entered(instrument, pending)
-        await self._exit_inside(instrument, bar)
-        account.observe(instrument, bar.time, bar.close)
-        account.mark(bar.time)
-        self._manager.observer.equity(record.execution_id, account.equity - record.capital_allocation)
-        if record.status == "running":
-            await self._decide(instrument, bar, direction)
-        await self._save()
-        await self._flush_outbox()
-        if record.status in ("stopped", "failed"):  # stopped through another replica
-            raise asyncio.CancelledError
-        if drawdown_breached(self._limits, account.equity, account.peak_equity):
-            reason = kill_switch_reason(self._limits, account.equity, account.peak_equity)
-            await self._manager._flatten(record, reason, FillReason.KILL_SWITCH)
-            raise _KillSwitchError(reason)
-
-    async def _exit_inside(self, instrument: str, bar: LiveBar) -> None:
-        """A stop loss, take profit or trailing stop inside the bar closes the position at its level (the model's
-        rule, the backtest's); the strategy's target that was in force enters again only once it changes."""
-        position = self._account.positions.get(instrument)
-        if position is None:
-            return
-        hit = exit_on_bar(position, bar, self._exits, self._account.costs)
-        if hit is None:
-            return
-        price, reason = hit
-        key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}:{reason}"
-        order = make_order(self._record, instrument, -position.units, key, reason, price=price)
-        await self._manager.execute_order(self._record, order, bar, new_order=True)
-        self._account.exited(instrument)
-
-    async def _decide(self, instrument: str, bar: LiveBar, direction: float) -> None:
-        account = self._account
-        delta = account.decide(instrument, direction, self._sizing, self._exits)
-        if delta is None:
-            return
-        target = account.position(instrument).units + delta
-        key = f"{self._record.execution_id}:{instrument}:{bar.time.isoformat()}"
-        order = make_order(self._record, instrument, delta, key)
-        reason = await self._risk_check(order, instrument, bar)
-        if reason:
-            order.status, order.reject_reason = OrderStatus.REJECTED, reason
-        else:
-            order.signal = {
-                "execution_id": self._record.execution_id,
-                "strategy_id": self._record.strategy_id,
-                "instrument": instrument,
-                "time": bar.time.isoformat(),
-                "target_units": target,
-                "price": bar.close,
-                "reason": "target changed",
-            }
-        async with self._manager._db.unit_of_work() as uow:
-            stored = await uow.executions.add_order(order)
-            if not stored:  # this bar was decided before a crash: carry on with that order, never a second one
-                order = await uow.executions.order_by_client_id(key) or order
-            await uow.commit()
-        if stored:
-            self._manager.observer.order(order.status)
-        if order.status == OrderStatus.PENDING:
-            account.pending[instrument] = PendingOrder(key, direction)
-        if stored and not reason:
-            await self._manager.publish_signal(order)
-
-    async def _risk_check(self, order: OrderRecord, instrument: str, bar: LiveBar) -> str:
-        exposure = self._account.exposure(instrument)
-        context = {
-            "limits": self._record.settings["risk"],
-            "position_units": exposure.position_units,
-            "gross_exposure": exposure.gross_exposure,
-            "daily_pnl": exposure.daily_pnl,
-            "price": bar.close,
-            "notional_per_unit": self._account.unit_value(instrument),  # account currency, as the limits are
-            "strategy_id": self._record.strategy_id,
-        }
-        try:
-            return await self._manager._risk.check(order, context)
-        except DependencyUnavailableError as exc:  # no trading on unknown risk
-            return f"risk check unavailable: {exc.message}"
-
-    async def _flush_outbox(self) -> None:
-        now = time.monotonic()
-        if self._manager.has_backlog(self._record.execution_id) and now >= self._next_flush:
-            self._next_flush = now + FLUSH_INTERVAL_SECONDS
-            await self._manager.flush_outbox(self._record.execution_id)
-
-    async def _stored_order(self, client_order_id: str) -> OrderRecord | None:
-        async with self._manager._db.unit_of_work(readonly=True) as uow:
-            return await uow.executions.order_by_client_id(client_order_id)
-
-    async def _save(self) -> None:
-        self._record.update_time = datetime.now(UTC)
-        async with self._manager.saving(self._record.execution_id) as uow:
-            stored = await uow.executions.get(self._record.execution_id)
-            if stored is not None:
-                self._record.status = stored.status  # pause/resume/stop arrive through the database
-                self._record.status_message = stored.status_message
-            await uow.executions.update(self._record)
-
-
-def _decider(strategy: BaseStrategy, params: dict[str, object]) -> Callable[[LiveBar], float]:
-    """Bar in, target direction out. Strategies with an incremental live path use it (O(1) a bar); the others are
-    recomputed over the whole history seen so far, which is exactly what their backtest decides."""
-    if type(strategy).live_signal is not BaseStrategy.live_signal:
-        signal = strategy.live_signal(params)
-        return lambda bar: signal.on_bar(Bar(pd.Timestamp(bar.time), bar.open, bar.high, bar.low, bar.close, 0.0))
-    history: list[LiveBar] = []
-    warmup = strategy.warmup_bars(params)
-
-    def recompute(bar: LiveBar) -> float:
-        history.append(bar)
-        if len(history) <= warmup:
-            return 0.0
-        frame = pd.DataFrame(
-            [(b.open, b.high, b.low, b.close) for b in history],
-            columns=["open", "high", "low", "close"],
-            index=pd.DatetimeIndex([b.time for b in history]),
-        )
-        return float(np.asarray(strategy.target_positions(frame, params))[-1])
-
-    return recompute
-
-
-def make_order(
-    record: ExecutionRecord,
-    instrument: str,
-    signed_units: float,
-    client_order_id: str,
-    reason: FillReason = FillReason.SIGNAL,
-    *,
-    price: float | None = None,
-) -> OrderRecord:
-    return OrderRecord(
-        order_id=uuid.uuid4().hex,
-        client_order_id=client_order_id,
-        execution_id=record.execution_id,
-        instrument=instrument,
-        side=Side.of(signed_units),
-        units=abs(signed_units),
-        status=OrderStatus.PENDING,
-        create_time=datetime.now(UTC),
-        reason=reason,
-        price=price,
-    )
-
-
 def _fill_event(fill: FillRecord) -> dict[str, Any]:
     return {
         "fill_id": fill.fill_id,
@@ -903,115 +617,3 @@ def _fill_event(fill: FillRecord) -> dict[str, Any]:
         "time": fill.time.isoformat(),
         "reason": fill.reason,
     }
-
-
-def _feed_settings(request: StartRequest, timeframe: str, now: datetime) -> tuple[dict[str, Any], str]:
-    """The feed settings to store and the timeframe traded; what could only fail once the execution runs is
-    refused here, before anything is stored."""
-    feed = dict(request.feed)
-    feed_timeframe = feed.pop("timeframe", "") or timeframe
-    if feed_timeframe not in TIMEFRAMES:
-        _refuse_feed("timeframe", f"{quoted(feed_timeframe)} is not supported; use one of {', '.join(TIMEFRAMES)}")
-    if request.on_feed_end == "wait" and "replay_to" not in feed:
-        feed["follow_clock"] = True
-    feed.setdefault("replay_to", now.isoformat())  # fixed now, so a resumed replay is the same replay
-    feed.setdefault("bars_per_second", DEFAULT_BARS_PER_SECOND)
-    replay_from = feed.get("replay_from")
-    if feed.get("source", REPLAY) == REPLAY and replay_from and replay_from >= feed["replay_to"]:
-        _refuse_feed("replay_from", f"{replay_from} is not before replay_to {feed['replay_to']} (unset: now)")
-    return feed, feed_timeframe
-
-
-def _instant_order(record: ExecutionRecord) -> list[str]:
-    """The order bars of one instant are traded in: pairs whose P&L converts through another pair's price (EUR/GBP in
-    a USD account) first, so they convert at the price that instant opened at, as the backtest converts them; then
-    the execution's order."""
-    currency = record.state.currency
-    return sorted(record.instruments, key=lambda name: not conversion_pairs(parse_instrument(name), currency))
-
-
-def _fill_costs(request: StartRequest) -> FillCosts:
-    """What the execution's fills cost: the caller's, over the backtest's defaults; none of a LIVE execution's."""
-    if request.costs and request.mode == "live":
-        names = ", ".join(f"costs.{name}" for name in request.costs)
-        raise InvalidArgumentError(
-            f"{names}: a LIVE execution's fills are the broker's, at the market's prices, and the broker books its "
-            "own financing; costs apply to PAPER executions",
-            violations=[FieldViolation(f"costs.{name}", "PAPER executions only") for name in request.costs],
-        )
-    if request.costs.get("spread_from_data"):
-        description = "live bars carry no spread column; set spread_pips (on LIVE_PRICES the streamed quotes count)"
-        raise InvalidArgumentError(
-            f"costs.spread_from_data: {description}", violations=[FieldViolation("costs.spread_from_data", description)]
-        )
-    chosen = {name: value for name, value in request.costs.items() if name != "spread_from_data"}
-    return FillCosts(**{"financing": request.mode == "paper", **chosen})  # type: ignore[arg-type]
-
-
-def _refuse_shared_pairs(instruments: list[str], traded: dict[str, str]) -> None:
-    taken = [f"{name} (execution {traded[name]})" for name in instruments if name in traded]
-    if taken:
-        raise FailedPreconditionError(
-            f"already traded LIVE on this account: {', '.join(taken)}; the account nets each pair across executions, "
-            "so their books could not be told apart: stop that execution first, or trade another pair"
-        )
-
-
-def _refuse_feed(name: str, description: str) -> NoReturn:
-    field_name = f"paper_feed.{name}"
-    raise InvalidArgumentError(f"{field_name}: {description}", violations=[FieldViolation(field_name, description)])
-
-
-def _new_record(
-    request: StartRequest, default_instruments: list[str], timeframe: str, params: dict[str, object], owner: str
-) -> ExecutionRecord:
-    try:
-        instruments = [parse_instrument(s).symbol for s in request.instruments or default_instruments]
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(exc.message, violations=[FieldViolation("instruments", exc.message)]) from None
-    units = request.position_size_units or DEFAULT_UNITS
-    if not math.isfinite(units) or units <= 0:
-        raise InvalidArgumentError("position_size_units must be positive")
-    sizing = request.sizing or Sizing(units=units)
-    if sizing.mode == "risk_per_trade" and not request.exits.stop_loss_pips:
-        raise InvalidArgumentError(
-            "sizing RISK_PER_TRADE needs stop_loss_pips: the risk is measured to the stop",
-            violations=[FieldViolation("stop_loss_pips", "required with sizing RISK_PER_TRADE")],
-        )
-    if request.on_feed_end not in FEED_END:
-        raise InvalidArgumentError(f"on_feed_end must be one of {', '.join(FEED_END)}")
-    # A paper account pays rollover financing as a backtest's does; a broker's account books its own.
-    account = Account.open(request.capital_allocation, _fill_costs(request))
-    problems = conversion_problems(instruments, account.currency)
-    if problems:
-        message = f"P&L is kept in {account.currency}: {'; '.join(problems)}"
-        raise InvalidArgumentError(message, violations=[FieldViolation("instruments", message)])
-    limits = RiskLimits.for_allocation(request.capital_allocation, units).__dict__
-    if sizing.mode != "fixed_units":  # sized on equity: the gross exposure limit bounds it, not a unit count
-        limits["max_position_units"] = MAX_POSITION_UNITS
-    limits |= request.risk
-    now = datetime.now(UTC)
-    feed, feed_timeframe = _feed_settings(request, timeframe, now)
-    return ExecutionRecord(
-        execution_id=uuid.uuid4().hex,
-        strategy_id=request.strategy_id,
-        status=EXECUTION.initial,
-        mode=request.mode,
-        capital_allocation=request.capital_allocation,
-        parameters=dict(params),
-        instruments=instruments,
-        settings={
-            "position_size_units": units,
-            "risk": limits,
-            "feed": feed,
-            "timeframe": feed_timeframe,
-            "exits": asdict(request.exits),
-            "sizing": asdict(sizing),
-            "on_feed_end": request.on_feed_end,
-        },
-        state=account,
-        start_time=now,
-        update_time=now,
-        lease_owner=owner,
-        lease_expires=now + timedelta(seconds=LEASE_SECONDS),
-    )

@@ -11,7 +11,8 @@ import grpc
 
 from see.v1 import execution_pb2, execution_pb2_grpc
 from see_grpc.errors import FieldViolation, InvalidArgumentError, StreamInterruptedError
-from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager, StartRequest
+from see_grpc.service.execution_requests import StartRequest
+from see_grpc.service.executions import ENDED, FILLS, SIGNALS, ExecutionManager
 from see_grpc.service.ports import EventBus, EventSubscription
 from see_grpc.service.venues import LIVE_PRICES, REPLAY
 from see_grpc.transport.grpc import convert
