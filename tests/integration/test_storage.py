@@ -857,6 +857,8 @@ async def test_a_token_pages_only_the_backtest_optimization_or_filtered_list_it_
         await uow.backtests.add_series("b-1", full_series(100, bars=10))
         for n in range(2, 6):
             await uow.backtests.add(backtest(n))
+        for n in range(2):
+            await uow.strategies.add(strategy(n))
         for optimization_id in ("o-0", "o-1"):
             await uow.optimizations.add(optimization(optimization_id=optimization_id))
             await uow.optimizations.add_trials(optimization_id, [trial(n) for n in range(30)])
@@ -871,6 +873,14 @@ async def test_a_token_pages_only_the_backtest_optimization_or_filtered_list_it_
         listed = await uow.backtests.list(page_size=1, strategy_id="s-0")
         with pytest.raises(InvalidArgumentError, match="issued for another list"):
             await uow.backtests.list(page_size=1, page_token=listed.next_page_token, strategy_id="s-1")
+        # Lists whose filters have the same shape (strategies: type and status; executions: strategy and status)
+        # do not take each other's tokens either.
+        strategies = await uow.strategies.list(page_size=1)
+        assert strategies.next_page_token
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
+            await uow.executions.list(page_size=1, page_token=strategies.next_page_token)
+        with pytest.raises(InvalidArgumentError, match="issued for another list"):
+            await uow.strategies.list(page_size=1, page_token=listed.next_page_token)
         # The same request goes on where it stopped.
         more = await uow.backtests.list(page_size=1, page_token=listed.next_page_token, strategy_id="s-0")
         assert [b.strategy_id for b in more.items] == ["s-0"] and more.items[0] != listed.items[0]
@@ -882,12 +892,15 @@ def forged(*values: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-# Times that overflow datetime once moved to UTC, a time that is not a string, a key that is not one.
+# Times that overflow datetime once moved to UTC, a time that is not a string, a key that is not one, keys no
+# database takes (a lone surrogate, a NUL).
 FORGED_LIST_TOKENS = [
     forged("0001-01-01T00:00:00+05:00", "s-0"),
     forged("9999-12-31T23:00:00-05:00", "s-0"),
     forged(12, "s-0"),
     forged("2024-03-01T12:00:00+00:00", 5),
+    forged("2024-03-01T12:00:00+00:00", "\ud800", "strategies", "", ""),
+    forged("2024-03-01T12:00:00+00:00", "x\u0000y", "strategies", "", ""),
 ]
 
 

@@ -86,17 +86,18 @@ class SqlExecutionRepository:
             stmt = stmt.where(ExecutionRow.strategy_id == strategy_id)
         if status:
             stmt = stmt.where(ExecutionRow.status == status)
+        scope = ("executions", strategy_id, status)
         stmt = keyset(
             stmt,
             ExecutionRow.start_time,
             ExecutionRow.execution_id,
             page_size=page_size,
             page_token=page_token,
-            scope=(strategy_id, status),
+            scope=scope,
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        return page_of(rows, page_size, _execution, lambda r: (r.start_time, r.execution_id), (strategy_id, status))
+        return page_of(rows, page_size, _execution, lambda r: (r.start_time, r.execution_id), scope)
 
     async def count_active(self, *, strategy_id: str = "") -> int:
         stmt = select(func.count()).select_from(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES))

@@ -85,17 +85,18 @@ class SqlOptimizationRepository:
         stmt = select(OptimizationRow).options(defer(OptimizationRow.results), defer(OptimizationRow.walk_forward))
         if strategy_id:
             stmt = stmt.where(OptimizationRow.strategy_id == strategy_id)
+        scope = ("optimizations", strategy_id)
         stmt = keyset(
             stmt,
             OptimizationRow.create_time,
             OptimizationRow.optimization_id,
             page_size=page_size,
             page_token=page_token,
-            scope=(strategy_id,),
+            scope=scope,
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
-        return page_of(rows, page_size, _summary, lambda r: (r.create_time, r.optimization_id), (strategy_id,))
+        return page_of(rows, page_size, _summary, lambda r: (r.create_time, r.optimization_id), scope)
 
     async def add_trials(self, optimization_id: str, trials: builtins.list[TrialRecord]) -> None:
         if trials:  # one executemany, not an ORM object per trial

@@ -1,9 +1,10 @@
 """Keyset paging: the page token is the opaque, url-safe encoding of where the next page starts.
 
 Lists of rows continue after the last row's (create_time, id); a backtest's trades continue at a trade index and an
-optimization's trials after a sort key. Every token also carries its scope: the filters it was issued for, and the
-backtest or optimization whose trades or trials it pages. A token used with another scope is refused, as AIP-158
-asks, rather than silently continuing another list at a position that means nothing there.
+optimization's trials after a sort key. Every token also carries its scope: which list it pages (strategies,
+backtests, ...) with the filters it was issued for, or the backtest or optimization whose trades or trials it pages.
+A token used with another scope is refused, as AIP-158 asks, rather than silently continuing another list at a
+position that means nothing there.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def decode_token(token: str, scope: Sequence[str]) -> tuple[datetime, str]:
         when, key, *issued = _unpack(token)
         if not isinstance(when, str) or not isinstance(key, str):
             raise TypeError("a page token is a time and a key, both strings")
+        if "\x00" in key:  # PostgreSQL text holds no NUL
+            raise ValueError("a page token's key holds a NUL")
+        key.encode()  # a lone surrogate (UnicodeEncodeError), which no database driver can send
         after = as_utc(datetime.fromisoformat(when)), key
     except _MALFORMED as exc:
         raise _bad_token(NOT_OURS) from exc

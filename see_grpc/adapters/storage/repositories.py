@@ -53,7 +53,7 @@ class SqlStrategyRepository:
             stmt = stmt.where(StrategyRow.type == type)
         if status:
             stmt = stmt.where(StrategyRow.status == status)
-        scope = (type, status)
+        scope = ("strategies", type, status)
         stmt = keyset(
             stmt, StrategyRow.create_time, StrategyRow.id, page_size=page_size, page_token=page_token, scope=scope
         )
@@ -115,13 +115,14 @@ class SqlBacktestRepository:
         ):
             if value:
                 stmt = stmt.where(column == value)
+        scope = ("backtests", strategy_id, instrument, status)
         stmt = keyset(
             stmt,
             BacktestRow.create_time,
             BacktestRow.backtest_id,
             page_size=page_size,
             page_token=page_token,
-            scope=(strategy_id, instrument, status),
+            scope=scope,
             newest_first=True,
         )
         rows = list(await self._session.scalars(stmt))
@@ -130,7 +131,7 @@ class SqlBacktestRepository:
             page_size,
             lambda row: _backtest_record(row, summary=True),
             lambda r: (r.create_time, r.backtest_id),
-            (strategy_id, instrument, status),
+            scope,
         )
 
     async def add_series(self, backtest_id: str, full: BacktestSeries) -> None:
