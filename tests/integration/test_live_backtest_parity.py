@@ -153,6 +153,12 @@ async def test_a_paper_replay_of_a_book_fills_and_ends_as_its_portfolio_backtest
 
     # Financing is charged alike: the same rollovers at the table's rates on the same notionals (in realised P&L).
     assert "financing.csv" in result["applied"]["data_files"]
+    # GET shows the plain rates only where a pair pays them: EUR/GBP is not in the table, the others are.
+    shown = execution["costs"]
+    assert shown["financing"] is True
+    assert (shown.get("financing_long_rate"), shown.get("financing_short_rate")) == (
+        (0.025, 0.025) if "EUR/GBP" in book else (None, None)
+    )
     paid = {p["instrument"]: p["financing"] for p in execution["positions"]}
     assert all(paid.values()) and sum(paid.values()) == pytest.approx(result["metrics"]["total_financing"], abs=0.005)
     # And the backtest's defaults (with the table) are those costs: the same trades and figures with `costs` left out.

@@ -378,8 +378,9 @@ class Execution(_message.Message):
     def sizing(self) -> _backtest_pb2.Sizing: ...
     @_builtins.property
     def costs(self) -> _backtest_pb2.BacktestCosts:
-        """What a PAPER execution's fills pay (StartExecutionRequest.costs over the defaults; where the data folder's swap
-        table has a pair, its rates replace financing_long_rate and financing_short_rate). Unset for LIVE: the broker's.
+        """What a PAPER execution's fills pay (StartExecutionRequest.costs over the defaults). financing_long_rate and
+        financing_short_rate are unset when no pair pays them: financing off, or every pair rated by the data folder's
+        swap table (whose rates replace them for its pairs). Unset for LIVE: the broker's.
         """
 
     def __init__(

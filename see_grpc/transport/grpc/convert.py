@@ -12,7 +12,7 @@ from see_grpc.service.backtests import OPTIONAL_SETTINGS, SIZING_MODES, SIZING_N
 from see_grpc.service.executions import ExecutionView
 from see_grpc.service.ports import BacktestRecord, ExecutionRecord, StrategyRecord
 from see_grpc.service.strategies import parameter_specs_of
-from see_grpc.trading.model import ExitRules, Sizing
+from see_grpc.trading.model import ExitRules, FillCosts, Sizing
 from see_grpc.trading.strategies import ParamSpec
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -279,20 +279,25 @@ def execution_summary(record: ExecutionRecord) -> execution_pb2.Execution:
         **{name: value for name, value in settings.get("exits", {}).items() if value is not None},
     )
     if record.mode != "live":
-        costs = account.costs
-        message.costs.CopyFrom(
-            backtest_pb2.BacktestCosts(
-                spread_pips=costs.spread_pips,
-                commission_per_million=costs.commission_per_million,
-                slippage_pips=costs.slippage_pips,
-                financing=costs.financing,
-                financing_long_rate=costs.financing_long_rate,
-                financing_short_rate=costs.financing_short_rate,
-            )
-        )
+        message.costs.CopyFrom(_execution_costs(account.costs, record.instruments))
     if record.stop_time is not None:
         message.stop_time.CopyFrom(timestamp(record.stop_time))
     return message
+
+
+def _execution_costs(costs: FillCosts, instruments: list[str]) -> backtest_pb2.BacktestCosts:
+    """The costs a paper execution's fills pay. The two financing rates are shown only where they are charged: with
+    financing on, for an instrument the swap table does not rate (its own rates are in the table)."""
+    shown = backtest_pb2.BacktestCosts(
+        spread_pips=costs.spread_pips,
+        commission_per_million=costs.commission_per_million,
+        slippage_pips=costs.slippage_pips,
+        financing=costs.financing,
+    )
+    if costs.financing and any(name not in costs.swap_rates for name in instruments):
+        shown.financing_long_rate = costs.financing_long_rate
+        shown.financing_short_rate = costs.financing_short_rate
+    return shown
 
 
 def execution(view: ExecutionView) -> execution_pb2.Execution:
