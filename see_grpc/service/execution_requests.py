@@ -68,7 +68,10 @@ def _fill_costs(request: StartRequest) -> FillCosts:
             violations=[FieldViolation(f"costs.{name}", "PAPER executions only") for name in request.costs],
         )
     if request.costs.get("spread_from_data"):
-        description = "live bars carry no spread column; set spread_pips (on LIVE_PRICES the streamed quotes count)"
+        description = (
+            "an execution fills at spread_pips (on LIVE_PRICES at the streamed bid and ask), not at a spread column "
+            "of the bars; set spread_pips"
+        )
         raise InvalidArgumentError(
             f"costs.spread_from_data: {description}", violations=[FieldViolation("costs.spread_from_data", description)]
         )

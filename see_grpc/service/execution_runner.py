@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from see_grpc.errors import DependencyUnavailableError
+from see_grpc.errors import BacktestDataError, DependencyUnavailableError
 from see_grpc.service.lockstep import Lockstep
-from see_grpc.service.ports import ExecutionRecord, LiveBar, OrderRecord
+from see_grpc.service.ports import ExecutionRecord, LiveBar, MarketFeed, OrderRecord
 from see_grpc.service.venues import REPLAY
 from see_grpc.trading.backtest.conversion import conversion_pairs
 from see_grpc.trading.instruments import parse_instrument, timeframe_delta
@@ -65,6 +65,7 @@ class ExecutionRunner:
         self._turn = asyncio.Lock()
         self._next_reconcile = time.monotonic() + manager.reconcile_every
         replayed = record.mode == "paper" and settings["feed"].get("source", REPLAY) == REPLAY
+        self._waiting_for_bars = False  # the status message says the feed has no bars yet
         self._lockstep = Lockstep(instant_order(record)) if replayed and len(record.instruments) > 1 else None
 
     async def trade(self, instrument: str) -> None:
@@ -81,15 +82,7 @@ class ExecutionRunner:
         lockstep = self._lockstep  # the first pass only: bars polled for later ("wait") come as they come
         try:
             while True:
-                async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
-                    if lockstep is not None:
-                        await lockstep.turn(instrument, bar.time)
-                    await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
-                    async with self._turn:
-                        await self._on_bar(instrument, bar, decide(bar))
-                    if lockstep is not None:
-                        await lockstep.taken(instrument)
-                    after = bar.time
+                after = await self._read_feed(instrument, market, decide, after, lockstep)
                 if lockstep is not None:
                     await lockstep.ended(instrument)
                     lockstep = None
@@ -99,6 +92,39 @@ class ExecutionRunner:
         finally:
             if lockstep is not None:  # failed or cancelled mid-replay: the other instruments go on without it
                 await lockstep.ended(instrument)
+
+    async def _read_feed(
+        self,
+        instrument: str,
+        market: MarketFeed,
+        decide: Callable[[LiveBar], float],
+        after: datetime | None,
+        lockstep: Lockstep | None,
+    ) -> datetime | None:
+        """Trade the feed's bars after `after` to its end; the time of the last one traded. An execution waiting
+        for bars (on_feed_end "wait") waits through a feed that has none yet, its status message saying why."""
+        timeframe = self._record.settings["timeframe"]
+        try:
+            async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
+                if lockstep is not None:
+                    await lockstep.turn(instrument, bar.time)
+                await self._reconcile_when_due()  # before the bar is traded: on the books as the broker has them
+                async with self._turn:
+                    await self._on_bar(instrument, bar, decide(bar))
+                if lockstep is not None:
+                    await lockstep.taken(instrument)
+                after = bar.time
+                if self._waiting_for_bars:
+                    self._waiting_for_bars = False
+                    await self._manager.note(self._record.execution_id, "")
+        except BacktestDataError as exc:  # no such file yet, or none of its bars in the window
+            if not self._wait:
+                raise
+            if not self._waiting_for_bars:
+                self._waiting_for_bars = True
+                logger.info("execution %s waits for %s bars: %s", self._record.execution_id, instrument, exc.message)
+                await self._manager.note(self._record.execution_id, f"waiting for bars: {exc.message}")
+        return after
 
     def _reconcile_now(self) -> None:
         """The feed connected again after a break: the broker may have closed positions meanwhile (a stop, a margin

@@ -219,7 +219,7 @@ class ExecutionManager:
         open_ = ", ".join(f"{p.units:+g} {n}" for n, p in record.state.positions.items() if not p.flat) or "none"
         advice = "call :stop with close_positions again once the broker answers"
         message = f"stopped by request; positions still open ({open_}): {advice}"
-        await self._note(record.execution_id, message, statuses=ENDED)
+        await self.note(record.execution_id, message, statuses=ENDED)
         raise DependencyUnavailableError(
             f"execution {record.execution_id} is stopped, but its positions are still open ({open_}): {exc.message}; "
             f"{advice}"
@@ -344,7 +344,7 @@ class ExecutionManager:
                 await self.reconcile(record)
             if record.status_message.startswith(PAUSED):
                 record.status_message = ""
-                await self._note(execution_id, "")
+                await self.note(execution_id, "")
             runner = ExecutionRunner(self, record, (await self._catalogue.runnable(strategy))())
             await asyncio.gather(*(runner.trade(instrument) for instrument in record.instruments))
             ended = f"the {self.feed_of(record).kind} feed has no more bars"
@@ -382,7 +382,7 @@ class ExecutionManager:
             if cause:
                 raise FailedPreconditionError(
                     f"paper_feed has nothing to replay: {cause}. Import bars (ImportBars, or files in the data "
-                    "folder) or choose another window"
+                    "folder), choose another window, or set on_feed_end WAIT to trade them as they are imported"
                 )
 
     def feed_of(self, record: ExecutionRecord) -> MarketFeed:
@@ -406,10 +406,10 @@ class ExecutionManager:
         count) and the lease keeper runs the execution again from it every few seconds, as after a restart."""
         logger.warning("execution %s paused until its broker answers: %s", execution_id, cause)
         # The record is any key holder's to read: no broker address or account path in it (the log has them).
-        if await self._note(execution_id, f"{PAUSED}{public_text(cause)}; it resumes by itself when that answers"):
+        if await self.note(execution_id, f"{PAUSED}{public_text(cause)}; it resumes by itself when that answers"):
             await self.monitor.alert("gateway_unavailable", cause, {"execution_id": execution_id})
 
-    async def _note(self, execution_id: str, message: str, *, statuses: frozenset[str] = EXECUTION.active) -> bool:
+    async def note(self, execution_id: str, message: str, *, statuses: frozenset[str] = EXECUTION.active) -> bool:
         """Set the status message of an execution in one of `statuses` (by default: not over yet); True when it said
         something else before (a pause's message counts as said while the execution stays paused)."""
         async with self.database.unit_of_work() as uow:

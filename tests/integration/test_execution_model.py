@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from see_grpc.trading.backtest.financing import rollovers_between
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import SERVICE_KEY, RunningServer
 from tests.integration.test_executions import FULL, WINDOW, execute_body, position_path_of_backtest, wait_for_status
-from tests.support.waiting import DEADLINE_SECONDS
+from tests.support.waiting import DEADLINE_SECONDS, until
+
+SERVICE = {"X-API-Key": SERVICE_KEY}
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +188,31 @@ async def test_equity_sizing_trades_a_fraction_of_the_allocation(running: Runnin
     mid = first["price"] - 0.00005 if first["side"] == "LONG" else first["price"] + 0.00005
     # Sized at the close the signal came on, which is within a bar's move of the fill's open.
     assert first["units"] == pytest.approx(500_000 / mid, rel=0.01)
+
+
+async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_imported(running: RunningServer) -> None:
+    body = execute_body(capital_allocation=10_000, instruments=["NZD/USD"], on_feed_end="WAIT")
+    body["paper_feed"] = {"bars_per_second": 0}  # no window: the replay follows the clock
+    started = await _start(running, body)
+    url = f"/api/v1/executions/{started['execution_id']}"
+
+    async def execution() -> dict[str, Any]:
+        async with running.http.get(url, headers=FULL) as response:
+            answer: dict[str, Any] = await response.json()
+        return answer
+
+    waiting = await until(execution, lambda e: e["status_message"].startswith("waiting for bars: "))
+    assert waiting["status"] == "RUNNING" and "NZD/USD" in waiting["status_message"]
+    # Falling, then rising: the trend follower (5 over 15) goes long once the averages cross.
+    first = datetime(2026, 11, 2, tzinfo=UTC)
+    mids = [0.6 + 0.002 * abs(i - 12) for i in range(40)]
+    bars = [
+        {"time": (first + timedelta(hours=i)).isoformat(), "open": m, "high": m + 5e-4, "low": m - 5e-4, "close": m}
+        for i, m in enumerate(mids)
+    ]
+    imported = {"instrument": "NZD/USD", "timeframe": "1h", "bars": bars}
+    async with running.http.post("/api/v1/bars:import", json=imported, headers=SERVICE) as response:
+        assert response.status == 200, await response.text()
+    traded = await until(execution, lambda e: len(e["fills"]) >= 1)
+    assert traded["status"] == "RUNNING" and traded["status_message"] == ""
+    assert traded["fills"][0]["side"] == "LONG" and traded["positions"][0]["units"] == 10_000
