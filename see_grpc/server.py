@@ -169,7 +169,7 @@ async def serve(settings: Settings) -> None:
 
 def _warm_up() -> None:
     """What requests need loaded: request validation, then the backtest kernels. Then what start-up has made (the
-    modules, their classes and functions, the wiring: about a million objects) leaves the garbage collector's
+    modules, their classes and functions, the wiring: about 270,000 objects) leaves the garbage collector's
     generations, so that its full collections no longer walk them: 100-200 ms pauses of the event loop otherwise,
     the p99 of every stream's events and probes (issue 10). No collection first: one would be such a pause itself,
     and what garbage start-up left is small."""
