@@ -291,8 +291,9 @@ class BarStore(Protocol):
     def swap_rates(self, instrument: str) -> SwapRates | None:
         """The pair's row of the financing table, None when there is no table or no row for it."""
 
-    def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
-        """Bars with start <= time < end; BacktestDataError/BacktestConfigError when there are none or bad ones."""
+    def load(self, instrument: str, timeframe: str, start: datetime | None, end: datetime) -> LoadedBars:
+        """Bars with start <= time < end (start None: from the first); BacktestDataError/BacktestConfigError when
+        there are none or bad ones."""
 
     def save(self, instrument: str, timeframe: str, bars: Any) -> Any:
         """Merge uploaded bars into the store, atomically."""

@@ -190,7 +190,7 @@ async def test_stop_pause_resume_and_limits(running: RunningServer) -> None:
             400,
             "paper_feed has nothing to replay: EUR_USD_1h.parquet has no EUR/USD bars from 2010-01-04",
         ),
-        (execute_body(paper_feed={"replay_to": "2010-02-01T00:00:00Z"}), 400, "to 2010-02-01T00:00:00+00:00;"),
+        (execute_body(paper_feed={"replay_to": "2010-02-01T00:00:00Z"}), 400, "bars before 2010-02-01T00:00:00+00:00;"),
         (execute_body(instruments=["NZD/USD"]), 400, "paper_feed has nothing to replay: "),
         (execute_body(costs={"spread_from_data": True}), 400, "spread_from_data: an execution fills at spread_pips"),
         (execute_body(costs={"spread_pips": -1}), 400, "costs.spread_pips"),

@@ -46,21 +46,20 @@ class FileBarStore:
         self._cache: OrderedDict[tuple[str, int, int], pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
-    def load(self, instrument: str, timeframe: str, start: datetime, end: datetime) -> LoadedBars:
-        """Bars with start <= time < end; a missing timeframe is resampled from the coarsest finer file."""
+    def load(self, instrument: str, timeframe: str, start: datetime | None, end: datetime) -> LoadedBars:
+        """Bars with start <= time < end (start None: from the first); a missing timeframe is resampled from the
+        coarsest finer file."""
         self._wait_ready()
         pair, timeframe = _parsed(instrument, timeframe)
         path, file_timeframe = self._locate(pair, timeframe)
-        bars = self._read(path).loc[_utc(start) : _utc(end) - pd.Timedelta(1, "ns")]
+        bars = self._read(path).loc[None if start is None else _utc(start) : _utc(end) - pd.Timedelta(1, "ns")]
         source = path.name
         if file_timeframe != timeframe:
             bars = resample_bars(bars, timeframe)
             source = f"{path.name} resampled to {timeframe}"
         if bars.empty:
-            raise BacktestDataError(
-                f"{source} has no {pair.symbol} bars from {start.isoformat()} to {end.isoformat()}; "
-                f"{self._coverage(path)}"
-            )
+            window = f"before {end.isoformat()}" if start is None else f"from {start.isoformat()} to {end.isoformat()}"
+            raise BacktestDataError(f"{source} has no {pair.symbol} bars {window}; {self._coverage(path)}")
         synthetic = path.name in self._synthetic_names()
         return LoadedBars(bars, f"{SYNTHETIC_SOURCE}: {source}" if synthetic else source, synthetic)
 

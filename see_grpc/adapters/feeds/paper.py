@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -12,7 +12,6 @@ import pandas as pd
 from see_grpc.service.ports import BarStore, LiveBar
 
 DEFAULT_REPLAY_BARS = 500
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PaperFeed:
@@ -50,7 +49,7 @@ class PaperFeed:
             start = datetime.fromisoformat(settings["replay_from"])
             frame: pd.DataFrame = self._bars.load(instrument, timeframe, start, end).bars
             return frame
-        everything: pd.DataFrame = self._bars.load(instrument, timeframe, EARLIEST, end).bars
+        everything: pd.DataFrame = self._bars.load(instrument, timeframe, None, end).bars
         return everything.tail(DEFAULT_REPLAY_BARS)
 
 
