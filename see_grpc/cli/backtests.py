@@ -15,7 +15,7 @@ from rich.table import Table
 from see.v1 import backtest_pb2, common_pb2
 from see_grpc.cli import output
 from see_grpc.cli.connection import run, usage_error
-from see_grpc.cli.options import Json, Params, connection
+from see_grpc.cli.options import Commission, Financing, Json, Params, SlippagePips, SpreadPips, connection
 from see_grpc.cli.parsing import parameters, timestamp
 from see_grpc.cli.progress import progress_bar
 from see_grpc.client import SeeClient
@@ -47,10 +47,10 @@ def backtest(
     currency: Annotated[str, typer.Option(help="Account currency.")] = "USD",
     units: Annotated[float | None, typer.Option(help="Position size in units of the base currency.")] = None,
     leverage: Annotated[float | None, typer.Option(help="Account leverage, e.g. 30.")] = None,
-    spread_pips: Annotated[float | None, typer.Option(help="Spread in pips (default: the server's).")] = None,
-    commission: Annotated[float | None, typer.Option(help="Commission per million of notional.")] = None,
-    slippage_pips: Annotated[float | None, typer.Option(help="Slippage in pips per fill.")] = None,
-    financing: Annotated[bool | None, typer.Option("--financing/--no-financing", help="Overnight financing.")] = None,
+    spread_pips: SpreadPips = None,
+    commission: Commission = None,
+    slippage_pips: SlippagePips = None,
+    financing: Financing = None,
     spread_from_data: Annotated[
         bool, typer.Option("--spread-from-data", help="Fill at the data's per-bar spread or bid/ask columns.")
     ] = False,

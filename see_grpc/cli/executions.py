@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from see.v1 import common_pb2, execution_pb2
+from see.v1 import backtest_pb2, common_pb2, execution_pb2
 from see_grpc.cli import output
 from see_grpc.cli.connection import run, usage_error
-from see_grpc.cli.options import Instruments, Json, Params, connection
+from see_grpc.cli.options import Commission, Financing, Instruments, Json, Params, SlippagePips, SpreadPips, connection
 from see_grpc.cli.parsing import parameters, timestamp
 from see_grpc.client import SeeClient
 
@@ -43,9 +43,13 @@ def start(
     ] = False,
     max_drawdown: Annotated[float | None, typer.Option(help="Kill switch: stop at this drawdown (0.1 = 10 %).")] = None,
     max_daily_loss: Annotated[float | None, typer.Option(help="Kill switch: stop at this loss in a day.")] = None,
+    spread_pips: SpreadPips = None,
+    commission: Commission = None,
+    slippage_pips: SlippagePips = None,
+    financing: Financing = None,
     as_json: Json = False,
 ) -> None:
-    """Start running a strategy (paper trading unless --mode live)."""
+    """Start running a strategy (paper trading unless --mode live); a paper one takes a backtest's costs."""
     if mode.lower() not in _MODES:
         usage_error(f"--mode {mode!r}: choose paper or live")
     request = execution_pb2.StartExecutionRequest(
@@ -61,6 +65,9 @@ def start(
             replay_to=timestamp(replay_to, "--replay-to") if replay_to else None,
             bars_per_second=bars_per_second,
             source=execution_pb2.PaperFeedOptions.LIVE_PRICES if live_prices else execution_pb2.PaperFeedOptions.REPLAY,
+        ),
+        costs=backtest_pb2.BacktestCosts(
+            spread_pips=spread_pips, commission_per_million=commission, slippage_pips=slippage_pips, financing=financing
         ),
     )
     reply = run(connection(ctx), lambda c: c.start_execution(request))

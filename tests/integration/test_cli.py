@@ -165,9 +165,12 @@ async def test_register_pause_archive_activate_a_strategy_from_a_file(running: R
 async def test_an_execution_from_start_to_stop_with_its_fills_followed(running: RunningServer) -> None:
     start = ["executions", "start", "trend_following_v1", "--capital", "100000", "-p", "fast_period=5"]
     replay = ["--replay-from", "2024-01-01", "--replay-to", "2024-01-15", "--bars-per-second", "0"]
-    ran = await see(running, *start, *replay, "-p", "slow_period=12", "--json")
+    costs = ["--spread-pips", "2", "--commission", "40", "--no-financing"]
+    ran = await see(running, *start, *replay, *costs, "-p", "slow_period=12", "--json")
     assert ran.code == 0, ran.err
     execution_id = ran.json()["execution_id"]
+    shown_costs = {"spread_pips": 2, "commission_per_million": 40, "slippage_pips": 0, "financing": False}
+    assert ran.json()["costs"] == shown_costs
     followed = await see(running, "fills", "--follow", execution_id, "--json")  # ends when the feed runs out
     assert followed.code == 0, followed.err
     streamed = [json.loads(line)["result"]["fill"]["fill_id"] for line in followed.out.splitlines()]
