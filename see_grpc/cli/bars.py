@@ -89,7 +89,7 @@ def import_bars(
         output.print_json(summary)
         return
     output.console.print(
-        f"{total:,} bars of {replies[0].instrument} {replies[0].timeframe} imported, "
+        f"{total:,} bar{'' if total == 1 else 's'} of {replies[0].instrument} {replies[0].timeframe} imported, "
         f"{output.when(replies[0].first_time)} .. {output.when(replies[-1].last_time)}"
     )
 

@@ -142,7 +142,8 @@ class PreparedBacktest:
 
     @property
     def files(self) -> list[str]:
-        return [file for leg in self.legs for file in (leg.loaded.source, *leg.extra_files)]
+        """Each file once, in the order first used (a portfolio's pair may also convert another's P&L)."""
+        return list(dict.fromkeys(file for leg in self.legs for file in (leg.loaded.source, *leg.extra_files)))
 
     @property
     def warnings(self) -> list[str]:

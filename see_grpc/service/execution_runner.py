@@ -66,7 +66,10 @@ class ExecutionRunner:
         self._next_reconcile = time.monotonic() + manager.reconcile_every
         replayed = record.mode == "paper" and settings["feed"].get("source", REPLAY) == REPLAY
         self._waiting_for_bars = False  # the status message says the feed has no bars yet
-        self._lockstep = Lockstep(instant_order(record)) if replayed and len(record.instruments) > 1 else None
+        bars_per_second = settings["feed"].get("bars_per_second") if replayed else None
+        self._pause = 1.0 / bars_per_second if bars_per_second else 0.0  # between bars of a replay
+        multiple = replayed and len(record.instruments) > 1
+        self._lockstep = Lockstep(instant_order(record), self._paced) if multiple else None
 
     async def trade(self, instrument: str) -> None:
         """Until the feed ends (on_feed_end "flatten"), or until stopped: polling it for new bars ("wait")."""
@@ -113,6 +116,8 @@ class ExecutionRunner:
                     await self._on_bar(instrument, bar, decide(bar))
                 if lockstep is not None:
                     await lockstep.taken(instrument)
+                else:
+                    await self._paced()
                 after = bar.time
                 if self._waiting_for_bars:
                     self._waiting_for_bars = False
@@ -125,6 +130,9 @@ class ExecutionRunner:
                 logger.info("execution %s waits for %s bars: %s", self._record.execution_id, instrument, exc.message)
                 await self._manager.note(self._record.execution_id, f"waiting for bars: {exc.message}")
         return after
+
+    async def _paced(self) -> None:
+        await asyncio.sleep(self._pause)
 
     def _reconcile_now(self) -> None:
         """The feed connected again after a break: the broker may have closed positions meanwhile (a stop, a margin

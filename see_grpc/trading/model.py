@@ -554,9 +554,10 @@ def conversion_problems(instruments: list[str], currency: str) -> list[str]:
         quote = parse_instrument(name).quote
         if direct(quote, currency) or (direct(quote, _HUB) and direct(_HUB, currency)):
             continue
+        through_hub = "" if currency == _HUB else f" or {quote} and {currency} against {_HUB}"
         problems.append(
-            f"{name} is quoted in {quote}: its P&L in {currency} needs {quote}/{currency} (or {currency}/{quote}) or "
-            f"{quote} and {currency} against {_HUB} among the instruments"
+            f"{name} is quoted in {quote}: its P&L in {currency} needs {quote}/{currency} (or {currency}/{quote})"
+            f"{through_hub} among the instruments"
         )
     return problems
 

@@ -1,4 +1,4 @@
-"""The paper feed: replays stored bars (BACKTEST_DATA_DIR) at a chosen speed, as if they arrived live."""
+"""The paper feed: replays stored bars (BACKTEST_DATA_DIR) as if they arrived live (the execution sets the pace)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEFAULT_REPLAY_BARS = 500
 
 class PaperFeed:
     """settings: replay_to and optional replay_from (ISO times; without it, the last DEFAULT_REPLAY_BARS bars
-    stored before replay_to), bars_per_second (0 = as fast as possible)."""
+    stored before replay_to). The bars come as fast as they are taken: the execution paces them (bars_per_second)."""
 
     kind = "paper"
 
@@ -38,10 +38,9 @@ class PaperFeed:
         frame = await asyncio.to_thread(self._frame, instrument, timeframe, settings)
         if after is not None:
             frame = frame.loc[frame.index > pd.Timestamp(after)]
-        pause = 1.0 / settings["bars_per_second"] if settings.get("bars_per_second") else 0.0
         for bar in _live_bars(instrument, frame):
             yield bar
-            await asyncio.sleep(pause)  # also yields to the event loop at full speed
+            await asyncio.sleep(0)  # the execution paces the replay (bars_per_second): this only lets others run
 
     def _frame(self, instrument: str, timeframe: str, settings: dict[str, Any]) -> pd.DataFrame:
         end = datetime.fromisoformat(settings["replay_to"])

@@ -17,6 +17,10 @@ T0 = datetime(2025, 1, 6, tzinfo=UTC)
 HOURS = {"A": range(10), "B": [0, 1, 4, 5, 9], "C": [3, 4, 5]}
 
 
+async def _no_pace() -> None:
+    """Replayed as fast as possible."""
+
+
 async def _replay(lockstep: Lockstep, name: str, taken: list[tuple[int, str]], fail_at: int | None = None) -> None:
     try:
         for hour in HOURS[name]:
@@ -32,16 +36,23 @@ async def _replay(lockstep: Lockstep, name: str, taken: list[tuple[int, str]], f
 
 async def test_bars_are_taken_in_time_order_and_an_instant_in_the_given_order() -> None:
     taken: list[tuple[int, str]] = []
-    lockstep = Lockstep(["C", "A", "B"])
+    paces: list[int] = []  # the timeline's pace is kept once per instant, before its first bar
+
+    async def pace() -> None:
+        paces.append(len(taken))
+
+    lockstep = Lockstep(["C", "A", "B"], pace)
     await asyncio.gather(*(_replay(lockstep, name, taken) for name in HOURS))
     rank = {"C": 0, "A": 1, "B": 2}
     timeline = [(hour, name) for name, hours in HOURS.items() for hour in hours]
     assert taken == sorted(timeline, key=lambda t: (t[0], rank[t[1]]))
+    instants = sorted({hour for hour, _ in timeline})
+    assert paces == [sum(hour < instant for hour, _ in timeline) for instant in instants]  # bars taken before each
 
 
 async def test_an_instrument_that_fails_does_not_hold_the_others_up() -> None:
     taken: list[tuple[int, str]] = []
-    lockstep = Lockstep(["A", "B", "C"])
+    lockstep = Lockstep(["A", "B", "C"], _no_pace)
     results = await asyncio.wait_for(
         asyncio.gather(*(_replay(lockstep, name, taken, fail_at=4 if name == "A" else None) for name in HOURS),
                        return_exceptions=True),
