@@ -208,8 +208,10 @@ class ExecutionManager:
                 raise
             record = holding
         if close_positions:
+            held = any(not position.flat for position in record.state.positions.values())
+            said = "stopped by request; positions closed" if held else "stopped by request; no position was open"
             try:
-                record = await self.flatten(record, "stopped by request; positions closed", FillReason.STOPPED)
+                record = await self.flatten(record, said, FillReason.STOPPED)
             except DependencyUnavailableError as exc:  # stopped all the same: nothing trades it any more
                 await self._positions_left_open(record, exc)
         return record

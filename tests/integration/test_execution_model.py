@@ -203,6 +203,13 @@ async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_impo
 
     waiting = await until(execution, lambda e: e["status_message"].startswith("waiting for bars: "))
     assert waiting["status"] == "RUNNING" and "NZD/USD" in waiting["status_message"]
+    # Another that waits in vain is stopped, and says it had nothing to close.
+    idle = await _start(running, {**body, "instruments": ["USD/CAD"]})
+    async with running.http.post(
+        f"/api/v1/executions/{idle['execution_id']}:stop", json={"close_positions": True}, headers=FULL
+    ) as response:
+        stopped = await response.json()
+    assert (stopped["status"], stopped["status_message"]) == ("STOPPED", "stopped by request; no position was open")
     # Falling, then rising: the trend follower (5 over 15) goes long once the averages cross.
     first = datetime(2026, 11, 2, tzinfo=UTC)
     mids = [0.6 + 0.002 * abs(i - 12) for i in range(40)]
@@ -216,3 +223,6 @@ async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_impo
     traded = await until(execution, lambda e: len(e["fills"]) >= 1)
     assert traded["status"] == "RUNNING" and traded["status_message"] == ""
     assert traded["fills"][0]["side"] == "LONG" and traded["positions"][0]["units"] == 10_000
+    async with running.http.post(f"{url}:stop", json={"close_positions": True}, headers=FULL) as response:
+        closed = await response.json()
+    assert (closed["status"], closed["status_message"]) == ("STOPPED", "stopped by request; positions closed")
