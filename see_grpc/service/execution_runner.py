@@ -65,7 +65,8 @@ class ExecutionRunner:
         self._turn = asyncio.Lock()
         self._next_reconcile = time.monotonic() + manager.reconcile_every
         replayed = record.mode == "paper" and settings["feed"].get("source", REPLAY) == REPLAY
-        self._waiting_for_bars = False  # the status message says the feed has no bars yet
+        # Instruments whose feed has no bars yet, and why: the status message says so while any does.
+        self._waiting: dict[str, str] = {}
         bars_per_second = settings["feed"].get("bars_per_second") if replayed else None
         self._pause = 1.0 / bars_per_second if bars_per_second else 0.0  # between bars of a replay
         multiple = replayed and len(record.instruments) > 1
@@ -119,17 +120,22 @@ class ExecutionRunner:
                 else:
                     await self._paced()
                 after = bar.time
-                if self._waiting_for_bars:
-                    self._waiting_for_bars = False
-                    await self._manager.note(self._record.execution_id, "")
+                if self._waiting.pop(instrument, None) is not None:
+                    await self._say_waiting()
         except BacktestDataError as exc:  # no such file yet, or none of its bars in the window
             if not self._wait:
                 raise
-            if not self._waiting_for_bars:
-                self._waiting_for_bars = True
+            if instrument not in self._waiting:
+                self._waiting[instrument] = exc.message
                 logger.info("execution %s waits for %s bars: %s", self._record.execution_id, instrument, exc.message)
-                await self._manager.note(self._record.execution_id, f"waiting for bars: {exc.message}")
+                await self._say_waiting()
         return after
+
+    async def _say_waiting(self) -> None:
+        """The status message names an instrument still waiting for bars; empty once none is (each pair of the
+        execution runs in a task of its own, and one trading must not clear what another waits for)."""
+        waiting = next(reversed(self._waiting.values()), None)
+        await self._manager.note(self._record.execution_id, "" if waiting is None else f"waiting for bars: {waiting}")
 
     async def _paced(self) -> None:
         await asyncio.sleep(self._pause)

@@ -224,5 +224,7 @@ async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_impo
     assert traded["status"] == "RUNNING" and traded["status_message"] == ""
     assert traded["fills"][0]["side"] == "LONG" and traded["positions"][0]["units"] == 10_000
     async with running.http.post(f"{url}:stop", json={"close_positions": True}, headers=FULL) as response:
+        assert response.status == 200, await response.text()
         closed = await response.json()
     assert (closed["status"], closed["status_message"]) == ("STOPPED", "stopped by request; positions closed")
+
