@@ -227,4 +227,3 @@ async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_impo
         assert response.status == 200, await response.text()
         closed = await response.json()
     assert (closed["status"], closed["status_message"]) == ("STOPPED", "stopped by request; positions closed")
-
