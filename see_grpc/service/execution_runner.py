@@ -106,7 +106,8 @@ class ExecutionRunner:
         lockstep: Lockstep | None,
     ) -> datetime | None:
         """Trade the feed's bars after `after` to its end; the time of the last one traded. An execution waiting
-        for bars (on_feed_end "wait") waits through a feed that has none yet, its status message saying why."""
+        for bars (on_feed_end "wait") waits through a feed that has none yet, or none after the last one traded,
+        its status message saying why."""
         timeframe = self._record.settings["timeframe"]
         try:
             async for bar in market.bars(instrument, timeframe, self._feed_settings(), after, self._reconcile_now):
@@ -125,11 +126,17 @@ class ExecutionRunner:
         except BacktestDataError as exc:  # no such file yet, or none of its bars in the window
             if not self._wait:
                 raise
-            if instrument not in self._waiting:
-                self._waiting[instrument] = exc.message
-                logger.info("execution %s waits for %s bars: %s", self._record.execution_id, instrument, exc.message)
-                await self._say_waiting()
+            await self._wait_for(instrument, exc.message)
+        else:
+            if self._wait and after is not None:  # caught up: the next bar is not there yet
+                await self._wait_for(instrument, f"{instrument} has none after {after:%Y-%m-%d %H:%M} UTC yet")
         return after
+
+    async def _wait_for(self, instrument: str, why: str) -> None:
+        if instrument not in self._waiting:
+            self._waiting[instrument] = why
+            logger.info("execution %s waits for %s bars: %s", self._record.execution_id, instrument, why)
+            await self._say_waiting()
 
     async def _say_waiting(self) -> None:
         """The status message names an instrument still waiting for bars; empty once none is (each pair of the

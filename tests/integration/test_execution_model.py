@@ -3,8 +3,6 @@ a JPY pair and a dollar pair in dollars, and what happens when the paper feed en
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from see_grpc.trading.backtest.financing import rollovers_between
 from tests.integration.conftest import SERVICE_KEY, RunningServer
 from tests.integration.test_executions import FULL, WINDOW, execute_body, position_path_of_backtest, wait_for_status
-from tests.support.waiting import DEADLINE_SECONDS, until
+from tests.support.waiting import until
 
 SERVICE = {"X-API-Key": SERVICE_KEY}
 
@@ -138,13 +136,16 @@ async def test_an_execution_that_waits_keeps_its_positions_when_the_feed_ends(ru
     assert closing["reason"] == "end_of_data"
     # The waiting one reaches the same fills but the closing one, and stays running with its position.
     url = f"/api/v1/executions/{waiting['execution_id']}"
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
+
+    async def current() -> dict[str, Any]:
         async with running.http.get(url, headers=FULL) as response:
-            execution = await response.json()
-        if len(execution["fills"]) >= len(reference["fills"]) - 1 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+            answer: dict[str, Any] = await response.json()
+        return answer
+
+    # Caught up with its window's last bar, it says it waits for the next.
+    last_bar = datetime.fromisoformat(closing["time"]).strftime("%Y-%m-%d %H:%M")
+    caught_up = f"waiting for bars: EUR/USD has none after {last_bar} UTC yet"
+    execution = await until(current, lambda e: e["status_message"] == caught_up)
     same = [(f["time"], f["price"], f["reason"]) for f in execution["fills"]]
     assert same == [(f["time"], f["price"], f["reason"]) for f in reference["fills"][:-1]]
     assert execution["status"] == "RUNNING" and execution["positions"][0]["units"] != 0
@@ -220,9 +221,11 @@ async def test_an_execution_waiting_on_a_pair_without_bars_trades_them_once_impo
     imported = {"instrument": "NZD/USD", "timeframe": "1h", "bars": bars}
     async with running.http.post("/api/v1/bars:import", json=imported, headers=SERVICE) as response:
         assert response.status == 200, await response.text()
-    traded = await until(execution, lambda e: len(e["fills"]) >= 1)
-    assert traded["status"] == "RUNNING" and traded["status_message"] == ""
-    assert traded["fills"][0]["side"] == "LONG" and traded["positions"][0]["units"] == 10_000
+    # Traded up to the last imported bar, it waits for the next one.
+    caught_up = "waiting for bars: NZD/USD has none after 2026-11-03 15:00 UTC yet"
+    traded = await until(execution, lambda e: e["status_message"] == caught_up)
+    assert traded["status"] == "RUNNING" and [f["side"] for f in traded["fills"]] == ["LONG"]
+    assert traded["positions"][0]["units"] == 10_000
     async with running.http.post(f"{url}:stop", json={"close_positions": True}, headers=FULL) as response:
         assert response.status == 200, await response.text()
         closed = await response.json()

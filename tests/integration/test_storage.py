@@ -556,6 +556,43 @@ async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
         await db.close()
 
 
+def _write_lock_is_free(path: Path) -> bool:
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)  # no busy wait: held means refused at once
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.rollback()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+async def test_a_write_cut_short_mid_statement_leaves_no_write_lock_behind(tmp_path: Path) -> None:
+    """A unit of work cancelled mid-statement has its connection invalidated and closed without a rollback, while
+    the statement's cursor is still referenced (by the cancelled frames); that must not keep the write lock."""
+    db = SqlDatabase(f"sqlite:///{tmp_path}/see.db")
+    await db.start()
+    try:
+        async with db.unit_of_work() as uow:
+            for n in range(3):
+                await uow.strategies.add(strategy(n))
+            await uow.commit()
+        async with db.unit_of_work() as uow:
+            await uow.strategies.add(strategy(3))  # the transaction holds the write lock
+            connection = await uow._session.connection()
+            rows = await connection.stream(text("SELECT id FROM strategies"))
+            assert await rows.fetchone() is not None  # the statement is mid-way through its rows
+            assert not _write_lock_is_free(tmp_path / "see.db")
+            await connection.invalidate()  # what a cancellation reaching the driver does
+            assert _write_lock_is_free(tmp_path / "see.db"), "the closed connection still holds the write lock"
+            del rows
+        async with db.unit_of_work(readonly=True) as uow:
+            assert await uow.strategies.get("s-3") is None  # rolled back, not committed
+    finally:
+        await db.close()
+
+
 def execution(n: int = 0, **changes: object) -> ExecutionRecord:
     record = ExecutionRecord(
         execution_id=f"e-{n}",

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -180,12 +181,29 @@ def _engine_options(kind: str, schema: str) -> dict[str, Any]:
     # PostgreSQL rejects NaN and Infinity in JSON; refusing them on SQLite too keeps both backends alike.
     options: dict[str, Any] = {"json_serializer": functools.partial(json.dumps, allow_nan=False)}
     if kind == "sqlite":
-        return options
+        return options | {"connect_args": {"factory": _RollbackOnClose}}
     connect_args: dict[str, Any] = {"timeout": _CONNECT_TIMEOUT_SECONDS}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
     # pre-ping: connections left over from a database restart are replaced instead of failing a request.
     return options | {"pool_pre_ping": True, "connect_args": connect_args}
+
+
+class _RollbackOnClose(sqlite3.Connection):
+    """A connection that ends its transaction before it closes.
+
+    SQLAlchemy closes a connection whose statement was cancelled (a runner stopped mid-write) without rolling back.
+    sqlite3_close_v2 then leaves a "zombie" while a cursor of that statement is still referenced (a traceback in a
+    reference cycle): it keeps its transaction, and with it the database's write lock, until the cycle collector
+    frees the cursor; every other writer waits out its busy_timeout meanwhile.
+    """
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
