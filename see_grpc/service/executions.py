@@ -290,7 +290,7 @@ class ExecutionManager:
 
     async def _claim_orphans(self) -> None:
         now = datetime.now(UTC)
-        async with self.database.unit_of_work() as uow:
+        async with self.database.unit_of_work(readonly=True) as uow:  # the lease below decides, atomically
             candidates = await uow.executions.claimable(self.owner, now)
         for record in candidates:
             if record.execution_id in self._tasks:

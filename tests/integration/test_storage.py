@@ -44,6 +44,7 @@ from see_grpc.service.ports import (
     TrialRecord,
 )
 from see_grpc.trading.model import Account, FillCosts, OrderStatus, Position, Side
+from tests.support.waiting import DEADLINE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -547,9 +548,19 @@ async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     try:
         async with asyncio.timeout(1.0), db.unit_of_work(readonly=True) as uow:
             assert (await uow.strategies.get("s-1")) is not None
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.5), db.unit_of_work() as uow:  # a writing unit of work waits its turn
-                await uow.strategies.get("s-1")
+        async with asyncio.timeout(1.0):  # nor does the health check
+            await db.ping()
+
+        async def write() -> None:
+            async with db.unit_of_work() as uow:
+                await uow.strategies.add(strategy(2))
+                await uow.commit()
+
+        waiting = asyncio.create_task(write())
+        _, pending = await asyncio.wait({waiting}, timeout=0.5)
+        assert pending == {waiting}  # a writing unit of work waits its turn...
+        writer.rollback()
+        await asyncio.wait_for(waiting, DEADLINE_SECONDS)  # ...and takes it once the other writer is done
     finally:
         writer.rollback()
         writer.close()

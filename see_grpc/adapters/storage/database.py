@@ -117,6 +117,8 @@ class SqlDatabase:
     async def ping(self) -> None:
         try:
             async with asyncio.timeout(self._ping_timeout), self._engine.connect() as conn:
+                # Read-only: on SQLite a health check must not queue behind writers for the write lock.
+                await conn.execution_options(**{_READONLY: True})
                 await conn.execute(text("SELECT 1"))
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
