@@ -259,8 +259,10 @@ async def test_an_execution_has_its_own_trades_and_fills_and_its_share_of_a_marg
         # OANDA closes 8,000 of the account's 11,000 on its own: exec-1's 6,000 (its trade is first), 2,000 of exec-2's.
         closeout = oanda.close_position("EUR/USD", units=8_000)
         fills = {tag: await broker.fills_since(tag, start) for tag in ("exec-1", "exec-2", "exec-3")}
-        later = await broker.fills_since("exec-1", opened)
+        later = await broker.fills_since("exec-1", opened)  # on the history already read, from `start`
         after = {tag: await broker.positions(tag) for tag in ("exec-1", "exec-2")}
+    async with _broker(oanda, page_size=2) as restarted:  # reads its history from `opened`
+        later_alone = await restarted.fills_since("exec-1", opened)
     assert held == {
         "exec-1": [TaggedPosition("EUR/USD", 6_000, price.ask)],
         "exec-2": [TaggedPosition("EUR/USD", 5_000, price.ask)],
@@ -279,14 +281,39 @@ async def test_an_execution_has_its_own_trades_and_fills_and_its_share_of_a_marg
         ("", -2_000),
     ]
     assert fills["exec-3"] == []
-    # From after exec-1's trade opened: its own later fill only. The closeout is not seen as exec-1's, because the
-    # trade's tag is read where it opened (the documented limit: reconciliation reads from the execution's start).
-    assert [f.client_order_id for f in later] == [own[1]]
+    # From after exec-1's trade opened: the fills since then. A broker that read from the start knows the trade
+    # is exec-1's and so counts the closeout; one that reads from `opened` does not, because the trade's tag is
+    # read where it opened (the documented limit: reconciliation reads from the execution's start).
+    assert [f.client_order_id for f in later] == [own[1], ""]
+    assert [f.client_order_id for f in later_alone] == [own[1]]
     assert after == {"exec-1": [], "exec-2": [TaggedPosition("EUR/USD", 3_000, price.ask)]}
     assert sum(f.units for f in fills["exec-1"]) == 0 and sum(f.units for f in fills["exec-2"]) == 3_000
-    # Two transactions a page: 4 orders and 4 fills since the start (4 pages, read 3 times), 3 of each since `opened`.
+    # Two transactions a page: 4 orders and 4 fills since the start are read once (4 pages) and kept; the later
+    # reads ask only what came since (nothing). The restarted broker reads 3 orders and 3 fills since `opened`.
     ranges = [r for r in oanda.requests if r.endswith("/transactions/idrange")]
-    assert len(ranges) == 3 * 4 + 3 and closeout["tradesClosed"] and closeout["tradeReduced"]
+    assert len(ranges) == 4 + 3 and closeout["tradesClosed"] and closeout["tradeReduced"]
+
+
+async def test_a_later_reconciliation_reads_only_the_transactions_since_the_last(oanda: FakeOanda) -> None:
+    async with _broker(oanda, page_size=2, max_pages=1) as broker:
+        start = datetime.now(UTC)
+        await broker.submit(_order(hour=1), BAR)
+        assert len(await broker.fills_since("exec-1", start)) == 1  # one order and its fill: one page
+        for hour in (2, 3):  # each reconciliation reads one more page of two: never the whole history again
+            await broker.submit(_order(hour=hour), BAR)
+            oanda.requests.clear()
+            fills = await broker.fills_since("exec-1", start)
+            pages = [r for r in oanda.requests if r.endswith("/transactions/idrange")]
+            assert (len(fills), len(pages)) == (hour, 1)
+        await broker.submit(_order(hour=4), BAR)
+        await broker.submit(_order(hour=5), BAR)
+        # Four transactions since the last read: two pages, more than the bound, and nothing half-read is kept.
+        with pytest.raises(DependencyUnavailableError, match=r"2 pages of 2 transactions since transaction 6"):
+            await broker.fills_since("exec-1", start)
+    async with _broker(oanda, page_size=2, max_pages=5) as broker:  # five orders and their fills: five pages
+        assert [f.client_order_id for f in await broker.fills_since("exec-1", start)] == [
+            _order(hour=hour).client_order_id for hour in range(1, 6)
+        ]
 
 
 async def test_a_history_longer_than_the_bound_is_an_outage_not_a_partial_answer(oanda: FakeOanda) -> None:
@@ -295,8 +322,9 @@ async def test_a_history_longer_than_the_bound_is_an_outage_not_a_partial_answer
         await broker.submit(_order(hour=1), BAR)
         assert len(await broker.fills_since("exec-1", start)) == 1  # one order and its fill: one page
         await broker.submit(_order(hour=2), BAR)
+    async with _broker(oanda, page_size=2, max_pages=1) as restarted:  # a start reads the whole history
         with pytest.raises(DependencyUnavailableError, match=r"2 pages of 2 order transactions .* more than the 1"):
-            await broker.fills_since("exec-1", start)
+            await restarted.fills_since("exec-1", start)
 
 
 @pytest.mark.parametrize("fault", ["garbled fill", "edited comment"])

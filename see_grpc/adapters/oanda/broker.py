@@ -10,8 +10,10 @@ that arrived is never sent twice, and a repeat that slips through is refused by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 NOT_FOUND = 404
 ALREADY_EXISTS = "CLIENT_ORDER_ID_ALREADY_EXISTS"
 PAGE_SIZE = 1000  # transactions per page: v20's most
-MAX_PAGES = 20  # read at most so many pages of history for one reconciliation
+MAX_PAGES = 20  # read at most so many pages of history for one reconciliation (or one catching up)
 MAX_HISTORY = timedelta(days=364)  # v20's longest time range is 365 days: a day's margin for clock skew
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
@@ -61,8 +63,21 @@ class OandaOrderRejectedError(PlatformRequestRejectedError, ports.OrderRejectedE
         )
 
 
+@dataclass
+class _History:
+    """The account's order transactions read so far: those from `since` up to transaction `last_id`, in order."""
+
+    since: datetime
+    last_id: int
+    entries: list[Entry]
+
+
 class OandaBroker(OandaClient):
-    """page_size / max_pages: how the transaction history is read for reconciliation (at most their product)."""
+    """page_size / max_pages: how the transaction history is read for reconciliation (at most their product).
+
+    The history read is kept: a later reconciliation reads only the transactions after it, so a long-running
+    execution costs one short read a reconciliation, and the bound applies to the first read after a start.
+    """
 
     kind = "oanda"
 
@@ -78,6 +93,8 @@ class OandaBroker(OandaClient):
         super().__init__(config, account, breaker)
         self._page_size = page_size
         self._max_pages = max_pages
+        self._history_read: _History | None = None
+        self._history_lock = asyncio.Lock()  # executions reconciling together extend the history once
 
     async def submit(self, order: OrderRecord, bar: LiveBar) -> BrokerFill:
         """Fills at OANDA's price, not at `bar`. FOK: all the units fill, or the order is cancelled (a rejection)."""
@@ -183,22 +200,46 @@ class OandaBroker(OandaClient):
 
     async def fills_since(self, tag: str, after: datetime | None) -> list[BrokerFillEvent]:
         """The fills of `tag`'s orders and of OANDA's own closes of its trades later than `after`, oldest first.
-        A trade counts as the tag's where it opened: `after` is to precede it (reconciliation passes the start)."""
+        A trade counts as the tag's where it opened: `after` is to precede it (reconciliation passes the start);
+        a history kept from an earlier `after` knows more trades, never fewer."""
         return tagged_fills(await self._history(after), tag, after)
 
     async def _history(self, after: datetime | None) -> list[Entry]:
-        """The MARKET_ORDER and ORDER_FILL transactions from `after` on, in order (GET .../transactions gives the
-        idrange pages of the time range; at most max_pages of them are read)."""
+        """The MARKET_ORDER and ORDER_FILL transactions from `after` on (or from earlier), in order."""
         # v20 answers at most 365 days of history a request (and from the account's creation without `from`).
         since = max(after or EPOCH, datetime.now(UTC) - MAX_HISTORY)
+        async with self._history_lock:
+            read = self._history_read
+            if read is None or since < read.since:
+                read = self._history_read = await self._history_from(since)
+            else:
+                await self._history_after(read)
+            return list(read.entries)
+
+    async def _history_from(self, since: datetime) -> _History:
+        """GET .../transactions gives the idrange pages of the time range; at most max_pages of them are read."""
         query = {"type": HISTORY_TYPES, "pageSize": str(self._page_size), "from": rfc3339(since)}
-        pages = await self._read(self.account_path("/transactions"), query, _pages)
-        if len(pages) > self._max_pages:
+        pages, last_id = await self._read(self.account_path("/transactions"), query, lambda r: (_pages(r), _last_id(r)))
+        self._bound(len(pages), f"pages of {self._page_size} order transactions since {since.isoformat()}")
+        return _History(since, last_id, await self._read_pages(pages))
+
+    async def _history_after(self, read: _History) -> None:
+        """Extend `read` with the order transactions v20 made since it (the account summary names the newest)."""
+        last_id = await self._read(self.account_path("/summary"), {}, _last_id)
+        starts = range(read.last_id + 1, last_id + 1, self._page_size)
+        self._bound(len(starts), f"pages of {self._page_size} transactions since transaction {read.last_id}")
+        pages = [(str(first), str(min(first + self._page_size - 1, last_id))) for first in starts]
+        read.entries += await self._read_pages(pages)  # all pages read, or none kept: no gap, no repeat
+        read.last_id = max(read.last_id, last_id)
+
+    def _bound(self, pages: int, what: str) -> None:
+        if pages > self._max_pages:
             raise PlatformServiceError(
-                f"{self.account.service} holds {len(pages)} pages of {self._page_size} order transactions since "
-                f"{since.isoformat()}, more than the {self._max_pages} SEE reads to reconcile an execution: "
-                "reconcile it by hand"
+                f"{self.account.service} holds {pages} {what}, more than the {self._max_pages} SEE reads to "
+                "reconcile an execution: reconcile it by hand"
             )
+
+    async def _read_pages(self, pages: list[tuple[str, str]]) -> list[Entry]:
         entries: list[Entry] = []
         for first, last in pages:
             page = {"from": first, "to": last, "type": HISTORY_TYPES}
@@ -281,6 +322,13 @@ def _pages(reply: JsonObject) -> list[tuple[str, str]]:
             raise MalformedMessageError(f"transactions page {page!r} is not an idrange")
         ranges.append((first, last))
     return ranges
+
+
+def _last_id(reply: JsonObject) -> int:
+    last = reply.get("lastTransactionID")
+    if not isinstance(last, str) or not last.isdigit():
+        raise MalformedMessageError(f"reply without a lastTransactionID: {last!r}")
+    return int(last)
 
 
 def _entries(reply: JsonObject) -> list[Entry]:
