@@ -160,10 +160,38 @@ def build_request(
         _assign(document, path, converted if field.is_repeated else converted[-1])
     for path, value in path_params.items():
         _assign(document, path, _scalar(_field(descriptor, path), path, value))
+    _require_objects(descriptor, document, "")
     try:
         return json_format.ParseDict(document, message_cls())
     except json_format.ParseError as exc:
         raise InvalidArgumentError(f"invalid request: {_clipped(str(exc))}") from None
+
+
+def _require_objects(descriptor: Any, document: Mapping[str, Any], prefix: str) -> None:
+    """A message field given something other than a JSON object is refused naming the field; protobuf would read a
+    string as the names of its letters ("has no field named 'c'"). Well-known types keep their own JSON forms."""
+    by_name = {**{f.name: f for f in descriptor.fields}, **{f.json_name: f for f in descriptor.fields}}
+    for key, value in document.items():
+        field = by_name.get(key)
+        if field is None or field.message_type is None or field.message_type.full_name.startswith("google.protobuf."):
+            continue
+        path = f"{prefix}{field.name}"
+        if field.message_type.GetOptions().map_entry:
+            _require_object(value, path, "an object of keys and values")
+            continue
+        for item in value if field.is_repeated and isinstance(value, list) else [value]:
+            _require_object(item, path, f"an object ({field.message_type.name})")
+            if isinstance(item, Mapping):
+                _require_objects(field.message_type, item, f"{path}.")
+
+
+def _require_object(value: Any, path: str, what: str) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        kind = "an array" if isinstance(value, list) else "a string" if isinstance(value, str) else "a JSON value"
+        raise InvalidArgumentError(
+            f"{path} must be {what}, not {kind}: {_clipped(json.dumps(value))}",
+            violations=[FieldViolation(path, f"must be {what}")],
+        )
 
 
 def _clipped(text: str) -> str:

@@ -5,7 +5,7 @@ from urllib.parse import unquote
 import pytest
 from google.api import http_pb2
 
-from see.v1 import backtest_pb2, execution_pb2, strategy_pb2
+from see.v1 import backtest_pb2, execution_pb2, optimization_pb2, strategy_pb2
 from see_grpc.errors import InvalidArgumentError
 from see_grpc.transport.rest.codec import build_request, parse_json_body, to_json
 from see_grpc.transport.rest.routes import TemplateError, _routes_of, build_routes, compile_template
@@ -123,6 +123,39 @@ def test_bad_bodies() -> None:
             backtest_pb2.RunBacktestRequest, body={"initial_captial": 5}, body_field="*", path_params={}, query={}
         )
     assert parse_json_body(b"  ") == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"costs": "cheap"}, 'costs must be an object (BacktestCosts), not a string: "cheap"'),
+        ({"costs": [1]}, "costs must be an object (BacktestCosts), not an array: [1]"),
+        ({"sizing": 5}, "sizing must be an object (Sizing), not a JSON value: 5"),
+    ],
+)
+def test_a_message_field_given_a_string_or_number_is_refused_by_name(body: dict[str, object], expected: str) -> None:
+    """protobuf alone would read "cheap" as the letters of a message ("has no field named 'c'")."""
+    with pytest.raises(InvalidArgumentError) as refused:
+        build_request(backtest_pb2.RunBacktestRequest, body=body, body_field="*", path_params={}, query={})
+    assert refused.value.message == expected
+    [violation] = refused.value.violations
+    assert violation.field == expected.split(" ", maxsplit=1)[0]
+    # Nested and repeated ones too, named by their path; well-known types (Struct parameters, Timestamp dates)
+    # keep their JSON forms.
+    for nested, path in (({"backtest": {"costs": "cheap"}}, "backtest.costs"), ({"space": ["fast"]}, "space")):
+        with pytest.raises(InvalidArgumentError, match=rf"^{path} must be an object \("):
+            build_request(
+                optimization_pb2.StartOptimizationRequest, body=nested, body_field="*", path_params={}, query={}
+            )
+    built = build_request(
+        backtest_pb2.RunBacktestRequest,
+        body={"parameters": {"fast_period": 5}, "start_date": "2025-01-01T00:00:00Z", "costs": {"spread_pips": 1}},
+        body_field="*",
+        path_params={},
+        query={},
+    )
+    assert isinstance(built, backtest_pb2.RunBacktestRequest)
+    assert built.costs.spread_pips == 1 and built.parameters["fast_period"] == 5
 
 
 def test_json_uses_proto_names_enum_names_and_prints_defaults() -> None:
