@@ -170,9 +170,8 @@ def build_request(
 def _require_objects(descriptor: Any, document: Mapping[str, Any], prefix: str) -> None:
     """A message field given something other than a JSON object is refused naming the field; protobuf would read a
     string as the names of its letters ("has no field named 'c'"). Well-known types keep their own JSON forms."""
-    by_name = {**{f.name: f for f in descriptor.fields}, **{f.json_name: f for f in descriptor.fields}}
     for key, value in document.items():
-        field = by_name.get(key)
+        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
         if field is None or field.message_type is None or field.message_type.full_name.startswith("google.protobuf."):
             continue
         path = f"{prefix}{field.name}"
